@@ -1,0 +1,1 @@
+"""TraceHub: shared pieces used by several parts (ledger client, IPFS client, configuration)."""
