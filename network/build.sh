@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build the Go-built components with `go install` into $TRACEHUB_BIN (default: .bin/).
+#
+# Versions are pinned by the build-only Go modules network/fabric/go.mod (Hyperledger Fabric)
+# and network/kubo/go.mod (Kubo), whose go.sum files pin every dependency by checksum.
+# A binary already built at the pinned version is skipped. Go's build cache makes a rebuild after
+# a fresh clone a link step rather than a full compile. Why not `go install pkg@version`:
+# docs/decisions/0001-go-built-components.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${TRACEHUB_BIN:-$here/../.bin}
+mkdir -p "$bin"
+bin=$(cd "$bin" && pwd)
+
+pinned() {  # pinned <module dir> <module path>: the version go.mod pins
+  (cd "$here/$1" && go list -m -f '{{.Version}}' "$2")
+}
+
+build() {  # build <name> <module dir> <package> <pinned module> [ldflags]
+  local name=$1 dir=$2 pkg=$3 module=$4 ldflags=${5:-}
+  local version stamp="$bin/.$name.version" start=$SECONDS
+  version=$(pinned "$dir" "$module")
+  if [[ -x "$bin/$name" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
+    echo "build: $name $version already built"
+    return
+  fi
+  echo "build: $name <- $pkg@$version (a cold build compiles for minutes)"
+  local log="$bin/.$name.build.log"
+  # -v lists each package as it is compiled: count them as progress.
+  ( cd "$here/$dir" && GOBIN="$bin" GOFLAGS="-mod=readonly -buildvcs=false" \
+      go install -v -ldflags "$ldflags" "$pkg" ) >"$log" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 10
+    echo "build: $name ... $(wc -l <"$log") packages compiled, $((SECONDS - start)) s"
+  done
+  if ! wait "$pid"; then
+    echo "build: $name FAILED, see $log" >&2
+    tail -20 "$log" >&2
+    exit 1
+  fi
+  echo "$version" >"$stamp"
+  echo "build: $name $version done in $((SECONDS - start)) s"
+}
+
+fabric_meta="github.com/hyperledger/fabric/common/metadata"
+fabric_ldflags="-X $fabric_meta.Version=3.1.0 -X $fabric_meta.CommitSHA=8f08391d840c"
+for target in ${*:-peer orderer configtxgen osnadmin cryptogen ipfs}; do
+  case $target in
+    ipfs)
+      build ipfs kubo github.com/ipfs/kubo/cmd/ipfs github.com/ipfs/kubo ;;
+    peer|orderer|configtxgen|osnadmin|cryptogen)
+      build "$target" fabric "github.com/hyperledger/fabric/cmd/$target" \
+        github.com/hyperledger/fabric "$fabric_ldflags" ;;
+    *) echo "build: unknown target $target" >&2; exit 2 ;;
+  esac
+done
