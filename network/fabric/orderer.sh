@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Run the Raft orderer in the foreground: channel participation API, no system channel, TLS.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+data=$FABRIC_HOME/orderer
+mkdir -p "$data"
+tls=$ORDERER_DIR/tls
+export ORDERER_GENERAL_LISTENADDRESS=127.0.0.1
+export ORDERER_GENERAL_LISTENPORT=$ORDERER_PORT
+export ORDERER_GENERAL_LOCALMSPID=OrdererMSP
+export ORDERER_GENERAL_LOCALMSPDIR=$ORDERER_DIR/msp
+export ORDERER_GENERAL_TLS_ENABLED=true
+export ORDERER_GENERAL_TLS_PRIVATEKEY=$tls/server.key
+export ORDERER_GENERAL_TLS_CERTIFICATE=$tls/server.crt
+export ORDERER_GENERAL_TLS_ROOTCAS=[$tls/ca.crt]
+export ORDERER_GENERAL_BOOTSTRAPMETHOD=none
+export ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE=$tls/server.crt
+export ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY=$tls/server.key
+export ORDERER_GENERAL_CLUSTER_ROOTCAS=[$tls/ca.crt]
+export ORDERER_CHANNELPARTICIPATION_ENABLED=true
+export ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:$ORDERER_ADMIN_PORT
+export ORDERER_ADMIN_TLS_ENABLED=true
+export ORDERER_ADMIN_TLS_PRIVATEKEY=$tls/server.key
+export ORDERER_ADMIN_TLS_CERTIFICATE=$tls/server.crt
+export ORDERER_ADMIN_TLS_ROOTCAS=[$tls/ca.crt]
+export ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED=true
+export ORDERER_ADMIN_TLS_CLIENTROOTCAS=[$tls/ca.crt]
+export ORDERER_FILELEDGER_LOCATION=$data/ledger
+export ORDERER_CONSENSUS_WALDIR=$data/etcdraft/wal
+export ORDERER_CONSENSUS_SNAPDIR=$data/etcdraft/snapshot
+export ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:$ORDERER_OPS_PORT
+export ORDERER_METRICS_PROVIDER=prometheus
+exec orderer

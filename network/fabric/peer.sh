@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run peer0 of org N (1 or 2) in the foreground: LevelDB state, TLS, Gateway service enabled,
+# chaincode through the external "ccaas" builder (no Docker).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+org=${1:?usage: peer.sh 1|2}
+
+dir=$(peer_dir "$org")
+name=peer0.$(org_domain "$org")
+data=$FABRIC_HOME/$name
+mkdir -p "$data"
+address=127.0.0.1:$(peer_port "$org")
+export CORE_PEER_ID=$name
+export CORE_PEER_LOCALMSPID=Org${org}MSP
+export CORE_PEER_MSPCONFIGPATH=$dir/msp
+export CORE_PEER_ADDRESS=$address
+export CORE_PEER_LISTENADDRESS=$address
+export CORE_PEER_CHAINCODEADDRESS=127.0.0.1:$(peer_cc_port "$org")
+export CORE_PEER_CHAINCODELISTENADDRESS=127.0.0.1:$(peer_cc_port "$org")
+export CORE_PEER_GOSSIP_BOOTSTRAP=$address
+export CORE_PEER_GOSSIP_EXTERNALENDPOINT=$address
+export CORE_PEER_TLS_ENABLED=true
+export CORE_PEER_TLS_CERT_FILE=$dir/tls/server.crt
+export CORE_PEER_TLS_KEY_FILE=$dir/tls/server.key
+export CORE_PEER_TLS_ROOTCERT_FILE=$dir/tls/ca.crt
+export CORE_PEER_FILESYSTEMPATH=$data/production
+export CORE_LEDGER_STATE_STATEDATABASE=goleveldb
+export CORE_LEDGER_SNAPSHOTS_ROOTDIR=$data/snapshots
+export CORE_PEER_GATEWAY_ENABLED=true
+export CORE_OPERATIONS_LISTENADDRESS=127.0.0.1:$(peer_ops_port "$org")
+export CORE_METRICS_PROVIDER=prometheus
+# No Docker here: chaincode runs as a service we start, found through the ccaas builder.
+export CORE_VM_ENDPOINT=
+export CORE_CHAINCODE_EXTERNALBUILDERS="[{name: ccaas, path: $fabric_dir/ccaas}]"
+exec peer node start

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Bring the local TraceHub stack up, down, or report on it:
+#   stack.sh up | down | status
+# Components run natively as background processes; each writes $TRACEHUB_RUN/logs/<name>.log and
+# $TRACEHUB_RUN/pids/<name>.pid. `up` is idempotent: a healthy component is left running.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/fabric/env.sh"
+logs=$TRACEHUB_RUN/logs
+pids=$TRACEHUB_RUN/pids
+mkdir -p "$logs" "$pids"
+PYTHON=${PYTHON:-$project_dir/.venv/bin/python}
+PGPORT=15432
+KUBO_API_PORT=15001
+MQTT_TLS_PORT=18883
+
+# name | command | health check | port(s) shown by status
+components=(postgres kubo mosquitto orderer peer0.org1 peer0.org2 chaincode)
+
+command_of() {
+  case $1 in
+    postgres) echo "$here/postgres/postgres.sh" ;;
+    kubo) echo "$here/kubo/kubo.sh" ;;
+    mosquitto) echo "$here/mosquitto/mosquitto.sh" ;;
+    orderer) echo "$here/fabric/orderer.sh" ;;
+    peer0.org1) echo "$here/fabric/peer.sh 1" ;;
+    peer0.org2) echo "$here/fabric/peer.sh 2" ;;
+    chaincode) echo "$here/fabric/chaincode-server.sh" ;;
+  esac
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+fabric_healthy() { curl -fsS "http://127.0.0.1:$1/healthz" 2>/dev/null | grep -q '"OK"'; }
+
+healthy() {
+  case $1 in
+    postgres) pg_isready -q -h 127.0.0.1 -p "$PGPORT" ;;
+    kubo) curl -fsS -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
+    mosquitto) port_open "$MQTT_TLS_PORT" ;;
+    orderer) fabric_healthy "$ORDERER_OPS_PORT" ;;
+    peer0.org1) fabric_healthy "$(peer_ops_port 1)" ;;
+    peer0.org2) fabric_healthy "$(peer_ops_port 2)" ;;
+    chaincode) port_open "$CHAINCODE_SERVER_PORT" ;;
+  esac
+}
+
+where() {
+  case $1 in
+    postgres) echo "postgresql://tracehub@127.0.0.1:$PGPORT/tracehub" ;;
+    kubo) echo "RPC http://127.0.0.1:$KUBO_API_PORT  gateway http://127.0.0.1:18080" ;;
+    mosquitto) echo "mqtts://127.0.0.1:$MQTT_TLS_PORT (client certificate required)" ;;
+    orderer) echo "grpcs://127.0.0.1:$ORDERER_PORT  admin :$ORDERER_ADMIN_PORT  ops :$ORDERER_OPS_PORT" ;;
+    peer0.org1) echo "grpcs://127.0.0.1:$(peer_port 1)  ops :$(peer_ops_port 1)" ;;
+    peer0.org2) echo "grpcs://127.0.0.1:$(peer_port 2)  ops :$(peer_ops_port 2)" ;;
+    chaincode) echo "grpcs://127.0.0.1:$CHAINCODE_SERVER_PORT (package $(cat "$FABRIC_HOME/chaincode/package_id" 2>/dev/null))" ;;
+  esac
+}
+
+pid_of() { local f=$pids/$1.pid; [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+
+start() {
+  local name=$1 timeout=${2:-60} log=$logs/$1.log
+  if pid_of "$name" >/dev/null && healthy "$name"; then
+    echo "up: $name already running (pid $(pid_of "$name"))"
+    return
+  fi
+  if healthy "$name"; then
+    echo "up: FAILED: $name: its port is already served by a process this run dir did not start" >&2
+    echo "    (another TraceHub checkout's stack? stop it with its own 'make down')" >&2
+    exit 1
+  fi
+  echo "up: starting $name (log $log)"
+  # setsid: the component outlives make and gets its own process group for `down`.
+  # shellcheck disable=SC2046
+  setsid $(command_of "$name") >>"$log" 2>&1 </dev/null &
+  echo $! >"$pids/$name.pid"
+  local deadline=$((SECONDS + timeout))
+  until healthy "$name"; do
+    if ! pid_of "$name" >/dev/null; then
+      echo "up: FAILED: $name exited during start; last lines of $log:" >&2
+      tail -n 15 "$log" >&2
+      exit 1
+    fi
+    if ((SECONDS > deadline)); then
+      echo "up: FAILED: $name not healthy after ${timeout}s; last lines of $log:" >&2
+      tail -n 15 "$log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+stop() {
+  local name=$1 pid
+  pid=$(pid_of "$name") || { rm -f "$pids/$name.pid"; return 0; }
+  echo "down: stopping $name (pid $pid)"
+  # Signal the whole process group (setsid made pid its leader); SIGINT is PostgreSQL's fast
+  # shutdown and a clean stop for the others.
+  local signal=TERM
+  [[ $name == postgres ]] && signal=INT
+  kill -"$signal" -- -"$pid" 2>/dev/null || kill -"$signal" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "down: $name did not stop in 30 s; killing it" >&2
+    kill -KILL -- -"$pid" 2>/dev/null || true
+  fi
+  rm -f "$pids/$name.pid"
+}
+
+postgres_database() {
+  local psql=(psql -h 127.0.0.1 -p "$PGPORT" -U tracehub -d postgres -tAq)
+  if [[ -z $("${psql[@]}" -c "select 1 from pg_database where datname = 'tracehub'") ]]; then
+    "${psql[@]}" -c "create database tracehub"
+  fi
+  if [[ -z $("${psql[@]}" -c "select 1 from pg_available_extensions where name = 'timescaledb'") ]]; then
+    echo "up: note: TimescaleDB is not installed here; readings use native PostgreSQL partitioning"
+  fi
+}
+
+up() {
+  local started=$SECONDS
+  bash "$here/fabric/crypto.sh"
+  start postgres 60
+  postgres_database
+  start kubo 60
+  start mosquitto 30
+  start orderer 60
+  start peer0.org1 90
+  start peer0.org2 90
+  bash "$here/fabric/channel.sh"
+  [[ -f $FABRIC_HOME/chaincode/package_id ]] || bash "$here/fabric/chaincode.sh" package >/dev/null
+  start chaincode 30
+  bash "$here/fabric/chaincode.sh" deploy
+  echo "up: stack ready in $((SECONDS - started)) s"
+  status
+}
+
+down() {
+  local i
+  for ((i = ${#components[@]} - 1; i >= 0; i--)); do stop "${components[$i]}"; done
+}
+
+status() {
+  local name pid state rc=0
+  printf '%-11s %-8s %-8s %s\n' component pid state endpoint
+  for name in "${components[@]}"; do
+    pid=$(pid_of "$name") || pid=-
+    if healthy "$name"; then state=healthy; elif [[ $pid != - ]]; then state=starting; rc=1; else state=down; rc=1; fi
+    printf '%-11s %-8s %-8s %s\n' "$name" "$pid" "$state" "$(where "$name")"
+  done
+  echo "run dir: $TRACEHUB_RUN   logs: $logs"
+  return $rc
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: stack.sh up|down|status" >&2; exit 2 ;;
+esac
