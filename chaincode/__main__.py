@@ -1,8 +1,9 @@
 """Run the TraceHub chaincode as a service: `python -m chaincode`.
 
 The peer connects to us (chaincode as a service). Configuration comes from the environment, as the
-Fabric chaincode shims expect: CHAINCODE_ID (the package id), CHAINCODE_SERVER_ADDRESS, and for
-TLS CHAINCODE_TLS_KEY_FILE / CHAINCODE_TLS_CERT_FILE.
+Fabric chaincode shims expect: CHAINCODE_ID (the package id; or CHAINCODE_ID_FILE naming a
+file that holds it), CHAINCODE_SERVER_ADDRESS, and for TLS CHAINCODE_TLS_KEY_FILE and
+CHAINCODE_TLS_CERT_FILE.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from fabric_chaincode_python.fabric_shim import server
 
@@ -20,14 +22,18 @@ from chaincode.contract import TraceHubChaincode
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     package_id = os.environ.get("CHAINCODE_ID")
+    id_file = os.environ.get("CHAINCODE_ID_FILE")
+    if not package_id and id_file:
+        with open(id_file) as f:
+            package_id = f.read().strip()
     address = os.environ.get("CHAINCODE_SERVER_ADDRESS")
     if not package_id or not address:
         print("chaincode: CHAINCODE_ID and CHAINCODE_SERVER_ADDRESS must be set", file=sys.stderr)
         return 2
     key_file = os.environ.get("CHAINCODE_TLS_KEY_FILE")
     cert_file = os.environ.get("CHAINCODE_TLS_CERT_FILE")
-    key = open(key_file, "rb").read() if key_file else None
-    cert = open(cert_file, "rb").read() if cert_file else None
+    key = Path(key_file).read_bytes() if key_file else None
+    cert = Path(cert_file).read_bytes() if cert_file else None
     # SIGTERM ends the server like Ctrl-C does, so `make down` stops it cleanly.
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     logging.info("chaincode %s listening on %s (TLS %s)", package_id, address, bool(cert))

@@ -1,0 +1,1 @@
+"""FastAPI surfaces: Digital Link pages, verification, alerts, EPCIS, audit (issue 6)."""

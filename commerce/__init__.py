@@ -1,0 +1,1 @@
+"""Quotes, orders, payments, FX, shipments and their alerts (issue 7)."""

@@ -1,0 +1,1 @@
+"""MQTT consumer: device identity, signature and replay checks (built in issue 5)."""

@@ -1,0 +1,1 @@
+"""Persistence: PostgreSQL writer, IPFS batches, Merkle trees, ledger anchoring (issue 5)."""
