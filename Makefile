@@ -1,0 +1,56 @@
+# TraceHub: two set-up commands on a fresh machine, `make demo` and `make test`.
+# Everything else here is what those two are made of.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := network/stack.sh
+
+.PHONY: help deps system-deps python-deps binaries up down status restart demo test unit integration lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+deps: system-deps python-deps binaries  ## install everything the stack and tests need
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+python-deps: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "deps: $(PYTHON) not found" >&2; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	@echo "deps: installing Python packages into $(VENV)"
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+binaries:  ## build Fabric (peer, orderer, configtxgen, osnadmin, cryptogen) and Kubo with go install
+	@bash network/build.sh
+
+up: deps  ## start the whole local stack (idempotent) and print what runs where
+	@bash $(STACK) up
+
+down:  ## stop the local stack; its data stays in .run/
+	@bash $(STACK) down
+
+status:  ## show each component, its pid, health and endpoint
+	@bash $(STACK) status
+
+demo: up  ## bring the stack up and run a smoke transaction on the ledger and IPFS
+	@$(PY) -m tracehub.demo
+
+lint: python-deps  ## ruff and mypy
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy
+
+unit: python-deps  ## tests that need no services
+	@$(PY) -m pytest -m 'not integration'
+
+test: lint up  ## the whole suite against the real stack (brings it up first)
+	@$(PY) -m pytest
+
+clean: down  ## stop the stack and delete its data and generated keys
+	rm -rf .run
