@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring the local TraceHub stack up, down, or report on it:
-#   stack.sh up | down | status
+#   stack.sh up | down | status | stop <component>
 # Components run natively as background processes; each writes $TRACEHUB_RUN/logs/<name>.log and
 # $TRACEHUB_RUN/pids/<name>.pid. `up` is idempotent: a healthy component is left running.
 set -euo pipefail
@@ -30,12 +30,12 @@ command_of() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-fabric_healthy() { curl -fsS "http://127.0.0.1:$1/healthz" 2>/dev/null | grep -q '"OK"'; }
+fabric_healthy() { curl -fsS --max-time 3 "http://127.0.0.1:$1/healthz" 2>/dev/null | grep -q '"OK"'; }
 
 healthy() {
   case $1 in
-    postgres) pg_isready -q -h 127.0.0.1 -p "$PGPORT" ;;
-    kubo) curl -fsS -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
+    postgres) pg_isready -q -t 3 -h 127.0.0.1 -p "$PGPORT" ;;
+    kubo) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
     mosquitto) port_open "$MQTT_TLS_PORT" ;;
     orderer) fabric_healthy "$ORDERER_OPS_PORT" ;;
     peer0.org1) fabric_healthy "$(peer_ops_port 1)" ;;
@@ -110,6 +110,20 @@ stop() {
   rm -f "$pids/$name.pid"
 }
 
+# A restarted single-node Raft orderer needs a few election ticks before it orders anything,
+# although its /healthz already says OK.
+wait_for_raft_leader() {
+  local deadline=$((SECONDS + 60))
+  until curl -fsS --max-time 3 "http://127.0.0.1:$ORDERER_OPS_PORT/metrics" 2>/dev/null \
+      | grep -q "^consensus_etcdraft_is_leader{channel=\"$CHANNEL\"} 1"; do
+    if ((SECONDS > deadline)); then
+      echo "up: FAILED: orderer has no Raft leader for channel $CHANNEL after 60 s; see $logs/orderer.log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
 postgres_database() {
   local psql=(psql -h 127.0.0.1 -p "$PGPORT" -U tracehub -d postgres -tAq)
   if [[ -z $("${psql[@]}" -c "select 1 from pg_database where datname = 'tracehub'") ]]; then
@@ -131,9 +145,11 @@ up() {
   start peer0.org1 90
   start peer0.org2 90
   bash "$here/fabric/channel.sh"
+  wait_for_raft_leader
   [[ -f $FABRIC_HOME/chaincode/package_id ]] || bash "$here/fabric/chaincode.sh" package >/dev/null
   start chaincode 30
   bash "$here/fabric/chaincode.sh" deploy
+  (cd "$project_dir" && "$PYTHON" -m tracehub.ledger.ready 120)
   echo "up: stack ready in $((SECONDS - started)) s"
   status
 }
@@ -159,5 +175,8 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: stack.sh up|down|status" >&2; exit 2 ;;
+  stop)
+    [[ " ${components[*]} " == *" ${2:-} "* ]] || { echo "stop: one of: ${components[*]}" >&2; exit 2; }
+    stop "$2" ;;
+  *) echo "usage: stack.sh up|down|status|stop <component>" >&2; exit 2 ;;
 esac

@@ -1,0 +1,22 @@
+"""Connect to the local stack's peers with the identities cryptogen made at set-up."""
+
+from __future__ import annotations
+
+from tracehub.config import FabricSettings
+
+from .gateway import Gateway, Timeouts
+from .identity import load_msp_identity
+
+
+def connect_org(
+    fabric: FabricSettings, org: int, user: str = "User1", timeouts: Timeouts | None = None
+) -> Gateway:
+    """A Gateway to org ``org``'s peer, as that org's ``user`` (e.g. ``User1`` or ``Admin``)."""
+    identity, signer = load_msp_identity(fabric.user_msp_dir(org, user), fabric.msp_id(org))
+    return Gateway.connect(
+        fabric.peer_endpoints[org],
+        identity=identity,
+        signer=signer,
+        tls_root_cert=fabric.tls_ca_file(org).read_bytes(),
+        timeouts=timeouts,
+    )
