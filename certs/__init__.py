@@ -1,1 +1,1 @@
-"""PKI tooling: CAs, device enrolment and revocation (issue 3). Generated keys are never committed."""
+"""PKI tooling: CAs, device enrolment and revocation (issue 3). Keys are never committed."""
