@@ -34,9 +34,14 @@ def main() -> int:
     cert_file = os.environ.get("CHAINCODE_TLS_CERT_FILE")
     key = Path(key_file).read_bytes() if key_file else None
     cert = Path(cert_file).read_bytes() if cert_file else None
-    # SIGTERM ends the server like Ctrl-C does, so `make down` stops it cleanly.
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    logging.info("chaincode %s listening on %s (TLS %s)", package_id, address, bool(cert))
+    # The shim logs every message it exchanges with the peer on the "asyncio" logger (at INFO, and
+    # a leftover "Look out!" at WARNING per message); only its errors are worth keeping.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
+    logging.getLogger().setLevel(os.environ.get("CHAINCODE_LOG_LEVEL", "WARNING"))
+    # The chaincode holds no state of its own (the peer keeps the ledger), so SIGTERM can end the
+    # process at once; the shim's own shutdown waits on the peers' open streams.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    logging.warning("chaincode %s listening on %s (TLS %s)", package_id, address, bool(cert))
     try:
         server.start(TraceHubChaincode, cc_id=package_id, address=address, key=key, cert=cert)
     except KeyboardInterrupt:

@@ -19,6 +19,10 @@ export CORE_PEER_CHAINCODEADDRESS=127.0.0.1:$(peer_cc_port "$org")
 export CORE_PEER_CHAINCODELISTENADDRESS=127.0.0.1:$(peer_cc_port "$org")
 export CORE_PEER_GOSSIP_BOOTSTRAP=$address
 export CORE_PEER_GOSSIP_EXTERNALENDPOINT=$address
+# On a fresh network the first dial to the other org's anchor peer can precede that peer's own
+# channel join; retry it every 2 s instead of sampleconfig's 25 s, so endorsement by both orgs
+# is possible seconds after start-up rather than half a minute.
+export CORE_PEER_GOSSIP_RECONNECTINTERVAL=2s
 export CORE_PEER_TLS_ENABLED=true
 export CORE_PEER_TLS_CERT_FILE=$dir/tls/server.crt
 export CORE_PEER_TLS_KEY_FILE=$dir/tls/server.key
