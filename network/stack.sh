@@ -159,13 +159,19 @@ down() {
   for ((i = ${#components[@]} - 1; i >= 0; i--)); do stop "${components[$i]}"; done
 }
 
+rss_mib() {  # resident memory of a component's whole process group, in MiB
+  ps -e -o pgid=,rss= | awk -v g="$1" '$1 == g { kib += $2 } END { printf "%.0f", kib / 1024 }'
+}
+
 status() {
-  local name pid state rc=0
-  printf '%-11s %-8s %-8s %s\n' component pid state endpoint
+  local name pid state rss rc=0
+  printf '%-11s %-8s %-8s %8s  %s\n' component pid state "RSS MiB" endpoint
   for name in "${components[@]}"; do
     pid=$(pid_of "$name") || pid=-
     if healthy "$name"; then state=healthy; elif [[ $pid != - ]]; then state=starting; rc=1; else state=down; rc=1; fi
-    printf '%-11s %-8s %-8s %s\n' "$name" "$pid" "$state" "$(where "$name")"
+    rss=-
+    [[ $pid != - ]] && rss=$(rss_mib "$pid")
+    printf '%-11s %-8s %-8s %8s  %s\n' "$name" "$pid" "$state" "$rss" "$(where "$name")"
   done
   echo "run dir: $TRACEHUB_RUN   logs: $logs"
   return $rc
