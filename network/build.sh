@@ -30,9 +30,13 @@ build() {  # build <name> <module dir> <package> <pinned module> [ldflags]
   ( cd "$here/$dir" && GOBIN="$bin" GOFLAGS="-mod=readonly -buildvcs=false" \
       go install -v -ldflags "$ldflags" "$pkg" ) >"$log" 2>&1 &
   local pid=$!
+  local last_report=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 10
-    echo "build: $name ... $(wc -l <"$log") packages compiled, $((SECONDS - start)) s"
+    sleep 1
+    if ((SECONDS - last_report >= 10)); then
+      last_report=$SECONDS
+      echo "build: $name ... $(wc -l <"$log") packages compiled, $((SECONDS - start)) s"
+    fi
   done
   if ! wait "$pid"; then
     echo "build: $name FAILED, see $log" >&2
