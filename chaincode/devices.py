@@ -1,0 +1,207 @@
+"""Device registry: which certificate spoke for which device, and when.
+
+Enrolment records a device certificate (the chaincode derives device id, fingerprint, issuer and
+validity from the certificate itself, so the ledger cannot hold a mismatched pair); revocation
+records reason and time. An auditor can then ask which certificate was valid for a device at any
+moment. Only the hub's organisation (Org1MSP) may enrol or revoke.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from chaincode.base import (
+    ContractError,
+    Function,
+    creator_msp,
+    dumps,
+    expect_args,
+    history,
+    key,
+    tx_time,
+)
+
+DEVICE = "device"
+CERTIFICATE = "devicecert"
+REGISTRAR_MSP = "Org1MSP"
+DEVICE_URI_PREFIX = "urn:tracehub:device:"
+
+
+def _require_registrar(stub: Any) -> None:
+    msp = creator_msp(stub)
+    if msp != REGISTRAR_MSP:
+        raise ContractError(
+            f"access denied: only {REGISTRAR_MSP} may enrol or revoke devices, not {msp}"
+        )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ContractError(f"not an RFC 3339 time: {text!r}") from exc
+    if moment.tzinfo is None:
+        raise ContractError(f"time {text!r} has no time zone")
+    return moment
+
+
+def _device_id(certificate: x509.Certificate) -> str:
+    try:
+        uris = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound as exc:
+        raise ContractError("certificate has no subject alternative name") from exc
+    ids = [uri.removeprefix(DEVICE_URI_PREFIX) for uri in uris if uri.startswith(DEVICE_URI_PREFIX)]
+    common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(ids) != 1 or not common_names or common_names[0].value != ids[0]:
+        raise ContractError("certificate must name one device, in its URI SAN and its CN alike")
+    return ids[0]
+
+
+async def _load(stub: Any, ledger_key: str, what: str) -> dict[str, Any]:
+    data = await stub.get_state(ledger_key)
+    if not data:
+        raise ContractError(f"{what} not found")
+    loaded: dict[str, Any] = json.loads(data)
+    return loaded
+
+
+async def enrol_device(stub: Any, args: list[str]) -> bytes:
+    """EnrolDevice(certificate_pem): record a newly issued device certificate."""
+    expect_args(args, ("certificate_pem",))
+    _require_registrar(stub)
+    try:
+        certificate = x509.load_pem_x509_certificate(args[0].encode())
+    except ValueError as exc:
+        raise ContractError(f"not a PEM certificate: {exc}") from exc
+    device_id = _device_id(certificate)
+    fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+    cert_key = key(stub, CERTIFICATE, fingerprint)
+    if await stub.get_state(cert_key):
+        raise ContractError(f"certificate {fingerprint} is already enrolled")
+    record = {
+        "device_id": device_id,
+        "fingerprint_sha256": fingerprint,
+        "serial": format(certificate.serial_number, "x"),
+        "issuer": certificate.issuer.rfc4514_string(),
+        "not_before": _iso(certificate.not_valid_before_utc),
+        "not_after": _iso(certificate.not_valid_after_utc),
+        "certificate_pem": args[0],
+        "status": "active",
+        "enrolled_at": tx_time(stub),
+        "enrol_tx": stub.get_txid(),
+        "revoked_at": None,
+        "revocation_reason": None,
+        "revoke_tx": None,
+    }
+    device_key = key(stub, DEVICE, device_id)
+    existing = await stub.get_state(device_key)
+    device: dict[str, Any] = (
+        json.loads(existing) if existing else {"device_id": device_id, "certificates": []}
+    )
+    device["certificates"].append(fingerprint)
+    device["updated_at"] = tx_time(stub)
+    await stub.put_state(cert_key, dumps(record))
+    await stub.put_state(device_key, dumps(device))
+    return dumps(record)
+
+
+async def revoke_device(stub: Any, args: list[str]) -> bytes:
+    """RevokeDevice(device_id, fingerprint, reason, revoked_at): record a revocation.
+
+    An empty fingerprint revokes every active certificate of the device. Revoking an already
+    revoked certificate changes nothing, so a retried call is harmless.
+    """
+    expect_args(args, ("device_id", "fingerprint", "reason", "revoked_at"))
+    _require_registrar(stub)
+    device_id, fingerprint, reason, revoked_at = args
+    revoked_time = _iso(_parse_time(revoked_at))
+    device = await _load(stub, key(stub, DEVICE, device_id), f"device {device_id}")
+    targets = [fingerprint] if fingerprint else list(device["certificates"])
+    changed = []
+    for target in targets:
+        if target not in device["certificates"]:
+            raise ContractError(f"certificate {target} does not belong to device {device_id}")
+        cert_key = key(stub, CERTIFICATE, target)
+        record = await _load(stub, cert_key, f"certificate {target}")
+        if record["status"] == "revoked":
+            continue
+        record.update(
+            status="revoked",
+            revoked_at=revoked_time,
+            revocation_reason=reason or "unspecified",
+            revoke_tx=stub.get_txid(),
+        )
+        await stub.put_state(cert_key, dumps(record))
+        changed.append(record)
+    return dumps({"device_id": device_id, "revoked": [r["fingerprint_sha256"] for r in changed]})
+
+
+async def _certificates(stub: Any, device: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        await _load(stub, key(stub, CERTIFICATE, fp), f"certificate {fp}")
+        for fp in device["certificates"]
+    ]
+
+
+async def get_device(stub: Any, args: list[str]) -> bytes:
+    """GetDevice(device_id): the device and every certificate it was ever enrolled with."""
+    expect_args(args, ("device_id",))
+    device = await _load(stub, key(stub, DEVICE, args[0]), f"device {args[0]}")
+    device["certificates"] = await _certificates(stub, device)
+    return dumps(device)
+
+
+async def get_device_certificate(stub: Any, args: list[str]) -> bytes:
+    """GetDeviceCertificate(fingerprint): one certificate's record, PEM included."""
+    expect_args(args, ("fingerprint",))
+    return dumps(await _load(stub, key(stub, CERTIFICATE, args[0]), f"certificate {args[0]}"))
+
+
+async def device_certificates_valid_at(stub: Any, args: list[str]) -> bytes:
+    """DeviceCertificatesValidAt(device_id, time): fingerprints that could sign at that moment."""
+    expect_args(args, ("device_id", "time"))
+    moment = _parse_time(args[1])
+    device = await _load(stub, key(stub, DEVICE, args[0]), f"device {args[0]}")
+    valid = []
+    for record in await _certificates(stub, device):
+        in_validity = _parse_time(record["not_before"]) <= moment < _parse_time(record["not_after"])
+        revoked_before = (
+            record["revoked_at"] is not None and _parse_time(record["revoked_at"]) <= moment
+        )
+        if in_validity and not revoked_before:
+            valid.append(record["fingerprint_sha256"])
+    return dumps({"device_id": args[0], "time": _iso(moment), "valid": valid})
+
+
+async def get_device_history(stub: Any, args: list[str]) -> bytes:
+    """GetDeviceHistory(device_id): every committed change of the device and its certificates."""
+    expect_args(args, ("device_id",))
+    device_key = key(stub, DEVICE, args[0])
+    device = await _load(stub, device_key, f"device {args[0]}")
+    changes = {"device": await history(stub, device_key)}
+    for fp in device["certificates"]:
+        changes[fp] = await history(stub, key(stub, CERTIFICATE, fp))
+    return dumps(changes)
+
+
+FUNCTIONS: dict[str, Function] = {
+    "EnrolDevice": enrol_device,
+    "RevokeDevice": revoke_device,
+    "GetDevice": get_device,
+    "GetDeviceCertificate": get_device_certificate,
+    "DeviceCertificatesValidAt": device_certificates_valid_at,
+    "GetDeviceHistory": get_device_history,
+}
