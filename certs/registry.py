@@ -1,0 +1,80 @@
+"""The device registry on the ledger: enrolments and revocations, queryable by device id.
+
+A thin typed layer over the chaincode's device functions (chaincode/devices.py), used by the CLI
+after the PKI issues or revokes a certificate, and by auditors who look a certificate up by its
+fingerprint without the hub's database.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+
+from tracehub.ledger import Contract, EvaluateError, SubmitResult
+
+
+class LedgerRegistry:
+    """Device enrolment and revocation records on the Fabric ledger."""
+
+    def __init__(self, contract: Contract) -> None:
+        self._contract = contract
+
+    def enrol(self, certificate_pem: bytes) -> SubmitResult:
+        """Record a device certificate; the chaincode derives id, fingerprint and validity."""
+        return self._contract.submit("EnrolDevice", certificate_pem.decode())
+
+    def revoke(
+        self, device_id: str, *, fingerprint: str = "", reason: str, revoked_at: datetime
+    ) -> SubmitResult:
+        """Record a revocation (all active certificates of the device when no fingerprint)."""
+        at = revoked_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return self._contract.submit("RevokeDevice", device_id, fingerprint, reason, at)
+
+    def device(self, device_id: str) -> dict[str, Any]:
+        """The device and all its certificate records."""
+        result: dict[str, Any] = json.loads(self._contract.evaluate("GetDevice", device_id))
+        return result
+
+    def certificate(self, fingerprint: str) -> dict[str, Any] | None:
+        """One certificate record by SHA-256 fingerprint (hex), or None if never enrolled."""
+        try:
+            raw = self._contract.evaluate("GetDeviceCertificate", fingerprint)
+        except EvaluateError as exc:
+            if "not found" in str(exc):
+                return None
+            raise
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    def valid_at(self, device_id: str, moment: datetime) -> list[str]:
+        """Fingerprints of the device's certificates that were valid at ``moment``."""
+        at = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        raw = self._contract.evaluate("DeviceCertificatesValidAt", device_id, at)
+        valid: list[str] = json.loads(raw)["valid"]
+        return valid
+
+    def history(self, device_id: str) -> dict[str, Any]:
+        """Every committed change of the device record and of each of its certificates."""
+        result: dict[str, Any] = json.loads(self._contract.evaluate("GetDeviceHistory", device_id))
+        return result
+
+
+class LedgerCertificateDirectory:
+    """Finds device certificates by fingerprint on the ledger (the auditor's directory)."""
+
+    def __init__(self, registry: LedgerRegistry) -> None:
+        self._registry = registry
+        self._cache: dict[bytes, x509.Certificate | None] = {}
+
+    def by_fingerprint(self, sha256: bytes) -> x509.Certificate | None:
+        if sha256 not in self._cache:
+            record = self._registry.certificate(sha256.hex())
+            self._cache[sha256] = (
+                None
+                if record is None
+                else x509.load_pem_x509_certificate(record["certificate_pem"].encode())
+            )
+        return self._cache[sha256]
