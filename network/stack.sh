@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring the local TraceHub stack up, down, or report on it:
-#   stack.sh up | down | status | stop <component>
+#   stack.sh up | down | status | stop <component> | reload-broker
 # Components run natively as background processes; each writes $TRACEHUB_RUN/logs/<name>.log and
 # $TRACEHUB_RUN/pids/<name>.pid. `up` is idempotent: a healthy component is left running.
 set -euo pipefail
@@ -140,6 +140,7 @@ up() {
   start postgres 60
   postgres_database
   start kubo 60
+  (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs init)
   start mosquitto 30
   start orderer 60
   start peer0.org1 90
@@ -181,8 +182,22 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
+  reload-broker)
+    # Mosquitto re-reads its certificates and CRL on SIGHUP; new TLS handshakes then check the
+    # new CRL (tests/test_broker.py proves a revoked device is refused afterwards).
+    pid=$(pid_of mosquitto) || { echo "reload-broker: mosquitto is not running" >&2; exit 1; }
+    log=$logs/mosquitto.log
+    reloads=$(grep -c 'Reloading config' "$log" || true)
+    kill -HUP "$pid"
+    # The signal only sets a flag; wait until the broker's loop has acted on it.
+    for _ in $(seq 1 50); do
+      (($(grep -c 'Reloading config' "$log" || true) > reloads)) && break
+      sleep 0.1
+    done
+    sleep 0.5
+    echo "reload-broker: mosquitto (pid $pid) re-read its CRL" ;;
   stop)
     [[ " ${components[*]} " == *" ${2:-} "* ]] || { echo "stop: one of: ${components[*]}" >&2; exit 2; }
     stop "$2" ;;
-  *) echo "usage: stack.sh up|down|status|stop <component>" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|status|stop <component>|reload-broker" >&2; exit 2 ;;
 esac

@@ -61,8 +61,9 @@ class Settings:
     fabric: FabricSettings
 
     @property
-    def mqtt_tls_dir(self) -> Path:
-        return self.run_dir / "mosquitto" / "tls"
+    def pki_dir(self) -> Path:
+        """The PKI of certs/: CAs, CRLs, service and device certificates."""
+        return self.run_dir / "pki"
 
     @classmethod
     def from_env(cls) -> Settings:

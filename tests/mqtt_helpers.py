@@ -1,0 +1,58 @@
+"""MQTT 5 test clients that authenticate with PKI certificates, and small waits around paho."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from tracehub.config import Settings
+
+
+def tls_client(settings: Settings, cert: Path | None, key: Path | None) -> mqtt.Client:
+    """An MQTT 5 client over TLS that trusts our root and presents ``cert`` (if given)."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"test-{uuid.uuid4().hex[:10]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.tls_set(
+        ca_certs=str(settings.pki_dir / "ca-bundle.pem"),
+        certfile=str(cert) if cert else None,
+        keyfile=str(key) if key else None,
+        cert_reqs=ssl.CERT_REQUIRED,
+    )
+    return client
+
+
+def device_client(settings: Settings, device_id: str) -> mqtt.Client:
+    device_dir = settings.pki_dir / "devices" / device_id
+    return tls_client(settings, device_dir / "cert.pem", device_dir / "key.pem")
+
+
+def gateway_client(settings: Settings) -> mqtt.Client:
+    service_dir = settings.pki_dir / "services" / "gateway"
+    return tls_client(settings, service_dir / "cert.pem", service_dir / "key.pem")
+
+
+def connect(client: mqtt.Client, settings: Settings, timeout: float = 5) -> bool:
+    """Connect and start the network loop; True when the broker accepted the CONNECT."""
+    accepted = threading.Event()
+    client.on_connect = lambda c, u, f, reason, p: (not reason.is_failure) and accepted.set()
+    try:
+        client.connect(settings.mqtt_host, settings.mqtt_tls_port, keepalive=10)
+    except (ssl.SSLError, OSError):
+        return False
+    client.loop_start()
+    if accepted.wait(timeout):
+        return True
+    client.loop_stop()
+    return False
+
+
+def close(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()

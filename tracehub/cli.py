@@ -1,0 +1,201 @@
+"""`tracehub`: the operator's command line.
+
+    tracehub certs init                      create the CAs, CRLs and service certificates
+    tracehub devices enrol ID [--csr FILE]   issue a device certificate and record it on the ledger
+    tracehub devices revoke ID --reason R    revoke it, update the CRL, record it, reload the broker
+    tracehub devices list [--json]           every certificate issued, with its status
+    tracehub devices show ID                 the device's record on the ledger
+
+Every command has --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+
+from certs.pki import PKI, PKIError
+from tracehub.config import PROJECT_DIR, Settings
+from tracehub.ledger import LedgerError
+
+# RFC 5280 reason names, as they appear in CRLs: keyCompromise, superseded, ...
+REASONS = {
+    flag.value: flag for flag in x509.ReasonFlags if flag is not x509.ReasonFlags.remove_from_crl
+}
+
+
+def _registry(settings: Settings):  # type: ignore[no-untyped-def]
+    from certs.registry import LedgerRegistry
+    from tracehub.ledger.local import connect_org
+
+    gateway = connect_org(settings.fabric, 1)
+    contract = gateway.get_network(settings.fabric.channel).get_contract(settings.fabric.chaincode)
+    return gateway, LedgerRegistry(contract)
+
+
+def certs_init(args: argparse.Namespace, settings: Settings) -> int:
+    pki = PKI(settings.pki_dir)
+    created = pki.init()
+    # CRLs are valid for days, not forever: every start re-issues them, so a broker started
+    # from this PKI never holds an expired CRL (cron `tracehub certs refresh-crls` for uptime).
+    pki.refresh_crls()
+    state = "created" if created else "already present"
+    print(f"certs: PKI {state} in {settings.pki_dir}; CRLs re-issued")
+    return 0
+
+
+def certs_refresh_crls(args: argparse.Namespace, settings: Settings) -> int:
+    PKI(settings.pki_dir).refresh_crls()
+    print(f"certs: CRLs re-issued in {settings.pki_dir}")
+    return 0
+
+
+def devices_enrol(args: argparse.Namespace, settings: Settings) -> int:
+    pki = PKI(settings.pki_dir)
+    if args.csr:
+        issued = pki.enrol_device(
+            args.device_id,
+            Path(args.csr).read_bytes(),
+            validity_days=args.days,
+            replace=args.replace,
+        )
+    else:
+        issued = pki.enrol_simulated_device(
+            args.device_id, validity_days=args.days, replace=args.replace
+        )
+    print(f"enrolled {issued.device_id}: serial {issued.serial:x}")
+    print(f"  fingerprint sha256 {issued.fingerprint_sha256}")
+    print(f"  valid {issued.not_before.isoformat()} .. {issued.not_after.isoformat()}")
+    print(f"  certificate {settings.pki_dir / 'devices' / issued.device_id / 'cert.pem'}")
+    if args.no_ledger:
+        return 0
+    gateway, registry = _registry(settings)
+    with gateway:
+        result = registry.enrol(issued.certificate_pem)
+    print(f"  on the ledger: tx {result.tx_id}, block {result.block_number}")
+    return 0
+
+
+def devices_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    pki = PKI(settings.pki_dir)
+    revoked = pki.revoke_device(args.device_id, REASONS[args.reason])
+    for record in revoked:
+        print(f"revoked {record.device_id} {record.fingerprint_sha256} ({args.reason})")
+    if not args.no_ledger:
+        gateway, registry = _registry(settings)
+        with gateway:
+            for record in revoked:
+                result = registry.revoke(
+                    record.device_id,
+                    fingerprint=record.fingerprint_sha256,
+                    reason=args.reason,
+                    revoked_at=record.revoked_at or datetime.now(UTC),
+                )
+                print(f"  on the ledger: tx {result.tx_id}, block {result.block_number}")
+    if not args.no_reload:
+        stack = PROJECT_DIR / "network" / "stack.sh"
+        subprocess.run(["bash", str(stack), "reload-broker"], check=True)
+    return 0
+
+
+def devices_list(args: argparse.Namespace, settings: Settings) -> int:
+    records = PKI(settings.pki_dir).list_devices()
+    if args.json:
+        rows = [
+            {
+                "device_id": r.device_id,
+                "serial": format(r.serial, "x"),
+                "fingerprint_sha256": r.fingerprint_sha256,
+                "status": r.status,
+                "not_before": r.not_before.isoformat(),
+                "not_after": r.not_after.isoformat(),
+                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                "revocation_reason": r.revocation_reason,
+            }
+            for r in records
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'device':<24} {'status':<8} {'not after':<26} fingerprint")
+    for r in records:
+        print(
+            f"{r.device_id:<24} {r.status:<8} {r.not_after.isoformat():<26} {r.fingerprint_sha256}"
+        )
+    return 0
+
+
+def devices_show(args: argparse.Namespace, settings: Settings) -> int:
+    gateway, registry = _registry(settings)
+    with gateway:
+        record = registry.device(args.device_id)
+    for certificate in record["certificates"]:
+        certificate.pop("certificate_pem", None)
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tracehub", description="TraceHub operator commands.")
+    groups = top.add_subparsers(dest="group", required=True)
+
+    certs = groups.add_parser("certs", help="the PKI: CAs, CRLs, service certificates")
+    certs_commands = certs.add_subparsers(dest="command", required=True)
+    certs_commands.add_parser("init", help="create the PKI (idempotent)").set_defaults(
+        handler=certs_init
+    )
+    certs_commands.add_parser(
+        "refresh-crls", help="re-issue every CA's CRL (run daily; restart the broker after)"
+    ).set_defaults(handler=certs_refresh_crls)
+
+    devices = groups.add_parser("devices", help="device enrolment, revocation and listing")
+    commands = devices.add_subparsers(dest="command", required=True)
+    enrol = commands.add_parser(
+        "enrol", help="issue a device certificate from a CSR (or a generated key)"
+    )
+    enrol.add_argument("device_id")
+    enrol.add_argument("--csr", help="PEM CSR from the device; without it a key is generated")
+    enrol.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    enrol.add_argument("--replace", action="store_true", help="issue even if one is active")
+    enrol.add_argument("--no-ledger", action="store_true", help="do not record on the ledger")
+    enrol.set_defaults(handler=devices_enrol)
+
+    revoke = commands.add_parser("revoke", help="revoke a device's certificates")
+    revoke.add_argument("device_id")
+    revoke.add_argument("--reason", choices=sorted(REASONS), default="unspecified")
+    revoke.add_argument("--no-ledger", action="store_true", help="do not record on the ledger")
+    revoke.add_argument("--no-reload", action="store_true", help="do not restart the broker")
+    revoke.set_defaults(handler=devices_revoke)
+
+    listing = commands.add_parser("list", help="every certificate issued, with its status")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=devices_list)
+
+    show = commands.add_parser("show", help="the device's enrolments and revocations on the ledger")
+    show.add_argument("device_id")
+    show.set_defaults(handler=devices_show)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        code: int = args.handler(args, settings)
+    except PKIError as exc:
+        print(f"tracehub: {exc}", file=sys.stderr)
+        return 1
+    except LedgerError as exc:
+        print(f"tracehub: ledger: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
