@@ -10,6 +10,7 @@ command -v psql >/dev/null || need+=(postgresql-client)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v socat >/dev/null || need+=(socat)
 ((${#need[@]} == 0)) && exit 0
 
 sudo=()
