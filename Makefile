@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps binaries up down status restart demo test unit integration lint clean
+.PHONY: help deps system-deps python-deps binaries up down status demo test unit lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ unit: python-deps  ## tests that need no services
 
 test: lint up  ## the whole suite against the real stack (brings it up first)
 	@$(PY) -m pytest
+
+bench: python-deps  ## benchmarks (bench/); results in bench/results/
+	@$(PY) -m bench.envelope_bench
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run
