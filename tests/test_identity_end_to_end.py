@@ -64,7 +64,7 @@ def test_revoked_device_is_refused_and_its_later_readings_rejected(
     pki = PKI(stack.pki_dir)
     device_id = f"test-{uuid.uuid4().hex[:12]}"
     _cli("devices", "enrol", device_id)
-    cert_path, key_path = pki.device_paths(device_id)
+    _, key_path = pki.device_paths(device_id)
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     certificate = pki.device(device_id)[0].certificate
     trust = TrustStore.from_pem_files(pki.ca_bundle_path, pki.crl_path)
