@@ -252,7 +252,7 @@ def _check_environment(data: dict[str, Any]) -> None:
 
 def _check_rfid(data: dict[str, Any]) -> None:
     required = {"epc", "antenna", "rssi_dbm", "read_count"}
-    _check_keys("data", data, required, {"first_seen", "last_seen"})
+    _check_keys("data", data, required, {"first_seen", "last_seen", "reader"})
     epc = data["epc"]
     if not isinstance(epc, str) or not _EPC.fullmatch(epc):
         raise ReadingError(
@@ -264,6 +264,8 @@ def _check_rfid(data: dict[str, Any]) -> None:
     seen = [parse_ts(data[k], f"data.{k}") for k in ("first_seen", "last_seen") if k in data]
     if len(seen) == 2 and seen[0] > seen[1]:
         raise ReadingError("data.first_seen is after data.last_seen")
+    if "reader" in data:
+        _check_text("data.reader", data["reader"], 64)
 
 
 def _check_event(data: dict[str, Any]) -> None:
