@@ -150,7 +150,7 @@ EPC = "3034257BF400B7800004CB2F"
 RFID: dict[str, Any] = {"epc": EPC, "antenna": 1, "rssi_dbm": -60, "read_count": 3}
 BAD_RFID: list[tuple[str, dict[str, Any], str]] = [
     ("epc lower case", {"epc": EPC.lower()}, "upper-case hex"),
-    ("epc odd words", {"epc": "3034257BF400B7800004CB2"}, "16-bit words"),
+    ("epc half byte", {"epc": "3034257BF400B7800004CB2"}, "whole bytes"),
     ("antenna bool", {"antenna": False}, "got a boolean"),
     ("antenna range", {"antenna": 256}, "out of range"),
     ("read_count zero", {"read_count": 0}, "out of range"),

@@ -39,7 +39,8 @@ MAX_DEPTH = 16
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 _HASH = re.compile(r"[0-9a-f]{64}")
-_EPC = re.compile(r"(?:[0-9A-F]{4}){1,31}")
+# UHF EPCs are whole 16-bit words; a 125 kHz EM4100 card's id is 5 bytes. Whole bytes cover both.
+_EPC = re.compile(r"(?:[0-9A-F]{2}){2,62}")
 _GLN = re.compile(r"[0-9]{13}")
 _READ_POINT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -255,9 +256,7 @@ def _check_rfid(data: dict[str, Any]) -> None:
     _check_keys("data", data, required, {"first_seen", "last_seen", "reader"})
     epc = data["epc"]
     if not isinstance(epc, str) or not _EPC.fullmatch(epc):
-        raise ReadingError(
-            "data.epc: expected upper-case hex, a whole number of 16-bit words (4-124 digits)"
-        )
+        raise ReadingError("data.epc: expected upper-case hex, whole bytes (4-124 digits)")
     _check_int("data.antenna", data["antenna"], 0, 255)
     _check_number("data.rssi_dbm", data["rssi_dbm"])
     _check_int("data.read_count", data["read_count"], 1, MAX_SAFE_INT)

@@ -1,0 +1,163 @@
+"""The edge agent's configuration file (TOML).
+
+    [device]                       # the enrolled identity that signs every reading
+    id = "dock-3-agent"
+    certificate = ".run/pki/devices/dock-3-agent/cert.pem"
+    key = ".run/pki/devices/dock-3-agent/key.pem"
+    location = "4006381333931"     # GLN or read point URI, copied into every reading
+
+    [broker]
+    host = "127.0.0.1"
+    port = 18883
+    ca = ".run/pki/ca-bundle.pem"
+
+    [spool]
+    path = ".run/edge/dock-3-agent/spool.sqlite3"
+    max_readings = 1000000
+    max_age_days = 30
+    when_full = "drop-oldest"      # or "refuse-new"
+
+    [[readers]]
+    name = "dock-door-1"
+    protocol = "r2000"             # rdm6300 | r2000 | m100
+    port = "/dev/ttyUSB0"          # or socket://host:port for readers on TCP
+    smoothing_window_s = 2.0
+
+    [[sensors]]
+    name = "coldroom-1"
+    port = "/dev/ttyUSB1"
+    slave = 1
+    interval_s = 5.0
+
+Relative paths are relative to the configuration file's directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.spool import WhenFull
+
+
+class ConfigError(Exception):
+    """The configuration file is missing something or holds a wrong value."""
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    name: str
+    protocol: str
+    port: str
+    smoothing_window_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    name: str
+    port: str
+    slave: int = 1
+    interval_s: float = 5.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    device_id: str
+    certificate: Path
+    key: Path
+    location: str | None
+    broker_host: str
+    broker_port: int
+    broker_ca: Path
+    spool_path: Path
+    spool_max_readings: int
+    spool_max_age_s: float
+    spool_when_full: WhenFull
+    readers: list[ReaderConfig]
+    sensors: list[SensorConfig]
+
+    @property
+    def status_path(self) -> Path:
+        """Where the running agent publishes its status for `tracehub-edge status`."""
+        return self.spool_path.with_name("status.json")
+
+
+def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name)
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] section missing")
+    return value
+
+
+def _require(section: dict[str, Any], where: str, key: str, kind: type) -> Any:
+    if key not in section:
+        raise ConfigError(f"{where}: {key} missing")
+    value = section[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def load(path: Path) -> AgentConfig:
+    """Read and check an agent configuration file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    base = path.resolve().parent
+
+    def resolve(value: str) -> Path:
+        candidate = Path(value)
+        return candidate if candidate.is_absolute() else base / candidate
+
+    device = _section(data, "device")
+    broker = _section(data, "broker")
+    spool = _section(data, "spool")
+    readers = [
+        ReaderConfig(
+            name=_require(r, "[[readers]]", "name", str),
+            protocol=_require(r, "[[readers]]", "protocol", str),
+            port=_require(r, "[[readers]]", "port", str),
+            smoothing_window_s=float(r.get("smoothing_window_s", 2.0)),
+        )
+        for r in data.get("readers", [])
+    ]
+    sensors = []
+    for s in data.get("sensors", []):
+        options = {k: v for k, v in s.items() if k not in {"name", "port", "slave", "interval_s"}}
+        sensors.append(
+            SensorConfig(
+                name=_require(s, "[[sensors]]", "name", str),
+                port=_require(s, "[[sensors]]", "port", str),
+                slave=int(s.get("slave", 1)),
+                interval_s=float(s.get("interval_s", 5.0)),
+                options=options,
+            )
+        )
+    names = [r.name for r in readers] + [s.name for s in sensors]
+    if len(set(names)) != len(names):
+        raise ConfigError("reader and sensor names must be unique")
+    try:
+        when_full = WhenFull(spool.get("when_full", "drop-oldest"))
+    except ValueError as exc:
+        raise ConfigError(f"[spool] when_full: {exc}") from exc
+    return AgentConfig(
+        device_id=_require(device, "[device]", "id", str),
+        certificate=resolve(_require(device, "[device]", "certificate", str)),
+        key=resolve(_require(device, "[device]", "key", str)),
+        location=device.get("location"),
+        broker_host=str(broker.get("host", "127.0.0.1")),
+        broker_port=int(broker.get("port", 18883)),
+        broker_ca=resolve(_require(broker, "[broker]", "ca", str)),
+        spool_path=resolve(_require(spool, "[spool]", "path", str)),
+        spool_max_readings=int(spool.get("max_readings", 1_000_000)),
+        spool_max_age_s=float(spool.get("max_age_days", 30)) * 86400,
+        spool_when_full=when_full,
+        readers=readers,
+        sensors=sensors,
+    )
