@@ -8,15 +8,15 @@ CHAINCODE_TLS_CERT_FILE.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
-from fabric_chaincode_python.fabric_shim import server
-
 from chaincode.contract import TraceHubChaincode
+from chaincode.server import serve
 
 
 def main() -> int:
@@ -43,7 +43,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     logging.warning("chaincode %s listening on %s (TLS %s)", package_id, address, bool(cert))
     try:
-        server.start(TraceHubChaincode, cc_id=package_id, address=address, key=key, cert=cert)
+        asyncio.run(serve(TraceHubChaincode(), package_id, address, key, cert))
     except KeyboardInterrupt:
         logging.info("chaincode server stopped")
     return 0

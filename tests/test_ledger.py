@@ -156,3 +156,24 @@ def test_unreachable_peer_is_reported_as_unavailable(stack: Settings) -> None:
         pytest.raises(LedgerUnavailableError),
     ):
         _contract(gateway, stack).evaluate("RecordExists", "x")
+
+
+def test_concurrent_submits_of_different_ids_all_commit(org1: Gateway, stack: Settings) -> None:
+    # Several transactions in the chaincode at once, on the same peer streams: each must commit.
+    # (fabric-chaincode-python's own server broke its stream here; see chaincode/server.py.)
+    contract = _contract(org1, stack)
+    ids = [_new_id() for _ in range(8)]
+    outcomes: dict[str, str] = {}
+
+    def put(record_id: str) -> None:
+        try:
+            outcomes[record_id] = contract.submit("PutRecord", record_id, "{}").status
+        except Exception as exc:  # collected and asserted below
+            outcomes[record_id] = repr(exc)
+
+    threads = [threading.Thread(target=put, args=(record_id,)) for record_id in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert outcomes == dict.fromkeys(ids, "VALID")
