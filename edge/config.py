@@ -56,11 +56,10 @@ class ReaderConfig:
 
 @dataclass(frozen=True)
 class SensorConfig:
+    """A sensor's name and its settings (edge.sensors.SensorSpec fields: port, slave, ...)."""
+
     name: str
-    port: str
-    slave: int = 1
-    interval_s: float = 5.0
-    options: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,18 +126,13 @@ def load(path: Path) -> AgentConfig:
         )
         for r in data.get("readers", [])
     ]
-    sensors = []
-    for s in data.get("sensors", []):
-        options = {k: v for k, v in s.items() if k not in {"name", "port", "slave", "interval_s"}}
-        sensors.append(
-            SensorConfig(
-                name=_require(s, "[[sensors]]", "name", str),
-                port=_require(s, "[[sensors]]", "port", str),
-                slave=int(s.get("slave", 1)),
-                interval_s=float(s.get("interval_s", 5.0)),
-                options=options,
-            )
+    sensors = [
+        SensorConfig(
+            name=_require(s, "[[sensors]]", "name", str),
+            settings={k: v for k, v in s.items() if k != "name"},
         )
+        for s in data.get("sensors", [])
+    ]
     names = [r.name for r in readers] + [s.name for s in sensors]
     if len(set(names)) != len(names):
         raise ConfigError("reader and sensor names must be unique")

@@ -1,0 +1,19 @@
+"""Environmental sensors polled by the edge agent (Modbus RTU temperature/humidity)."""
+
+from edge.sensors.modbus import (
+    ModbusSensor,
+    SensorConfigError,
+    SensorSample,
+    SensorSpec,
+    SensorStats,
+    poll_forever,
+)
+
+__all__ = [
+    "ModbusSensor",
+    "SensorConfigError",
+    "SensorSample",
+    "SensorSpec",
+    "SensorStats",
+    "poll_forever",
+]
