@@ -52,8 +52,9 @@ unit: python-deps  ## tests that need no services
 test: lint up  ## the whole suite against the real stack (brings it up first)
 	@$(PY) -m pytest
 
-bench: python-deps  ## benchmarks (bench/); results in bench/results/
+bench: up  ## benchmarks (bench/) against the real stack; results in bench/results/
 	@$(PY) -m bench.envelope_bench
+	@$(PY) -m bench.edge_bench
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run

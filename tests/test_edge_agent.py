@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from certs.pki import PKI
 from edge.rfid_reader import r2000
@@ -63,7 +65,17 @@ class Collector:
         self.client.on_connect = lambda c, u, f, reason, p: c.subscribe(topic, qos=1)
         self.client.on_message = lambda c, u, message: self.messages.put(message.payload)
         self.client.reconnect_delay_set(0.2, 2)
-        self.client.connect(settings.mqtt_host, settings.mqtt_tls_port, keepalive=10)
+        # A persistent session, as the gateway has: the broker keeps the subscription across its
+        # own restart and queues what arrives before this client is back.
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = 600
+        self.client.connect(
+            settings.mqtt_host,
+            settings.mqtt_tls_port,
+            keepalive=10,
+            clean_start=False,
+            properties=session,
+        )
         self.client.loop_start()
 
     def drain(self) -> list[bytes]:
