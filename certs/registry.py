@@ -16,6 +16,11 @@ from cryptography import x509
 from tracehub.ledger import Contract, EvaluateError, SubmitResult
 
 
+def _rfc3339(moment: datetime) -> str:
+    """UTC with a Z, as the chaincode records and compares times."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class LedgerRegistry:
     """Device enrolment and revocation records on the Fabric ledger."""
 
@@ -30,8 +35,9 @@ class LedgerRegistry:
         self, device_id: str, *, fingerprint: str = "", reason: str, revoked_at: datetime
     ) -> SubmitResult:
         """Record a revocation (all active certificates of the device when no fingerprint)."""
-        at = revoked_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return self._contract.submit("RevokeDevice", device_id, fingerprint, reason, at)
+        return self._contract.submit(
+            "RevokeDevice", device_id, fingerprint, reason, _rfc3339(revoked_at)
+        )
 
     def device(self, device_id: str) -> dict[str, Any]:
         """The device and all its certificate records."""
@@ -51,8 +57,7 @@ class LedgerRegistry:
 
     def valid_at(self, device_id: str, moment: datetime) -> list[str]:
         """Fingerprints of the device's certificates that were valid at ``moment``."""
-        at = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        raw = self._contract.evaluate("DeviceCertificatesValidAt", device_id, at)
+        raw = self._contract.evaluate("DeviceCertificatesValidAt", device_id, _rfc3339(moment))
         valid: list[str] = json.loads(raw)["valid"]
         return valid
 
