@@ -1,7 +1,7 @@
 """TraceHub's chaincode: dispatches each invocation by function name.
 
-Functions live in one module per concept (records, devices); each takes the stub and its string
-arguments and returns the response payload, or raises ContractError to refuse.
+Functions live in one module per concept (records, devices, anchors); each takes the stub and
+its string arguments and returns the response payload, or raises ContractError to refuse.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 from fabric_chaincode_python.fabric_shim import response
 from fabric_chaincode_python.fabric_shim.interfaces import Chaincode, ChaincodeStubInterface
 
-from chaincode import devices, records
+from chaincode import anchors, devices, records
 from chaincode.base import ContractError, Function
 
-FUNCTIONS: dict[str, Function] = {**records.FUNCTIONS, **devices.FUNCTIONS}
+FUNCTIONS: dict[str, Function] = {**records.FUNCTIONS, **devices.FUNCTIONS, **anchors.FUNCTIONS}
 
 
 class TraceHubChaincode(Chaincode):  # type: ignore[misc]
