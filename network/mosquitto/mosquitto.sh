@@ -43,6 +43,12 @@ log_type notice
 log_type information
 connection_messages true
 max_packet_size 65536
+# The gateway acknowledges a batch of messages at once, after storing them: let many be in flight
+# to it. A device's reading counts as delivered once the broker PUBACKs it, so the queue for the
+# gateway's persistent session must not drop messages while the gateway is down or behind
+# (mosquitto's default keeps only 1,000 per client).
+max_inflight_messages 5000
+max_queued_messages 5000000
 
 listener $PORT 127.0.0.1
 protocol mqtt

@@ -1,0 +1,102 @@
+"""What the gateway decides about one message, before anything is stored.
+
+Pure: no MQTT, no database. The order is the identity issue's verification (certificate chain,
+validity at the reading's time, revocation, identity = topic, signature), then the gateway's own
+bound on clock skew. Sequence, duplicate and hash-chain checks need the stored state of the
+device and happen in the store's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tracehub.verify import (
+    CertificateDirectory,
+    TrustStore,
+    VerificationError,
+    VerifiedReading,
+    verify_envelope,
+)
+
+TOPIC = re.compile(r"tracehub/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/readings")
+MAX_ENVELOPE = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A reading that passed every check that needs no stored state."""
+
+    verified: VerifiedReading
+    envelope: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message for the quarantine: why, and the raw bytes as they came."""
+
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str
+    raw: bytes
+    received_at: datetime
+
+
+def device_from_topic(topic: str) -> str | None:
+    match = TOPIC.fullmatch(topic)
+    return match.group(1) if match else None
+
+
+def check_message(
+    topic: str,
+    payload: bytes,
+    *,
+    trust: TrustStore,
+    directory: CertificateDirectory,
+    received_at: datetime,
+    max_future_skew: timedelta,
+) -> Accepted | Rejected:
+    """Accept a message as a verified reading, or say why not."""
+
+    def reject(reason: str, detail: str, device: str | None = None) -> Rejected:
+        return Rejected(topic, device, reason, detail, payload, received_at)
+
+    device_id = device_from_topic(topic)
+    if device_id is None:
+        return reject("bad_topic", f"not a readings topic: {topic!r}")
+    if len(payload) > MAX_ENVELOPE:
+        return reject("oversize", f"{len(payload)} bytes > {MAX_ENVELOPE}", device_id)
+    try:
+        verified = verify_envelope(payload, trust, directory, topic_device_id=device_id)
+    except VerificationError as exc:
+        return reject(str(exc.reason), exc.detail, device_id)
+    # Readings may arrive days late (the edge spools through outages) but never from the
+    # future: a device clock far ahead would let it pre-date nothing and post-date everything.
+    if verified.reading.ts - received_at > max_future_skew:
+        ahead = (verified.reading.ts - received_at).total_seconds()
+        return reject(
+            "clock_skew", f"reading time is {ahead:.0f} s ahead of the gateway", device_id
+        )
+    return Accepted(verified, payload, received_at)
+
+
+def reading_row(accepted: Accepted) -> dict[str, Any]:
+    """The fields the store needs, from an accepted reading."""
+    reading = accepted.verified.reading
+    return {
+        "device_id": reading.device,
+        "seq": reading.seq,
+        "ts": reading.ts,
+        "kind": reading.kind,
+        "data": reading.data,
+        "loc": reading.loc,
+        "prev_hash": reading.prev,
+        "reading_hash": accepted.verified.hash,
+        "envelope": accepted.envelope,
+        "certificate_sha256": accepted.verified.fingerprint,
+        "received_at": accepted.received_at,
+    }

@@ -1,0 +1,150 @@
+"""The gateway's MQTT side: a shared subscription with manual acknowledgements.
+
+Messages are acknowledged only after the store has committed them (or their quarantine entry),
+so a gateway that dies holding messages gets them redelivered; the store's uniqueness on
+(device, seq) makes the redelivery harmless. Several gateway processes with the same group
+split the load (MQTT 5 shared subscription).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties as _Properties
+
+log = logging.getLogger(__name__)
+# paho declares no types for its MQTT 5 properties class.
+Properties: Any = _Properties
+
+READINGS = "tracehub/v1/devices/+/readings"
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    host: str
+    port: int
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    client_id: str
+    group: str = "ingest"
+    session_expiry_s: int = 7 * 86400
+    receive_maximum: int = 4000
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as the broker delivered it; `ack` once it is durably handled."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class Consumer:
+    """Receives deliveries into a queue; the caller acks them when stored."""
+
+    def __init__(self, settings: ConsumerSettings) -> None:
+        self.settings = settings
+        self.deliveries: queue.Queue[Delivery] = queue.Queue()
+        self.connected = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.tls_set(
+            ca_certs=str(settings.ca_file),
+            certfile=str(settings.cert_file),
+            keyfile=str(settings.key_file),
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        self._client.manual_ack_set(True)
+        self._client.reconnect_delay_set(1, 10)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        # A persistent session: the subscription and every unacknowledged message outlive a
+        # gateway crash or a broker restart.
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.settings.session_expiry_s
+        properties.ReceiveMaximum = self.settings.receive_maximum
+        self._client.connect_async(
+            self.settings.host,
+            self.settings.port,
+            keepalive=30,
+            clean_start=False,
+            properties=properties,
+        )
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            if delivery.qos > 0:
+                self._client.ack(delivery.mid, delivery.qos)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
+        if getattr(reason, "is_failure", True):
+            log.error("gateway: broker refused the connection: %s", reason)
+            return
+        client.subscribe(f"$share/{self.settings.group}/{READINGS}", qos=1)
+        self.connected.set()
+        log.info("gateway: connected, subscribed as group %s", self.settings.group)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
+        self.connected.clear()
+        log.warning("gateway: disconnected (%s)", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        payload = bytes(message.payload)
+        self.deliveries.put(Delivery(message.topic, payload, message.mid, message.qos))
+
+
+def drain(deliveries: queue.Queue[Delivery], limit: int, wait_s: float) -> list[Delivery]:
+    """Up to `limit` deliveries: waits up to `wait_s` for the first, then takes what is there."""
+    batch: list[Delivery] = []
+    deadline = time.monotonic() + wait_s
+    while len(batch) < limit:
+        timeout = deadline - time.monotonic()
+        try:
+            batch.append(deliveries.get(timeout=max(timeout, 0) if not batch else 0))
+        except queue.Empty:
+            if batch or timeout <= 0:
+                break
+    return batch
+
+
+AlertHook = Callable[[Sequence[dict[str, object]]], None]
+"""Offered every batch of newly stored readings (rows as dicts); must be cheap and not raise."""
