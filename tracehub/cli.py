@@ -5,6 +5,7 @@
     tracehub devices revoke ID --reason R    revoke it, update the CRL, record it, reload the broker
     tracehub devices list [--json]           every certificate issued, with its status
     tracehub devices show ID                 the device's record on the ledger
+    tracehub verify PROOF                    check a reading's proof end to end
 
 Every command has --help.
 """
@@ -141,6 +142,44 @@ def devices_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def verify(args: argparse.Namespace, settings: Settings) -> int:
+    from certs.registry import LedgerCertificateDirectory, LedgerRegistry
+    from tracehub.audit import verify_proof
+    from tracehub.ipfs import KuboClient
+    from tracehub.ledger.local import connect_org
+    from tracehub.proof import Proof, ProofFormatError
+    from tracehub.verify import TrustStore
+
+    try:
+        proof = Proof.from_json(Path(args.proof).read_bytes())
+    except (OSError, ProofFormatError) as exc:
+        print(f"verify: {exc}", file=sys.stderr)
+        return 2
+    bundle = Path(args.ca_bundle or settings.pki_dir / "ca-bundle.pem")
+    crl = Path(args.crl or settings.pki_dir / "crl.pem")
+    # An auditor checks readings long after the CRL's next update: a stale CRL still says
+    # what was revoked when it was issued.
+    trust = TrustStore.from_pem_files(bundle, crl, allow_stale_crls=True)
+    with (
+        KuboClient(args.ipfs or settings.ipfs_api) as ipfs,
+        connect_org(settings.fabric, args.org) as gateway,
+    ):
+        contract = gateway.get_network(proof.channel).get_contract(proof.chaincode)
+        directory = LedgerCertificateDirectory(LedgerRegistry(contract))
+        result = verify_proof(proof, ipfs=ipfs, ledger=contract, trust=trust, directory=directory)
+    for step in result.passed:
+        print(f"  ok    {step}")
+    if not result.ok:
+        print(f"  FAIL  {result.failure}")
+        print(f"proof of reading {proof.reading_hash} does NOT verify")
+        return 1
+    print(
+        f"verified: reading {proof.reading_hash} is #{proof.index} of batch {proof.batch_id}, "
+        f"anchored in tx {proof.tx_id}, block {proof.block_number}"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tracehub", description="TraceHub operator commands.")
     groups = top.add_subparsers(dest="group", required=True)
@@ -180,6 +219,16 @@ def parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="the device's enrolments and revocations on the ledger")
     show.add_argument("device_id")
     show.set_defaults(handler=devices_show)
+
+    check = groups.add_parser(
+        "verify", help="verify a reading's proof from IPFS, the PKI and the ledger (no database)"
+    )
+    check.add_argument("proof", help="proof JSON file")
+    check.add_argument("--org", type=int, default=2, help="whose peer to ask (default 2)")
+    check.add_argument("--ca-bundle", help="CA certificates (default: the stack's PKI)")
+    check.add_argument("--crl", help="CRLs (default: the stack's PKI)")
+    check.add_argument("--ipfs", help="Kubo RPC URL (default: the stack's)")
+    check.set_defaults(handler=verify)
     return top
 
 

@@ -1,0 +1,93 @@
+"""Verify a reading's proof end to end from public material, without the hub's database.
+
+The steps, each of which must pass:
+1. ``path``: the audit path leads from the reading hash to the proof's root (offline).
+2. ``ipfs``: the batch object is fetched by CID; its header names the same batch and root, and
+   reading ``index`` in it hashes to the proof's reading hash.
+3. ``signature``: the envelope verifies against the CA bundle and CRL (public), with the device
+   certificate found on the ledger by its fingerprint; it is the certificate the proof names.
+4. ``ledger``: the anchor of the batch on the ledger has the same root, CID and transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from ingest.batch import BatchFormatError, envelope_at, read_header
+from tracehub.ipfs import IPFSError, KuboClient
+from tracehub.ledger import Contract, LedgerError
+from tracehub.proof import Proof
+from tracehub.verify import CertificateDirectory, TrustStore, VerificationError, verify_envelope
+
+
+@dataclass
+class AuditResult:
+    """Which steps passed; `failure` names the first that did not, with the reason."""
+
+    passed: list[str] = field(default_factory=list)
+    failure: str | None = None
+    envelope: bytes | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def fail(self, step: str, reason: str) -> AuditResult:
+        self.failure = f"{step}: {reason}"
+        return self
+
+
+def verify_proof(
+    proof: Proof,
+    *,
+    ipfs: KuboClient,
+    ledger: Contract,
+    trust: TrustStore,
+    directory: CertificateDirectory,
+) -> AuditResult:
+    """Check a proof against IPFS, the device PKI and the ledger; stops at the first failure."""
+    result = AuditResult()
+    if not proof.check_path():
+        return result.fail("path", "the audit path does not lead from the reading to the root")
+    result.passed.append("path")
+
+    try:
+        batch = ipfs.cat(proof.ipfs_cid)
+        header = read_header(batch)
+        envelope = envelope_at(batch, proof.index)
+    except (IPFSError, BatchFormatError) as exc:
+        return result.fail("ipfs", str(exc))
+    if header.batch_id != proof.batch_id or header.root.hex() != proof.root:
+        return result.fail("ipfs", "the batch object names another batch or root")
+    if header.count != proof.batch_size:
+        return result.fail(
+            "ipfs", f"batch holds {header.count} readings, proof says {proof.batch_size}"
+        )
+    if hashlib.sha256(envelope).hexdigest() != proof.reading_hash:
+        return result.fail("ipfs", f"reading {proof.index} of the batch has another hash")
+    result.envelope = envelope
+    result.passed.append("ipfs")
+
+    try:
+        verified = verify_envelope(envelope, trust, directory)
+    except VerificationError as exc:
+        return result.fail("signature", f"{exc.reason}: {exc.detail}")
+    if verified.fingerprint != proof.device_certificate_sha256:
+        return result.fail("signature", "signed by another certificate than the proof names")
+    result.passed.append("signature")
+
+    try:
+        anchor = json.loads(ledger.evaluate("GetAnchor", proof.batch_id))
+    except LedgerError as exc:
+        return result.fail("ledger", str(exc))
+    for name, expected in (
+        ("root", proof.root),
+        ("ipfs_cid", proof.ipfs_cid),
+        ("tx_id", proof.tx_id),
+    ):
+        if anchor.get(name) != expected:
+            return result.fail("ledger", f"anchored {name} {anchor.get(name)!r} differs")
+    result.passed.append("ledger")
+    return result
