@@ -1,0 +1,325 @@
+"""Throughput of the ingest store (ingest/store.py) against the stack's PostgreSQL.
+
+    .venv/bin/python -m bench.store_bench [--rows 50000] [--batch 1000] [--devices 100]
+                                          [--envelope-bytes 600] [--compare] [--keep]
+
+Stores ``--rows`` verified readings (synthetic ~600-byte envelopes, correctly chained, from
+``--devices`` devices interleaved as a gateway sees them) with ``ReadingStore.store_verified`` in
+batches of ``--batch``, one transaction each, and prints rows/s; then seals them into Merkle
+batches of the same size (``seal_batch``) and prints that rate too. ``--compare`` also times the
+bare write path (keys and readings only) three ways -- one binary COPY into a temp table, then
+INSERT ... SELECT ... ON CONFLICT (what the store does); the keys as unnest() arrays, then a
+binary COPY of the new rows straight into readings; pipelined executemany -- each into a fresh
+schema. Everything runs in schemas named ``bench_<random>``,
+dropped at the end unless ``--keep``. Writes ``bench/results/store.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import secrets
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ingest.schema import ensure_partitions, migrate
+from ingest.store import ReadingStore, VerifiedRow
+from tracehub import db
+from tracehub.config import Settings
+from tracehub.reading import GENESIS_PREV
+
+RESULTS = Path(__file__).resolve().parent / "results" / "store.json"
+CERT = hashlib.sha256(b"bench certificate").hexdigest()
+
+
+def make_rows(n: int, devices: int, size: int) -> list[VerifiedRow]:
+    """``n`` readings from ``devices`` devices, one reading per device per second, in arrival
+    order (so each batch holds many devices), each device's chain correctly linked."""
+    run = secrets.token_hex(4)
+    names = [f"bench-{run}-{d:04d}" for d in range(devices)]
+    prev = dict.fromkeys(names, GENESIS_PREV)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    rows = []
+    for i in range(n):
+        device, seq = names[i % devices], i // devices + 1
+        envelope = (f"{device}.{seq}.".encode() + os.urandom(size).hex().encode())[:size]
+        digest = hashlib.sha256(envelope).hexdigest()
+        ts = t0 + timedelta(seconds=seq, milliseconds=i % devices)
+        rows.append(
+            VerifiedRow(
+                device_id=device,
+                seq=seq,
+                ts=ts,
+                kind="environment",
+                data={"temperature_c": 4 + i % 40 / 10, "humidity_pct": 50 + i % 30},
+                loc="4006381333931",
+                prev_hash=prev[device],
+                reading_hash=digest,
+                envelope=envelope,
+                certificate_sha256=CERT,
+                received_at=ts + timedelta(milliseconds=150),
+            )
+        )
+        prev[device] = digest
+    return rows
+
+
+@contextmanager
+def bench_schema(dsn: str, keep: bool) -> Iterator[Callable[[], psycopg.Connection]]:
+    name = f"bench_{secrets.token_hex(5)}"
+    with db.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+
+        def factory() -> psycopg.Connection:
+            return db.connect(dsn, options=f"-c search_path={name}")
+
+        with factory() as conn:
+            migrate(conn)
+            ensure_partitions(conn, datetime.now(UTC))
+        yield factory
+    finally:
+        if keep:
+            print(f"kept schema {name}")
+        else:
+            with db.connect(dsn, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def rate(n: int, seconds: float, per_batch: list[float]) -> dict[str, float]:
+    return {
+        "rows": n,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(n / seconds, 1),
+        "batch_ms_median": round(statistics.median(per_batch) * 1000, 2),
+        "batch_ms_max": round(max(per_batch) * 1000, 2),
+    }
+
+
+def bench_store(
+    factory: Callable[[], psycopg.Connection], rows: list[VerifiedRow], batch: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with ReadingStore(factory) as store:
+        times, stored = [], []
+        start = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            t = time.perf_counter()
+            result = store.store_verified(rows[i : i + batch])
+            times.append(time.perf_counter() - t)
+            stored.extend(result.stored)
+            assert not result.conflicts and not result.chain_breaks and not result.duplicates
+        out["store_verified"] = rate(len(stored), time.perf_counter() - start, times)
+        assert len(stored) == len(rows)
+
+        times = []
+        start = time.perf_counter()
+        for i in range(0, len(stored), batch):
+            t = time.perf_counter()
+            store.seal_batch(f"bench-{i}", stored[i : i + batch], secrets.token_hex(32))
+            times.append(time.perf_counter() - t)
+        out["seal_batch"] = rate(len(stored), time.perf_counter() - start, times)
+
+        t = time.perf_counter()
+        again = store.store_verified(rows[:batch])
+        out["duplicate_batch_ms"] = round((time.perf_counter() - t) * 1000, 2)
+        assert again.duplicates == min(batch, len(rows))
+    return out
+
+
+# ---------------------------------------------------------------------- bare write paths
+
+_COLUMNS = (
+    "device_id, seq, ts, received_at, kind, data, loc, prev_hash, reading_hash, envelope,"
+    " certificate_sha256"
+)
+_TYPES = [
+    "text",
+    "int8",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "jsonb",
+    "text",
+    "text",
+    "text",
+    "bytea",
+    "text",
+]
+
+
+def _tuple(r: VerifiedRow, data: Any = None) -> tuple[Any, ...]:
+    """A readings row; ``data`` replaces r.data (plain executemany needs a Jsonb wrapper)."""
+    return (
+        r.device_id,
+        r.seq,
+        r.ts,
+        r.received_at,
+        r.kind,
+        r.data if data is None else data,
+        r.loc,
+        r.prev_hash,
+        r.reading_hash,
+        r.envelope,
+        r.certificate_sha256,
+    )
+
+
+def write_unnest_copy(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None:
+    """Keys through unnest() arrays, then binary COPY of the new rows straight into readings."""
+    new = {
+        (d, s)
+        for d, s in conn.execute(
+            "INSERT INTO reading_keys (device_id, seq, ts, reading_hash)"
+            " SELECT * FROM unnest(%s::text[], %s::int8[], %s::timestamptz[], %s::text[])"
+            " ON CONFLICT DO NOTHING RETURNING device_id, seq",
+            (
+                [r.device_id for r in rows],
+                [r.seq for r in rows],
+                [r.ts for r in rows],
+                [r.reading_hash for r in rows],
+            ),
+        )
+    }
+    with conn.cursor().copy(f"COPY readings ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_TYPES)
+        for r in rows:
+            if (r.device_id, r.seq) in new:
+                copy.write_row(_tuple(r))
+
+
+def write_temp_copy(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None:
+    """The store's way: one binary COPY into a temp table, then INSERT ... SELECT ... ON CONFLICT
+    into reading_keys and readings in one statement."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS incoming"
+        " (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor().copy(f"COPY incoming ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_TYPES)
+        for r in rows:
+            copy.write_row(_tuple(r))
+    conn.execute(
+        "WITH new AS (INSERT INTO reading_keys (device_id, seq, ts, reading_hash)"
+        " SELECT device_id, seq, ts, reading_hash FROM incoming"
+        " ON CONFLICT DO NOTHING RETURNING device_id, seq)"
+        f" INSERT INTO readings ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming"
+        " JOIN new USING (device_id, seq)"
+    )
+
+
+def write_executemany(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None:
+    """Pipelined executemany: one INSERT per key, then one per new reading."""
+    cur = conn.cursor()
+    cur.executemany(
+        "INSERT INTO reading_keys (device_id, seq, ts, reading_hash) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING RETURNING device_id, seq",
+        [(r.device_id, r.seq, r.ts, r.reading_hash) for r in rows],
+        returning=True,
+    )
+    new: set[tuple[str, int]] = set()
+    while True:
+        new.update((d, s) for d, s in cur.fetchall())
+        if not cur.nextset():
+            break
+    cur.executemany(
+        f"INSERT INTO readings ({_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
+        [_tuple(r, Jsonb(r.data)) for r in rows if (r.device_id, r.seq) in new],
+    )
+
+
+WRITERS: dict[str, Callable[[psycopg.Connection, list[VerifiedRow]], None]] = {
+    "temp_table_copy+insert_select": write_temp_copy,
+    "unnest_keys+copy_readings": write_unnest_copy,
+    "pipelined_executemany": write_executemany,
+}
+
+
+def bench_writer(
+    factory: Callable[[], psycopg.Connection],
+    write: Callable[[psycopg.Connection, list[VerifiedRow]], None],
+    rows: list[VerifiedRow],
+    batch: int,
+) -> dict[str, float]:
+    with factory() as conn:
+        conn.autocommit = True
+        times = []
+        start = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            t = time.perf_counter()
+            with conn.transaction():
+                write(conn, rows[i : i + batch])
+            times.append(time.perf_counter() - t)
+        return rate(len(rows), time.perf_counter() - start, times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--envelope-bytes", type=int, default=600)
+    parser.add_argument("--compare", action="store_true", help="also time the bare write paths")
+    parser.add_argument("--keep", action="store_true", help="keep the bench schemas")
+    args = parser.parse_args()
+    dsn = Settings.from_env().postgres_dsn
+
+    rows = make_rows(args.rows, args.devices, args.envelope_bytes)
+    report: dict[str, Any] = {
+        "rows": args.rows,
+        "batch": args.batch,
+        "devices": args.devices,
+        "envelope_bytes": len(rows[0].envelope),
+        "python": platform.python_version(),
+        "psycopg": version("psycopg"),
+        "cpus": os.cpu_count(),
+    }
+    with bench_schema(dsn, args.keep) as factory:
+        with factory() as conn:
+            server = conn.execute("SHOW server_version").fetchone()
+            commit = conn.execute("SHOW synchronous_commit").fetchone()
+        report["postgres"] = server[0] if server else "?"
+        report["synchronous_commit"] = commit[0] if commit else "?"
+        report |= bench_store(factory, rows, args.batch)
+    if args.compare:
+        report["write_paths"] = {}
+        for name, write in WRITERS.items():
+            with bench_schema(dsn, args.keep) as factory:
+                report["write_paths"][name] = bench_writer(factory, write, rows, args.batch)
+
+    print(
+        f"{args.rows:,} readings ({report['envelope_bytes']}-byte envelopes, {args.devices}"
+        f" devices) in batches of {args.batch:,}, one transaction each"
+        f" (PostgreSQL {report['postgres']}, synchronous_commit={report['synchronous_commit']},"
+        f" {report['cpus']} CPUs):"
+    )
+    lines = [("store_verified", report["store_verified"]), ("seal_batch", report["seal_batch"])]
+    lines += [(f"  write path: {k}", v) for k, v in report.get("write_paths", {}).items()]
+    width = max(len(name) for name, _ in lines)
+    print(f"{'':<{width}}  {'rows/s':>9}  {'ms/batch (median, max)':>22}")
+    for name, r in lines:
+        print(
+            f"{name:<{width}}  {r['rows_per_second']:>9,.0f}"
+            f"  {r['batch_ms_median']:>10.1f}, {r['batch_ms_max']:>9.1f}"
+        )
+    print(f"a batch of {args.batch:,} duplicates: {report['duplicate_batch_ms']:.1f} ms")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
