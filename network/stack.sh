@@ -139,6 +139,7 @@ up() {
   bash "$here/fabric/crypto.sh"
   start postgres 60
   postgres_database
+  (cd "$project_dir" && "$PYTHON" -m ingest migrate)
   start kubo 60
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs init)
   start mosquitto 30

@@ -1,0 +1,104 @@
+"""Run a gateway process: `python -m gateway [--group ingest] [--name gw-1]`.
+
+Connects to the local stack (tracehub.config.Settings), migrates the database (idempotent, safe
+when several gateways start at once), and runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from cryptography import x509
+
+from certs.pki import PKI
+from gateway.consumer import Consumer, ConsumerSettings
+from gateway.service import Gateway, GatewaySettings
+from ingest.schema import migrate
+from ingest.store import ReadingStore
+from tracehub import db
+from tracehub.config import Settings
+from tracehub.ipfs import KuboClient
+from tracehub.ledger.local import connect_org
+from tracehub.verify import TrustStore
+
+
+class PkiDirectory:
+    """Device certificates from the hub's PKI index, by SHA-256 fingerprint (cached)."""
+
+    def __init__(self, pki: PKI) -> None:
+        self._pki = pki
+        self._cache: dict[bytes, x509.Certificate] = {}
+
+    def by_fingerprint(self, sha256: bytes) -> x509.Certificate | None:
+        if sha256 not in self._cache:
+            record = self._pki.certificate_by_fingerprint(sha256.hex())
+            if record is None:
+                return None
+            self._cache[sha256] = record.certificate
+        return self._cache[sha256]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway")
+    parser.add_argument("--group", default="ingest", help="shared subscription group")
+    parser.add_argument("--name", default="gw-1", help="this gateway's MQTT client id suffix")
+    parser.add_argument("--batch-readings", type=int, default=5000)
+    parser.add_argument("--batch-seconds", type=float, default=2.0)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(threadName)s %(message)s"
+    )
+    settings = Settings.from_env()
+    pki = PKI(settings.pki_dir)
+    with db.connect(settings.postgres_dsn) as conn:
+        applied = migrate(conn)
+    if applied:
+        logging.info("gateway: applied migrations %s", applied)
+    cert, key, _ = pki.service_paths("gateway")
+    consumer = Consumer(
+        ConsumerSettings(
+            host=settings.mqtt_host,
+            port=settings.mqtt_tls_port,
+            ca_file=pki.ca_bundle_path,
+            cert_file=cert,
+            key_file=key,
+            client_id=f"gateway-{args.name}",
+            group=args.group,
+        )
+    )
+    ledger_gateway = connect_org(settings.fabric, 1)
+    network = ledger_gateway.get_network(settings.fabric.channel)
+    gateway = Gateway(
+        GatewaySettings(
+            batch_max_readings=args.batch_readings,
+            batch_max_age_s=args.batch_seconds,
+            crl_path=pki.crl_path,
+        ),
+        consumer=consumer,
+        trust=TrustStore.from_pem_files(pki.ca_bundle_path, pki.crl_path),
+        directory=PkiDirectory(pki),
+        store_factory=lambda: ReadingStore(lambda: db.connect(settings.postgres_dsn)),
+        ipfs=KuboClient(settings.ipfs_api),
+        ledger=network.get_contract(settings.fabric.chaincode),
+        block_lookup=network.get_contract("qscc"),
+        channel=settings.fabric.channel,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    gateway.start()
+    logging.info("gateway %s running (group %s)", args.name, args.group)
+    stop.wait()
+    gateway.stop()
+    ledger_gateway.close()
+    logging.info("gateway stopped: %s", gateway.stats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

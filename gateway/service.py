@@ -1,0 +1,353 @@
+"""The gateway process: ingest, batch, anchor — three loops over one durable store.
+
+- Ingest: deliveries from the shared subscription are checked (gateway.checks), stored in one
+  transaction per drained group, rejects and replays quarantined, and only then acknowledged.
+- Batch: every `batch_max_age_s`, or as soon as `batch_max_readings` wait, the oldest unbatched
+  readings are sealed into a batch (Merkle root over their hashes, outbox entry, one
+  transaction) and the batch object is put on IPFS. The store, not memory, says what is
+  unbatched, so a restarted gateway seals what its predecessor stored.
+- Anchor: outbox entries are anchored on the ledger (AnchorBatch); a batch the ledger already
+  has (re-submission after a crash) is confirmed from the ledger instead. Failures back off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fabric_protos.common import common_pb2 as _common_pb2
+
+from gateway.checks import Accepted, Rejected, check_message
+from gateway.consumer import AlertHook, Consumer, Delivery, drain
+from ingest.batch import encode_batch
+from ingest.store import (
+    BatchConflictError,
+    BatchRecord,
+    QuarantineRow,
+    ReadingStore,
+    VerifiedRow,
+)
+from tracehub.ipfs import IPFSError, KuboClient
+from tracehub.ledger import Contract, EndorseError, LedgerError
+from tracehub.merkle import MerkleTree
+from tracehub.verify import CertificateDirectory, TrustStore, load_pem_crls
+
+log = logging.getLogger(__name__)
+# The generated protobuf module has no type information.
+common_pb2: Any = _common_pb2
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    batch_max_readings: int = 5000
+    batch_max_age_s: float = 2.0
+    ingest_max_messages: int = 2000
+    ingest_wait_s: float = 0.05
+    max_future_skew_s: float = 300.0
+    anchor_retry_s: tuple[float, float] = (1.0, 60.0)
+    anchor_lease: timedelta = timedelta(seconds=30)
+    crl_path: Path | None = None
+    crl_check_s: float = 10.0
+
+
+@dataclass
+class GatewayStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    gaps: int = 0
+    chain_breaks: int = 0
+    batches_sealed: int = 0
+    batches_anchored: int = 0
+    anchor_failures: int = 0
+
+
+def new_batch_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+
+
+class Gateway:
+    """Runs the three loops until `stop()`."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        consumer: Consumer,
+        trust: TrustStore,
+        directory: CertificateDirectory,
+        store_factory: Callable[[], ReadingStore],
+        ipfs: KuboClient,
+        ledger: Contract,
+        alert_hooks: Sequence[AlertHook] = (),
+        block_lookup: Contract | None = None,
+        channel: str = "trace",
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.trust = trust
+        self.directory = directory
+        self.store_factory = store_factory
+        self.ipfs = ipfs
+        self.ledger = ledger
+        self.alert_hooks = list(alert_hooks)
+        self.block_lookup = block_lookup
+        self.channel = channel
+        self.stats = GatewayStats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.consumer.start()
+        for name, loop in (
+            ("ingest", self._ingest_loop),
+            ("batch", self._batch_loop),
+            ("anchor", self._anchor_loop),
+        ):
+            thread = threading.Thread(target=loop, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+        self.consumer.stop()
+
+    # -- ingest ------------------------------------------------------------------------
+
+    def _ingest_loop(self) -> None:
+        store = self.store_factory()
+        crl_mtime = 0.0
+        last_crl_check = 0.0
+        while not self._stop.is_set():
+            if (
+                self.settings.crl_path
+                and time.monotonic() - last_crl_check > self.settings.crl_check_s
+            ):
+                last_crl_check = time.monotonic()
+                crl_mtime = self._refresh_crls(crl_mtime)
+            deliveries = drain(
+                self.consumer.deliveries,
+                self.settings.ingest_max_messages,
+                self.settings.ingest_wait_s,
+            )
+            if not deliveries:
+                continue
+            try:
+                self.ingest(store, deliveries)
+            except Exception:
+                # Nothing was acknowledged: the broker redelivers after our reconnect.
+                log.exception("ingest of %d messages failed; not acknowledged", len(deliveries))
+                time.sleep(1)
+
+    def _refresh_crls(self, seen_mtime: float) -> float:
+        assert self.settings.crl_path is not None
+        try:
+            mtime = self.settings.crl_path.stat().st_mtime
+            if mtime != seen_mtime:
+                self.trust.replace_crls(load_pem_crls(self.settings.crl_path.read_bytes()))
+                log.info("gateway: CRLs reloaded from %s", self.settings.crl_path)
+            return mtime
+        except OSError as exc:
+            log.error("gateway: cannot read CRLs: %s", exc)
+            return seen_mtime
+
+    def ingest(self, store: ReadingStore, deliveries: Sequence[Delivery]) -> None:
+        """Check, store and quarantine one group of deliveries, then acknowledge them all."""
+        now = datetime.now(UTC)
+        skew = timedelta(seconds=self.settings.max_future_skew_s)
+        rows: list[VerifiedRow] = []
+        rejected: list[QuarantineRow] = []
+        for delivery in deliveries:
+            outcome = check_message(
+                delivery.topic,
+                delivery.payload,
+                trust=self.trust,
+                directory=self.directory,
+                received_at=now,
+                max_future_skew=skew,
+            )
+            if isinstance(outcome, Accepted):
+                rows.append(VerifiedRow.from_verified(outcome.verified, outcome.envelope, now))
+            else:
+                rejected.append(_quarantine_row(outcome))
+        result = store.store_verified(rows) if rows else None
+        if result is not None:
+            rejected.extend(
+                QuarantineRow(
+                    topic=f"tracehub/v1/devices/{c.row.device_id}/readings",
+                    reason="replay",
+                    raw=c.row.envelope,
+                    detail=f"seq {c.row.seq} is already stored with hash {c.stored_hash}",
+                    device_id=c.row.device_id,
+                    received_at=now,
+                )
+                for c in result.conflicts
+            )
+        if rejected:
+            store.quarantine(rejected)
+        self.consumer.ack(deliveries)
+        self.stats.received += len(deliveries)
+        self.stats.quarantined += len(rejected)
+        if result is not None:
+            self.stats.stored += len(result.stored)
+            self.stats.duplicates += result.duplicates
+            self.stats.gaps += len(result.gaps)
+            self.stats.chain_breaks += len(result.chain_breaks)
+            if self.alert_hooks and result.stored:
+                fresh = {(k.device_id, k.seq) for k in result.stored}
+                stored_rows: list[dict[str, object]] = [
+                    {
+                        "device_id": r.device_id,
+                        "seq": r.seq,
+                        "ts": r.ts,
+                        "kind": r.kind,
+                        "data": r.data,
+                        "loc": r.loc,
+                    }
+                    for r in rows
+                    if (r.device_id, r.seq) in fresh
+                ]
+                for hook in self.alert_hooks:
+                    try:
+                        hook(stored_rows)
+                    except Exception:
+                        log.exception("alert hook failed")
+
+    # -- batch -------------------------------------------------------------------------
+
+    def _batch_loop(self) -> None:
+        store = self.store_factory()
+        while not self._stop.wait(self.settings.batch_max_age_s / 4):
+            try:
+                self.seal_due(store)
+            except Exception:
+                log.exception("sealing failed; retried")
+
+    def seal_due(self, store: ReadingStore, *, force: bool = False) -> list[BatchRecord]:
+        """Seal full batches at once and the remainder when it is old enough."""
+        sealed = []
+        while not self._stop.is_set() or force:
+            keys = store.unbatched(limit=self.settings.batch_max_readings)
+            if not keys:
+                break
+            full = len(keys) >= self.settings.batch_max_readings
+            if not full and not force and not self._remainder_due():
+                break
+            tree = MerkleTree([bytes.fromhex(k.reading_hash) for k in keys])
+            batch_id = new_batch_id()
+            try:
+                record = store.seal_batch(batch_id, keys, tree.root.hex())
+            except BatchConflictError as exc:
+                log.info("another gateway sealed some of these readings first: %s", exc)
+                continue
+            self._last_seal = time.monotonic()
+            self.stats.batches_sealed += 1
+            sealed.append(self._put_on_ipfs(store, record))
+            if not full:
+                break
+        return sealed
+
+    _last_seal = 0.0
+
+    def _remainder_due(self) -> bool:
+        return time.monotonic() - self._last_seal >= self.settings.batch_max_age_s
+
+    def _put_on_ipfs(self, store: ReadingStore, record: BatchRecord) -> BatchRecord:
+        envelopes = [r.envelope for r in store.readings_in_batch(record.batch_id)]
+        data = encode_batch(record.batch_id, envelopes)  # checks the root against the leaves
+        cid = self.ipfs.add(data)
+        return store.mark_stored(record.batch_id, cid)
+
+    # -- anchor ------------------------------------------------------------------------
+
+    def _anchor_loop(self) -> None:
+        store = self.store_factory()
+        while not self._stop.wait(0.2):
+            try:
+                self.anchor_due(store)
+            except Exception:
+                log.exception("anchoring failed; retried")
+
+    def anchor_due(self, store: ReadingStore) -> int:
+        anchored = 0
+        # A claim is a lease: if this gateway dies mid-anchor, another (or its restart) takes the
+        # batch over once the lease runs out. Anchoring takes about a second, so 30 s is ample.
+        for item in store.outbox_due(limit=20, lease=self.settings.anchor_lease):
+            batch = item.batch
+            try:
+                if batch.ipfs_cid is None:
+                    batch = self._put_on_ipfs(store, batch)
+                assert batch.ipfs_cid is not None
+                tx_id, block = self._anchor(batch)
+                store.mark_anchored(batch.batch_id, tx_id, block)
+                self.stats.batches_anchored += 1
+                anchored += 1
+            except (LedgerError, IPFSError) as exc:
+                self.stats.anchor_failures += 1
+                low, high = self.settings.anchor_retry_s
+                delay = min(high, low * 2 ** max(item.attempts - 1, 0))
+                store.outbox_failed(
+                    batch.batch_id, str(exc), datetime.now(UTC) + timedelta(seconds=delay)
+                )
+                log.warning(
+                    "anchoring batch %s failed (attempt %d, retry in %.0f s): %s",
+                    batch.batch_id,
+                    item.attempts,
+                    delay,
+                    exc,
+                )
+        return anchored
+
+    def _anchor(self, batch: BatchRecord) -> tuple[str, int]:
+        anchor = {
+            "batch_id": batch.batch_id,
+            "root": batch.root,
+            "ipfs_cid": batch.ipfs_cid,
+            "count": batch.count,
+            "first_ts": batch.first_ts.isoformat(),
+            "last_ts": batch.last_ts.isoformat(),
+            "devices": batch.devices,
+        }
+        try:
+            committed = self.ledger.submit("AnchorBatch", json.dumps(anchor, sort_keys=True))
+            return committed.tx_id, committed.block_number
+        except EndorseError as exc:
+            if "already anchored" not in str(exc):
+                raise
+        # A crash after the ledger committed but before we recorded it: take the ledger's word,
+        # if it is the same root.
+        existing = json.loads(self.ledger.evaluate("GetAnchor", batch.batch_id))
+        if existing["root"] != batch.root:
+            raise LedgerError(f"batch {batch.batch_id} is anchored with another root")
+        return existing["tx_id"], self._block_of(existing["tx_id"])
+
+    def _block_of(self, tx_id: str) -> int:
+        """The block holding a transaction, from the peer's query system chaincode (qscc)."""
+        if self.block_lookup is None:
+            raise LedgerError("no block lookup configured for re-submitted anchors")
+        raw = self.block_lookup.evaluate("GetBlockByTxID", self.channel, tx_id)
+        block: Any = common_pb2.Block()
+        block.ParseFromString(raw)
+        return int(block.header.number)
+
+
+def _quarantine_row(rejected: Rejected) -> QuarantineRow:
+    return QuarantineRow(
+        topic=rejected.topic,
+        reason=rejected.reason,
+        raw=rejected.raw,
+        detail=rejected.detail,
+        device_id=rejected.device_id,
+        received_at=rejected.received_at,
+    )
