@@ -223,3 +223,47 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
             timeout=60,
         )
         assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_two_gateways_split_the_load_without_duplicates(stack: Settings, tmp_path: Path) -> None:
+    pki = PKI(stack.pki_dir)
+    devices = [Device(stack, pki) for _ in range(4)]
+    time.sleep(3.1)
+    group = f"t{uuid.uuid4().hex[:8]}"
+    logs = [tmp_path / "gw-a.log", tmp_path / "gw-b.log"]
+    gateways = [_start_gateway(f"t{uuid.uuid4().hex[:8]}", group, log) for log in logs]
+    clients = []
+    try:
+        for device in devices:
+            client = device_client(stack, device.id)
+            assert connect(client, stack)
+            clients.append(client)
+        time.sleep(2)
+        for seq in range(1, 51):
+            for device, client in zip(devices, clients, strict=True):
+                client.publish(device.topic, device.sign(seq, 3.0 + seq / 100), qos=1)
+        ours = [d.id for d in devices]
+        _wait(
+            lambda: (
+                _count(stack, "select count(*) from readings where device_id = any(%s)", ours)
+                >= 200
+            ),
+            60,
+            "200 readings stored",
+        )
+    finally:
+        for client in clients:
+            close(client)
+        for gateway in gateways:
+            gateway.send_signal(signal.SIGTERM)
+            gateway.wait(30)
+    for device in devices:
+        assert _count(stack, "select count(*) from readings where device_id = %s", device.id) == 50
+    # Both processes took part: each logged the messages it received when it stopped.
+    received = []
+    for log in logs:
+        stopped = [line for line in log.read_text().splitlines() if "gateway stopped" in line]
+        assert stopped, log.read_text()[-2000:]
+        received.append(int(stopped[-1].split("received=")[1].split(",")[0]))
+    assert all(count > 0 for count in received), received
+    assert sum(received) >= 200
