@@ -55,6 +55,8 @@ test: lint up  ## the whole suite against the real stack (brings it up first)
 bench: up  ## benchmarks (bench/) against the real stack; results in bench/results/
 	@$(PY) -m bench.envelope_bench
 	@$(PY) -m bench.edge_bench
+	@$(PY) -m bench.store_bench
+	@$(PY) -m bench.ingest_bench
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run

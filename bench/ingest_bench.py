@@ -1,0 +1,320 @@
+"""End-to-end ingest throughput on the real stack, in one run.
+
+    .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 500] [--baseline 200]
+
+Readings are signed beforehand (signing is the devices' cost, measured in envelope_bench), then
+published with QoS 1 by `--devices` MQTT clients as fast as the broker takes them.
+(a) broker pass-through: a trivial subscriber counts the messages;
+(b) the verify ceiling of one process (verify_envelope, warm cache);
+(c) one gateway process: readings/s verified + stored, time until all are batched to IPFS and
+    anchored, p50/p95 latency publish→queryable and publish→anchored (approximated from the
+    order of arrival: the i-th published reading counts as queryable when i readings are stored),
+    CPU and RSS of the gateway, broker, peers and PostgreSQL, ledger transactions used;
+(d) the naive baseline: one Fabric transaction per reading (8 concurrent submitters).
+Bounded in count and time; writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from certs.pki import PKI
+from tests.mqtt_helpers import close, connect, device_client, gateway_client
+from tracehub import db
+from tracehub.config import PROJECT_DIR, Settings
+from tracehub.envelope import reading_hash, sign_reading
+from tracehub.ledger.local import connect_org
+from tracehub.reading import GENESIS_PREV, Reading
+from tracehub.verify import InMemoryDirectory, TrustStore, verify_envelope
+
+RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_and_rss(pid: int) -> tuple[float, float]:
+    """CPU seconds and RSS MiB of a process group (a component and its children)."""
+    cpu, rss = 0.0, 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[2]) != pid and int(proc.name) != pid:  # stat[2] is the process group
+                continue
+            cpu += (int(stat[11]) + int(stat[12])) / TICKS
+            rss += int(stat[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpu, rss
+
+
+def _count(conn: Any, sql: str, devices: list[str]) -> int:
+    row = conn.execute(sql, (devices,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _sign_all(settings: Settings, devices: int, readings: int) -> dict[str, list[bytes]]:
+    pki = PKI(settings.pki_dir)
+    signed: dict[str, list[bytes]] = {}
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    for _ in range(devices):
+        device_id = f"bench-{uuid.uuid4().hex[:10]}"
+        pki.enrol_simulated_device(device_id)
+        _, key_path = pki.device_paths(device_id)
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        cert = pki.device(device_id)[0].certificate
+        prev, envelopes = GENESIS_PREV, []
+        for seq in range(1, readings + 1):
+            reading = Reading(
+                device=device_id,
+                seq=seq,
+                ts=start + timedelta(milliseconds=seq * 10),
+                kind="environment",
+                data={"temperature_c": 4.0 + seq % 40 / 10, "humidity_pct": 55.0},
+                prev=prev,
+            )
+            envelope = sign_reading(reading, key, cert)  # type: ignore[arg-type]
+            envelopes.append(envelope)
+            prev = reading_hash(envelope)
+        signed[device_id] = envelopes
+    time.sleep(6)  # certificates valid from a whole second; readings stamped after it
+    return signed
+
+
+def _publish(settings: Settings, signed: dict[str, list[bytes]]) -> list[float]:
+    """Publish round-robin across devices; returns the publish time of each message in order."""
+    clients = []
+    for device_id in signed:
+        client = device_client(settings, device_id)
+        client.max_inflight_messages_set(1000)
+        assert connect(client, settings), device_id
+        clients.append((device_id, client))
+    times: list[float] = []
+    infos = []
+    longest = max(len(v) for v in signed.values())
+    for i in range(longest):
+        for device_id, client in clients:
+            envelopes = signed[device_id]
+            if i < len(envelopes):
+                infos.append(
+                    client.publish(f"tracehub/v1/devices/{device_id}/readings", envelopes[i], qos=1)
+                )
+                times.append(time.monotonic())
+    for info in infos:
+        info.wait_for_publish(60)
+    for _, client in clients:
+        close(client)
+    return times
+
+
+def bench_broker(settings: Settings, devices: int, readings: int) -> dict[str, Any]:
+    signed = _sign_all(settings, devices, readings)
+    total = devices * readings
+    got: queue.Queue[float] = queue.Queue()
+    subscriber = gateway_client(settings)
+    subscriber.on_message = lambda c, u, m: got.put(time.monotonic())
+    assert connect(subscriber, settings)
+    subscriber.subscribe("tracehub/v1/devices/+/readings", qos=1)
+    time.sleep(1)
+    started = time.monotonic()
+    _publish(settings, signed)
+    arrivals: list[float] = []
+    deadline = time.monotonic() + 120
+    while len(arrivals) < total and time.monotonic() < deadline:
+        try:
+            arrivals.append(got.get(timeout=1))
+        except queue.Empty:
+            continue
+    close(subscriber)
+    elapsed = (arrivals[-1] if arrivals else time.monotonic()) - started
+    return {
+        "messages": total,
+        "received": len(arrivals),
+        "msgs_per_s": round(len(arrivals) / elapsed),
+    }
+
+
+def bench_verify(settings: Settings, signed: dict[str, list[bytes]]) -> dict[str, Any]:
+    pki = PKI(settings.pki_dir)
+    trust = TrustStore.from_pem_files(pki.ca_bundle_path, pki.crl_path)
+    directory = InMemoryDirectory([pki.device(d)[0].certificate for d in signed])
+    envelopes = [e for batch in signed.values() for e in batch][:5000]
+    started = time.perf_counter()
+    for envelope in envelopes:
+        verify_envelope(envelope, trust, directory)
+    return {
+        "verified": len(envelopes),
+        "per_s": round(len(envelopes) / (time.perf_counter() - started)),
+    }
+
+
+def bench_gateway(settings: Settings, signed: dict[str, list[bytes]]) -> dict[str, Any]:
+    total = sum(len(v) for v in signed.values())
+    devices = list(signed)
+    log = RESULTS.parent / "ingest-gateway.log"
+    gateway = subprocess.Popen(
+        [
+            str(PROJECT_DIR / ".venv/bin/python"),
+            "-m",
+            "gateway",
+            "--name",
+            f"bench-{uuid.uuid4().hex[:6]}",
+            "--group",
+            f"bench{uuid.uuid4().hex[:6]}",
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=PROJECT_DIR,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    run = settings.run_dir / "pids"
+    components = {
+        name: int((run / f"{name}.pid").read_text())
+        for name in ("mosquitto", "postgres", "peer0.org1", "peer0.org2", "orderer")
+    }
+    components["gateway"] = gateway.pid
+    stored_at: list[tuple[float, int]] = []
+    anchored_at: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        with db.connect(settings.postgres_dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                now = time.monotonic()
+                stored = _count(
+                    conn, "select count(*) from readings where device_id = any(%s)", devices
+                )
+                anchored = _count(
+                    conn,
+                    "select count(*) from readings r join batches b using (batch_id) "
+                    "where r.device_id = any(%s) and b.state = 'anchored'",
+                    devices,
+                )
+                stored_at.append((now, stored))
+                anchored_at.append((now, anchored))
+                if anchored >= total:
+                    return
+                time.sleep(0.1)
+
+    try:
+        time.sleep(3)  # subscribed
+        cpu0 = {name: _cpu_and_rss(pid)[0] for name, pid in components.items()}
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        started = time.monotonic()
+        publish_times = _publish(settings, signed)
+        poller.join(300)
+        stop.set()
+        wall = time.monotonic() - started
+        usage = {name: _cpu_and_rss(pid) for name, pid in components.items()}
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(60)
+
+    def latencies(series: list[tuple[float, int]]) -> dict[str, float | None]:
+        values, j = [], 0
+        for i, published in enumerate(publish_times):
+            while j < len(series) and series[j][1] < i + 1:
+                j += 1
+            if j < len(series):
+                values.append(series[j][0] - published)
+        if not values:
+            return {"p50_s": None, "p95_s": None}
+        values.sort()
+        return {
+            "p50_s": round(statistics.median(values), 3),
+            "p95_s": round(values[int(len(values) * 0.95) - 1], 3),
+        }
+
+    all_stored = next((t for t, n in stored_at if n >= total), None)
+    with db.connect(settings.postgres_dsn) as conn:
+        transactions = _count(
+            conn,
+            "select count(distinct batch_id) from readings where device_id = any(%s)",
+            devices,
+        )
+    return {
+        "readings": total,
+        "stored_per_s": round(total / (all_stored - started)) if all_stored else None,
+        "anchored_all_in_s": round(wall, 2),
+        "publish_to_queryable": latencies(stored_at),
+        "publish_to_anchored": latencies(anchored_at),
+        "ledger_transactions": transactions,
+        "readings_per_transaction": round(total / transactions) if transactions else None,
+        "cpu_percent": {n: round((usage[n][0] - cpu0[n]) / wall * 100, 1) for n in usage},
+        "rss_mib": {n: round(usage[n][1], 1) for n in usage},
+    }
+
+
+def bench_baseline(settings: Settings, count: int) -> dict[str, Any]:
+    with connect_org(settings.fabric, 1) as gateway:
+        contract = gateway.get_network(settings.fabric.channel).get_contract(
+            settings.fabric.chaincode
+        )
+        ids = [f"baseline-{uuid.uuid4().hex}" for _ in range(count)]
+        work: queue.Queue[str] = queue.Queue()
+        for record_id in ids:
+            work.put(record_id)
+
+        def submitter() -> None:
+            while True:
+                try:
+                    record_id = work.get_nowait()
+                except queue.Empty:
+                    return
+                contract.submit("PutRecord", record_id, '{"reading":"one per transaction"}')
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=submitter) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(600)
+        elapsed = time.monotonic() - started
+    return {"transactions": count, "readings_per_s": round(count / elapsed, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--readings", type=int, default=500)
+    parser.add_argument("--baseline", type=int, default=200)
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    results: dict[str, Any] = {"devices": args.devices, "readings_per_device": args.readings}
+    print("ingest bench: (a) broker pass-through ...", flush=True)
+    results["broker"] = bench_broker(settings, args.devices, args.readings)
+    print(f"  {results['broker']}", flush=True)
+    print("ingest bench: signing readings for the gateway run ...", flush=True)
+    signed = _sign_all(settings, args.devices, args.readings)
+    results["verify_one_process"] = bench_verify(settings, signed)
+    print(f"  (b) verify: {results['verify_one_process']}", flush=True)
+    print("ingest bench: (c) gateway end to end ...", flush=True)
+    results["gateway"] = bench_gateway(settings, signed)
+    print(f"  {json.dumps(results['gateway'])}", flush=True)
+    print("ingest bench: (d) one Fabric transaction per reading ...", flush=True)
+    results["baseline_tx_per_reading"] = bench_baseline(settings, args.baseline)
+    print(f"  {results['baseline_tx_per_reading']}", flush=True)
+    results["measured_at"] = datetime.now(UTC).isoformat()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"ingest bench: results in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
