@@ -36,7 +36,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ingest.schema import ensure_partitions, migrate
-from ingest.store import ReadingStore, VerifiedRow
+from ingest.store import _COPY_TYPES, _READING_COLUMNS, ReadingStore, VerifiedRow
 from tracehub import db
 from tracehub.config import Settings
 from tracehub.reading import GENESIS_PREV
@@ -142,23 +142,9 @@ def bench_store(
 
 # ---------------------------------------------------------------------- bare write paths
 
-_COLUMNS = (
-    "device_id, seq, ts, received_at, kind, data, loc, prev_hash, reading_hash, envelope,"
-    " certificate_sha256"
-)
-_TYPES = [
-    "text",
-    "int8",
-    "timestamptz",
-    "timestamptz",
-    "text",
-    "jsonb",
-    "text",
-    "text",
-    "text",
-    "bytea",
-    "text",
-]
+# The store's own column list and COPY types, so the alternatives write exactly what it writes.
+_COLUMNS = _READING_COLUMNS
+_TYPES = _COPY_TYPES
 
 
 def _tuple(r: VerifiedRow, data: Any = None) -> tuple[Any, ...]:
