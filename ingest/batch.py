@@ -13,11 +13,11 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from tracehub.envelope import MAX_ENVELOPE_BYTES
 from tracehub.merkle import MerkleTree
 from tracehub.proof import BATCH_ID_PATTERN
+from tracehub.strictjson import refuse_duplicate_members
 
 __all__ = [
     "FORMAT",
@@ -174,13 +174,9 @@ def _parse_header(data: bytes) -> tuple[BatchHeader, int]:
     return BatchHeader(batch_id=header["batch_id"], count=count, root=bytes.fromhex(root)), end + 1
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise BatchFormatError(f"header repeats member {name!r}")
-        out[name] = value
-    return out
+_no_duplicates = refuse_duplicate_members(
+    lambda names: BatchFormatError(f"header repeats member {names[0]!r}")
+)
 
 
 def _check_batch_id(batch_id: object) -> None:

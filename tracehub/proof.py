@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from tracehub.merkle import MerkleTree, leaf_data_from_reading_hash, leaf_hash, verify_inclusion
+from tracehub.strictjson import refuse_duplicate_members
 
 __all__ = ["BATCH_ID_PATTERN", "PROOF_VERSION", "Proof", "ProofFormatError"]
 
@@ -130,13 +131,9 @@ class Proof:
         return cls(**{**obj, "audit_path": tuple(path)})
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ProofFormatError(f"proof repeats member {name!r}")
-        out[name] = value
-    return out
+_no_duplicates = refuse_duplicate_members(
+    lambda names: ProofFormatError(f"proof repeats member {names[0]!r}")
+)
 
 
 def _validate(proof: Proof) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
+from tracehub.strictjson import refuse_duplicate_members
+
 __all__ = [
     "DEVICE_ID_PATTERN",
     "GENESIS_PREV",
@@ -311,13 +313,9 @@ def _check_loc(loc: object) -> None:
 # ---------------------------------------------------------------------- JSON hooks
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        keys = [k for k, _ in pairs]
-        dupes = sorted({repr(k) for k in keys if keys.count(k) > 1})
-        raise ReadingError(f"duplicate key(s): {', '.join(dupes)}")
-    return out
+_no_duplicates = refuse_duplicate_members(
+    lambda names: ReadingError(f"duplicate key(s): {', '.join(sorted(map(repr, names)))}")
+)
 
 
 def _no_constant(name: str) -> Any:
