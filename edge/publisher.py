@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import cast
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.spool import Spool, SpooledReading
+from tracehub.mqtt import tls_client
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +87,11 @@ class Publisher:
             delay = min(delay * 2, self.backoff_s[1])
 
     def _client(self, events: queue.Queue[tuple[str, object]]) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.broker.client_id,
-            protocol=mqtt.MQTTv5,
-        )
-        client.tls_set(
-            ca_certs=str(self.broker.ca_file),
-            certfile=str(self.broker.cert_file),
-            keyfile=str(self.broker.key_file),
-            cert_reqs=ssl.CERT_REQUIRED,
+        client = tls_client(
+            self.broker.client_id,
+            ca_file=self.broker.ca_file,
+            cert_file=self.broker.cert_file,
+            key_file=self.broker.key_file,
         )
         client.max_inflight_messages_set(self.window)
         client.on_connect = lambda c, u, f, reason, p: events.put(("connect", reason))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as _Properties
+
+from tracehub.mqtt import tls_client
 
 log = logging.getLogger(__name__)
 # paho declares no types for its MQTT 5 properties class.
@@ -60,16 +60,11 @@ class Consumer:
         self.settings = settings
         self.deliveries: queue.Queue[Delivery] = queue.Queue()
         self.connected = threading.Event()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            protocol=mqtt.MQTTv5,
-        )
-        self._client.tls_set(
-            ca_certs=str(settings.ca_file),
-            certfile=str(settings.cert_file),
-            keyfile=str(settings.key_file),
-            cert_reqs=ssl.CERT_REQUIRED,
+        self._client = tls_client(
+            settings.client_id,
+            ca_file=settings.ca_file,
+            cert_file=settings.cert_file,
+            key_file=settings.key_file,
         )
         self._client.manual_ack_set(True)
         self._client.reconnect_delay_set(1, 10)

@@ -9,23 +9,18 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from tracehub import mqtt as tracehub_mqtt
 from tracehub.config import Settings
 
 
 def tls_client(settings: Settings, cert: Path | None, key: Path | None) -> mqtt.Client:
     """An MQTT 5 client over TLS that trusts our root and presents ``cert`` (if given)."""
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"test-{uuid.uuid4().hex[:10]}",
-        protocol=mqtt.MQTTv5,
+    return tracehub_mqtt.tls_client(
+        f"test-{uuid.uuid4().hex[:10]}",
+        ca_file=settings.pki_dir / "ca-bundle.pem",
+        cert_file=cert,
+        key_file=key,
     )
-    client.tls_set(
-        ca_certs=str(settings.pki_dir / "ca-bundle.pem"),
-        certfile=str(cert) if cert else None,
-        keyfile=str(key) if key else None,
-        cert_reqs=ssl.CERT_REQUIRED,
-    )
-    return client
 
 
 def device_client(settings: Settings, device_id: str) -> mqtt.Client:
