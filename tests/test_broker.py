@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import queue
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -17,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from certs.pki import PKI
+from tests.helpers import run_cli
 from tests.mqtt_helpers import close, connect, device_client, gateway_client, tls_client
-from tracehub.config import PROJECT_DIR, Settings
+from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -148,22 +148,7 @@ def test_revoked_device_is_refused_after_the_broker_reloads(stack: Settings, pki
     assert connect(before, stack)  # the same certificate works until revoked
     close(before)
 
-    revoke = subprocess.run(
-        [
-            str(PROJECT_DIR / ".venv/bin/python"),
-            "-m",
-            "tracehub.cli",
-            "devices",
-            "revoke",
-            device_id,
-            "--reason",
-            "keyCompromise",
-            "--no-ledger",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    revoke = run_cli("devices", "revoke", device_id, "--reason", "keyCompromise", "--no-ledger")
     assert revoke.returncode == 0, revoke.stderr
     assert not connect(device_client(stack, device_id), stack)
     # Others are unaffected by the broker's restart.

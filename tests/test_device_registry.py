@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,21 +13,12 @@ import pytest
 
 from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
-from tracehub.config import PROJECT_DIR, Settings
+from tests.helpers import run_cli
+from tracehub.config import Settings
 from tracehub.ledger import EndorseError
 from tracehub.ledger.local import connect_org
 
 pytestmark = pytest.mark.integration
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PROJECT_DIR / ".venv/bin/python"), "-m", "tracehub.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def test_enrol_and_revoke_are_queryable_by_device_id(
     stack: Settings, registry: LedgerRegistry
 ) -> None:
     device_id = f"test-{uuid.uuid4().hex[:12]}"
-    enrolled = _cli("devices", "enrol", device_id)
+    enrolled = run_cli("devices", "enrol", device_id)
     assert enrolled.returncode == 0, enrolled.stderr
     assert "on the ledger: tx" in enrolled.stdout
     issued = PKI(stack.pki_dir).device(device_id)[0]
@@ -56,7 +46,7 @@ def test_enrol_and_revoke_are_queryable_by_device_id(
     assert certificate["serial"] == format(issued.serial, "x")
 
     time.sleep(1.1)  # certificate times have whole seconds: keep enrolment and revocation apart
-    revoked = _cli("devices", "revoke", device_id, "--reason", "keyCompromise")
+    revoked = run_cli("devices", "revoke", device_id, "--reason", "keyCompromise")
     assert revoked.returncode == 0, revoked.stderr
     [certificate] = registry.device(device_id)["certificates"]
     assert certificate["status"] == "revoked"
@@ -74,7 +64,7 @@ def test_enrol_and_revoke_are_queryable_by_device_id(
     statuses = [change["value"]["status"] for change in history[issued.fingerprint_sha256]]
     assert statuses == ["active", "revoked"]
 
-    shown = _cli("devices", "show", device_id)
+    shown = run_cli("devices", "show", device_id)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["certificates"][0]["status"] == "revoked"
 
@@ -83,7 +73,7 @@ def test_auditor_finds_a_certificate_by_fingerprint_on_the_ledger(
     stack: Settings, registry: LedgerRegistry
 ) -> None:
     device_id = f"test-{uuid.uuid4().hex[:12]}"
-    assert _cli("devices", "enrol", device_id).returncode == 0
+    assert run_cli("devices", "enrol", device_id).returncode == 0
     issued = PKI(stack.pki_dir).device(device_id)[0]
     directory = LedgerCertificateDirectory(registry)
     found = directory.by_fingerprint(bytes.fromhex(issued.fingerprint_sha256))

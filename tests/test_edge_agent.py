@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from paho.mqtt.properties import Properties
 
 from certs.pki import PKI
 from edge.rfid_reader import r2000
+from tests.helpers import wait_until
 from tests.modbus_sim import simulated_sensor
 from tests.mqtt_helpers import gateway_client
 from tracehub.config import PROJECT_DIR, Settings
@@ -44,14 +45,6 @@ def _tag_frame(epc: bytes, antenna: int = 0, rssi: int = 0x50) -> bytes:
 def _epc(n: int) -> bytes:
     """A distinct SGTIN-96 EPC per n (the TDS example with its serial replaced)."""
     return bytes.fromhex("3074257BF7194E4000") + n.to_bytes(3, "big")
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 class Collector:
@@ -198,14 +191,14 @@ def test_readings_survive_broker_outage_and_agent_kill(
             # 1. Normal operation: tags and samples arrive.
             time.sleep(1.0)
             _feed(master, range(0, 5))
-            _wait(lambda: _read_events(tmp_path) >= 5, 20, "5 read events")
-            _wait(lambda: _spool_depth(tmp_path) == 0, 20, "the spool to drain")
+            wait_until(lambda: _read_events(tmp_path) >= 5, 20, "5 read events")
+            wait_until(lambda: _spool_depth(tmp_path) == 0, 20, "the spool to drain")
 
             # 2. The broker goes down; readings pile up in the spool.
             assert subprocess.run(["bash", STACK, "stop", "mosquitto"], check=False).returncode == 0
             sensor.set_values(temperature_c=9.1)  # an excursion while nobody listens
             _feed(master, range(5, 10))
-            _wait(lambda: _read_events(tmp_path) >= 10, 20, "5 more read events")
+            wait_until(lambda: _read_events(tmp_path) >= 10, 20, "5 more read events")
             depth_before_kill = _spool_depth(tmp_path)
             assert depth_before_kill >= 5
 
@@ -215,18 +208,22 @@ def test_readings_survive_broker_outage_and_agent_kill(
             agent = _start_agent(config, log)
             time.sleep(1.5)
             _feed(master, range(10, 15))
-            _wait(lambda: _read_events(tmp_path) >= 5, 20, "read events after the restart")
+            wait_until(lambda: _read_events(tmp_path) >= 5, 20, "read events after the restart")
             assert _spool_depth(tmp_path) >= depth_before_kill
 
             # 4. The broker returns; the spool drains.
             up = subprocess.run(["bash", STACK, "up"], capture_output=True, text=True, check=False)
             assert up.returncode == 0, up.stderr
-            _wait(lambda: _spool_depth(tmp_path) == 0, 60, "the spool to drain after the outage")
+            wait_until(
+                lambda: _spool_depth(tmp_path) == 0, 60, "the spool to drain after the outage"
+            )
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(20)
     last_seq = json.loads((tmp_path / "spool" / "status.json").read_text())["spool"]["last"][0]
-    _wait(lambda: len({m for m in collector.drain()}) >= last_seq, 20, "every reading to arrive")
+    wait_until(
+        lambda: len({m for m in collector.drain()}) >= last_seq, 20, "every reading to arrive"
+    )
     collector.close()
 
     by_seq: dict[int, bytes] = {}

@@ -18,8 +18,9 @@ import pytest
 from certs.pki import PKI
 from ingest.proofs import proof_for
 from ingest.store import ReadingStore
+from tests.gateway_helpers import Device, count_rows, start_gateway
+from tests.helpers import run_cli, wait_until
 from tests.mqtt_helpers import close, connect, device_client
-from tests.test_gateway_pipeline import Device, _count, _start_gateway, _wait
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.ledger.local import connect_org
@@ -45,7 +46,7 @@ def test_kills_and_restarts_under_load_lose_and_double_nothing(
     ours = [d.id for d in devices]
     log = tmp_path / "gateway.log"
     name, group = f"drill{uuid.uuid4().hex[:6]}", f"drill{uuid.uuid4().hex[:6]}"
-    gateway = _start_gateway(name, group, log)
+    gateway = start_gateway(name, group, log)
     clients = []
     for device in devices:
         client = device_client(stack, device.id)
@@ -74,7 +75,7 @@ def test_kills_and_restarts_under_load_lose_and_double_nothing(
             gateway.send_signal(signal.SIGKILL)
             gateway.wait(10)
             kills += 1
-            gateway = _start_gateway(name, group, log)
+            gateway = start_gateway(name, group, log)
             # Outages of the components the running gateway depends on: it must back off
             # and catch up, not lose or double anything.
             if kills == 4:
@@ -88,17 +89,17 @@ def test_kills_and_restarts_under_load_lose_and_double_nothing(
         publisher.join(120)
         assert publishing_done.is_set()
         total = DEVICES * READINGS
-        _wait(
+        wait_until(
             lambda: (
-                _count(stack, "select count(*) from readings where device_id = any(%s)", ours)
+                count_rows(stack, "select count(*) from readings where device_id = any(%s)", ours)
                 >= total
             ),
             120,
             "every reading stored",
         )
-        _wait(
+        wait_until(
             lambda: (
-                _count(
+                count_rows(
                     stack,
                     "select count(*) from readings r join batches b using "
                     "(batch_id) where r.device_id = any(%s) and b.state = 'anchored'",
@@ -117,11 +118,11 @@ def test_kills_and_restarts_under_load_lose_and_double_nothing(
 
     for device in devices:
         assert (
-            _count(stack, "select count(*) from readings where device_id = %s", device.id)
+            count_rows(stack, "select count(*) from readings where device_id = %s", device.id)
             == READINGS
         )
         assert (
-            _count(
+            count_rows(
                 stack, "select count(distinct seq) from readings where device_id = %s", device.id
             )
             == READINGS
@@ -165,11 +166,5 @@ def test_kills_and_restarts_under_load_lose_and_double_nothing(
             store.close()
     path = tmp_path / "sample-proof.json"
     path.write_text(sample.to_json())
-    verified = subprocess.run(
-        [str(PROJECT_DIR / ".venv/bin/python"), "-m", "tracehub.cli", "verify", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    verified = run_cli("verify", str(path), timeout=60)
     assert verified.returncode == 0, verified.stdout

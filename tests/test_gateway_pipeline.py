@@ -6,98 +6,24 @@ gateway killed with SIGKILL mid-stream loses nothing."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from certs.pki import PKI
 from ingest.proofs import proof_for
 from ingest.store import ReadingStore
+from tests.gateway_helpers import Device, count_rows, start_gateway
+from tests.helpers import run_cli, wait_until
 from tests.mqtt_helpers import close, connect, device_client
 from tracehub import db
-from tracehub.config import PROJECT_DIR, Settings
-from tracehub.envelope import reading_hash, sign_reading
-from tracehub.reading import GENESIS_PREV, Reading
+from tracehub.config import Settings
+from tracehub.envelope import reading_hash
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-
-
-def _start_gateway(name: str, group: str, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            str(PROJECT_DIR / ".venv/bin/python"),
-            "-m",
-            "gateway",
-            "--name",
-            name,
-            "--group",
-            group,
-            "--batch-readings",
-            "40",
-            "--batch-seconds",
-            "1",
-        ],
-        cwd=PROJECT_DIR,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-class Device:
-    """An enrolled device that signs a hash-chained series of readings."""
-
-    def __init__(self, settings: Settings, pki: PKI) -> None:
-        self.id = f"gw-{uuid.uuid4().hex[:10]}"
-        # Enrolled as an operator does it, so the certificate is on the ledger for auditors.
-        enrolled = subprocess.run(
-            [
-                str(PROJECT_DIR / ".venv/bin/python"),
-                "-m",
-                "tracehub.cli",
-                "devices",
-                "enrol",
-                self.id,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        assert enrolled.returncode == 0, enrolled.stderr
-        _, key_path = pki.device_paths(self.id)
-        self.key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        self.cert = pki.device(self.id)[0].certificate
-        self.prev = GENESIS_PREV
-        self.start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-        self.topic = f"tracehub/v1/devices/{self.id}/readings"
-
-    def sign(self, seq: int, temperature: float, prev: str | None = None) -> bytes:
-        reading = Reading(
-            device=self.id,
-            seq=seq,
-            ts=self.start + timedelta(seconds=seq),
-            kind="environment",
-            data={"temperature_c": temperature, "humidity_pct": 45.0},
-            prev=self.prev if prev is None else prev,
-        )
-        envelope = sign_reading(reading, self.key, self.cert)  # type: ignore[arg-type]
-        if prev is None:
-            self.prev = reading_hash(envelope)
-        return envelope
 
 
 @pytest.fixture()
@@ -105,12 +31,6 @@ def store(stack: Settings) -> Iterator[ReadingStore]:
     reading_store = ReadingStore(lambda: db.connect(stack.postgres_dsn))
     yield reading_store
     reading_store.close()
-
-
-def _count(settings: Settings, sql: str, *params: object) -> int:
-    with db.connect(settings.postgres_dsn) as conn:
-        row = conn.execute(sql, params).fetchone()
-    return int(row[0]) if row else 0
 
 
 def test_gateway_stores_batches_anchors_and_survives_a_kill(
@@ -121,7 +41,7 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
     time.sleep(3.1)  # certificates valid from a whole second; readings are 2-32 s later
     log = tmp_path / "gateway.log"
     group, name = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
-    gateway = _start_gateway(name, group, log)
+    gateway = start_gateway(name, group, log)
     clients = []
     try:
         for device in devices:
@@ -139,7 +59,7 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
                 time.sleep(0.3)
                 gateway.send_signal(signal.SIGKILL)
                 gateway.wait(10)
-                gateway = _start_gateway(name, group, log)
+                gateway = start_gateway(name, group, log)
         # A redelivered duplicate, a replay (same seq, other content, validly signed) and a
         # forgery (signature altered).
         clients[0].publish(a.topic, envelopes[a.id][4], qos=1)
@@ -150,24 +70,25 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
         clients[1].publish(b.topic, forged, qos=1).wait_for_publish(5)
 
         ours = [d.id for d in devices]
-        _wait(
+        wait_until(
             lambda: (
-                _count(stack, "select count(*) from readings where device_id = any(%s)", ours) >= 60
+                count_rows(stack, "select count(*) from readings where device_id = any(%s)", ours)
+                >= 60
             ),
             60,
             "60 readings stored",
         )
-        _wait(
+        wait_until(
             lambda: (
-                _count(stack, "select count(*) from quarantine where device_id = any(%s)", ours)
+                count_rows(stack, "select count(*) from quarantine where device_id = any(%s)", ours)
                 >= 2
             ),
             30,
             "2 quarantined messages",
         )
-        _wait(
+        wait_until(
             lambda: (
-                _count(
+                count_rows(
                     stack,
                     "select count(*) from readings r join batches b using "
                     "(batch_id) where r.device_id = any(%s) and b.state = 'anchored'",
@@ -186,9 +107,11 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
 
     # Exactly once: 30 per device, no more, by (device, seq).
     for device in devices:
-        assert _count(stack, "select count(*) from readings where device_id = %s", device.id) == 30
         assert (
-            _count(
+            count_rows(stack, "select count(*) from readings where device_id = %s", device.id) == 30
+        )
+        assert (
+            count_rows(
                 stack, "select count(distinct seq) from readings where device_id = %s", device.id
             )
             == 30
@@ -215,13 +138,7 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
         )
         path = tmp_path / f"{device}-{seq}.json"
         path.write_text(proof.to_json(indent=2))
-        verified = subprocess.run(
-            [str(PROJECT_DIR / ".venv/bin/python"), "-m", "tracehub.cli", "verify", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        verified = run_cli("verify", str(path), timeout=60)
         assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -231,7 +148,7 @@ def test_two_gateways_split_the_load_without_duplicates(stack: Settings, tmp_pat
     time.sleep(3.1)
     group = f"t{uuid.uuid4().hex[:8]}"
     logs = [tmp_path / "gw-a.log", tmp_path / "gw-b.log"]
-    gateways = [_start_gateway(f"t{uuid.uuid4().hex[:8]}", group, log) for log in logs]
+    gateways = [start_gateway(f"t{uuid.uuid4().hex[:8]}", group, log) for log in logs]
     clients = []
     try:
         for device in devices:
@@ -243,9 +160,9 @@ def test_two_gateways_split_the_load_without_duplicates(stack: Settings, tmp_pat
             for device, client in zip(devices, clients, strict=True):
                 client.publish(device.topic, device.sign(seq, 3.0 + seq / 100), qos=1)
         ours = [d.id for d in devices]
-        _wait(
+        wait_until(
             lambda: (
-                _count(stack, "select count(*) from readings where device_id = any(%s)", ours)
+                count_rows(stack, "select count(*) from readings where device_id = any(%s)", ours)
                 >= 200
             ),
             60,
@@ -258,7 +175,9 @@ def test_two_gateways_split_the_load_without_duplicates(stack: Settings, tmp_pat
             gateway.send_signal(signal.SIGTERM)
             gateway.wait(30)
     for device in devices:
-        assert _count(stack, "select count(*) from readings where device_id = %s", device.id) == 50
+        assert (
+            count_rows(stack, "select count(*) from readings where device_id = %s", device.id) == 50
+        )
     # Both processes took part: each logged the messages it received when it stopped.
     received = []
     for log in logs:

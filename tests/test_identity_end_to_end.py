@@ -6,7 +6,6 @@ reason `revoked`, while its earlier readings still verify."""
 from __future__ import annotations
 
 import queue
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,8 +17,9 @@ from cryptography.hazmat.primitives import serialization
 
 from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
+from tests.helpers import run_cli
 from tests.mqtt_helpers import close, connect, device_client, gateway_client
-from tracehub.config import PROJECT_DIR, Settings
+from tracehub.config import Settings
 from tracehub.envelope import reading_hash, sign_reading
 from tracehub.ledger.local import connect_org
 from tracehub.reading import GENESIS_PREV, Reading
@@ -43,13 +43,7 @@ def directory(stack: Settings) -> Iterator[LedgerCertificateDirectory]:
 
 
 def _cli(*args: str) -> None:
-    result = subprocess.run(
-        [str(PROJECT_DIR / ".venv/bin/python"), "-m", "tracehub.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    result = run_cli(*args)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives import serialization
 
 from certs.pki import PKI
 from ingest.batch import batch_tree, encode_batch
-from tracehub.config import PROJECT_DIR, Settings
+from tests.helpers import run_cli
+from tracehub.config import Settings
 from tracehub.envelope import reading_hash, sign_reading
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
@@ -26,21 +27,11 @@ from tracehub.reading import GENESIS_PREV, Reading
 pytestmark = pytest.mark.integration
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PROJECT_DIR / ".venv/bin/python"), "-m", "tracehub.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
 @pytest.fixture(scope="module")
 def anchored(stack: Settings) -> tuple[list[Proof], list[bytes]]:
     """Twelve readings from an enrolled device, batched to IPFS and anchored; their proofs."""
     device_id = f"audit-{uuid.uuid4().hex[:10]}"
-    assert _cli("devices", "enrol", device_id).returncode == 0
+    assert run_cli("devices", "enrol", device_id).returncode == 0
     time.sleep(1.1)
     pki = PKI(stack.pki_dir)
     _, key_path = pki.device_paths(device_id)
@@ -97,7 +88,7 @@ def anchored(stack: Settings) -> tuple[list[Proof], list[bytes]]:
 def _verify(proof: Proof | str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / f"proof-{uuid.uuid4().hex[:6]}.json"
     path.write_text(proof if isinstance(proof, str) else proof.to_json(indent=2))
-    return _cli("verify", str(path))
+    return run_cli("verify", str(path))
 
 
 def _flip(hex_digest: str, position: int = 10) -> str:

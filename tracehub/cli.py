@@ -23,8 +23,10 @@ from pathlib import Path
 from cryptography import x509
 
 from certs.pki import PKI, PKIError
+from certs.registry import LedgerRegistry
 from tracehub.config import PROJECT_DIR, Settings
-from tracehub.ledger import LedgerError
+from tracehub.ledger import Gateway, LedgerError
+from tracehub.ledger.local import connect_org
 
 # RFC 5280 reason names, as they appear in CRLs: keyCompromise, superseded, ...
 REASONS = {
@@ -32,10 +34,8 @@ REASONS = {
 }
 
 
-def _registry(settings: Settings):  # type: ignore[no-untyped-def]
-    from certs.registry import LedgerRegistry
-    from tracehub.ledger.local import connect_org
-
+def _registry(settings: Settings) -> tuple[Gateway, LedgerRegistry]:
+    """Org1's gateway (close it) and the device registry on it."""
     gateway = connect_org(settings.fabric, 1)
     contract = gateway.get_network(settings.fabric.channel).get_contract(settings.fabric.chaincode)
     return gateway, LedgerRegistry(contract)
@@ -143,10 +143,9 @@ def devices_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def verify(args: argparse.Namespace, settings: Settings) -> int:
-    from certs.registry import LedgerCertificateDirectory, LedgerRegistry
+    from certs.registry import LedgerCertificateDirectory
     from tracehub.audit import verify_proof
     from tracehub.ipfs import KuboClient
-    from tracehub.ledger.local import connect_org
     from tracehub.proof import Proof, ProofFormatError
     from tracehub.verify import TrustStore
 

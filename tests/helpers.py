@@ -1,0 +1,29 @@
+"""Small helpers several integration tests share: the operator CLI, waiting for a condition."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+
+from tracehub.config import PROJECT_DIR
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `tracehub ARGS` as an operator would, with the project's interpreter."""
+    return subprocess.run(
+        [str(PROJECT_DIR / ".venv/bin/python"), "-m", "tracehub.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
