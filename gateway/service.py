@@ -105,6 +105,7 @@ class Gateway:
         self.stats = GatewayStats()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._last_seal = 0.0  # monotonic time of this gateway's last seal
 
     def start(self) -> None:
         self.consumer.start()
@@ -257,8 +258,6 @@ class Gateway:
             if not full:
                 break
         return sealed
-
-    _last_seal = 0.0
 
     def _remainder_due(self) -> bool:
         return time.monotonic() - self._last_seal >= self.settings.batch_max_age_s

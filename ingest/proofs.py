@@ -21,8 +21,7 @@ def proof_for(
     batch = store.batch(reading.batch_id)
     if batch is None or batch.tx_id is None or batch.block_number is None or not batch.ipfs_cid:
         raise ProofUnavailable(f"batch {reading.batch_id} is not anchored yet")
-    members = store.readings_in_batch(batch.batch_id)
-    tree = MerkleTree([bytes.fromhex(r.reading_hash) for r in members])
+    tree = MerkleTree([bytes.fromhex(h) for h in store.batch_leaf_hashes(batch.batch_id)])
     return Proof.from_tree(
         tree,
         reading.batch_index,

@@ -782,6 +782,25 @@ class ReadingStore:
 
         return self._transaction(work)
 
+    def batch_leaf_hashes(self, batch_id: str) -> list[str]:
+        """A batch's reading hashes in Merkle leaf order: enough to rebuild its tree, without
+        fetching the envelopes; raises UnknownBatchError."""
+
+        def work(conn: psycopg.Connection) -> list[str]:
+            span = conn.execute(
+                "SELECT first_ts, last_ts FROM batches WHERE batch_id = %s", (batch_id,)
+            ).fetchone()
+            if span is None:
+                raise UnknownBatchError(f"no batch {batch_id!r}")
+            rows = conn.execute(
+                "SELECT reading_hash FROM readings"
+                " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
+                (batch_id, *span),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return self._transaction(work)
+
     def unbatched(
         self, limit: int = 10_000, *, received_before: datetime | None = None
     ) -> list[ReadingKey]:
