@@ -11,20 +11,20 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from ingest.schema import (
     MIGRATIONS_DIR,
     Migration,
     MigrationError,
     ensure_partitions,
+    load_migrations,
     migrate,
     partition_name,
 )
@@ -39,6 +39,7 @@ from ingest.store import (
     VerifiedRow,
 )
 from tests._pki_helpers import T0, TestPKI
+from tests.db_helpers import Connect, connector, drop_schema, new_schema
 from tracehub import db
 from tracehub.config import Settings
 from tracehub.envelope import sign_reading
@@ -47,27 +48,9 @@ from tracehub.verify import InMemoryDirectory, TrustStore, verify_envelope
 
 pytestmark = pytest.mark.integration
 
-Connect = Callable[[], psycopg.Connection]
 CERT = hashlib.sha256(b"test certificate").hexdigest()
 # Device timestamps of the bulk tests; other tests use other months, so partitions differ.
 JUNE = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-def new_schema(dsn: str) -> str:
-    name = f"test_{secrets.token_hex(6)}"
-    with db.connect(dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    return name
-
-
-def drop_schema(dsn: str, name: str) -> None:
-    assert name.startswith("test_")
-    with db.connect(dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-
-
-def connector(dsn: str, schema: str) -> Connect:
-    return lambda: db.connect(dsn, options=f"-c search_path={schema}")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +60,7 @@ def connect(stack: Settings) -> Iterator[Connect]:
     try:
         factory = connector(stack.postgres_dsn, schema)
         with factory() as conn:
-            assert migrate(conn) == ["0001_initial"]
+            assert migrate(conn) == [m.version for m in load_migrations()]
         yield factory
     finally:
         drop_schema(stack.postgres_dsn, schema)
@@ -159,11 +142,14 @@ def test_migrations_are_idempotent_and_safe_to_run_concurrently(stack: Settings)
         for t in threads:
             t.join(60)
         assert not failures
-        assert sorted(results) == [[], ["0001_initial"]]
+        everything = [m.version for m in load_migrations()]
+        assert sorted(results) == [[], everything]
         with factory() as conn:
             assert migrate(conn) == []
-            versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
-            assert versions == [("0001_initial",)]
+            versions = conn.execute(
+                "SELECT version FROM schema_migrations ORDER BY version"
+            ).fetchall()
+            assert [v for (v,) in versions] == everything
             tables = {
                 name
                 for (name,) in conn.execute(

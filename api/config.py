@@ -1,0 +1,66 @@
+"""What the API server needs to know: the database, its token key, where it is reachable."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracehub.config import Settings
+
+#: Where `python -m api` listens by default (loopback; a reverse proxy fronts it in production).
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 18000
+
+
+def load_token_key(path: Path) -> bytes:
+    """The HMAC key that signs access tokens, created (0600) on first use.
+
+    Every API worker of one deployment must share it, so it lives in the run dir, never in git.
+    """
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker won the race
+            return bytes.fromhex(path.read_text().strip())
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """One API deployment. `search_path` selects a schema (tests use one of their own)."""
+
+    stack: Settings
+    token_key: bytes
+    search_path: str | None = None
+    token_ttl_s: int = 3600
+    public_base_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+    pool_min: int = 2
+    pool_max: int = 10
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def postgres_dsn(self) -> str:
+        return self.stack.postgres_dsn
+
+    @property
+    def connect_options(self) -> str | None:
+        return f"-c search_path={self.search_path}" if self.search_path else None
+
+    @classmethod
+    def from_env(cls) -> ApiConfig:
+        stack = Settings.from_env()
+        return cls(
+            stack=stack,
+            token_key=load_token_key(stack.run_dir / "api" / "token.key"),
+            search_path=os.environ.get("TRACEHUB_API_SEARCH_PATH") or None,
+            public_base_url=os.environ.get(
+                "TRACEHUB_PUBLIC_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+            ),
+        )
