@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-binaries:  ## build Fabric (peer, orderer, configtxgen, osnadmin, cryptogen) and Kubo with go install
+binaries:  ## build Fabric (peer, orderer, configtxgen, osnadmin, cryptogen), Kubo and stripe-mock with go install
 	@bash network/build.sh
 
 up: deps  ## start the whole local stack (idempotent) and print what runs where

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the Go-built components with `go install` into $TRACEHUB_BIN (default: .bin/).
 #
-# Versions are pinned by the build-only Go modules network/fabric/go.mod (Hyperledger Fabric)
-# and network/kubo/go.mod (Kubo), whose go.sum files pin every dependency by checksum.
+# Versions are pinned by the build-only Go modules network/fabric/go.mod (Hyperledger Fabric),
+# network/kubo/go.mod (Kubo) and network/stripe-mock/go.mod (Stripe's API mock server), whose
+# go.sum files pin every dependency by checksum.
 # A binary already built at the pinned version is skipped. Go's build cache makes a rebuild after
 # a fresh clone a link step rather than a full compile. Why not `go install pkg@version`:
 # docs/decisions/0001-go-built-components.md.
@@ -49,10 +50,12 @@ build() {  # build <name> <module dir> <package> <pinned module> [ldflags]
 
 fabric_meta="github.com/hyperledger/fabric/common/metadata"
 fabric_ldflags="-X $fabric_meta.Version=3.1.0 -X $fabric_meta.CommitSHA=8f08391d840c"
-for target in ${*:-peer orderer configtxgen osnadmin cryptogen ipfs}; do
+for target in ${*:-peer orderer configtxgen osnadmin cryptogen ipfs stripe-mock}; do
   case $target in
     ipfs)
       build ipfs kubo github.com/ipfs/kubo/cmd/ipfs github.com/ipfs/kubo ;;
+    stripe-mock)  # Stripe's API mock server, for the commerce payment tests
+      build stripe-mock stripe-mock github.com/stripe/stripe-mock github.com/stripe/stripe-mock ;;
     peer|orderer|configtxgen|osnadmin|cryptogen)
       build "$target" fabric "github.com/hyperledger/fabric/cmd/$target" \
         github.com/hyperledger/fabric "$fabric_ldflags" ;;

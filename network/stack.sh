@@ -13,9 +13,11 @@ PYTHON=${PYTHON:-$project_dir/.venv/bin/python}
 PGPORT=15432
 KUBO_API_PORT=15001
 MQTT_TLS_PORT=18883
+STRIPE_MOCK_PORT=12111
+STRIPE_MOCK_HTTPS_PORT=12112
 
 # name | command | health check | port(s) shown by status
-components=(postgres kubo mosquitto orderer peer0.org1 peer0.org2 chaincode)
+components=(postgres kubo mosquitto orderer peer0.org1 peer0.org2 chaincode stripe-mock)
 
 command_of() {
   case $1 in
@@ -26,6 +28,7 @@ command_of() {
     peer0.org1) echo "$here/fabric/peer.sh 1" ;;
     peer0.org2) echo "$here/fabric/peer.sh 2" ;;
     chaincode) echo "$here/fabric/chaincode-server.sh" ;;
+    stripe-mock) echo "$here/stripe-mock/stripe-mock.sh" ;;
   esac
 }
 
@@ -41,6 +44,8 @@ healthy() {
     peer0.org1) fabric_healthy "$(peer_ops_port 1)" ;;
     peer0.org2) fabric_healthy "$(peer_ops_port 2)" ;;
     chaincode) port_open "$CHAINCODE_SERVER_PORT" ;;
+    # Any authenticated API call answers 200 once the mock has loaded its OpenAPI spec.
+    stripe-mock) curl -fsS --max-time 3 -u sk_test_123: "http://127.0.0.1:$STRIPE_MOCK_PORT/v1/balance" >/dev/null 2>&1 ;;
   esac
 }
 
@@ -53,6 +58,7 @@ where() {
     peer0.org1) echo "grpcs://127.0.0.1:$(peer_port 1)  ops :$(peer_ops_port 1)" ;;
     peer0.org2) echo "grpcs://127.0.0.1:$(peer_port 2)  ops :$(peer_ops_port 2)" ;;
     chaincode) echo "grpcs://127.0.0.1:$CHAINCODE_SERVER_PORT (package $(cat "$FABRIC_HOME/chaincode/package_id" 2>/dev/null))" ;;
+    stripe-mock) echo "http://127.0.0.1:$STRIPE_MOCK_PORT  https://127.0.0.1:$STRIPE_MOCK_HTTPS_PORT (Stripe API mock)" ;;
   esac
 }
 
@@ -152,6 +158,7 @@ up() {
   start chaincode 30
   bash "$here/fabric/chaincode.sh" deploy
   (cd "$project_dir" && "$PYTHON" -m tracehub.ledger.ready 120)
+  start stripe-mock 30
   echo "up: stack ready in $((SECONDS - started)) s"
   status
 }
