@@ -1,0 +1,1 @@
+"""Payments: the provider interface, Stripe, manual bank transfer / letter of credit, retries."""
