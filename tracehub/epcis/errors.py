@@ -1,0 +1,13 @@
+"""Errors of the EPCIS module."""
+
+from __future__ import annotations
+
+__all__ = ["EPCISValidationError"]
+
+
+class EPCISValidationError(ValueError):
+    """An EPCIS document or event is not valid; the message names the failing field's path."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path

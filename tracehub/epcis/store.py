@@ -1,0 +1,280 @@
+"""Capture and query of EPCIS events in PostgreSQL (tables of ingest/migrations/0004_epcis.sql).
+
+Functions take a psycopg connection and never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from tracehub.epcis.errors import EPCISValidationError
+from tracehub.epcis.hashing import event_hash, hash_hex
+from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_event
+from tracehub.merkle import leaf_hash
+
+__all__ = [
+    "EVENT_TYPES",
+    "CapturedEvent",
+    "EventQuery",
+    "capture_events",
+    "encode_event",
+    "event_by_id",
+    "normalise_vocabulary",
+    "query_events",
+]
+
+EVENT_TYPES = (
+    "ObjectEvent",
+    "AggregationEvent",
+    "TransactionEvent",
+    "TransformationEvent",
+    "AssociationEvent",
+)
+# Bare CBV values and their two long forms (web vocabulary, EPCIS 1.x URN) compare equal.
+_VOCAB_PREFIXES = (
+    "https://ref.gs1.org/cbv/BizStep-",
+    "https://ref.gs1.org/cbv/Disp-",
+    "https://gs1.org/voc/BizStep-",
+    "https://gs1.org/voc/Disp-",
+    "urn:epcglobal:cbv:bizstep:",
+    "urn:epcglobal:cbv:disp:",
+)
+_QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+
+
+@dataclass(frozen=True)
+class CapturedEvent:
+    """One stored event: its id, CBV 2.0 hash URI and Merkle leaf hash (hex)."""
+
+    event_id: str
+    event_hash: str
+    leaf_hash: str
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Filters of an event query; empty / None means no filter on that field."""
+
+    event_types: Sequence[str] = ()
+    ge_event_time: datetime | None = None
+    lt_event_time: datetime | None = None
+    ge_record_time: datetime | None = None
+    lt_record_time: datetime | None = None
+    #: any EPC of the event: epcList, childEPCs, parentID, input/output lists, quantity classes
+    match_epcs: Sequence[str] = ()
+    #: EPCIS MATCH_epc: epcList and childEPCs only
+    match_direct_epcs: Sequence[str] = ()
+    eq_biz_step: Sequence[str] = ()
+    eq_read_point: Sequence[str] = ()
+    eq_biz_location: Sequence[str] = ()
+    eq_disposition: Sequence[str] = ()
+    limit: int = 100
+    #: page cursor: only events captured after this one (its seq)
+    after_seq: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def normalise_vocabulary(value: str) -> str:
+    """``shipping`` for ``shipping``, ``https://ref.gs1.org/cbv/BizStep-shipping`` and
+    ``urn:epcglobal:cbv:bizstep:shipping``; other values unchanged."""
+    for prefix in _VOCAB_PREFIXES:
+        if value.startswith(prefix):
+            return value[len(prefix) :]
+    return value
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """The exact bytes stored (and put on IPFS) for an event: compact UTF-8 JSON, members in
+    the order received."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _epcs(event: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    direct: list[str] = []
+    for name in ("epcList", "childEPCs"):
+        direct.extend(x for x in event.get(name) or [] if isinstance(x, str))
+    every = list(direct)
+    parent = event.get("parentID")
+    if isinstance(parent, str):
+        every.append(parent)
+    for name in ("inputEPCList", "outputEPCList"):
+        every.extend(x for x in event.get(name) or [] if isinstance(x, str))
+    for name in _QUANTITY_LISTS:
+        for element in event.get(name) or []:
+            if isinstance(element, Mapping) and isinstance(element.get("epcClass"), str):
+                every.append(element["epcClass"])
+    return sorted(set(direct)), sorted(set(every))
+
+
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+def _event_time(event: Mapping[str, Any], where: str) -> datetime:
+    text = event.get("eventTime")
+    try:
+        parsed = datetime.fromisoformat(str(text))
+    except ValueError as exc:
+        raise EPCISValidationError(f"not an ISO 8601 date-time: {text!r}", path=where) from exc
+    if parsed.tzinfo is None:
+        raise EPCISValidationError("eventTime needs a time zone offset", path=where)
+    return parsed
+
+
+def prepare_event(
+    event: Mapping[str, Any], *, context: Any = None, where: str = "event"
+) -> tuple[dict[str, Any], str]:
+    """The event as stored (with an @context) and its CBV 2.0 hash URI, after validation."""
+    if not isinstance(event, Mapping):
+        raise EPCISValidationError("an event must be a JSON object", path=where)
+    stored = dict(event)
+    if "@context" not in stored:
+        stored = {"@context": context if context is not None else [DEFAULT_CONTEXT], **stored}
+    validate_event(stored, prefix=where)
+    if stored.get("type") not in EVENT_TYPES:
+        raise EPCISValidationError(f"type must be one of {list(EVENT_TYPES)}", path=f"{where}.type")
+    _event_time(stored, f"{where}.eventTime")
+    return stored, event_hash(stored)
+
+
+_INSERT = """
+INSERT INTO epcis_events (event_id, event_type, event_time, event_json, event_hash, hash_hex,
+                          epcs, direct_epcs, biz_step, read_point, biz_location, disposition,
+                          source, capture_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def capture_events(
+    conn: psycopg.Connection,
+    events: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    context: Any = None,
+    capture_id: str | None = None,
+) -> list[CapturedEvent]:
+    """Validate, hash and insert events; all or none (raises before inserting on bad input).
+
+    An event without ``@context`` gets ``context`` (the enclosing document's) or the EPCIS 2.0
+    default. An event without ``eventID`` is identified by its hash URI. Capturing the same
+    event again is a no-op; the same eventID with different content is refused.
+    """
+    prepared = [
+        prepare_event(event, context=context, where=f"epcisBody.eventList[{i}]")
+        for i, event in enumerate(events)
+    ]
+    captured: list[CapturedEvent] = []
+    for i, (stored, uri) in enumerate(prepared):
+        event_id = stored.get("eventID") or uri
+        direct, every = _epcs(stored)
+        biz_step = stored.get("bizStep")
+        disposition = stored.get("disposition")
+        conn.execute(
+            _INSERT,
+            (
+                event_id,
+                stored["type"],
+                _event_time(stored, "eventTime"),
+                encode_event(stored),
+                uri,
+                hash_hex(uri),
+                every,
+                direct,
+                normalise_vocabulary(biz_step) if isinstance(biz_step, str) else None,
+                _id_of(stored.get("readPoint")),
+                _id_of(stored.get("bizLocation")),
+                normalise_vocabulary(disposition) if isinstance(disposition, str) else None,
+                source,
+                capture_id,
+            ),
+        )
+        row = conn.execute(
+            "SELECT event_hash FROM epcis_events WHERE event_id = %s", (event_id,)
+        ).fetchone()
+        if row is None or row[0] != uri:
+            raise EPCISValidationError(
+                f"eventID {event_id!r} was already captured with different content",
+                path=f"epcisBody.eventList[{i}].eventID",
+            )
+        leaf = leaf_hash(bytes.fromhex(hash_hex(uri))).hex()
+        captured.append(CapturedEvent(event_id=event_id, event_hash=uri, leaf_hash=leaf))
+    return captured
+
+
+def _row_to_event(row: Mapping[str, Any]) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(bytes(row["event_json"]))
+    event["recordTime"] = row["record_time"].isoformat()
+    return event
+
+
+def _where(params: EventQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+
+    def add(clause: str, value: Any) -> None:
+        clauses.append(clause)
+        args.append(value)
+
+    if params.event_types:
+        add("event_type = ANY(%s)", list(params.event_types))
+    if params.ge_event_time is not None:
+        add("event_time >= %s", params.ge_event_time)
+    if params.lt_event_time is not None:
+        add("event_time < %s", params.lt_event_time)
+    if params.ge_record_time is not None:
+        add("record_time >= %s", params.ge_record_time)
+    if params.lt_record_time is not None:
+        add("record_time < %s", params.lt_record_time)
+    if params.match_epcs:
+        add("epcs && %s::text[]", list(params.match_epcs))
+    if params.match_direct_epcs:
+        add("direct_epcs && %s::text[]", list(params.match_direct_epcs))
+    if params.eq_biz_step:
+        add("biz_step = ANY(%s)", [normalise_vocabulary(v) for v in params.eq_biz_step])
+    if params.eq_disposition:
+        add("disposition = ANY(%s)", [normalise_vocabulary(v) for v in params.eq_disposition])
+    if params.eq_read_point:
+        add("read_point = ANY(%s)", list(params.eq_read_point))
+    if params.eq_biz_location:
+        add("biz_location = ANY(%s)", list(params.eq_biz_location))
+    if params.after_seq is not None:
+        add("seq > %s", params.after_seq)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def query_rows(conn: psycopg.Connection, params: EventQuery) -> list[dict[str, Any]]:
+    """Matching rows (event_json, record_time, seq, ids) in capture order."""
+    where, args = _where(params)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT seq, event_id, event_hash, event_json, record_time FROM epcis_events"
+            + where
+            + " ORDER BY seq LIMIT %s",
+            [*args, max(0, params.limit)],
+        )
+        return list(cur.fetchall())
+
+
+def query_events(conn: psycopg.Connection, params: EventQuery) -> list[dict[str, Any]]:
+    """Events matching ``params`` as EPCIS JSON (with recordTime), in capture order."""
+    return [_row_to_event(row) for row in query_rows(conn, params)]
+
+
+def event_by_id(conn: psycopg.Connection, event_id: str) -> dict[str, Any] | None:
+    """One event by its eventID (or, for events without one, its hash URI)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT event_json, record_time FROM epcis_events WHERE event_id = %s", (event_id,)
+        )
+        row = cur.fetchone()
+    return None if row is None else _row_to_event(row)
