@@ -7,6 +7,8 @@ The steps, each of which must pass:
 3. ``signature``: the envelope verifies against the CA bundle and CRL (public), with the device
    certificate found on the ledger by its fingerprint; it is the certificate the proof names.
 4. ``ledger``: the anchor of the batch on the ledger has the same root, CID and transaction.
+
+EPCIS event proofs are checked by :func:`verify_event_proof` (steps listed there).
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ import json
 from dataclasses import dataclass, field
 
 from ingest.batch import BatchFormatError, envelope_at, read_header
+from tracehub.epcis.batch import BatchFormatError as EventBatchFormatError
+from tracehub.epcis.batch import decode_event_batch
+from tracehub.epcis.errors import EPCISValidationError
+from tracehub.epcis.hashing import event_hash
+from tracehub.epcis.proof import EventProof
 from tracehub.ipfs import IPFSError, KuboClient
 from tracehub.ledger import Contract, LedgerError
 from tracehub.proof import Proof
@@ -77,6 +84,62 @@ def verify_proof(
     if verified.fingerprint != proof.device_certificate_sha256:
         return result.fail("signature", "signed by another certificate than the proof names")
     result.passed.append("signature")
+
+    try:
+        anchor = json.loads(ledger.evaluate("GetAnchor", proof.batch_id))
+    except LedgerError as exc:
+        return result.fail("ledger", str(exc))
+    for name, expected in (
+        ("root", proof.root),
+        ("ipfs_cid", proof.ipfs_cid),
+        ("tx_id", proof.tx_id),
+    ):
+        if anchor.get(name) != expected:
+            return result.fail("ledger", f"anchored {name} {anchor.get(name)!r} differs")
+    result.passed.append("ledger")
+    return result
+
+
+def verify_event_proof(proof: EventProof, *, ipfs: KuboClient, ledger: Contract) -> AuditResult:
+    """Check an EPCIS event proof (docs/epcis.md); stops at the first failing step:
+
+    1. ``ipfs``: the event batch is fetched by CID; its header names the proof's batch, root
+       and size; event ``index`` is taken from it.
+    2. ``event-hash``: the CBV 2.0 hash recomputed from that event's bytes is the proof's.
+    3. ``path``: the leaf follows from the hash and the audit path leads to the proof's root.
+    4. ``ledger``: GetAnchor of the batch has the same root, CID and transaction.
+    """
+    result = AuditResult()
+    try:
+        batch = decode_event_batch(ipfs.cat(proof.ipfs_cid))
+    except (IPFSError, EventBatchFormatError) as exc:
+        return result.fail("ipfs", str(exc))
+    if batch.batch_id != proof.batch_id or batch.root != proof.root:
+        return result.fail("ipfs", "the batch object names another batch or root")
+    if len(batch.events) != proof.batch_size:
+        return result.fail(
+            "ipfs", f"batch holds {len(batch.events)} events, proof says {proof.batch_size}"
+        )
+    event = batch.events[proof.index]
+    result.envelope = event
+    result.passed.append("ipfs")
+
+    try:
+        recomputed = event_hash(json.loads(event))
+    except (ValueError, EPCISValidationError) as exc:
+        return result.fail(
+            "event-hash", f"event {proof.index} of the batch cannot be hashed: {exc}"
+        )
+    if recomputed != proof.event_hash:
+        return result.fail(
+            "event-hash",
+            f"event {proof.index} of the batch hashes to {recomputed}, not the proof's",
+        )
+    result.passed.append("event-hash")
+
+    if not proof.check_path():
+        return result.fail("path", "the leaf or audit path does not lead to the proof's root")
+    result.passed.append("path")
 
     try:
         anchor = json.loads(ledger.evaluate("GetAnchor", proof.batch_id))

@@ -5,7 +5,7 @@
     tracehub devices revoke ID --reason R    revoke it, update the CRL, record it, reload the broker
     tracehub devices list [--json]           every certificate issued, with its status
     tracehub devices show ID                 the device's record on the ledger
-    tracehub verify PROOF                    check a reading's proof end to end
+    tracehub verify PROOF                    check a reading's or EPCIS event's proof end to end
 
 Every command has --help.
 """
@@ -145,12 +145,16 @@ def devices_show(args: argparse.Namespace, settings: Settings) -> int:
 def verify(args: argparse.Namespace, settings: Settings) -> int:
     from certs.registry import LedgerCertificateDirectory
     from tracehub.audit import verify_proof
+    from tracehub.epcis.proof import is_event_proof
     from tracehub.ipfs import KuboClient
     from tracehub.proof import Proof, ProofFormatError
     from tracehub.verify import TrustStore
 
     try:
-        proof = Proof.from_json(Path(args.proof).read_bytes())
+        text = Path(args.proof).read_bytes()
+        if is_event_proof(text):
+            return _verify_event(text, args, settings)
+        proof = Proof.from_json(text)
     except (OSError, ProofFormatError) as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return 2
@@ -175,6 +179,32 @@ def verify(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"verified: reading {proof.reading_hash} is #{proof.index} of batch {proof.batch_id}, "
         f"anchored in tx {proof.tx_id}, block {proof.block_number}"
+    )
+    return 0
+
+
+def _verify_event(text: bytes, args: argparse.Namespace, settings: Settings) -> int:
+    """`tracehub verify` for an EPCIS event proof (kind "epcis-event")."""
+    from tracehub.audit import verify_event_proof
+    from tracehub.epcis.proof import EventProof
+    from tracehub.ipfs import KuboClient
+
+    proof = EventProof.from_json(text)
+    with (
+        KuboClient(args.ipfs or settings.ipfs_api) as ipfs,
+        connect_org(settings.fabric, args.org) as gateway,
+    ):
+        contract = gateway.get_network(proof.channel).get_contract(proof.chaincode)
+        result = verify_event_proof(proof, ipfs=ipfs, ledger=contract)
+    for step in result.passed:
+        print(f"  ok    {step}")
+    if not result.ok:
+        print(f"  FAIL  {result.failure}")
+        print(f"proof of event {proof.event_id} does NOT verify")
+        return 1
+    print(
+        f"verified: event {proof.event_id} ({proof.event_hash}) is #{proof.index} of batch "
+        f"{proof.batch_id}, anchored in tx {proof.tx_id}, block {proof.block_number}"
     )
     return 0
 
