@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import auth
+from api import auth, commerce
 from api.config import ApiConfig
 from api.db import make_pool
 
@@ -43,5 +43,6 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(auth.router)
+    app.include_router(commerce.router)
     # Routers of the other concepts are included here, one line each.
     return app

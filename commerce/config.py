@@ -10,7 +10,7 @@ from pathlib import Path
 from tracehub.config import Settings
 
 #: stripe-mock accepts any key of this shape; it is not a secret (real keys come from the env).
-STRIPE_MOCK_KEY = "sk_test_tracehub_stripe_mock"
+STRIPE_MOCK_KEY = "sk_test_tracehubStripeMock"
 
 
 def _secret(path: Path) -> str:

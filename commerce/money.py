@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from commerce.errors import Invalid
+
 ROUNDING = ROUND_HALF_EVEN
 
 #: ISO 4217 minor units of the currencies TraceHub trades in.
@@ -35,7 +37,7 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 
-class MoneyError(ValueError):
+class MoneyError(Invalid, ValueError):
     """An unknown currency or an amount that is not a valid decimal in it."""
 
 

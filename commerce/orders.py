@@ -134,8 +134,17 @@ async def _insert(
         },
     )
     row = await cur.fetchone()
-    if row is None:  # the conflicting row vanished: cannot happen without deletes
-        raise Invalid("order could not be placed; retry")
+    if row is None:
+        # A concurrent twin committed after this statement's snapshot was taken: the insert
+        # saw its row (conflict) but the statement's SELECT could not. A new statement can.
+        cur = await conn.execute(
+            "SELECT order_id::text, false FROM orders WHERE buyer_org = %s"
+            " AND idempotency_key = %s",
+            (buyer_org, key),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise Invalid("order could not be placed; retry")
     return Placed(order_id=row[0], created=bool(row[1]))
 
 

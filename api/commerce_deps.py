@@ -1,0 +1,86 @@
+"""What the commerce routers share: configuration, the provider, a ledger session, sync
+connections for the slow (provider-bound) paths, and CommerceError -> HTTP translation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from fastapi import HTTPException, Request, status
+
+from commerce.config import CommerceConfig
+from commerce.errors import CommerceError, Forbidden
+from commerce.ledger import FabricRecords
+from commerce.notify import Mailer
+from commerce.payments.stripe_provider import StripeProvider
+from tracehub import db
+from tracehub.ledger.local import connect_org
+
+
+def commerce_config(request: Request) -> CommerceConfig:
+    """From ``ApiConfig.extra["commerce"]`` (tests) or the environment, made once per app."""
+    state = request.app.state
+    if not hasattr(state, "commerce_config"):
+        given = state.config.extra.get("commerce")
+        state.commerce_config = (
+            given
+            if isinstance(given, CommerceConfig)
+            else CommerceConfig.from_env(state.config.stack)
+        )
+    config: CommerceConfig = state.commerce_config
+    return config
+
+
+def provider_of(request: Request) -> StripeProvider:
+    config = commerce_config(request)
+    return StripeProvider(config.stripe_api_key, config.stripe_api_base, config.stripe_timeout_s)
+
+
+def mailer_of(request: Request) -> Mailer:
+    config = commerce_config(request)
+    return Mailer(config.smtp_host, config.smtp_port, config.mail_from)
+
+
+@contextmanager
+def sync_connection(request: Request) -> Iterator[psycopg.Connection]:
+    """A connection of its own for work done in a thread (the provider SDK is synchronous)."""
+    config = request.app.state.config
+    options = config.connect_options
+    with db.connect(config.postgres_dsn, **({"options": options} if options else {})) as conn:
+        yield conn
+
+
+@contextmanager
+def ledger_session(request: Request) -> Iterator[FabricRecords]:
+    fabric = request.app.state.config.stack.fabric
+    with connect_org(fabric, 1) as gateway:
+        yield FabricRecords(gateway.get_network(fabric.channel).get_contract(fabric.chaincode))
+
+
+@contextmanager
+def translate() -> Iterator[None]:
+    """CommerceError -> its status; database refusals of bad input -> 422 (never a 500)."""
+    try:
+        yield
+    except CommerceError as exc:
+        raise HTTPException(exc.status, detail=str(exc)) from exc
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        detail = exc.diag.message_primary or str(exc)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=detail) from exc
+
+
+def own_org(principal: Any) -> str | None:
+    """The caller's organisation, or None for admins acting across organisations."""
+    if principal.org_id is None and not principal.has("admin"):
+        raise Forbidden("your user belongs to no organisation")
+    return None if principal.has("admin") and principal.org_id is None else principal.org_id
+
+
+def check_party(principal: Any, *orgs: str) -> None:
+    """Admins see everything; others only what their organisation is a party to."""
+    if principal.has("admin"):
+        return
+    if principal.org_id not in orgs:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="not found")
