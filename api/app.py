@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import auth, commerce
+from api import alerts, auth, commerce
 from api.config import ApiConfig
 from api.db import make_pool
 
@@ -44,5 +44,6 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
 
     app.include_router(auth.router)
     app.include_router(commerce.router)
+    app.include_router(alerts.router)
     # Routers of the other concepts are included here, one line each.
     return app

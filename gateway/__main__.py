@@ -20,6 +20,7 @@ from gateway.service import Gateway, GatewaySettings
 from ingest.schema import migrate
 from ingest.store import ReadingStore
 from tracehub import db
+from tracehub.alerts.service import gateway_alert_worker
 from tracehub.config import Settings
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
@@ -71,6 +72,7 @@ def main() -> int:
             group=args.group,
         )
     )
+    alerts = gateway_alert_worker(settings, pki)  # rules over the readings stored
     ledger_gateway = connect_org(settings.fabric, 1)
     network = ledger_gateway.get_network(settings.fabric.channel)
     gateway = Gateway(
@@ -87,14 +89,17 @@ def main() -> int:
         ledger=network.get_contract(settings.fabric.chaincode),
         block_lookup=network.get_contract("qscc"),
         channel=settings.fabric.channel,
+        alert_hooks=[alerts],
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    alerts.start()
     gateway.start()
     logging.info("gateway %s running (group %s)", args.name, args.group)
     stop.wait()
     gateway.stop()
+    alerts.stop()
     ledger_gateway.close()
     logging.info("gateway stopped: %s", gateway.stats)
     return 0

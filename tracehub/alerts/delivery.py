@@ -1,0 +1,266 @@
+"""Delivering alert changes from the outbox (alert_deliveries): MQTT, e-mail, webhooks.
+
+Rows are claimed with FOR UPDATE SKIP LOCKED and a lease (so several gateways share the work
+and a crashed one's claims come back), sent, and marked delivered; a failure is retried with
+exponential backoff until `max_attempts`, then marked failed with its last error. Dashboards
+(SSE) are fed by the API from NOTIFY and recorded there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import smtplib
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import psycopg
+
+from tracehub.alerts.webhook import SIGNATURE_HEADER, sign
+from tracehub.mqtt import tls_client
+
+log = logging.getLogger(__name__)
+Connect = Callable[[], psycopg.Connection]
+
+
+class DeliveryError(RuntimeError):
+    """One attempt failed; the message is recorded as the delivery's last_error."""
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_sender: str = "alerts@tracehub.local"
+    webhook_timeout_s: float = 5.0
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 300.0
+    max_attempts: int = 8
+    lease_s: float = 60.0
+    poll_s: float = 1.0
+    batch: int = 50
+
+    @classmethod
+    def from_env(cls) -> DeliverySettings:
+        """SMTP server from TRACEHUB_SMTP_HOST / _PORT / _SENDER (no host: e-mail fails)."""
+        return cls(
+            smtp_host=os.environ.get("TRACEHUB_SMTP_HOST") or None,
+            smtp_port=int(os.environ.get("TRACEHUB_SMTP_PORT", "25")),
+            smtp_sender=os.environ.get("TRACEHUB_SMTP_SENDER", "alerts@tracehub.local"),
+        )
+
+
+class MqttPublisher:
+    """A persistent MQTT 5 connection (the gateway's service certificate) for the alert topics."""
+
+    def __init__(
+        self, host: str, port: int, *, ca_file: Path, cert_file: Path, key_file: Path
+    ) -> None:
+        self._client = tls_client(
+            f"alerts-{uuid.uuid4().hex[:12]}",
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
+        self._client.reconnect_delay_set(1, 10)
+        self._client.connect_async(host, port, keepalive=30)
+        self._client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, timeout_s: float = 5.0) -> None:
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+            raise DeliveryError(f"MQTT publish to {topic} failed: {mqtt.error_string(info.rc)}")
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            raise DeliveryError(f"MQTT publish to {topic}: {exc}") from exc
+        if not info.is_published():
+            raise DeliveryError(f"MQTT publish to {topic}: no PUBACK within {timeout_s} s")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def email_message(sender: str, to: str, payload: Mapping[str, Any]) -> EmailMessage:
+    alert = payload["alert"]
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = (
+        f"[TraceHub {alert['severity']}] {alert['kind']} on shipment {alert['shipment_id']}"
+        f" ({payload['change']})"
+    )
+    msg["X-TraceHub-Alert"] = str(alert["alert_id"])
+    summary = alert.get("detail", {}).get("summary", "")
+    lines = [
+        f"Alert {alert['alert_id']} was {payload['change']}.",
+        "",
+        f"Kind:      {alert['kind']}",
+        f"State:     {alert['state']}",
+        f"Shipment:  {alert['shipment_id']}",
+        f"Device:    {alert.get('device_id') or '-'}",
+        f"Started:   {alert['started_at']}",
+        f"Ended:     {alert.get('ended_at') or '-'}",
+        f"Detail:    {summary}",
+        f"EPCIS event hash: {alert.get('event_hash') or '-'}",
+    ]
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+class Deliverer:
+    """Works the outbox on a thread (or call `run_once()` directly)."""
+
+    def __init__(
+        self,
+        connect: Connect,
+        settings: DeliverySettings | None = None,
+        *,
+        mqtt: MqttPublisher | None = None,
+    ) -> None:
+        self._connect = connect
+        self.settings = settings or DeliverySettings()
+        self.mqtt = mqtt
+        self._http = httpx.Client(timeout=self.settings.webhook_timeout_s)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="alert-delivery", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(15)
+        self._http.close()
+
+    def _loop(self) -> None:
+        conn: psycopg.Connection | None = None
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.poll_s)
+            self._wake.clear()
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = self._connect()
+                while self.run_once(conn) and not self._stop.is_set():
+                    pass
+            except Exception:
+                log.exception("alert delivery pass failed; retried")
+                self._stop.wait(1)
+        if conn is not None:
+            conn.close()
+
+    def backoff_s(self, attempts: int) -> float:
+        """Seconds before attempt `attempts + 1`: base * 2^(attempts-1), capped."""
+        return float(
+            min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempts - 1))
+        )
+
+    def run_once(self, conn: psycopg.Connection) -> int:
+        """Claim and attempt the due deliveries; returns how many were attempted."""
+        claimed = conn.execute(
+            "UPDATE alert_deliveries d SET attempts = attempts + 1,"
+            " next_attempt_at = now() + make_interval(secs => %s)"
+            " FROM (SELECT id FROM alert_deliveries WHERE state = 'pending' AND channel <> 'sse'"
+            "  AND next_attempt_at <= now() ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) due"
+            " WHERE d.id = due.id"
+            " RETURNING d.id, d.channel, d.target, d.subscription_id::text, d.payload, d.attempts",
+            (self.settings.lease_s, self.settings.batch),
+        ).fetchall()
+        conn.commit()
+        for delivery_id, channel, target, subscription_id, payload, attempts in claimed:
+            try:
+                self._send(conn, delivery_id, channel, target, subscription_id, payload)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+                final = attempts >= self.settings.max_attempts
+                conn.execute(
+                    "UPDATE alert_deliveries SET last_error = %s, state = %s,"
+                    " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
+                    (
+                        error,
+                        "failed" if final else "pending",
+                        self.backoff_s(attempts),
+                        delivery_id,
+                    ),
+                )
+                log.warning(
+                    "alert delivery %s (%s %s) attempt %d: %s",
+                    delivery_id,
+                    channel,
+                    target,
+                    attempts,
+                    error,
+                )
+            else:
+                conn.execute(
+                    "UPDATE alert_deliveries SET state = 'delivered', delivered_at = now(),"
+                    " last_error = NULL WHERE id = %s",
+                    (delivery_id,),
+                )
+            conn.commit()
+        return len(claimed)
+
+    def _send(
+        self,
+        conn: psycopg.Connection,
+        delivery_id: int,
+        channel: str,
+        target: str,
+        subscription_id: str | None,
+        payload: Mapping[str, Any],
+    ) -> None:
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        if channel == "mqtt":
+            if self.mqtt is None:
+                raise DeliveryError("no MQTT publisher in this process")
+            self.mqtt.publish(target, body)
+        elif channel == "email":
+            self._email(target, payload)
+        elif channel == "webhook":
+            row = conn.execute(
+                "SELECT secret FROM alert_subscriptions WHERE subscription_id = %s",
+                (subscription_id,),
+            ).fetchone()
+            conn.commit()
+            if row is None:
+                raise DeliveryError("the webhook subscription was deleted")
+            self._webhook(delivery_id, target, row[0], body, str(payload["change"]))
+        else:
+            raise DeliveryError(f"unknown channel {channel}")
+
+    def _email(self, to: str, payload: Mapping[str, Any]) -> None:
+        if not self.settings.smtp_host:
+            raise DeliveryError("no SMTP server configured (TRACEHUB_SMTP_HOST)")
+        message = email_message(self.settings.smtp_sender, to, payload)
+        with smtplib.SMTP(self.settings.smtp_host, self.settings.smtp_port, timeout=10) as smtp:
+            smtp.send_message(message)
+
+    def _webhook(self, delivery_id: int, url: str, secret: str, body: bytes, change: str) -> None:
+        reply = self._http.post(
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(secret, body),
+                "TraceHub-Delivery": str(delivery_id),
+                "TraceHub-Event": f"alert.{change}",
+            },
+        )
+        if not 200 <= reply.status_code < 300:
+            raise DeliveryError(f"webhook answered HTTP {reply.status_code}")

@@ -1,0 +1,224 @@
+"""Alert rules: what they are, and which ones apply to a shipment.
+
+A rule (table alert_rules) targets a product, a lot or a shipment and applies to every shipment
+carrying that product or lot, or to that shipment. A product with a storage band in `products`
+gets a default temperature (and humidity) rule wherever no explicit rule of that kind covers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast, get_args
+
+import psycopg
+
+Kind = Literal[
+    "temperature_excursion",
+    "humidity_excursion",
+    "sensor_silent",
+    "unexpected_location",
+    "custody_gap",
+]
+KINDS: tuple[str, ...] = get_args(Kind)
+VALUE_KINDS = ("temperature_excursion", "humidity_excursion")
+#: The reading field each value rule watches.
+VALUE_FIELD = {"temperature_excursion": "temperature_c", "humidity_excursion": "humidity_pct"}
+#: Grace period of a product's default band rule (the cold-chain example: 10 minutes).
+DEFAULT_GRACE_S = 600.0
+
+
+class RuleError(ValueError):
+    """A rule's parameters do not fit its kind; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule as the engine applies it to one shipment (band already resolved)."""
+
+    rule_id: str
+    kind: Kind
+    severity: str = "warning"
+    gtin: str | None = None
+    lot: str | None = None
+    shipment_id: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    grace_s: float = 0.0
+    silent_s: float = 0.0
+    gap_s: float = 0.0
+    expected_locations: frozenset[str] = field(default_factory=frozenset)
+
+    def out_of_band(self, value: float) -> bool:
+        return (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        )
+
+    @property
+    def inert(self) -> bool:
+        """A value rule without a band (none given, product has none) never fires."""
+        return self.kind in VALUE_KINDS and self.minimum is None and self.maximum is None
+
+
+def _number(params: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise RuleError(f"params.{name} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RuleError(f"params.{name} must be a number")
+    return float(value)
+
+
+def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a rule's params for its kind; returns them normalised (unknown keys refused)."""
+    allowed = {
+        "temperature_excursion": {"min", "max", "grace_s"},
+        "humidity_excursion": {"min", "max", "grace_s"},
+        "sensor_silent": {"silent_s"},
+        "unexpected_location": {"expected_locations"},
+        "custody_gap": {"gap_s"},
+    }
+    if kind not in allowed:
+        raise RuleError(f"kind must be one of {list(KINDS)}")
+    unknown = set(params) - allowed[kind]
+    if unknown:
+        raise RuleError(
+            f"params for {kind} take only {sorted(allowed[kind])}; got {sorted(unknown)}"
+        )
+    out: dict[str, Any] = {}
+    if kind in VALUE_KINDS:
+        low, high = _number(params, "min"), _number(params, "max")
+        if low is not None and high is not None and low >= high:
+            raise RuleError("params.min must be below params.max")
+        grace = _number(params, "grace_s") or 0.0
+        if grace < 0:
+            raise RuleError("params.grace_s must not be negative")
+        out = {"grace_s": grace} | ({"min": low} if low is not None else {})
+        out |= {"max": high} if high is not None else {}
+    elif kind in ("sensor_silent", "custody_gap"):
+        name = "silent_s" if kind == "sensor_silent" else "gap_s"
+        value = cast(float, _number(params, name, required=True))
+        if value <= 0:
+            raise RuleError(f"params.{name} must be positive")
+        out = {name: value}
+    else:
+        locations = params.get("expected_locations")
+        if (
+            not isinstance(locations, list)
+            or not locations
+            or not all(isinstance(x, str) and 0 < len(x) <= 256 for x in locations)
+        ):
+            raise RuleError("params.expected_locations must be a non-empty list of locations")
+        out = {"expected_locations": sorted(set(locations))}
+    return out
+
+
+@dataclass(frozen=True)
+class ShipmentContext:
+    """A shipment as the rules see it: its state, lots and the bands of its products."""
+
+    shipment_id: str
+    state: str
+    shipped_at: Any
+    lots: tuple[tuple[str, str], ...]
+    bands: Mapping[str, Mapping[str, float | None]]  # gtin -> temp_min_c, ... (None: unset)
+
+
+def load_context(conn: psycopg.Connection, shipment_id: str) -> ShipmentContext | None:
+    row = conn.execute(
+        "SELECT state, shipped_at FROM shipments WHERE shipment_id = %s", (shipment_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    lots = conn.execute(
+        "SELECT DISTINCT sl.gtin, sl.lot, p.temp_min_c, p.temp_max_c, p.humidity_min,"
+        " p.humidity_max FROM shipment_lots sl JOIN products p USING (gtin)"
+        " WHERE sl.shipment_id = %s ORDER BY 1, 2",
+        (shipment_id,),
+    ).fetchall()
+    bands = {
+        gtin: {
+            "temp_min_c": _opt(tmin),
+            "temp_max_c": _opt(tmax),
+            "humidity_min": _opt(hmin),
+            "humidity_max": _opt(hmax),
+        }
+        for gtin, _, tmin, tmax, hmin, hmax in lots
+    }
+    return ShipmentContext(
+        shipment_id, row[0], row[1], tuple((g, lot) for g, lot, *_ in lots), bands
+    )
+
+
+def _opt(value: object) -> float | None:
+    return None if value is None else float(cast(float, value))
+
+
+def _band(kind: str, gtins: list[str], ctx: ShipmentContext) -> tuple[float | None, float | None]:
+    """The narrowest band of these products (a shipment of two products keeps both safe)."""
+    low_key, high_key = (
+        ("temp_min_c", "temp_max_c")
+        if kind == "temperature_excursion"
+        else ("humidity_min", "humidity_max")
+    )
+    lows = [b for g in gtins if (b := ctx.bands.get(g, {}).get(low_key)) is not None]
+    highs = [b for g in gtins if (b := ctx.bands.get(g, {}).get(high_key)) is not None]
+    return (max(lows) if lows else None, min(highs) if highs else None)
+
+
+def rules_for(conn: psycopg.Connection, ctx: ShipmentContext) -> list[Rule]:
+    """Every enabled rule that applies to the shipment, plus the products' default bands."""
+    gtins = sorted({g for g, _ in ctx.lots})
+    rows = conn.execute(
+        "SELECT rule_id, kind, severity, gtin, lot, shipment_id, params FROM alert_rules"
+        " WHERE enabled AND (shipment_id = %s OR (lot IS NULL AND gtin = ANY(%s))"
+        "  OR (gtin, lot) IN (SELECT gtin, lot FROM shipment_lots WHERE shipment_id = %s))"
+        " ORDER BY rule_id",
+        (ctx.shipment_id, gtins, ctx.shipment_id),
+    ).fetchall()
+    rules: list[Rule] = []
+    covered: set[tuple[str, str]] = set()  # (kind, gtin) with an explicit value rule
+    for rule_id, kind, severity, gtin, lot, shipment_id, params in rows:
+        targets = [gtin] if gtin else gtins
+        low, high = params.get("min"), params.get("max")
+        if kind in VALUE_KINDS:
+            covered.update((kind, g) for g in targets)
+            band = _band(kind, targets, ctx)
+            low = band[0] if low is None else low
+            high = band[1] if high is None else high
+        rules.append(
+            Rule(
+                rule_id=rule_id,
+                kind=kind,
+                severity=severity,
+                gtin=gtin,
+                lot=lot,
+                shipment_id=shipment_id,
+                minimum=None if low is None else float(low),
+                maximum=None if high is None else float(high),
+                grace_s=float(params.get("grace_s", 0.0)),
+                silent_s=float(params.get("silent_s", 0.0)),
+                gap_s=float(params.get("gap_s", 0.0)),
+                expected_locations=frozenset(params.get("expected_locations", ())),
+            )
+        )
+    for gtin in gtins:
+        for kind, prefix in (("temperature_excursion", "temp"), ("humidity_excursion", "rh")):
+            if (kind, gtin) in covered:
+                continue
+            low, high = _band(kind, [gtin], ctx)
+            if low is None and high is None:
+                continue
+            rules.append(
+                Rule(
+                    rule_id=f"default:{prefix}:{gtin}",
+                    kind=cast(Kind, kind),
+                    gtin=gtin,
+                    minimum=low,
+                    maximum=high,
+                    grace_s=DEFAULT_GRACE_S,
+                )
+            )
+    return [r for r in rules if not r.inert]

@@ -1,0 +1,33 @@
+"""Wiring the alert worker into a gateway process (`python -m gateway`)."""
+
+from __future__ import annotations
+
+import psycopg
+
+from certs.pki import PKI
+from tracehub import db
+from tracehub.alerts.delivery import Deliverer, DeliverySettings, MqttPublisher
+from tracehub.alerts.engine import AlertEngine
+from tracehub.alerts.worker import AlertWorker
+from tracehub.config import Settings
+
+
+def gateway_alert_worker(settings: Settings, pki: PKI, *, tick_s: float = 5.0) -> AlertWorker:
+    """An alert worker on the stack's database, publishing with the gateway's certificate."""
+    cert, key, _ = pki.service_paths("gateway")
+
+    def connect() -> psycopg.Connection:
+        return db.connect(settings.postgres_dsn)
+
+    publisher = MqttPublisher(
+        settings.mqtt_host,
+        settings.mqtt_tls_port,
+        ca_file=pki.ca_bundle_path,
+        cert_file=cert,
+        key_file=key,
+    )
+    return AlertWorker(
+        AlertEngine(connect),
+        Deliverer(connect, DeliverySettings.from_env(), mqtt=publisher),
+        tick_s=tick_s,
+    )
