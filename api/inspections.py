@@ -1,0 +1,210 @@
+"""Inspection reports over HTTP (tracehub.inspections does the work).
+
+- ``POST /inspections`` (inspector): multipart upload of the PDF (``report``) with ``gtin``,
+  ``lot``, optional ``shipment_id``, ``result`` (pass | fail) and ``summary``. 400 for what is
+  not a PDF or an invalid field, 413 above the size limit, 404 for an unknown lot/shipment.
+- ``GET /inspections?gtin=&lot=&shipment_id=``: the list (any signed-in user).
+- ``GET /inspections/{id}``: metadata; ``GET /inspections/{id}/report.pdf``: the exact bytes from
+  IPFS, served only if they still hash to the recorded SHA-256 (502 otherwise).
+
+Reports are public evidence for the buyer page, but listing and reading them here needs a token;
+the resolver shows them to the public with its own rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    UploadFile,
+    status,
+)
+from fastapi.responses import Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Principal, current_principal, require
+from api.epcis import sync_connection
+from tracehub import inspections as core
+from tracehub.ipfs import IPFSError, KuboClient
+
+router = APIRouter(prefix="/inspections", tags=["inspections"])
+
+
+class InspectionOut(BaseModel):
+    inspection_id: str
+    gtin: str
+    lot: str
+    shipment_id: str | None
+    inspector: str
+    result: str
+    summary: str
+    report_sha256: str
+    report_cid: str
+    report_size: int
+    event_id: str
+    event_hash: str
+    inspected_at: datetime
+    report_url: str
+
+
+def _out(inspection: core.Inspection) -> InspectionOut:
+    return InspectionOut(
+        **inspection.to_dict() | {"inspected_at": inspection.inspected_at},
+        report_url=f"/inspections/{inspection.inspection_id}/report.pdf",
+    )
+
+
+def _http(exc: core.InspectionError) -> HTTPException:
+    code = {
+        core.InvalidReport: status.HTTP_400_BAD_REQUEST,
+        core.ReportTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
+        core.UnknownSubject: status.HTTP_404_NOT_FOUND,
+        core.ReportIntegrityError: status.HTTP_502_BAD_GATEWAY,
+    }.get(type(exc), status.HTTP_400_BAD_REQUEST)
+    return HTTPException(code, detail=str(exc))
+
+
+def _ipfs(request: Request) -> KuboClient:
+    return KuboClient(request.app.state.config.stack.ipfs_api)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InspectionOut,
+    responses={
+        400: {"description": "not a PDF, or an invalid field"},
+        404: {"description": "unknown lot or shipment"},
+        413: {"description": "report too large"},
+        502: {"description": "IPFS unavailable"},
+    },
+)
+async def upload(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("inspector"))],
+    report: Annotated[UploadFile, File(description="the inspection report (PDF)")],
+    gtin: Annotated[str, Form(max_length=14)],
+    lot: Annotated[str, Form(max_length=20)],
+    result: Annotated[Literal["pass", "fail"], Form()],
+    summary: Annotated[str, Form(max_length=4000)] = "",
+    shipment_id: Annotated[str | None, Form(max_length=64)] = None,
+) -> InspectionOut:
+    """Upload an inspection report; it is stored on IPFS and anchored via an EPCIS event."""
+    # Read one byte past the limit so an oversized upload is detected without reading it all.
+    pdf = await report.read(core.MAX_REPORT_BYTES + 1)
+
+    def work() -> core.Inspection:
+        with sync_connection(request) as conn, _ipfs(request) as ipfs:
+            inspection = core.record_inspection(
+                conn,
+                ipfs,
+                pdf=pdf,
+                gtin=gtin,
+                lot=lot,
+                shipment_id=shipment_id or None,
+                inspector=principal.username,
+                result=result,
+                summary=summary,
+            )
+            conn.commit()
+            return inspection
+
+    try:
+        inspection = await run_in_threadpool(work)
+    except core.InspectionError as exc:
+        raise _http(exc) from exc
+    except IPFSError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"IPFS: {exc}") from exc
+    return _out(inspection)
+
+
+@router.get("", response_model=list[InspectionOut])
+async def listing(
+    request: Request,
+    principal: Annotated[Principal, Depends(current_principal)],
+    gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None,
+    lot: Annotated[str | None, Query(max_length=20)] = None,
+    shipment_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[InspectionOut]:
+    """Inspections of a lot (gtin + lot), a product or a shipment, newest first."""
+
+    def work() -> list[core.Inspection]:
+        with sync_connection(request) as conn:
+            return core.list_inspections(
+                conn, gtin=gtin, lot=lot, shipment_id=shipment_id, limit=limit
+            )
+
+    return [_out(i) for i in await run_in_threadpool(work)]
+
+
+async def _one(request: Request, inspection_id: str) -> core.Inspection:
+    def work() -> core.Inspection:
+        with sync_connection(request) as conn:
+            return core.get_inspection(conn, inspection_id)
+
+    try:
+        return await run_in_threadpool(work)
+    except core.InspectionError as exc:
+        raise _http(exc) from exc
+
+
+@router.get(
+    "/{inspection_id}",
+    response_model=InspectionOut,
+    responses={404: {"description": "unknown inspection"}},
+)
+async def one(
+    request: Request,
+    inspection_id: str,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> InspectionOut:
+    """One inspection's metadata."""
+    return _out(await _one(request, inspection_id))
+
+
+@router.get(
+    "/{inspection_id}/report.pdf",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "the report's exact bytes"},
+        404: {"description": "unknown inspection"},
+        502: {"description": "IPFS unavailable or the bytes no longer match"},
+    },
+)
+async def report_pdf(
+    request: Request,
+    inspection_id: str,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Response:
+    """The report from IPFS, checked against its recorded SHA-256 before it is served."""
+    inspection = await _one(request, inspection_id)
+
+    def work() -> bytes:
+        with _ipfs(request) as ipfs:
+            return core.report_bytes(ipfs, inspection)
+
+    try:
+        data = await run_in_threadpool(work)
+    except core.InspectionError as exc:
+        raise _http(exc) from exc
+    except IPFSError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"IPFS: {exc}") from exc
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="inspection-{inspection.inspection_id}.pdf"',
+            "X-Content-SHA256": inspection.report_sha256,
+            "Cache-Control": "private, max-age=3600",
+        },
+    )

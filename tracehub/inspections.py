@@ -1,0 +1,300 @@
+"""Inspection reports: a PDF stored byte for byte on IPFS, its SHA-256 anchored via EPCIS.
+
+`record_inspection` checks the PDF, adds it to IPFS, records an EPCIS 2.0 ObjectEvent
+(``bizStep`` inspecting, the lot's class in ``quantityList`` as a GS1 Digital Link URI) whose
+``certificationInfo`` names the report by ``ni:///sha-256;<hex>`` (RFC 6920) and ``ipfs://<cid>``,
+and whose ``th:inspection`` extension repeats hash, CID, result and the inspection id. The
+event's CBV 2.0 hash therefore covers the report's hash; the event is sealed and anchored with
+the other events (tracehub.epcis.anchoring), so the report is anchored with it.
+
+Functions take a synchronous psycopg connection and never commit: the caller owns the
+transaction (the same rule as tracehub.epcis). IPFS keeps the bytes whether or not the caller
+commits; an orphan object is harmless (content-addressed, and pinned only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.rows import dict_row
+
+from tracehub.digital_link import DigitalLinkError, build_uri
+from tracehub.epcis import capture_events
+from tracehub.epcis.schema import DEFAULT_CONTEXT
+
+__all__ = [
+    "EXTENSION_NAMESPACE",
+    "MAX_REPORT_BYTES",
+    "Inspection",
+    "InspectionError",
+    "InvalidReport",
+    "ReportIntegrityError",
+    "ReportTooLarge",
+    "UnknownSubject",
+    "get_inspection",
+    "inspection_event",
+    "list_inspections",
+    "record_inspection",
+    "report_bytes",
+]
+
+#: Reports larger than this are refused (a scanned multi-page report fits comfortably).
+MAX_REPORT_BYTES = 20 * 1024 * 1024
+#: JSON-LD namespace of TraceHub's EPCIS extension members (``th:...``); ``.invalid`` because
+#: it names, it is not fetched.
+EXTENSION_NAMESPACE = "https://tracehub.invalid/ns/epcis#"
+#: Digital Link URIs in events use GS1's canonical resolver host, whoever resolves them.
+EPC_BASE = "https://id.gs1.org"
+PDF_MAGIC = b"%PDF-"
+RESULTS = ("pass", "fail")
+_MAX_SUMMARY = 4000
+
+
+class InspectionError(ValueError):
+    """An inspection cannot be recorded or read as asked."""
+
+
+class InvalidReport(InspectionError):
+    """The upload is not a PDF, or a field is invalid (HTTP 400)."""
+
+
+class ReportTooLarge(InspectionError):
+    """The report exceeds MAX_REPORT_BYTES (HTTP 413)."""
+
+
+class UnknownSubject(InspectionError):
+    """The lot, shipment or inspection does not exist (HTTP 404)."""
+
+
+class ReportIntegrityError(InspectionError):
+    """The bytes IPFS returned do not hash to the recorded SHA-256."""
+
+
+class _Ipfs(Protocol):
+    def add(self, data: bytes, *, pin: bool = True, filename: str = "data") -> str: ...
+
+    def cat(self, cid: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One recorded inspection and where its report and event are."""
+
+    inspection_id: str
+    gtin: str
+    lot: str
+    shipment_id: str | None
+    inspector: str
+    result: str
+    summary: str
+    report_sha256: str
+    report_cid: str
+    report_size: int
+    event_id: str
+    event_hash: str
+    inspected_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out["inspected_at"] = self.inspected_at.isoformat()
+        return out
+
+
+def check_pdf(pdf: bytes) -> None:
+    """Refuse what is not plausibly a PDF: empty, too large, or without the ``%PDF-`` header."""
+    if len(pdf) > MAX_REPORT_BYTES:
+        raise ReportTooLarge(f"the report is {len(pdf)} bytes; the limit is {MAX_REPORT_BYTES}")
+    if not pdf:
+        raise InvalidReport("the report is empty")
+    # PDF readers accept the header within the first 1024 bytes; we insist on byte 0 so the
+    # stored object is unambiguous.
+    if not pdf.startswith(PDF_MAGIC):
+        raise InvalidReport("the report is not a PDF (it must start with %PDF-)")
+    if b"%%EOF" not in pdf[-1024:]:
+        raise InvalidReport("the report is not a complete PDF (no %%EOF marker at its end)")
+
+
+def inspection_event(
+    *,
+    inspection_id: str,
+    gtin: str,
+    lot: str,
+    result: str,
+    report_sha256: str,
+    report_cid: str,
+    when: datetime,
+) -> dict[str, Any]:
+    """The EPCIS 2.0 ObjectEvent that anchors an inspection report (with its own @context)."""
+    return {
+        "@context": [DEFAULT_CONTEXT, {"th": EXTENSION_NAMESPACE}],
+        "type": "ObjectEvent",
+        "eventID": f"urn:uuid:{inspection_id}",
+        "eventTime": when.astimezone(UTC).isoformat(timespec="milliseconds"),
+        "eventTimeZoneOffset": "+00:00",
+        "epcList": [],
+        "action": "OBSERVE",
+        "bizStep": "inspecting",
+        "quantityList": [{"epcClass": build_uri(EPC_BASE, gtin, lot)}],
+        "certificationInfo": [f"ni:///sha-256;{report_sha256}", f"ipfs://{report_cid}"],
+        "th:inspection": {
+            "th:inspectionID": inspection_id,
+            "th:result": result,
+            "th:reportSHA256": report_sha256,
+            "th:reportCID": report_cid,
+        },
+    }
+
+
+def _check_fields(gtin: str, lot: str, result: str, summary: str, inspector: str) -> str:
+    if result not in RESULTS:
+        raise InvalidReport(f"result must be one of {list(RESULTS)}, got {result!r}")
+    if len(summary) > _MAX_SUMMARY:
+        raise InvalidReport(f"summary is longer than {_MAX_SUMMARY} characters")
+    if not inspector:
+        raise InvalidReport("the inspector must be named")
+    try:
+        uri = build_uri(EPC_BASE, gtin, lot)
+    except DigitalLinkError as exc:
+        raise InvalidReport(str(exc)) from exc
+    # The canonical 14-digit GTIN, as stored in lots.
+    return uri.split("/01/", 1)[1].split("/", 1)[0]
+
+
+def record_inspection(
+    conn: psycopg.Connection,
+    ipfs: _Ipfs,
+    *,
+    pdf: bytes,
+    gtin: str,
+    lot: str,
+    shipment_id: str | None,
+    inspector: str,
+    result: str,
+    summary: str,
+    when: datetime | None = None,
+) -> Inspection:
+    """Store the report on IPFS, capture its EPCIS event and insert the inspection (no commit)."""
+    check_pdf(pdf)
+    gtin = _check_fields(gtin, lot, result, summary, inspector)
+    if (
+        conn.execute("SELECT 1 FROM lots WHERE gtin = %s AND lot = %s", (gtin, lot)).fetchone()
+        is None
+    ):
+        raise UnknownSubject(f"lot {gtin}/{lot} does not exist")
+    if shipment_id is not None:
+        found = conn.execute(
+            "SELECT 1 FROM shipments WHERE shipment_id = %s", (shipment_id,)
+        ).fetchone()
+        if found is None:
+            raise UnknownSubject(f"shipment {shipment_id} does not exist")
+    inspection_id = str(uuid.uuid4())
+    sha256 = hashlib.sha256(pdf).hexdigest()
+    cid = ipfs.add(pdf, filename=f"inspection-{inspection_id}.pdf")
+    moment = when or datetime.now(UTC)
+    event = inspection_event(
+        inspection_id=inspection_id,
+        gtin=gtin,
+        lot=lot,
+        result=result,
+        report_sha256=sha256,
+        report_cid=cid,
+        when=moment,
+    )
+    (captured,) = capture_events(conn, [event], source=f"inspection:{inspector}")
+    row = conn.execute(
+        "INSERT INTO inspections (inspection_id, gtin, lot, shipment_id, inspector, result,"
+        " summary, report_sha256, report_cid, report_size, event_id, event_hash, inspected_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING inspected_at",
+        (
+            inspection_id,
+            gtin,
+            lot,
+            shipment_id,
+            inspector,
+            result,
+            summary,
+            sha256,
+            cid,
+            len(pdf),
+            captured.event_id,
+            captured.event_hash,
+            moment,
+        ),
+    ).fetchone()
+    assert row is not None
+    return Inspection(
+        inspection_id=inspection_id,
+        gtin=gtin,
+        lot=lot,
+        shipment_id=shipment_id,
+        inspector=inspector,
+        result=result,
+        summary=summary,
+        report_sha256=sha256,
+        report_cid=cid,
+        report_size=len(pdf),
+        event_id=captured.event_id,
+        event_hash=captured.event_hash,
+        inspected_at=row[0],
+    )
+
+
+_COLUMNS = (
+    "inspection_id::text, gtin, lot, shipment_id, inspector, result, summary, report_sha256,"
+    " report_cid, report_size, event_id, event_hash, inspected_at"
+)
+
+
+def get_inspection(conn: psycopg.Connection, inspection_id: str) -> Inspection:
+    """One inspection; UnknownSubject if there is none with that id."""
+    try:
+        key = str(uuid.UUID(inspection_id))
+    except ValueError:
+        raise UnknownSubject(f"no inspection {inspection_id!r} (not a UUID)") from None
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"SELECT {_COLUMNS} FROM inspections WHERE inspection_id = %s", (key,)
+        ).fetchone()
+    if row is None:
+        raise UnknownSubject(f"no inspection {inspection_id}")
+    return Inspection(**row)
+
+
+def list_inspections(
+    conn: psycopg.Connection,
+    *,
+    gtin: str | None = None,
+    lot: str | None = None,
+    shipment_id: str | None = None,
+    limit: int = 100,
+) -> list[Inspection]:
+    """Inspections of a lot, a product or a shipment (newest first)."""
+    clauses, args = [], []
+    for column, value in (("gtin", gtin), ("lot", lot), ("shipment_id", shipment_id)):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            args.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT {_COLUMNS} FROM inspections {where} ORDER BY inspected_at DESC LIMIT %s",
+            (*args, limit),
+        ).fetchall()
+    return [Inspection(**row) for row in rows]
+
+
+def report_bytes(ipfs: _Ipfs, inspection: Inspection) -> bytes:
+    """The report from IPFS, only if it still hashes to the recorded SHA-256."""
+    data = ipfs.cat(inspection.report_cid)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != inspection.report_sha256:
+        raise ReportIntegrityError(
+            f"IPFS object {inspection.report_cid} hashes to {digest}, "
+            f"not the recorded {inspection.report_sha256}"
+        )
+    return data
