@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import smtplib
+import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -133,22 +134,23 @@ def listen_once(
     ``listen_conn`` must be an autocommit connection that ran ``LISTEN tracehub_alerts``.
     """
     handled = []
-    for note in listen_conn.notifies(timeout=timeout_s, stop_after=1):
-        try:
-            alert_id = str(json.loads(note.payload)["alert_id"])
-        except (ValueError, KeyError, TypeError):
+    first = list(listen_conn.notifies(timeout=timeout_s, stop_after=1))
+    # Then drain what else arrived meanwhile without waiting again.
+    for note in [*first, *listen_conn.notifies(timeout=0.05)]:
+        alert_id = _alert_id(note.payload)
+        if alert_id is None:
             continue
-        process_alert(conn, alert_id, mailer=mailer, ledger=ledger, provider=provider)
-        handled.append(alert_id)
-    # Drain what else arrived meanwhile without waiting again.
-    for note in listen_conn.notifies(timeout=0.01):
-        try:
-            alert_id = str(json.loads(note.payload)["alert_id"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        process_alert(conn, alert_id, mailer=mailer, ledger=ledger, provider=provider)
-        handled.append(alert_id)
+        if process_alert(conn, alert_id, mailer=mailer, ledger=ledger, provider=provider):
+            handled.append(alert_id)
     return handled
+
+
+def _alert_id(payload: str) -> str | None:
+    """The alert id of a tracehub_alerts payload, or None if it is not one."""
+    try:
+        return str(uuid.UUID(str(json.loads(payload)["alert_id"])))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def sweep(
