@@ -30,6 +30,7 @@ from tracehub.alerts.delivery import Deliverer, DeliverySettings, MqttPublisher
 from tracehub.alerts.engine import AlertEngine, EngineSettings
 from tracehub.alerts.worker import AlertWorker
 from tracehub.config import Settings
+from tracehub.epcis import capture_events
 
 pytestmark = pytest.mark.integration
 
@@ -255,6 +256,45 @@ def test_silence_location_and_custody_gap_each_fire_once(harness: ApiHarness) ->
     assert detail["detail"]["location"] == "0614141000029"
     silent = next(a for a in alerts if a[2] == "sensor_silent")
     assert silent[3] == now - timedelta(hours=2)  # silent since its assignment began
+
+
+def test_a_custody_event_closes_the_gap(harness: ApiHarness) -> None:
+    """Custody EPCIS events (captured through tracehub.epcis) naming the shipment's logistic
+    unit count as custody; the gap alert fires only once none came for gap_s."""
+    h = harness
+    now = datetime.now(UTC).replace(microsecond=0)
+    with h.connect() as conn:
+        s = make_shipment(conn, uuid.uuid4().hex[:10], since=now - timedelta(hours=2))
+        conn.execute("DELETE FROM device_assignments WHERE shipment_id = %s", (s.shipment_id,))
+        conn.execute(
+            "INSERT INTO alert_rules (rule_id, kind, shipment_id, params)"
+            " VALUES (%s, 'custody_gap', %s, '{\"gap_s\": 3600}')",
+            (f"gap-{s.shipment_id}", s.shipment_id),
+        )
+        arrived = now - timedelta(minutes=30)
+        capture_events(
+            conn,
+            [
+                {
+                    "type": "ObjectEvent",
+                    "eventTime": arrived.isoformat(),
+                    "eventTimeZoneOffset": "+00:00",
+                    "epcList": [f"https://id.gs1.org/00/{s.sscc}"],
+                    "action": "OBSERVE",
+                    "bizStep": "arriving",
+                    "readPoint": {"id": "https://id.gs1.org/414/0614141000012"},
+                }
+            ],
+            source="test",
+        )
+        conn.commit()
+    engine = engine_for(h)
+    assert engine.tick(now) == []  # shipped 2 h ago, but custody changed 30 min ago
+    assert len(engine.tick(now + timedelta(minutes=31))) == 1
+    assert engine.tick(now + timedelta(minutes=45)) == []
+    engine.close()
+    alerts = alerts_of(h, s.shipment_id)
+    assert [(a[2], a[3]) for a in alerts] == [("custody_gap", arrived)]
 
 
 def sscc_epc(sscc: str) -> str:

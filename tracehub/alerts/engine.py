@@ -21,13 +21,28 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from edge.epc import decode_epc
+from edge.epc import DIGITAL_LINK_BASE, decode_epc
 from tracehub.alerts import store
-from tracehub.alerts.event import alert_event
+from tracehub.alerts.event import alert_event, lot_class_uri
 from tracehub.alerts.rules import VALUE_FIELD, VALUE_KINDS, Rule, ShipmentContext, load_context
 from tracehub.alerts.rules import rules_for as load_rules
 
 log = logging.getLogger(__name__)
+#: CBV business steps that hand goods over or move them: they close a custody gap.
+CUSTODY_STEPS = (
+    "shipping",
+    "departing",
+    "arriving",
+    "receiving",
+    "accepting",
+    "loading",
+    "unloading",
+    "transporting",
+    "picking",
+    "storing",
+    "holding",
+    "inspecting",
+)
 Connect = Callable[[], psycopg.Connection]
 
 
@@ -231,6 +246,7 @@ class AlertEngine:
             detail=detail,
         )
         event = alert_event(
+            event_id=f"urn:uuid:{alert_id}",
             kind=rule.kind,
             started_at=started_at,
             lots=lots,
@@ -492,7 +508,8 @@ class AlertEngine:
                         self._tick_silent(conn, run, rule, ctx, device, last or since, now)
                 elif rule.kind == "custody_gap" and ctx.state == "in_transit":
                     lasts = [last for _, _, last in devices if last is not None]
-                    self._tick_custody(conn, run, rule, ctx, lasts, now)
+                    custody = self._last_custody_event(conn, ctx, now)
+                    self._tick_custody(conn, run, rule, ctx, [*lasts, *custody], now)
 
     def _tick_value(
         self,
@@ -546,6 +563,22 @@ class AlertEngine:
             },
         )
 
+    def _last_custody_event(
+        self, conn: psycopg.Connection, ctx: ShipmentContext, now: datetime
+    ) -> list[datetime]:
+        """The latest custody EPCIS event (shipping, receiving, ...) naming the shipment's
+        lots or logistic units, as captured through tracehub.epcis."""
+        ids = [lot_class_uri(g, lot) for g, lot in ctx.lots] + [
+            f"{DIGITAL_LINK_BASE}/00/{sscc}" for sscc in ctx.ssccs
+        ]
+        row = conn.execute(
+            "SELECT max(event_time) FROM epcis_events WHERE source <> 'alerts'"
+            " AND epcs && %s AND event_time <= %s"
+            " AND regexp_replace(coalesce(biz_step, ''), '^.*[/:]', '') = ANY(%s)",
+            (ids, now, list(CUSTODY_STEPS)),
+        ).fetchone()
+        return [row[0]] if row and row[0] is not None else []
+
     def _tick_custody(
         self,
         conn: psycopg.Connection,
@@ -557,9 +590,13 @@ class AlertEngine:
     ) -> None:
         st = self._state(conn, run, rule.rule_id, ctx.shipment_id)
         marks = [t for t in (ctx.shipped_at, st.last_ts, *lasts) if t is not None]
-        if not marks or st.alert_id is not None:
+        if not marks:
             return
         last = max(marks)
+        if st.alert_id is not None:
+            if st.breach_since is not None and last > st.breach_since:
+                self._clear(conn, run, st, last, f"custody event or reading at {last.isoformat()}")
+            return
         if now - last <= timedelta(seconds=rule.gap_s):
             return
         st.breach_since, st.dirty = last, True

@@ -33,8 +33,14 @@ def event_time(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
+def lot_class_uri(gtin: str, lot: str) -> str:
+    """A lot as an EPC class: its GS1 Digital Link URI."""
+    return f"{DIGITAL_LINK_BASE}/01/{gtin}/10/{quote(lot, safe='')}"
+
+
 def alert_event(
     *,
+    event_id: str,
     kind: str,
     started_at: datetime,
     lots: Sequence[tuple[str, str]],
@@ -61,13 +67,11 @@ def alert_event(
         report["deviceID"] = f"urn:tracehub:device:{device_id}"
     event: dict[str, Any] = {
         "type": "ObjectEvent",
+        "eventID": event_id,
         "eventTime": event_time(started_at),
         "eventTimeZoneOffset": "+00:00",
         "epcList": [],
-        "quantityList": [
-            {"epcClass": f"{DIGITAL_LINK_BASE}/01/{gtin}/10/{quote(lot, safe='')}"}
-            for gtin, lot in lots
-        ],
+        "quantityList": [{"epcClass": lot_class_uri(gtin, lot)} for gtin, lot in lots],
         "action": "OBSERVE",
         "bizStep": "sensor_reporting",
         "sensorElementList": [{"sensorReport": [report]}],

@@ -123,6 +123,7 @@ class ShipmentContext:
     state: str
     shipped_at: Any
     lots: tuple[tuple[str, str], ...]
+    ssccs: tuple[str, ...]
     bands: Mapping[str, Mapping[str, float | None]]  # gtin -> temp_min_c, ... (None: unset)
 
 
@@ -147,8 +148,17 @@ def load_context(conn: psycopg.Connection, shipment_id: str) -> ShipmentContext 
         }
         for gtin, _, tmin, tmax, hmin, hmax in lots
     }
+    ssccs = conn.execute(
+        "SELECT DISTINCT sscc FROM shipment_lots WHERE shipment_id = %s AND sscc IS NOT NULL",
+        (shipment_id,),
+    ).fetchall()
     return ShipmentContext(
-        shipment_id, row[0], row[1], tuple((g, lot) for g, lot, *_ in lots), bands
+        shipment_id,
+        row[0],
+        row[1],
+        tuple((g, lot) for g, lot, *_ in lots),
+        tuple(r[0] for r in ssccs),
+        bands,
     )
 
 
