@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import alerts, auth, commerce
+from api import epcis, proofs
 from api.config import ApiConfig
 from api.db import make_pool
 
@@ -27,6 +28,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
             yield
         finally:
             await pool.close()
+            proofs.close_ledger(app)
 
     app = FastAPI(
         title="TraceHub",
@@ -45,5 +47,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(commerce.router)
     app.include_router(alerts.router)
+    app.include_router(epcis.router)
+    app.include_router(proofs.router)
     # Routers of the other concepts are included here, one line each.
     return app

@@ -35,9 +35,11 @@ CREATE INDEX epcis_anchor_outbox_due ON epcis_anchor_outbox (next_attempt_at);
 
 -- One row per event. event_json holds the exact bytes stored (the event as captured, with the
 -- document's @context copied in so each event stands alone); event_hash its CBV 2.0 hash URI,
--- hash_hex the 64 hex digits. Different eventIDs may share a hash (CBV 2.0 ignores comments and
--- error declarations), so event_hash is indexed, not unique. seq orders events by capture and
--- is the page cursor of queries.
+-- hash_hex the 64 hex digits. event_id is the eventID, or the hash URI for an event without one
+-- -- or for an event whose eventID was already taken by different content (GS1's own examples
+-- give one eventID to two different events). Different eventIDs may share a hash (CBV 2.0
+-- ignores comments and error declarations), so event_hash is indexed, not unique.
+-- seq orders events by capture and is the page cursor of queries.
 CREATE TABLE epcis_events (
     seq          bigserial   UNIQUE,
     event_id     text        PRIMARY KEY,

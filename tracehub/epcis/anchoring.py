@@ -57,7 +57,7 @@ def seal_pending(
     """
     with conn.transaction():
         rows = conn.execute(
-            "SELECT event_id, hash_hex, event_time, record_time FROM epcis_events"
+            "SELECT seq, hash_hex, event_time, record_time FROM epcis_events"
             " WHERE batch_id IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED",
             (max_events,),
         ).fetchall()
@@ -84,7 +84,7 @@ def seal_pending(
         )
         with conn.cursor() as cur:
             cur.executemany(
-                "UPDATE epcis_events SET batch_id = %s, batch_index = %s WHERE event_id = %s",
+                "UPDATE epcis_events SET batch_id = %s, batch_index = %s WHERE seq = %s",
                 [(batch_id, i, r[0]) for i, r in enumerate(rows)],
             )
         conn.execute("INSERT INTO epcis_anchor_outbox (batch_id) VALUES (%s)", (batch_id,))

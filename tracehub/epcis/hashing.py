@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from epcis_event_hash_generator import hash_generator, json_to_py  # type: ignore[import-untyped]
+from epcis_event_hash_generator import hash_generator, json_to_py
 from pyld import jsonld  # type: ignore[import-untyped]
 
 from tracehub.epcis.errors import EPCISValidationError

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from tracehub.epcis.hashing import HASH_URI, leaf_data
+from tracehub.epcis.store import FIND_EVENT
 from tracehub.merkle import MerkleTree, leaf_hash, verify_inclusion
 from tracehub.proof import BATCH_ID_PATTERN, ProofFormatError
 from tracehub.strictjson import refuse_duplicate_members
@@ -142,16 +143,23 @@ def event_proof(
     channel: str = "trace",
     chaincode: str = "tracehub",
 ) -> EventProof | None:
-    """The proof of an event, or None while it is unknown or its batch not yet anchored."""
+    """The proof of an event (by eventID, else hash URI), or None while it is unknown or its
+    batch not yet anchored."""
+    found = conn.execute(
+        "SELECT event_id, event_hash, batch_id, batch_index FROM epcis_events" + FIND_EVENT,
+        {"id": event_id},
+    ).fetchone()
+    if found is None or found[2] is None:
+        return None
+    event_id, uri, batch_id, index = found
     row = conn.execute(
-        "SELECT e.event_hash, e.batch_index, b.batch_id, b.ipfs_cid, b.tx_id, b.block_number"
-        " FROM epcis_events e JOIN epcis_batches b USING (batch_id)"
-        " WHERE e.event_id = %s AND b.state = 'anchored'",
-        (event_id,),
+        "SELECT ipfs_cid, tx_id, block_number FROM epcis_batches"
+        " WHERE batch_id = %s AND state = 'anchored'",
+        (batch_id,),
     ).fetchone()
     if row is None:
         return None
-    uri, index, batch_id, cid, tx_id, block_number = row
+    cid, tx_id, block_number = row
     hashes = [
         r[0]
         for r in conn.execute(

@@ -167,7 +167,8 @@ def capture_events(
 
     An event without ``@context`` gets ``context`` (the enclosing document's) or the EPCIS 2.0
     default. An event without ``eventID`` is identified by its hash URI. Capturing the same
-    event again is a no-op; the same eventID with different content is refused.
+    event again is a no-op. An eventID already taken by other content (GS1's examples do that)
+    keeps its first event; the new one is stored under its hash URI as event_id.
     """
     prepared = [
         prepare_event(event, context=context, where=f"epcisBody.eventList[{i}]")
@@ -175,40 +176,54 @@ def capture_events(
     ]
     captured: list[CapturedEvent] = []
     for i, (stored, uri) in enumerate(prepared):
-        event_id = stored.get("eventID") or uri
-        direct, every = _epcs(stored)
-        biz_step = stored.get("bizStep")
-        disposition = stored.get("disposition")
-        conn.execute(
-            _INSERT,
-            (
-                event_id,
-                stored["type"],
-                _event_time(stored, "eventTime"),
-                encode_event(stored),
-                uri,
-                hash_hex(uri),
-                every,
-                direct,
-                normalise_vocabulary(biz_step) if isinstance(biz_step, str) else None,
-                _id_of(stored.get("readPoint")),
-                _id_of(stored.get("bizLocation")),
-                normalise_vocabulary(disposition) if isinstance(disposition, str) else None,
-                source,
-                capture_id,
-            ),
-        )
-        row = conn.execute(
-            "SELECT event_hash FROM epcis_events WHERE event_id = %s", (event_id,)
-        ).fetchone()
-        if row is None or row[0] != uri:
+        event_id = _insert(conn, stored, uri, source, capture_id, stored.get("eventID") or uri)
+        if event_id is None:
+            event_id = _insert(conn, stored, uri, source, capture_id, uri)
+        if event_id is None:
             raise EPCISValidationError(
-                f"eventID {event_id!r} was already captured with different content",
+                f"eventID and hash URI {uri} are both taken by other events",
                 path=f"epcisBody.eventList[{i}].eventID",
             )
         leaf = leaf_hash(bytes.fromhex(hash_hex(uri))).hex()
         captured.append(CapturedEvent(event_id=event_id, event_hash=uri, leaf_hash=leaf))
     return captured
+
+
+def _insert(
+    conn: psycopg.Connection,
+    stored: Mapping[str, Any],
+    uri: str,
+    source: str,
+    capture_id: str | None,
+    event_id: str,
+) -> str | None:
+    """Insert under ``event_id``; returns it, or None when it holds another hash."""
+    direct, every = _epcs(stored)
+    biz_step = stored.get("bizStep")
+    disposition = stored.get("disposition")
+    conn.execute(
+        _INSERT,
+        (
+            event_id,
+            stored["type"],
+            _event_time(stored, "eventTime"),
+            encode_event(stored),
+            uri,
+            hash_hex(uri),
+            every,
+            direct,
+            normalise_vocabulary(biz_step) if isinstance(biz_step, str) else None,
+            _id_of(stored.get("readPoint")),
+            _id_of(stored.get("bizLocation")),
+            normalise_vocabulary(disposition) if isinstance(disposition, str) else None,
+            source,
+            capture_id,
+        ),
+    )
+    row = conn.execute(
+        "SELECT event_hash FROM epcis_events WHERE event_id = %s", (event_id,)
+    ).fetchone()
+    return event_id if row is not None and row[0] == uri else None
 
 
 def _row_to_event(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,11 +285,17 @@ def query_events(conn: psycopg.Connection, params: EventQuery) -> list[dict[str,
     return [_row_to_event(row) for row in query_rows(conn, params)]
 
 
+#: An event by eventID, else by hash URI; the first captured when several share it.
+FIND_EVENT = (
+    " WHERE event_id = %(id)s OR event_hash = %(id)s ORDER BY (event_id = %(id)s) DESC, seq LIMIT 1"
+)
+
+
 def event_by_id(conn: psycopg.Connection, event_id: str) -> dict[str, Any] | None:
-    """One event by its eventID (or, for events without one, its hash URI)."""
+    """One event by its eventID, else by its CBV 2.0 hash URI (see :data:`FIND_EVENT`)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT event_json, record_time FROM epcis_events WHERE event_id = %s", (event_id,)
+            "SELECT event_json, record_time FROM epcis_events" + FIND_EVENT, {"id": event_id}
         )
         row = cur.fetchone()
     return None if row is None else _row_to_event(row)

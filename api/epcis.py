@@ -1,0 +1,318 @@
+"""EPCIS 2.0 REST bindings (capture and query), after GS1's openapi.yaml where practical.
+
+- ``POST /epcis/capture``: an EPCISDocument (JSON-LD). Captured synchronously in one
+  transaction (all or nothing); answers 202 with ``Location: /epcis/capture/{captureID}``.
+  Schema-invalid input is 400 naming the failing field's path.
+- ``GET /epcis/capture/{captureID}``: the capture job.
+- ``GET /epcis/events``: an EPCISQueryDocument of the events matching the query parameters,
+  paged with ``perPage`` / ``nextPageToken`` (the next page's URL is in a ``Link`` header).
+- ``GET /epcis/events/{eventID}``: one event.
+
+The EPCIS module is synchronous (psycopg), so handlers run it in the thread pool on a connection
+of their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Principal, current_principal, require
+from api.config import ApiConfig
+from tracehub import db
+from tracehub.epcis import EPCISValidationError, EventQuery, capture_events
+from tracehub.epcis.readings import readings_as_events
+from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_document
+from tracehub.epcis.store import EVENT_TYPES, event_by_id, query_rows
+
+router = APIRouter(prefix="/epcis", tags=["epcis"])
+_MAX_BODY = 16 * 1024 * 1024
+_MAX_PER_PAGE = 1000
+_DEFAULT_PER_PAGE = 30
+_JSONLD = "application/ld+json"
+#: The standard's simple-event-query parameters we implement (anything else is refused, so a
+#: misspelt filter cannot silently match everything).
+_LIST_PARAMS = {
+    "eventType",
+    "MATCH_epc",
+    "MATCH_anyEPC",
+    "EQ_bizStep",
+    "EQ_readPoint",
+    "EQ_bizLocation",
+    "EQ_disposition",
+}
+_TIME_PARAMS = {"GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime"}
+_OTHER_PARAMS = {"perPage", "nextPageToken", "includeReadings"}
+
+
+@contextmanager
+def sync_connection(request: Request) -> Iterator[psycopg.Connection]:
+    """A connection of the request's own, for the synchronous EPCIS module."""
+    config: ApiConfig = request.app.state.config
+    options = config.connect_options
+    with db.connect(config.postgres_dsn, **({"options": options} if options else {})) as conn:
+        yield conn
+
+
+def _bad(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, detail=message)
+
+
+def _document_events(document: dict[str, Any]) -> list[Any]:
+    """The events of an EPCISDocument (or of an EPCISQueryDocument's results)."""
+    body = document.get("epcisBody")
+    if not isinstance(body, dict):
+        raise _bad("epcisBody: missing or not an object")
+    if document.get("type") == "EPCISQueryDocument":
+        results = body.get("queryResults", {}).get("resultsBody", {})
+        events = results.get("eventList", [])
+    elif "eventList" in body:
+        events = body["eventList"]
+    elif "event" in body:
+        events = [body["event"]]
+    else:
+        events = []
+    if not isinstance(events, list):
+        raise _bad("epcisBody.eventList: must be a list")
+    return events
+
+
+@router.post(
+    "/capture",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={400: {"description": "invalid EPCIS document"}},
+)
+async def capture(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("supplier", "logistics", "inspector"))],
+) -> JSONResponse:
+    """Capture an EPCISDocument; 202 with the capture job's location."""
+    raw = await request.body()
+    if len(raw) > _MAX_BODY:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "document too large")
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise _bad(f"$: the body is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise _bad("$: an EPCIS document must be a JSON object")
+    if document.get("type") not in ("EPCISDocument", "EPCISQueryDocument"):
+        raise _bad("type: must be EPCISDocument")
+    capture_id = secrets.token_hex(16)
+    source = f"api:{principal.username}"
+
+    def work() -> int:
+        validate_document(document)
+        events = _document_events(document)
+        with sync_connection(request) as conn:
+            conn.execute(
+                "INSERT INTO epcis_capture_jobs (capture_id, source) VALUES (%s, %s)",
+                (capture_id, source),
+            )
+            captured = capture_events(
+                conn,
+                events,
+                source=source,
+                context=document.get("@context"),
+                capture_id=capture_id,
+            )
+            conn.execute(
+                "UPDATE epcis_capture_jobs SET running = false, success = true,"
+                " finished_at = now(), captured = %s WHERE capture_id = %s",
+                (len(captured), capture_id),
+            )
+            conn.commit()
+            return len(captured)
+
+    try:
+        count = await run_in_threadpool(work)
+    except EPCISValidationError as exc:
+        raise _bad(str(exc)) from exc
+    location = f"/epcis/capture/{capture_id}"
+    return JSONResponse(
+        {"captureID": capture_id, "captured": count},
+        status_code=status.HTTP_202_ACCEPTED,
+        headers={"Location": location},
+    )
+
+
+@router.get("/capture/{capture_id}", responses={404: {"description": "unknown capture"}})
+async def capture_job(
+    capture_id: str, request: Request, _: Annotated[Principal, Depends(current_principal)]
+) -> dict[str, Any]:
+    """The capture job: running, success, events captured, errors."""
+
+    def work() -> tuple[Any, ...] | None:
+        with sync_connection(request) as conn:
+            return conn.execute(
+                "SELECT created_at, finished_at, running, success, captured, errors"
+                " FROM epcis_capture_jobs WHERE capture_id = %s",
+                (capture_id,),
+            ).fetchone()
+
+    row = await run_in_threadpool(work)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"capture {capture_id} not found")
+    created, finished, running, success, captured, errors = row
+    return {
+        "captureID": capture_id,
+        "createdAt": created.isoformat(),
+        "finishedAt": finished.isoformat() if finished else None,
+        "running": running,
+        "success": success,
+        "captureErrorBehaviour": "rollback",
+        "captured": captured,
+        "errors": errors,
+    }
+
+
+def _time(name: str, value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _bad(f"{name}: not an ISO 8601 date-time: {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise _bad(f"{name}: needs a time zone offset (e.g. Z)")
+    return parsed
+
+
+def _values(request: Request, name: str) -> list[str]:
+    out: list[str] = []
+    for item in request.query_params.getlist(name):
+        out.extend(part for part in (p.strip() for p in item.split(",")) if part)
+    return out
+
+
+def _encode_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        if prefix != "seq":
+            raise ValueError(text)
+        return int(number)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise _bad("nextPageToken: not a token this server issued") from exc
+
+
+def parse_query(request: Request) -> tuple[EventQuery, bool]:
+    """The EventQuery of the request's parameters (400 on anything malformed)."""
+    unknown = set(request.query_params) - _LIST_PARAMS - _TIME_PARAMS - _OTHER_PARAMS
+    if unknown:
+        raise _bad(f"{sorted(unknown)[0]}: unsupported query parameter")
+    event_types = _values(request, "eventType")
+    for event_type in event_types:
+        if event_type not in EVENT_TYPES:
+            raise _bad(f"eventType: {event_type!r} is not one of {list(EVENT_TYPES)}")
+    times = {
+        name: _time(name, request.query_params[name])
+        for name in _TIME_PARAMS
+        if name in request.query_params
+    }
+    per_page_text = request.query_params.get("perPage", str(_DEFAULT_PER_PAGE))
+    try:
+        per_page = int(per_page_text)
+    except ValueError as exc:
+        raise _bad(f"perPage: not an integer: {per_page_text!r}") from exc
+    if not 1 <= per_page <= _MAX_PER_PAGE:
+        raise _bad(f"perPage: must be between 1 and {_MAX_PER_PAGE}")
+    token = request.query_params.get("nextPageToken")
+    include = request.query_params.get("includeReadings", "false").lower()
+    if include not in ("true", "false"):
+        raise _bad("includeReadings: must be true or false")
+    query = EventQuery(
+        event_types=event_types,
+        ge_event_time=times.get("GE_eventTime"),
+        lt_event_time=times.get("LT_eventTime"),
+        ge_record_time=times.get("GE_recordTime"),
+        lt_record_time=times.get("LT_recordTime"),
+        match_direct_epcs=_values(request, "MATCH_epc"),
+        match_epcs=_values(request, "MATCH_anyEPC"),
+        eq_biz_step=_values(request, "EQ_bizStep"),
+        eq_read_point=_values(request, "EQ_readPoint"),
+        eq_biz_location=_values(request, "EQ_bizLocation"),
+        eq_disposition=_values(request, "EQ_disposition"),
+        limit=per_page + 1,  # one more tells whether there is a next page
+        after_seq=_decode_token(token) if token else None,
+    )
+    return query, include == "true"
+
+
+def query_document(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """An EPCISQueryDocument holding ``events``."""
+    return {
+        "@context": [DEFAULT_CONTEXT],
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "epcisBody": {
+            "queryResults": {
+                "queryName": "SimpleEventQuery",
+                "resultsBody": {"eventList": events},
+            }
+        },
+    }
+
+
+@router.get("/events", responses={400: {"description": "malformed query parameter"}})
+async def events(
+    request: Request, _: Annotated[Principal, Depends(current_principal)]
+) -> JSONResponse:
+    """Events matching the EPCIS simple-event-query parameters, as an EPCISQueryDocument."""
+    query, include_readings = parse_query(request)
+    per_page = query.limit - 1
+
+    def work() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with sync_connection(request) as conn:
+            rows = query_rows(conn, query)
+            mapped: list[dict[str, Any]] = []
+            # Readings are merged only into the first page (they have no place in our paging).
+            if include_readings and query.after_seq is None:
+                mapped = readings_as_events(conn, query, limit=per_page)
+            return rows, mapped
+
+    rows, mapped = await run_in_threadpool(work)
+    page = rows[:per_page]
+    result: list[dict[str, Any]] = []
+    for row in page:
+        event = json.loads(bytes(row["event_json"]))
+        event["recordTime"] = row["record_time"].isoformat()
+        result.append(event)
+    result.extend(mapped)
+    headers: dict[str, str] = {}
+    if len(rows) > per_page:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
+        params.append(("nextPageToken", _encode_token(page[-1]["seq"])))
+        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+    return JSONResponse(query_document(result), headers=headers, media_type=_JSONLD)
+
+
+@router.get("/events/{event_id:path}", responses={404: {"description": "unknown event"}})
+async def event(
+    event_id: str, request: Request, _: Annotated[Principal, Depends(current_principal)]
+) -> JSONResponse:
+    """One event by its eventID (or, for an event captured without one, its hash URI)."""
+
+    def work() -> dict[str, Any] | None:
+        with sync_connection(request) as conn:
+            return event_by_id(conn, event_id)
+
+    found = await run_in_threadpool(work)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"event {event_id} not found")
+    return JSONResponse(found, media_type=_JSONLD)
