@@ -227,7 +227,9 @@ class Shipment:
     sscc: str
 
 
-def make_shipment(conn: Any, tag: str, *, since: datetime | None = None) -> Shipment:
+def make_shipment(
+    conn: Any, tag: str, *, since: datetime | None = None, device_id: str | None = None
+) -> Shipment:
     """A product with a 2..8 °C band, one lot in one in-transit shipment, one logger on it."""
     from edge.epc import gs1_check_digit
 
@@ -236,7 +238,7 @@ def make_shipment(conn: Any, tag: str, *, since: datetime | None = None) -> Ship
     sscc_body = "0" + str(abs(hash(tag + "s")) % 10**16).zfill(16)
     sscc = sscc_body + str(gs1_check_digit(sscc_body))
     since = since or datetime.now(UTC) - timedelta(hours=1)
-    shipment = Shipment(f"shp-{tag}", gtin, f"L{tag[:8]}", f"logger-{tag}", sscc)
+    shipment = Shipment(f"shp-{tag}", gtin, f"L{tag[:8]}", device_id or f"logger-{tag}", sscc)
     conn.execute(
         "INSERT INTO products (gtin, name, temp_min_c, temp_max_c) VALUES (%s, %s, 2, 8)"
         " ON CONFLICT DO NOTHING",
