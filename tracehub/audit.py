@@ -103,19 +103,20 @@ def verify_proof(
 def verify_event_proof(proof: EventProof, *, ipfs: KuboClient, ledger: Contract) -> AuditResult:
     """Check an EPCIS event proof (docs/epcis.md); stops at the first failing step:
 
-    1. ``ipfs``: the event batch is fetched by CID; its header names the proof's batch, root
-       and size; event ``index`` is taken from it.
+    1. ``ipfs``: the event batch is fetched by CID; its header names the proof's batch and
+       size; event ``index`` is taken from it.
     2. ``event-hash``: the CBV 2.0 hash recomputed from that event's bytes is the proof's.
     3. ``path``: the leaf follows from the hash and the audit path leads to the proof's root.
-    4. ``ledger``: GetAnchor of the batch has the same root, CID and transaction.
+    4. ``ledger``: GetAnchor of the batch has the proof's root, CID and transaction (and the
+       batch header the same root).
     """
     result = AuditResult()
     try:
         batch = decode_event_batch(ipfs.cat(proof.ipfs_cid))
     except (IPFSError, EventBatchFormatError) as exc:
         return result.fail("ipfs", str(exc))
-    if batch.batch_id != proof.batch_id or batch.root != proof.root:
-        return result.fail("ipfs", "the batch object names another batch or root")
+    if batch.batch_id != proof.batch_id:
+        return result.fail("ipfs", f"the batch object is batch {batch.batch_id!r}")
     if len(batch.events) != proof.batch_size:
         return result.fail(
             "ipfs", f"batch holds {len(batch.events)} events, proof says {proof.batch_size}"
@@ -152,5 +153,7 @@ def verify_event_proof(proof: EventProof, *, ipfs: KuboClient, ledger: Contract)
     ):
         if anchor.get(name) != expected:
             return result.fail("ledger", f"anchored {name} {anchor.get(name)!r} differs")
+    if batch.root != proof.root:
+        return result.fail("ledger", "the batch object's header names another root")
     result.passed.append("ledger")
     return result
