@@ -1,0 +1,231 @@
+"""GS1 Digital Link resolver: `/01/{gtin}[/10/{lot}][/21/{serial}]`.
+
+Browsers (Accept: text/html) get the buyer's page, which verifies itself in the browser
+(static/verify.js); API clients (application/json, application/ld+json) get the same view as
+JSON. An invalid link is 400 with the reason (HTML or JSON, as asked), an unknown one 404.
+`?linkType=gs1:certificationInfo` answers with the lot's inspection report(s).
+
+Rendered views are cached for a couple of seconds per (link, language, format): a QR code on a
+pallet is scanned in bursts, and readings reach the page batch by batch anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api import i18n
+from api.chart import line_chart
+from api.db import pool_of
+from api.lot_view import LotView, load_lot_view
+from tracehub.digital_link import DigitalLink, DigitalLinkError, parse_path
+
+router = APIRouter(tags=["resolver"])
+templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_JSON_TYPES = ("application/json", "application/ld+json")
+_cache: dict[tuple[str, ...], tuple[float, Response]] = {}
+_CACHE_LIMIT = 1000
+
+
+def _cache_seconds(request: Request) -> float:
+    extra: dict[str, object] = request.app.state.config.extra
+    value = extra.get("page_cache_s", os.environ.get("TRACEHUB_PAGE_CACHE_S", "2"))
+    return float(str(value))
+
+
+def wants_json(accept: str | None) -> bool:
+    """Whether the client prefers JSON to HTML (by q-value; HTML on a tie or no header)."""
+    best_json = best_html = 0.0
+    for item in (accept or "").split(","):
+        media, *params = [p.strip() for p in item.split(";")]
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media in _JSON_TYPES:
+            best_json = max(best_json, q)
+        elif media in ("text/html", "application/xhtml+xml"):
+            best_html = max(best_html, q)
+    return best_json > best_html
+
+
+def _locale(request: Request) -> str:
+    return i18n.choose_locale(
+        request.query_params.get("lang"),
+        request.cookies.get(i18n.COOKIE),
+        request.headers.get("accept-language"),
+    )
+
+
+def _page(template: str, request: Request, locale: str, status: int, **context: Any) -> Response:
+    messages = i18n.catalog(locale)
+    html = templates.get_template(template).render(
+        t=messages,
+        lang=locale,
+        dir=i18n.direction(locale),
+        locales=i18n.LOCALES,
+        path=request.url.path,
+        query=request.url.query,
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status)
+    response.headers["Vary"] = "Accept, Accept-Language, Cookie"
+    response.headers["Content-Language"] = locale
+    if request.query_params.get("lang") in i18n.LOCALES:
+        response.set_cookie(i18n.COOKIE, locale, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+def _error(request: Request, status: int, title_key: str, detail: str) -> Response:
+    if wants_json(request.headers.get("accept")):
+        return JSONResponse({"detail": detail}, status_code=status)
+    locale = _locale(request)
+    return _page(
+        "error.html", request, locale, status, title=i18n.catalog(locale)[title_key], detail=detail
+    )
+
+
+def _query_ais(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items() if k.isdigit()}
+
+
+@router.get(
+    "/01/{rest:path}",
+    summary="Resolve a GS1 Digital Link (GTIN, optional lot and serial)",
+    responses={400: {"description": "invalid link"}, 404: {"description": "unknown product"}},
+)
+async def resolve(rest: str, request: Request) -> Response:
+    """The lot's page (HTML) or view (JSON), by content negotiation."""
+    try:
+        link = parse_path("/01/" + rest, _query_ais(request))
+    except DigitalLinkError as exc:
+        return _error(request, 400, "invalid_title", str(exc))
+    as_json = wants_json(request.headers.get("accept"))
+    locale = "" if as_json else _locale(request)
+    link_type = request.query_params.get("linkType", "")
+    key = (link.path, locale, "json" if as_json else "html", link_type)
+    ttl = _cache_seconds(request)
+    cached = _cache.get(key)
+    if cached and cached[0] > time.monotonic() and not request.query_params.get("lang"):
+        return cached[1]
+    async with pool_of(request).connection() as conn:
+        view = await load_lot_view(conn, link)
+    if view is None:
+        detail = f"no product or lot is known under {link.path}"
+        return _error(request, 404, "unknown_title", detail)
+    if link_type == "gs1:certificationInfo":
+        return _certification(request, view)
+    if as_json:
+        response: Response = JSONResponse(
+            view.to_json(), media_type="application/json", headers={"Vary": "Accept"}
+        )
+    else:
+        response = _render_view(request, locale, view)
+    if ttl > 0:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[key] = (time.monotonic() + ttl, response)
+    return response
+
+
+def _certification(request: Request, view: LotView) -> Response:
+    reports = view.inspections
+    if not reports:
+        return _error(request, 404, "unknown_title", f"no inspection report for {view.link.path}")
+    if wants_json(request.headers.get("accept")):
+        return JSONResponse({"inspections": reports})
+    url = reports[-1].get("pdf_url")
+    return RedirectResponse(str(url), status_code=307) if url else JSONResponse(reports)
+
+
+def _render_view(request: Request, locale: str, view: LotView) -> Response:
+    messages = i18n.catalog(locale)
+    band = view.band
+    charts = {
+        "temperature": line_chart(
+            view.series,
+            "temperature_c",
+            band["temp_min_c"],
+            band["temp_max_c"],
+            label=messages["temperature"],
+            css_class="temperature",
+        ),
+        "humidity": line_chart(
+            view.series,
+            "humidity_pct",
+            band["humidity_min"],
+            band["humidity_max"],
+            label=messages["humidity"],
+            css_class="humidity",
+        ),
+    }
+    # What the browser verifies: every reading shown, with the value the page shows for it.
+    records = [
+        {
+            "device_id": p["device_id"],
+            "seq": p["seq"],
+            "envelope": p["envelope"],
+            "shown": {"temperature_c": p["temperature_c"], "humidity_pct": p["humidity_pct"]},
+        }
+        for p in view.series
+    ] + [
+        {
+            "device_id": e["device_id"],
+            "seq": e["seq"],
+            "envelope": e["envelope"],
+            "shown": {"loc": e["loc"]} if e["loc"] else {},
+        }
+        for e in view.journey
+    ]
+    verify_data = json.dumps(
+        {"records": records, "messages": {k: v for k, v in messages.items()}},
+        separators=(",", ":"),
+    ).replace("</", "<\\/")
+    return _page(
+        "lot.html",
+        request,
+        locale,
+        200,
+        view=view,
+        summary=view.summary,
+        charts=charts,
+        verify_data=verify_data,
+        qr_path="/qr" + view.link.path,
+        asset_version=_ASSET_VERSION,
+    )
+
+
+def _asset_version() -> str:
+    digest = hashlib.sha256()
+    for name in ("verify.js", "page.css"):
+        path = Path(__file__).parent / "static" / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+_ASSET_VERSION = _asset_version()
+
+
+def link_of(gtin: str, lot: str | None = None, serial: str | None = None) -> DigitalLink:
+    """A validated link (for the QR router and the scenario)."""
+    path = f"/01/{gtin}" + (f"/10/{lot}" if lot else "") + (f"/21/{serial}" if serial else "")
+    return parse_path(path)

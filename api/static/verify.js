@@ -1,0 +1,219 @@
+// TraceHub buyer page: verify every record shown against the ledger, in the browser.
+//
+// For each record (a signed reading: sensor value or custody event) the page lists its device,
+// seq, the signed envelope (JWS compact) and the value it displays. This script:
+//   1. hashes the envelope with SHA-256: that is the reading hash, and it must equal the
+//      proof's reading_hash; the envelope's payload must say what the page shows;
+//   2. recomputes the leaf hash SHA-256(0x00 || reading hash) and compares it with the proof;
+//   3. walks the audit path (RFC 9162 §2.1.3.2) with SHA-256(0x01 || left || right) to a root,
+//      which must equal the proof's root ("path invalid" otherwise);
+//   4. fetches the batch's anchor from the ledger (/ledger/anchors/{batch_id}) and compares its
+//      root with the one reached ("root mismatch" otherwise).
+// Only WebCrypto (crypto.subtle.digest) is used; nothing is fetched from elsewhere.
+"use strict";
+
+(function () {
+  const dataNode = document.getElementById("verify-data");
+  const statusNode = document.getElementById("verify-status");
+  const anchorsNode = document.getElementById("verify-anchors");
+  if (!dataNode || !statusNode) return;
+  const data = JSON.parse(dataNode.textContent);
+  const t = data.messages;
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (m, k) => (k in values ? String(values[k]) : m));
+  }
+
+  class Failure extends Error {
+    constructor(key, values) {
+      super(fill(t[key] || key, values || {}));
+      this.key = key;
+    }
+  }
+
+  function hex(bytes) {
+    return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function unhex(text) {
+    if (typeof text !== "string" || !/^[0-9a-f]{64}$/.test(text)) {
+      throw new Failure("reason_path_invalid", { record: "?" });
+    }
+    const out = new Uint8Array(32);
+    for (let i = 0; i < 32; i++) out[i] = parseInt(text.substr(i * 2, 2), 16);
+    return out;
+  }
+
+  async function sha256(...parts) {
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const joined = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      joined.set(p, at);
+      at += p.length;
+    }
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", joined));
+  }
+
+  const LEAF = new Uint8Array([0]);
+  const NODE = new Uint8Array([1]);
+
+  // RFC 9162 §2.1.3.2: the root the audit path leads to, or null if the path cannot be right.
+  async function rootFromPath(leaf, index, size, path) {
+    if (!(Number.isInteger(index) && Number.isInteger(size)) || index < 0 || index >= size) {
+      return null;
+    }
+    let fn = index;
+    let sn = size - 1;
+    let r = leaf;
+    for (const node of path) {
+      if (sn === 0) return null;
+      const p = unhex(node);
+      if (fn % 2 === 1 || fn === sn) {
+        r = await sha256(NODE, p, r);
+        if (fn % 2 === 0) {
+          while (fn !== 0 && fn % 2 === 0) {
+            fn = Math.floor(fn / 2);
+            sn = Math.floor(sn / 2);
+          }
+        }
+      } else {
+        r = await sha256(NODE, r, p);
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    return sn === 0 ? r : null;
+  }
+
+  function base64urlDecode(text) {
+    const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+    const raw = atob(b64 + "===".slice((b64.length + 3) % 4));
+    return new TextDecoder().decode(Uint8Array.from(raw, (c) => c.charCodeAt(0)));
+  }
+
+  async function fetchJson(url, what) {
+    const reply = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!reply.ok) throw new Failure("reason_fetch", { what: what, status: reply.status });
+    return reply.json();
+  }
+
+  const anchors = new Map();
+  function anchorOf(batchId) {
+    if (!anchors.has(batchId)) {
+      const url = "/ledger/anchors/" + encodeURIComponent(batchId);
+      anchors.set(batchId, fetchJson(url, "anchor " + batchId));
+    }
+    return anchors.get(batchId);
+  }
+
+  function pick(obj, name) {
+    // The anchor may be the record itself or wrap it ({"anchor": {...}, "tx_id": ...}).
+    if (obj && obj[name] !== undefined) return obj[name];
+    if (obj && obj.anchor && obj.anchor[name] !== undefined) return obj.anchor[name];
+    return undefined;
+  }
+
+  async function verifyRecord(record) {
+    const label = t.record + " " + record.device_id + " #" + record.seq;
+    const envelope = new TextEncoder().encode(record.envelope);
+    const readingHash = await sha256(envelope);
+    const payload = JSON.parse(base64urlDecode(record.envelope.split(".")[1]));
+    for (const [key, shown] of Object.entries(record.shown)) {
+      const signed = key in payload.data ? payload.data[key] : payload[key];
+      if (signed !== shown) {
+        throw new Failure("reason_value_mismatch", { record: label, shown: shown, signed: signed });
+      }
+    }
+    const url =
+      "/proofs/readings/" + encodeURIComponent(record.device_id) + "/" + record.seq;
+    const proof = await fetchJson(url, "proof " + record.device_id + " #" + record.seq);
+    if (proof.reading_hash !== hex(readingHash)) {
+      throw new Failure("reason_hash_mismatch", { record: label });
+    }
+    const leaf = await sha256(LEAF, readingHash);
+    if (proof.leaf_hash !== hex(leaf)) throw new Failure("reason_leaf_mismatch", { record: label });
+    const reached = await rootFromPath(leaf, proof.index, proof.batch_size, proof.audit_path);
+    if (reached === null || hex(reached) !== proof.root) {
+      throw new Failure("reason_path_invalid", { record: label });
+    }
+    const anchor = await anchorOf(proof.batch_id);
+    const ledgerRoot = pick(anchor, "root");
+    if (ledgerRoot !== hex(reached)) {
+      throw new Failure("reason_root_mismatch", {
+        batch: proof.batch_id,
+        got: hex(reached).slice(0, 16) + "…",
+        want: String(ledgerRoot).slice(0, 16) + "…",
+      });
+    }
+    return {
+      batch: proof.batch_id,
+      tx: pick(anchor, "tx_id") || proof.tx_id,
+      block: pick(anchor, "block_number") ?? proof.block_number,
+    };
+  }
+
+  function mark(record, ok) {
+    const selector =
+      'li.event[data-device="' + CSS.escape(record.device_id) + '"][data-seq="' + record.seq + '"]';
+    const item = document.querySelector(selector);
+    if (item) item.classList.add(ok ? "ok" : "bad");
+  }
+
+  function show(state, text) {
+    statusNode.dataset.state = state;
+    statusNode.className = "status " + state;
+    statusNode.textContent = text;
+  }
+
+  async function run() {
+    if (!(window.crypto && crypto.subtle)) {
+      show("failed", fill(t.not_verified_reason, { reason: t.reason_no_webcrypto }));
+      return;
+    }
+    const records = data.records;
+    if (records.length === 0) {
+      show("empty", t.nothing_to_verify);
+      return;
+    }
+    const batches = new Map();
+    // A few at a time: enough to be quick, few enough not to flood a small server.
+    const queue = records.slice();
+    const workers = Array.from({ length: 6 }, async () => {
+      while (queue.length) {
+        const record = queue.shift();
+        try {
+          const result = await verifyRecord(record);
+          batches.set(result.batch, result);
+          mark(record, true);
+        } catch (error) {
+          mark(record, false);
+          throw error;
+        }
+      }
+    });
+    try {
+      await Promise.all(workers);
+    } catch (error) {
+      queue.length = 0;
+      const reason = error instanceof Failure ? error.message : String(error);
+      show("failed", fill(t.not_verified_reason, { reason: reason }));
+      return;
+    }
+    const latest = Array.from(batches.values()).sort((a, b) => b.block - a.block)[0];
+    show("verified", fill(t.verified_on_ledger, { tx: latest.tx, block: latest.block }));
+    for (const b of batches.values()) {
+      const li = document.createElement("li");
+      li.className = "mono";
+      li.textContent = b.batch + " · tx " + b.tx + " · block " + b.block;
+      anchorsNode.appendChild(li);
+    }
+    const summary = document.createElement("p");
+    summary.id = "verify-summary";
+    summary.textContent = fill(t.verified_summary, { records: records.length, batches: batches.size });
+    anchorsNode.before(summary);
+  }
+
+  run();
+})();

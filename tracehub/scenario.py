@@ -1,0 +1,457 @@
+"""The demo scenario, through the real pipeline: a vaccine lot shipped from a factory to a buyer.
+
+`build_scenario(settings, schema=...)` does, against the running stack:
+
+1. organisations (factory, carrier, buyer), a product with a 2-8 °C band, a lot, a shipment;
+2. enrols two devices as an operator would (`tracehub devices enrol`: key, certificate, ledger
+   record): a reefer logger and the dock scanner that reads RFID tags and records custody;
+3. starts a gateway process (`python -m gateway`) writing into the given schema;
+4. the devices sign and publish over MQTT (mutual TLS): temperature/humidity readings every
+   2.5 minutes with one excursion to 9.4 °C, RFID reads at both docks and custody events
+   (commissioning, packing, shipping, receiving), each signed and hash-chained;
+5. waits until every reading is stored, batched on IPFS and anchored on Fabric;
+6. captures the custody steps as EPCIS 2.0 ObjectEvents too and anchors their hashes;
+7. records an inspection report when `tracehub.inspections` is present.
+
+It returns the lot's identifiers (and the page URL). `python -m tracehub.scenario` (what
+`make demo` runs) builds it into the public schema and prints the QR page URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certs.pki import PKI
+from certs.registry import LedgerRegistry
+from ingest.schema import migrate
+from tracehub import db
+from tracehub import mqtt as tracehub_mqtt
+from tracehub.config import PROJECT_DIR, Settings
+from tracehub.digital_link import build_uri, check_digit
+from tracehub.envelope import reading_hash, sign_reading
+from tracehub.ledger.local import connect_org
+from tracehub.reading import GENESIS_PREV, Reading
+
+GTIN = "09506000134352"  # GS1's example GTIN: a demo must not claim a real product's number
+PRODUCT_NAME = "CoolVax influenza vaccine, 10 x 0.5 ml"
+FACTORY_GLN_BODY = "950600013400"  # GS1 example company prefix 9506000
+BUYER_GLN_BODY = "950600013401"
+#: Readings in the excursion, and their value (°C): above the 8 °C limit for 10 minutes.
+EXCURSION = range(20, 32)
+EXCURSION_C = 9.4
+READINGS = 48
+#: The voyage is replayed over at most the last hour (one reading a minute or so), and never
+#: before the device CA became valid: the gateway refuses readings dated before a certificate.
+WINDOW = timedelta(minutes=60)
+SLOTS = READINGS + 6
+
+
+def gln(body: str) -> str:
+    """A 13-digit GLN from its 12-digit body and computed check digit."""
+    return body + str(check_digit(body))
+
+
+@dataclass
+class ScenarioResult:
+    """What the scenario produced: enough for a test to open the lot's page and prove it."""
+
+    gtin: str
+    lot: str
+    shipment_id: str
+    logger_id: str
+    scanner_id: str
+    path: str
+    url: str
+    excursion_seqs: list[int]
+    readings: int
+    epcis_event_ids: list[str] = field(default_factory=list)
+    inspection: dict[str, Any] | None = None
+
+
+def dsn_for(settings: Settings, schema: str | None) -> str:
+    """The DSN, pinned to `schema` (libpq `options`) so a child process writes there."""
+    if not schema:
+        return settings.postgres_dsn
+    sep = "&" if "?" in settings.postgres_dsn else "?"
+    return settings.postgres_dsn + sep + "options=" + quote(f"-c search_path={schema}")
+
+
+class _Signer:
+    """A device's key and certificate, signing a hash-chained series of readings."""
+
+    def __init__(self, pki: PKI, registry: LedgerRegistry, device_id: str, since: datetime) -> None:
+        self.id = device_id
+        # Enrolled as `tracehub devices enrol` does (key, certificate, ledger record), but valid
+        # from `since`: the scenario replays the last hour of a voyage, and the gateway
+        # refuses readings dated before the device's certificate.
+        issued = pki.enrol_simulated_device(device_id, not_before=since)
+        registry.enrol(issued.certificate_pem)
+        cert_path, key_path = pki.device_paths(device_id)
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self.key = key
+        self.cert = pki.device(device_id)[0].certificate
+        self.cert_path, self.key_path = cert_path, key_path
+        self.prev = GENESIS_PREV
+        self.seq = 0
+        self.topic = f"tracehub/v1/devices/{device_id}/readings"
+
+    def sign(self, ts: datetime, kind: str, data: dict[str, Any], loc: str | None) -> bytes:
+        self.seq += 1
+        reading = Reading(
+            device=self.id,
+            seq=self.seq,
+            ts=ts,
+            kind=kind,  # type: ignore[arg-type]
+            data=data,
+            prev=self.prev,
+            loc=loc,
+        )
+        envelope = sign_reading(reading, self.key, self.cert)
+        self.prev = reading_hash(envelope)
+        return envelope
+
+
+_BATCHING = ("--batch-readings", "200", "--batch-seconds", "1")
+
+
+@contextmanager
+def _gateway(settings: Settings, schema: str | None, log: Path) -> Iterator[None]:
+    """A gateway process of its own subscription group, writing into `schema`."""
+    env = {**os.environ, "TRACEHUB_POSTGRES_DSN": dsn_for(settings, schema)}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    group = f"scenario-{secrets.token_hex(4)}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--name", group, "--group", group, *_BATCHING],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        # The gateway subscribes with a persistent session; publish only once it is there.
+        time.sleep(2.0)
+        if process.poll() is not None:
+            raise RuntimeError(f"the gateway exited at start; see {log}")
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _publish(settings: Settings, signer: _Signer, envelopes: list[bytes]) -> None:
+    """Publish with QoS 1 as the device (its own certificate), waiting for every PUBACK."""
+    client = tracehub_mqtt.tls_client(
+        f"{signer.id}-{secrets.token_hex(3)}",
+        ca_file=settings.pki_dir / "ca-bundle.pem",
+        cert_file=signer.cert_path,
+        key_file=signer.key_path,
+    )
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, reason, p: (not reason.is_failure) and connected.set()
+    client.connect(settings.mqtt_host, settings.mqtt_tls_port, keepalive=30)
+    client.loop_start()
+    try:
+        if not connected.wait(15):
+            raise RuntimeError(f"MQTT broker refused device {signer.id}")
+        infos = [client.publish(signer.topic, envelope, qos=1) for envelope in envelopes]
+        for info in infos:
+            info.wait_for_publish(15)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def _setup_trace(
+    conn: psycopg.Connection, lot: str, shipment_id: str, shipped: datetime, delivered: datetime
+) -> None:
+    orgs = [
+        ("coolvax-sz", "CoolVax Biologics (Shenzhen)", "supplier", "CN"),
+        ("oceanic-reefer", "Oceanic Reefer Lines", "logistics", "SG"),
+        ("farmacia-central", "Farmacia Central S.A.", "buyer", "ES"),
+    ]
+    for org in orgs:
+        conn.execute(
+            "INSERT INTO organisations (org_id, name, kind, country) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (org_id) DO NOTHING",
+            org,
+        )
+    conn.execute(
+        "INSERT INTO products (gtin, name, description, owner_org, temp_min_c, temp_max_c,"
+        " humidity_min, humidity_max) VALUES (%s, %s, %s, 'coolvax-sz', 2, 8, 30, 70)"
+        " ON CONFLICT (gtin) DO NOTHING",
+        (GTIN, PRODUCT_NAME, "Store refrigerated at 2-8 °C. Do not freeze."),
+    )
+    conn.execute(
+        "INSERT INTO lots (gtin, lot, supplier_org, produced_on, expires_on, quantity)"
+        " VALUES (%s, %s, 'coolvax-sz', %s, %s, 2400)",
+        (GTIN, lot, (shipped - timedelta(days=3)).date(), (shipped + timedelta(days=540)).date()),
+    )
+    conn.execute(
+        "INSERT INTO shipments (shipment_id, origin, destination, state, shipper_org,"
+        " receiver_org, carrier_org, shipped_at, delivered_at)"
+        " VALUES (%s, %s, %s, 'delivered', 'coolvax-sz', 'farmacia-central', 'oceanic-reefer',"
+        " %s, %s)",
+        (
+            shipment_id,
+            f"Shenzhen, CN (GLN {gln(FACTORY_GLN_BODY)})",
+            f"Valencia, ES (GLN {gln(BUYER_GLN_BODY)})",
+            shipped,
+            delivered,
+        ),
+    )
+    conn.execute(
+        "INSERT INTO shipment_lots (shipment_id, gtin, lot, sscc, quantity)"
+        " VALUES (%s, %s, %s, %s, 2400)",
+        (shipment_id, GTIN, lot, _sscc(lot)),
+    )
+
+
+def _sscc(lot: str) -> str:
+    body = "0" + "9506000" + str(int.from_bytes(lot.encode(), "big") % 10**9).zfill(9)
+    return body + str(check_digit(body))
+
+
+def _readings(
+    logger: _Signer, scanner: _Signer, start: datetime, step: timedelta
+) -> tuple[list[bytes], list[bytes], list[int], list[dict[str, Any]]]:
+    """The logger's series (with the excursion) and the scanner's reads and custody events.
+
+    Slot k of the timeline is `start + k * step`: custody at the factory in slots 0-3, the
+    logger's readings in slots 4 .. READINGS + 3, arrival at the buyer in the last two slots.
+    """
+    factory, buyer = gln(FACTORY_GLN_BODY), gln(BUYER_GLN_BODY)
+    logged: list[bytes] = []
+    excursion: list[int] = []
+    for i in range(READINGS):
+        ts = start + step * (i + 4)
+        temperature = EXCURSION_C if i in EXCURSION else round(4.6 + (i % 7) * 0.3, 1)
+        humidity = round(48.0 + (i % 5) * 1.5, 1)
+        data = {"temperature_c": temperature, "humidity_pct": humidity}
+        logged.append(logger.sign(ts, "environment", data, None))
+        if i in EXCURSION:
+            excursion.append(logger.seq)
+    epc = "3074257BF7194E4000001A85"  # SGTIN-96 of a case (hex, as readers report it)
+    steps: list[tuple[int, str, dict[str, Any], str]] = [
+        (0, "event", _custody("commissioning", "active", "CoolVax Shenzhen, line 2"), factory),
+        (1, "event", _custody("packing", "in_progress", "CoolVax Shenzhen, cold room"), factory),
+        (2, "rfid", _tag(epc, 1, -52.5, "Shenzhen dock 3"), factory),
+        (3, "event", _custody("shipping", "in_transit", "Shenzhen dock 3"), factory),
+        (SLOTS - 2, "rfid", _tag(epc, 2, -49.0, "Valencia dock 1"), buyer),
+        (SLOTS - 1, "event", _custody("receiving", "in_progress", "Farmacia Central"), buyer),
+    ]
+    scanned = [scanner.sign(start + step * k, kind, data, loc) for k, kind, data, loc in steps]
+    custody = [
+        {"ts": start + step * k, "data": data, "loc": loc}
+        for k, kind, data, loc in steps
+        if kind == "event"
+    ]
+    return logged, scanned, excursion, custody
+
+
+def _custody(biz_step: str, disposition: str, where: str) -> dict[str, Any]:
+    return {"bizStep": biz_step, "disposition": disposition, "where": where}
+
+
+def _tag(epc: str, antenna: int, rssi: float, reader: str) -> dict[str, Any]:
+    return {"epc": epc, "antenna": antenna, "rssi_dbm": rssi, "read_count": 2, "reader": reader}
+
+
+def _epcis_events(lot: str, custody: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The custody steps as EPCIS 2.0 ObjectEvents on the lot (LGTIN quantity)."""
+    lgtin = f"https://id.gs1.org/01/{GTIN}/10/{quote(lot, safe='')}"
+    events = []
+    for step in custody:
+        ts: datetime = step["ts"]
+        events.append(
+            {
+                "type": "ObjectEvent",
+                "eventTime": ts.isoformat().replace("+00:00", "Z"),
+                "eventTimeZoneOffset": "+00:00",
+                "epcList": [],
+                "quantityList": [{"epcClass": lgtin, "quantity": 2400, "uom": "H87"}],
+                "action": "ADD" if step["data"]["bizStep"] == "commissioning" else "OBSERVE",
+                "bizStep": step["data"]["bizStep"],
+                "disposition": step["data"]["disposition"],
+                "readPoint": {"id": f"https://id.gs1.org/414/{step['loc']}"},
+                "bizLocation": {"id": f"https://id.gs1.org/414/{step['loc']}"},
+            }
+        )
+    return events
+
+
+def _capture_epcis(
+    settings: Settings, connect: Callable[[], psycopg.Connection], events: list[dict[str, Any]]
+) -> list[str]:
+    """Capture and anchor the EPCIS events, if the EPCIS module is present."""
+    try:
+        epcis = importlib.import_module("tracehub.epcis")
+        anchoring = importlib.import_module("tracehub.epcis.anchoring")
+    except ImportError:
+        return []
+    from tracehub.ipfs import KuboClient
+
+    with connect() as conn:
+        captured = epcis.capture_events(conn, events, source="scenario")
+        conn.commit()
+    with KuboClient(settings.ipfs_api) as ipfs, connect_org(settings.fabric, 1) as gateway:
+        network = gateway.get_network(settings.fabric.channel)
+        anchoring.anchor_pending(
+            connect,
+            ipfs,
+            network.get_contract(settings.fabric.chaincode),
+            block_lookup=network.get_contract("qscc"),
+            channel=settings.fabric.channel,
+        )
+    return [c.event_id for c in captured]
+
+
+def _record_inspection(
+    settings: Settings, connect: Callable[[], psycopg.Connection], lot: str, shipment_id: str
+) -> dict[str, Any] | None:
+    """An inspection report, when the inspections module exists (its API may evolve)."""
+    try:
+        inspections = importlib.import_module("tracehub.inspections")
+    except ImportError:
+        return None
+    record = getattr(inspections, "scenario_inspection", None)
+    if record is None:
+        return None
+    result: dict[str, Any] = record(settings, connect, gtin=GTIN, lot=lot, shipment_id=shipment_id)
+    return result
+
+
+def build_scenario(
+    settings: Settings,
+    *,
+    schema: str | None = None,
+    base_url: str = "http://127.0.0.1:18000",
+    log: Path | None = None,
+    timeout: float = 120.0,
+) -> ScenarioResult:
+    """Build the whole scenario into `schema` (the connection's default when None)."""
+    dsn = dsn_for(settings, schema)
+
+    def connect() -> psycopg.Connection:
+        return db.connect(dsn)
+
+    with connect() as conn:
+        migrate(conn)
+    tag = secrets.token_hex(3).upper()
+    lot = f"CV{datetime.now(UTC):%y%m%d}-{tag}"
+    shipment_id = f"SHP-{datetime.now(UTC):%y%m%d}-{tag}"
+    pki = PKI(settings.pki_dir)
+    # The timeline ends a little before now (the gateway refuses readings from the future).
+    now = datetime.now(UTC).replace(microsecond=0)
+    ca_from = pki.device_ca_certificate().not_valid_before_utc
+    start = max(now - WINDOW, ca_from + timedelta(seconds=5))
+    step = timedelta(seconds=int((now - timedelta(seconds=20) - start).total_seconds() / SLOTS))
+    end = start + step * (SLOTS - 1)
+    since = start
+    with connect_org(settings.fabric, 1) as org1:
+        contract = org1.get_network(settings.fabric.channel).get_contract(settings.fabric.chaincode)
+        registry = LedgerRegistry(contract)
+        logger = _Signer(pki, registry, f"reefer-logger-{tag.lower()}", since)
+        scanner = _Signer(pki, registry, f"dock-scanner-{tag.lower()}", since)
+    with connect() as conn:
+        _setup_trace(conn, lot, shipment_id, start + step * 3, end)
+        for device in (logger.id, scanner.id):
+            conn.execute(
+                "INSERT INTO device_assignments (device_id, shipment_id, valid_from, valid_to)"
+                " VALUES (%s, %s, %s, %s)",
+                (device, shipment_id, start, end + timedelta(hours=1)),
+            )
+        conn.commit()
+    logged, scanned, excursion, custody = _readings(logger, scanner, start, step)
+    total = len(logged) + len(scanned)
+    log = log or settings.run_dir / "logs" / "scenario-gateway.log"
+
+    def anchored() -> bool:
+        with connect() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM readings r JOIN batches b USING (batch_id)"
+                " WHERE r.device_id = ANY(%s) AND b.state = 'anchored'",
+                ([logger.id, scanner.id],),
+            ).fetchone()
+        return bool(row and row[0] == total)
+
+    with _gateway(settings, schema, log):
+        _publish(settings, logger, logged)
+        _publish(settings, scanner, scanned)
+        _wait(anchored, timeout, f"{total} readings stored and anchored (gateway log {log})")
+    event_ids = _capture_epcis(settings, connect, _epcis_events(lot, custody))
+    inspection = _record_inspection(settings, connect, lot, shipment_id)
+    url = build_uri(base_url, GTIN, lot)
+    return ScenarioResult(
+        gtin=GTIN,
+        lot=lot,
+        shipment_id=shipment_id,
+        logger_id=logger.id,
+        scanner_id=scanner.id,
+        path=url[len(base_url.rstrip("/")) :],
+        url=url,
+        excursion_seqs=excursion,
+        readings=total,
+        epcis_event_ids=event_ids,
+        inspection=inspection,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tracehub.scenario", description=__doc__)
+    parser.add_argument("--schema", default=None, help="database schema (default: public)")
+    parser.add_argument(
+        "--base-url", default=os.environ.get("TRACEHUB_PUBLIC_URL", "http://127.0.0.1:18000")
+    )
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    started = time.monotonic()
+    result = build_scenario(settings, schema=args.schema, base_url=args.base_url)
+    print(f"scenario: lot {result.lot} of GTIN {result.gtin}, shipment {result.shipment_id}")
+    print(f"  devices {result.logger_id} (logger), {result.scanner_id} (dock scanner)")
+    print(
+        f"  {result.readings} signed readings stored and anchored; excursion in readings "
+        f"{result.excursion_seqs[0]}-{result.excursion_seqs[-1]} ({EXCURSION_C} °C > 8 °C)"
+    )
+    print(f"  EPCIS events captured and anchored: {len(result.epcis_event_ids)}")
+    if result.inspection:
+        print(f"  inspection report: {result.inspection}")
+    print(f"  built in {time.monotonic() - started:.0f} s")
+    print()
+    print(f"QR page: {result.url}")
+    print(f"QR label: {args.base_url.rstrip('/')}/qr{result.path}.svg")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
