@@ -22,6 +22,7 @@ from ingest.store import ReadingStore
 from tracehub import db
 from tracehub.alerts.service import gateway_alert_worker
 from tracehub.config import Settings
+from tracehub.epcis.anchoring import EventAnchorLoop
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 from tracehub.verify import TrustStore
@@ -91,14 +92,24 @@ def main() -> int:
         channel=settings.fabric.channel,
         alert_hooks=[alerts],
     )
+    # EPCIS events captured through the API are anchored by the gateway too (own IPFS client).
+    event_anchors = EventAnchorLoop(
+        lambda: db.connect(settings.postgres_dsn),
+        KuboClient(settings.ipfs_api),
+        network.get_contract(settings.fabric.chaincode),
+        block_lookup=network.get_contract("qscc"),
+        channel=settings.fabric.channel,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     alerts.start()
     gateway.start()
+    event_anchors.start()
     logging.info("gateway %s running (group %s)", args.name, args.group)
     stop.wait()
     gateway.stop()
+    event_anchors.stop()
     alerts.stop()
     ledger_gateway.close()
     logging.info("gateway stopped: %s", gateway.stats)
