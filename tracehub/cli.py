@@ -145,6 +145,7 @@ def devices_show(args: argparse.Namespace, settings: Settings) -> int:
 def verify(args: argparse.Namespace, settings: Settings) -> int:
     from certs.registry import LedgerCertificateDirectory
     from tracehub.audit import verify_proof
+    from tracehub.bundle import is_bundle
     from tracehub.epcis.proof import is_event_proof
     from tracehub.ipfs import KuboClient
     from tracehub.proof import Proof, ProofFormatError
@@ -152,6 +153,8 @@ def verify(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         text = Path(args.proof).read_bytes()
+        if is_bundle(text):
+            return _verify_bundle(text, args, settings)
         if is_event_proof(text):
             return _verify_event(text, args, settings)
         proof = Proof.from_json(text)
@@ -209,6 +212,40 @@ def _verify_event(text: bytes, args: argparse.Namespace, settings: Settings) -> 
     return 0
 
 
+def _verify_bundle(text: bytes, args: argparse.Namespace, settings: Settings) -> int:
+    """`tracehub verify BUNDLE [--offline]`: an audit bundle (docs/audit-bundle.md)."""
+    from tracehub.bundle import BundleError, load_bundle, verify_bundle
+
+    try:
+        bundle = load_bundle(text)
+    except BundleError as exc:
+        print(f"verify: {exc}", file=sys.stderr)
+        return 2
+    ca = Path(args.ca_bundle).read_bytes() if args.ca_bundle else None
+    if args.offline:
+        report = verify_bundle(bundle, ca_bundle_pem=ca)
+    else:
+        with connect_org(settings.fabric, args.org) as gateway:
+            contract = gateway.get_network(str(bundle.get("channel", "trace"))).get_contract(
+                str(bundle.get("chaincode", "tracehub"))
+            )
+            report = verify_bundle(bundle, ledger=contract, ca_bundle_pem=ca)
+    for root in report.roots:
+        print(
+            f"  trust root sha256 {root}"
+            + ("" if ca else " (from the bundle; pin it with --ca-bundle)")
+        )
+    print(f"  ok    {report.batches_ok} batches, {report.records_ok} records")
+    for failure in report.failures:
+        print(f"  FAIL  {failure}")
+    where = "offline" if args.offline else "against the ledger"
+    if not report.ok:
+        print(f"bundle does NOT verify ({len(report.failures)} failures, {where})")
+        return 1
+    print(f"verified {where}: {report.records_ok} records in {report.batches_ok} batches")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tracehub", description="TraceHub operator commands.")
     groups = top.add_subparsers(dest="group", required=True)
@@ -252,7 +289,10 @@ def parser() -> argparse.ArgumentParser:
     check = groups.add_parser(
         "verify", help="verify a reading's proof from IPFS, the PKI and the ledger (no database)"
     )
-    check.add_argument("proof", help="proof JSON file")
+    check.add_argument("proof", help="proof JSON file, or an audit bundle")
+    check.add_argument(
+        "--offline", action="store_true", help="bundles: check without asking the ledger"
+    )
     check.add_argument("--org", type=int, default=2, help="whose peer to ask (default 2)")
     check.add_argument("--ca-bundle", help="CA certificates (default: the stack's PKI)")
     check.add_argument("--crl", help="CRLs (default: the stack's PKI)")

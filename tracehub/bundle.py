@@ -1,0 +1,550 @@
+"""Audit bundles: every proof of a selection plus what checking them needs, in one JSON file.
+
+A bundle (format in docs/audit-bundle.md) holds, for a batch, lot, shipment or time range:
+the reading and EPCIS event proofs, each anchored batch's object bytes from IPFS (base64) with
+the ledger's anchor record (GetAnchor) and block number, the device certificates that signed
+the readings, and the CA certificates and CRLs. :func:`verify_bundle` checks it without the
+hub: offline from the bundle alone, or also against the ledger (``ledger=``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import psycopg
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ingest.batch import BatchFormatError, decode_batch
+from tracehub.digital_link import build_uri
+from tracehub.epcis.batch import BatchFormatError as EventBatchFormatError
+from tracehub.epcis.batch import decode_event_batch
+from tracehub.epcis.errors import EPCISValidationError
+from tracehub.epcis.hashing import event_hash, hash_hex
+from tracehub.epcis.proof import EVENT_PROOF_KIND, EventProof
+from tracehub.merkle import MerkleTree
+from tracehub.proof import Proof, ProofFormatError
+from tracehub.verify import (
+    InMemoryDirectory,
+    TrustStore,
+    VerificationError,
+    load_pem_crls,
+    verify_envelope,
+)
+
+__all__ = [
+    "BUNDLE_KIND",
+    "BUNDLE_VERSION",
+    "BundleError",
+    "BundleReport",
+    "Selection",
+    "build_bundle",
+    "check_batch_entry",
+    "is_bundle",
+    "load_bundle",
+    "raw_cid",
+    "select",
+    "verify_bundle",
+]
+
+BUNDLE_KIND = "tracehub-audit-bundle"
+BUNDLE_VERSION = 1
+#: A bundle larger than this many records is refused: narrow the selection instead.
+MAX_RECORDS = 20_000
+EPC_BASE = "https://id.gs1.org"
+
+
+class BundleError(ValueError):
+    """The selection cannot be bundled (unknown, too large) or the file is not a bundle."""
+
+
+class _Ipfs(Protocol):
+    def cat(self, cid: str) -> bytes: ...
+
+
+class _Ledger(Protocol):
+    def evaluate(self, name: str, *args: str) -> bytes: ...
+
+
+def raw_cid(data: bytes) -> str:
+    """The CIDv1 (raw codec, sha2-256, base32) of bytes stored as a single raw block: what Kubo
+    gives an object up to its chunk size with ``raw-leaves``; larger objects are UnixFS DAGs."""
+    multihash = b"\x12\x20" + hashlib.sha256(data).digest()
+    return "b" + base64.b32encode(b"\x01\x55" + multihash).decode().lower().rstrip("=")
+
+
+# ------------------------------------------------------------------------------ selection
+
+
+@dataclass
+class Selection:
+    """Anchored records chosen for a bundle: reading keys and event ids, by batch."""
+
+    scope: dict[str, str]
+    readings: dict[str, list[int]] = field(default_factory=dict)  # batch_id -> indexes
+    events: dict[str, list[int]] = field(default_factory=dict)  # ev- batch_id -> indexes
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.readings.values())) + sum(map(len, self.events.values()))
+
+
+def _lot_classes(conn: psycopg.Connection, lots: Iterable[tuple[str, str]]) -> list[str]:
+    return [build_uri(EPC_BASE, gtin, lot) for gtin, lot in lots]
+
+
+def select(
+    conn: psycopg.Connection,
+    *,
+    batch_id: str | None = None,
+    gtin: str | None = None,
+    lot: str | None = None,
+    shipment_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Selection:
+    """The anchored readings and events of one batch, a lot, a shipment or a time range.
+
+    A lot or shipment takes the readings of devices assigned to its shipments (within the
+    assignment's validity) and the events naming its lots (Digital Link class URIs) or its
+    inspections."""
+    given = [batch_id is not None, lot is not None, shipment_id is not None, since is not None]
+    if sum(given) != 1:
+        raise BundleError("choose exactly one of batch_id, gtin + lot, shipment_id, since/until")
+    sel = Selection(scope={})
+    reading_sql = ""
+    event_sql = ""
+    args: tuple[Any, ...] = ()
+    event_args: tuple[Any, ...] = ()
+    anchored_r = "JOIN batches b ON b.batch_id = r.batch_id AND b.state = 'anchored'"
+    anchored_e = "JOIN epcis_batches b ON b.batch_id = e.batch_id AND b.state = 'anchored'"
+    if batch_id is not None:
+        sel.scope = {"batch_id": batch_id}
+        reading_sql = (
+            f"SELECT r.batch_id, r.batch_index FROM readings r {anchored_r} WHERE r.batch_id = %s"
+        )
+        event_sql = (
+            f"SELECT e.batch_id, e.batch_index FROM epcis_events e {anchored_e}"
+            " WHERE e.batch_id = %s"
+        )
+        args = event_args = (batch_id,)
+        exists = conn.execute(
+            "SELECT 1 FROM batches WHERE batch_id = %s UNION ALL"
+            " SELECT 1 FROM epcis_batches WHERE batch_id = %s",
+            (batch_id, batch_id),
+        ).fetchone()
+        if exists is None:
+            raise BundleError(f"no batch {batch_id}")
+    elif since is not None:
+        end = until or datetime.now(UTC)
+        sel.scope = {"since": since.isoformat(), "until": end.isoformat()}
+        reading_sql = (
+            f"SELECT r.batch_id, r.batch_index FROM readings r {anchored_r}"
+            " WHERE r.ts >= %s AND r.ts < %s"
+        )
+        event_sql = (
+            f"SELECT e.batch_id, e.batch_index FROM epcis_events e {anchored_e}"
+            " WHERE e.event_time >= %s AND e.event_time < %s"
+        )
+        args = event_args = (since, end)
+    else:
+        if shipment_id is not None:
+            sel.scope = {"shipment_id": shipment_id}
+            shipments = [shipment_id]
+            lots = conn.execute(
+                "SELECT gtin, lot FROM shipment_lots WHERE shipment_id = %s", (shipment_id,)
+            ).fetchall()
+            if (
+                conn.execute(
+                    "SELECT 1 FROM shipments WHERE shipment_id = %s", (shipment_id,)
+                ).fetchone()
+                is None
+            ):
+                raise BundleError(f"no shipment {shipment_id}")
+        else:
+            if gtin is None or lot is None:
+                raise BundleError("a lot is named by gtin and lot")
+            sel.scope = {"gtin": gtin, "lot": lot}
+            if (
+                conn.execute(
+                    "SELECT 1 FROM lots WHERE gtin = %s AND lot = %s", (gtin, lot)
+                ).fetchone()
+                is None
+            ):
+                raise BundleError(f"no lot {gtin}/{lot}")
+            lots = [(gtin, lot)]
+            shipments = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT shipment_id FROM shipment_lots WHERE gtin = %s AND lot = %s",
+                    (gtin, lot),
+                ).fetchall()
+            ]
+        reading_sql = (
+            f"SELECT DISTINCT r.batch_id, r.batch_index FROM readings r {anchored_r}"
+            " JOIN device_assignments da ON da.device_id = r.device_id"
+            " AND r.ts >= da.valid_from AND (da.valid_to IS NULL OR r.ts < da.valid_to)"
+            " WHERE da.shipment_id = ANY(%s)"
+        )
+        args = (shipments,)
+        lot_pairs = [f"{g}/{x}" for g, x in lots]
+        event_sql = (
+            f"SELECT DISTINCT e.batch_id, e.batch_index FROM epcis_events e {anchored_e}"
+            " WHERE e.epcs && %s OR e.event_id IN (SELECT event_id FROM inspections"
+            " WHERE shipment_id = ANY(%s) OR gtin || '/' || lot = ANY(%s))"
+        )
+        event_args = (_lot_classes(conn, lots), shipments, lot_pairs)
+    for target, sql, values in (
+        (sel.readings, reading_sql, args),
+        (sel.events, event_sql, event_args),
+    ):
+        rows = conn.execute(sql + f" LIMIT {MAX_RECORDS + 1}", values).fetchall()
+        for batch, index in rows:
+            target.setdefault(batch, []).append(index)
+        if sel.size > MAX_RECORDS:
+            raise BundleError(f"more than {MAX_RECORDS} records: narrow the selection")
+    for indexes in (*sel.readings.values(), *sel.events.values()):
+        indexes.sort()
+    return sel
+
+
+# ------------------------------------------------------------------------------ building
+
+
+def _anchor(ledger: _Ledger, batch_id: str) -> dict[str, Any]:
+    anchor: dict[str, Any] = json.loads(ledger.evaluate("GetAnchor", batch_id))
+    return anchor
+
+
+def build_bundle(
+    conn: psycopg.Connection,
+    selection: Selection,
+    *,
+    ipfs: _Ipfs,
+    ledger: _Ledger,
+    certificate_pem: Mapping[str, str] | None = None,
+    ca_bundle_pem: bytes,
+    crl_pem: bytes,
+    channel: str = "trace",
+    chaincode: str = "tracehub",
+) -> dict[str, Any]:
+    """The bundle document (a JSON-ready dict) for a selection.
+
+    ``certificate_pem`` maps certificate SHA-256 (hex) to PEM for signers; certificates not in
+    it are looked up on the ledger (GetDeviceCertificate)."""
+    batches: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    fingerprints: set[str] = set()
+    for batch_id, indexes in sorted(selection.readings.items()):
+        row = conn.execute(
+            "SELECT ipfs_cid, tx_id, block_number, first_ts, last_ts FROM batches"
+            " WHERE batch_id = %s",
+            (batch_id,),
+        ).fetchone()
+        assert row is not None
+        cid, tx_id, block, first_ts, last_ts = row
+        keys = conn.execute(
+            "SELECT batch_index, reading_hash, certificate_sha256, device_id, seq FROM readings"
+            " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
+            (batch_id, first_ts, last_ts),
+        ).fetchall()
+        tree = MerkleTree([bytes.fromhex(k[1]) for k in keys])
+        wanted = set(indexes)
+        for index, reading_hash, cert_sha, device_id, seq in keys:
+            if index not in wanted:
+                continue
+            fingerprints.add(cert_sha)
+            proof = Proof.from_tree(
+                tree,
+                index,
+                reading_hash,
+                batch_id=batch_id,
+                ipfs_cid=cid,
+                tx_id=tx_id,
+                block_number=block,
+                channel=channel,
+                chaincode=chaincode,
+                device_certificate_sha256=cert_sha,
+            )
+            records.append(
+                {"type": "reading", "id": f"{device_id}#{seq}", "proof": proof.to_dict()}
+            )
+        batches.append(_batch_entry("readings", batch_id, cid, block, ipfs, ledger))
+    for batch_id, indexes in sorted(selection.events.items()):
+        row = conn.execute(
+            "SELECT ipfs_cid, block_number FROM epcis_batches WHERE batch_id = %s", (batch_id,)
+        ).fetchone()
+        assert row is not None
+        cid, block = row
+        event_ids = conn.execute(
+            "SELECT event_id FROM epcis_events WHERE batch_id = %s AND batch_index = ANY(%s)"
+            " ORDER BY batch_index",
+            (batch_id, indexes),
+        ).fetchall()
+        from tracehub.epcis.proof import event_proof  # local: keeps module import light
+
+        for (event_id,) in event_ids:
+            found = event_proof(conn, event_id, channel=channel, chaincode=chaincode)
+            assert found is not None
+            records.append({"type": "event", "id": event_id, "proof": found.to_dict()})
+        batches.append(_batch_entry("events", batch_id, cid, block, ipfs, ledger))
+    certificates = dict(certificate_pem or {})
+    missing = sorted(fingerprints - set(certificates))
+    if missing:
+        from certs.registry import LedgerRegistry
+
+        registry = LedgerRegistry(ledger)  # type: ignore[arg-type]
+        for fp in missing:
+            record = registry.certificate(fp)
+            if record is not None:
+                certificates[fp] = record["certificate_pem"]
+    return {
+        "kind": BUNDLE_KIND,
+        "version": BUNDLE_VERSION,
+        "created_at": datetime.now(UTC).isoformat(),
+        "scope": selection.scope,
+        "channel": channel,
+        "chaincode": chaincode,
+        "trust": {"ca_certificates_pem": ca_bundle_pem.decode(), "crls_pem": crl_pem.decode()},
+        "device_certificates": {
+            fp: certificates[fp] for fp in sorted(fingerprints) if fp in certificates
+        },
+        "batches": batches,
+        "records": records,
+    }
+
+
+def _batch_entry(
+    kind: str, batch_id: str, cid: str, block: int, ipfs: _Ipfs, ledger: _Ledger
+) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "kind": kind,
+        "ipfs_cid": cid,
+        "object_base64": base64.b64encode(ipfs.cat(cid)).decode("ascii"),
+        "anchor": _anchor(ledger, batch_id),
+        "block_number": block,
+    }
+
+
+# ------------------------------------------------------------------------------ verification
+
+
+@dataclass
+class BundleReport:
+    """What verified: counts, the trust anchors used, and each failure with its reason."""
+
+    batches_ok: int = 0
+    records_ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)  # SHA-256 of the root CA certificates used
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _trust(bundle: Mapping[str, Any], ca_override: bytes | None) -> TrustStore:
+    trust = bundle.get("trust")
+    if not isinstance(trust, dict):
+        raise BundleError("trust: missing")
+    pem = (
+        ca_override
+        if ca_override is not None
+        else str(trust.get("ca_certificates_pem", "")).encode()
+    )
+    certs = x509.load_pem_x509_certificates(pem)
+    roots = [c for c in certs if c.issuer == c.subject]
+    inter = [c for c in certs if c.issuer != c.subject]
+    crls = load_pem_crls(str(trust.get("crls_pem", "")).encode())
+    # An audit happens after the CRLs' next update; they still say what was revoked when.
+    return TrustStore(roots, inter, crls, allow_stale_crls=True)
+
+
+def load_bundle(text: bytes) -> dict[str, Any]:
+    """Parse a bundle file; BundleError if it is not one."""
+    try:
+        bundle = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"the bundle is not JSON: {exc}") from exc
+    if not isinstance(bundle, dict) or bundle.get("kind") != BUNDLE_KIND:
+        raise BundleError(f"not a {BUNDLE_KIND} document")
+    if bundle.get("version") != BUNDLE_VERSION:
+        raise BundleError(f"unsupported bundle version {bundle.get('version')!r}")
+    for name in ("batches", "records"):
+        if not isinstance(bundle.get(name), list):
+            raise BundleError(f"{name}: must be a list")
+    return bundle
+
+
+def check_batch_entry(entry: Any, ledger: _Ledger | None) -> tuple[str, bytes, dict[str, Any]]:
+    """A batch entry's id, object bytes and anchor, after its offline (and ledger) checks."""
+    if not isinstance(entry, dict):
+        raise BundleError("not an object")
+    batch_id = str(entry.get("batch_id"))
+    anchor = entry.get("anchor")
+    if not isinstance(anchor, dict):
+        raise BundleError("anchor missing")
+    try:
+        data = base64.b64decode(str(entry.get("object_base64")), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BundleError(f"object_base64 is not base64: {exc}") from exc
+    cid = str(entry.get("ipfs_cid"))
+    if anchor.get("batch_id") != batch_id or anchor.get("ipfs_cid") != cid:
+        raise BundleError("the anchor names another batch or CID")
+    # Objects stored as one raw block have a CID we can recompute; bigger ones are DAGs.
+    if cid.startswith("bafkrei") and raw_cid(data) != cid:
+        raise BundleError(f"the object's bytes do not have CID {cid} (they give {raw_cid(data)})")
+    if entry.get("kind") == "readings":
+        try:
+            decoded = decode_batch(data)
+        except BatchFormatError as exc:
+            raise BundleError(f"batch object: {exc}") from exc
+        if decoded.batch_id != batch_id or decoded.root.hex() != anchor.get("root"):
+            raise BundleError("the batch object's root is not the anchored root")
+        if len(decoded.envelopes) != anchor.get("count"):
+            raise BundleError("the batch object's count is not the anchored count")
+    elif entry.get("kind") == "events":
+        try:
+            events = decode_event_batch(data)
+        except EventBatchFormatError as exc:
+            raise BundleError(f"event batch object: {exc}") from exc
+        if events.batch_id != batch_id or events.root != anchor.get("root"):
+            raise BundleError("the event batch's root is not the anchored root")
+        # Each event's leaf is its CBV 2.0 hash, recomputed below for the bundled records; the
+        # root is recomputed here from the stored hashes of every event of the batch.
+        try:
+            leaves = [bytes.fromhex(hash_hex(event_hash(json.loads(e)))) for e in events.events]
+        except (ValueError, EPCISValidationError) as exc:
+            raise BundleError(f"an event of the batch cannot be hashed: {exc}") from exc
+        if MerkleTree(leaves).root.hex() != anchor.get("root"):
+            raise BundleError("the events' CBV 2.0 hashes do not give the anchored root")
+    else:
+        raise BundleError(f"unknown batch kind {entry.get('kind')!r}")
+    if ledger is not None:
+        try:
+            live = json.loads(ledger.evaluate("GetAnchor", batch_id))
+        except Exception as exc:  # any ledger failure is a failed check, reported with its text
+            raise BundleError(f"ledger: GetAnchor failed: {exc}") from exc
+        for name in ("root", "ipfs_cid", "tx_id", "count"):
+            if live.get(name) != anchor.get(name):
+                raise BundleError(
+                    f"ledger: anchored {name} {live.get(name)!r} differs from the bundle's"
+                )
+    return batch_id, data, anchor
+
+
+def verify_bundle(
+    bundle: Mapping[str, Any], *, ledger: _Ledger | None = None, ca_bundle_pem: bytes | None = None
+) -> BundleReport:
+    """Check every batch and record of a bundle; each failure is reported with its reason.
+
+    Offline (``ledger`` None): batch objects against their anchors (CID, root, count), each
+    record's proof against its batch (leaf, Merkle path, root, transaction), reading signatures
+    against the bundled device certificates and CA chain/CRLs, event hashes recomputed. With a
+    ledger, each anchor is also re-read with GetAnchor and compared.
+    """
+    report = BundleReport()
+    try:
+        trust = _trust(bundle, ca_bundle_pem)
+    except (BundleError, ValueError) as exc:
+        report.failures.append(f"trust: {exc}")
+        return report
+    report.roots = [hashlib.sha256(r.public_bytes(Encoding.DER)).hexdigest() for r in trust.roots]
+    directory = InMemoryDirectory()
+    certs = bundle.get("device_certificates") or {}
+    if isinstance(certs, dict):
+        for fp, pem in certs.items():
+            try:
+                cert = x509.load_pem_x509_certificate(str(pem).encode())
+            except ValueError as exc:
+                report.failures.append(f"device certificate {fp}: not PEM: {exc}")
+                continue
+            directory.add(cert)
+    objects: dict[str, tuple[bytes, dict[str, Any], str]] = {}
+    for i, entry in enumerate(bundle["batches"]):
+        name = entry.get("batch_id") if isinstance(entry, dict) else i
+        try:
+            batch_id, data, anchor = check_batch_entry(entry, ledger)
+        except BundleError as exc:
+            report.failures.append(f"batch {name}: {exc}")
+            continue
+        objects[batch_id] = (data, anchor, str(entry.get("kind")))
+        report.batches_ok += 1
+    for i, record in enumerate(bundle["records"]):
+        name = record.get("id", i) if isinstance(record, dict) else i
+        try:
+            _check_record(record, objects, trust, directory)
+        except BundleError as exc:
+            report.failures.append(f"record {name}: {exc}")
+            continue
+        report.records_ok += 1
+    return report
+
+
+def _check_record(
+    record: Any,
+    objects: Mapping[str, tuple[bytes, dict[str, Any], str]],
+    trust: TrustStore,
+    directory: InMemoryDirectory,
+) -> None:
+    if not isinstance(record, dict) or not isinstance(record.get("proof"), dict):
+        raise BundleError("not a record with a proof")
+    text = json.dumps(record["proof"])
+    try:
+        proof: Proof | EventProof = (
+            EventProof.from_json(text)
+            if record["proof"].get("kind") == EVENT_PROOF_KIND
+            else Proof.from_json(text)
+        )
+    except ProofFormatError as exc:
+        raise BundleError(f"proof: {exc}") from exc
+    if proof.batch_id not in objects:
+        raise BundleError(f"batch {proof.batch_id} is not in the bundle (or failed its checks)")
+    data, anchor, kind = objects[proof.batch_id]
+    for name in ("root", "ipfs_cid", "tx_id"):
+        if getattr(proof, name) != anchor.get(name):
+            raise BundleError(f"the proof's {name} is not the anchor's")
+    if not proof.check_path():
+        raise BundleError("path: the leaf or audit path does not lead to the anchored root")
+    if isinstance(proof, EventProof):
+        if kind != "events":
+            raise BundleError("an event proof into a readings batch")
+        events = decode_event_batch(data).events
+        if proof.index >= len(events):
+            raise BundleError("event index outside its batch")
+        try:
+            recomputed = event_hash(json.loads(events[proof.index]))
+        except (ValueError, EPCISValidationError) as exc:
+            raise BundleError(f"event-hash: {exc}") from exc
+        if recomputed != proof.event_hash:
+            raise BundleError(f"event-hash: the event hashes to {recomputed}, not the proof's")
+        return
+    if kind != "readings":
+        raise BundleError("a reading proof into an events batch")
+    envelopes = decode_batch(data).envelopes
+    if proof.index >= len(envelopes):
+        raise BundleError("reading index outside its batch")
+    envelope = envelopes[proof.index]
+    if hashlib.sha256(envelope).hexdigest() != proof.reading_hash:
+        raise BundleError("the envelope at the proof's index has another hash")
+    try:
+        verified = verify_envelope(envelope, trust, directory)
+    except VerificationError as exc:
+        raise BundleError(f"signature: {exc.reason}: {exc.detail}") from exc
+    if verified.fingerprint != proof.device_certificate_sha256:
+        raise BundleError("signature: signed by another certificate than the proof names")
+
+
+def is_bundle(text: bytes) -> bool:
+    """Whether a file claims to be an audit bundle (by its ``kind``), cheaply."""
+    return f'"kind":"{BUNDLE_KIND}"'.encode() in text[:4096].replace(b" ", b"") or (
+        f'"{BUNDLE_KIND}"'.encode() in text[:4096]
+    )
