@@ -258,3 +258,40 @@ def test_public_proof_and_anchor_endpoints(world: World) -> None:
     assert missing.status_code == 404 and "not anchored" in missing.json()["detail"]
     assert client.get("/proofs/events/urn:nope").status_code == 404
     assert client.get("/proofs/readings/no-such-device/1").status_code == 404
+
+
+def test_the_anchor_loop_anchors_new_events(world: World, stack: Settings) -> None:
+    """The loop the gateway runs: a captured event is anchored within a few seconds."""
+    from tests.helpers import wait_until
+    from tracehub.epcis.anchoring import EventAnchorLoop
+
+    document = json.loads((EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_text())
+    event = document["epcisBody"]["eventList"][0]
+    event.pop("eventID")
+    event["eventTime"] = "2030-02-02T00:00:00.000Z"
+    headers = world.api.headers("inspector")
+    reply = world.api.client.post("/epcis/capture", content=json.dumps(document), headers=headers)
+    assert reply.status_code == 202, reply.text
+    loop = EventAnchorLoop(
+        world.api.connect,
+        world.ipfs,
+        world.contract,
+        block_lookup=world.network.get_contract("qscc"),
+        max_events=1000,
+        max_age_s=0.5,
+        interval_s=0.2,
+    )
+    loop.start()
+    try:
+
+        def anchored() -> bool:
+            with world.api.connect() as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM epcis_events e JOIN epcis_batches b USING (batch_id)"
+                    " WHERE e.event_time = '2030-02-02T00:00:00Z' AND b.state = 'anchored'"
+                ).fetchone()
+            return row == (1,)
+
+        wait_until(anchored, 30, "the loop anchors the new event")
+    finally:
+        loop.stop()
