@@ -319,3 +319,38 @@ def test_independent_hash_of_each_example_file(api: ApiHarness) -> None:
             assert (event_id, uri) in stored, (path.name, event_id)
             checked += 1
     assert checked >= 40
+
+
+def test_readings_are_included_as_events_when_asked(
+    api: ApiHarness, reader: dict[str, str]
+) -> None:
+    from psycopg.types.json import Jsonb
+
+    rows = [
+        ("rd-1", 1, "2032-05-01T10:00:00Z", "rfid", {"epc": "3074257BF7194E4000001A85"}, None),
+        ("rd-1", 2, "2032-05-01T10:01:00Z", "environment", {"temperature_c": 3.5}, None),
+        ("rd-2", 1, "2032-05-01T10:02:00Z", "rfid", {"epc": "E2801160600002054C1F1234"}, None),
+    ]
+    with api.connect() as conn:
+        for device, seq, ts, kind, data, loc in rows:
+            conn.execute(
+                "INSERT INTO readings (device_id, seq, ts, received_at, kind, data, loc,"
+                " prev_hash, reading_hash, envelope, certificate_sha256)"
+                " VALUES (%s, %s, %s, now(), %s, %s, %s, %s, %s, %s, %s)",
+                (device, seq, ts, kind, Jsonb(data), loc, "0" * 64, f"{seq:064x}", b"x", "0" * 64),
+            )
+        conn.commit()
+    window = "GE_eventTime=2032-05-01T00:00:00Z&LT_eventTime=2032-05-02T00:00:00Z"
+    get = lambda q: api.client.get(f"/epcis/events?{q}", headers=reader)  # noqa: E731
+    assert _ids(get(window)) == set()  # readings are not events unless asked for
+    assert _ids(get(f"{window}&includeReadings=true")) == {
+        "urn:tracehub:reading:rd-1:1",
+        "urn:tracehub:reading:rd-1:2",
+        "urn:tracehub:reading:rd-2:1",
+    }
+    sgtin = "urn:epc:id:sgtin:0614141.812345.6789"
+    assert _ids(get(f"{window}&includeReadings=true&MATCH_epc={sgtin}")) == {
+        "urn:tracehub:reading:rd-1:1"
+    }
+    assert _ids(get(f"{window}&includeReadings=true&eventType=AggregationEvent")) == set()
+    assert _ids(get(f"{window}&includeReadings=true&EQ_bizStep=shipping")) == set()
