@@ -42,7 +42,10 @@ def start_gateway(name: str, group: str, log: Path) -> subprocess.Popen[bytes]:
 class Device:
     """An enrolled device that signs a hash-chained series of readings."""
 
-    def __init__(self, settings: Settings, pki: PKI) -> None:
+    def __init__(
+        self, settings: Settings, pki: PKI, step: timedelta = timedelta(seconds=1)
+    ) -> None:
+        self.step = step  # between consecutive readings' timestamps
         self.id = f"gw-{uuid.uuid4().hex[:10]}"
         # Enrolled as an operator does it, so the certificate is on the ledger for auditors.
         enrolled = run_cli("devices", "enrol", self.id, timeout=60)
@@ -58,7 +61,7 @@ class Device:
         reading = Reading(
             device=self.id,
             seq=seq,
-            ts=self.start + timedelta(seconds=seq),
+            ts=self.start + seq * self.step,
             kind="environment",
             data={"temperature_c": temperature, "humidity_pct": 45.0},
             prev=self.prev if prev is None else prev,
