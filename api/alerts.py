@@ -20,7 +20,17 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.responses import StreamingResponse
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -46,6 +56,11 @@ StateName = Literal["open", "acknowledged", "resolved"]
 Reader = Annotated[Principal, Depends(require("logistics", "auditor"))]
 Staff = Annotated[Principal, Depends(require("logistics"))]
 KEEPALIVE_S = 15.0
+RULE_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+# GS1 AI (10): 1-20 characters of GS1's character set 82.
+LOT = r"^[!%-?A-Z_a-z\x22]{1,20}$"
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: refuse it as bad input, not a 500
+RuleIdPath = Annotated[str, Path(pattern=RULE_ID)]
 
 
 # -- the live stream --------------------------------------------------------------------
@@ -165,7 +180,10 @@ router = APIRouter(prefix="/alerts", tags=["alerts"], lifespan=lifespan)
 async def stream(request: Request, principal: Staff) -> StreamingResponse:
     """Server-Sent Events: `event: alert` with {change, alert} for every alert change."""
     broadcaster: Broadcaster = request.app.state.alert_broadcaster
-    queue = await broadcaster.subscribe()
+    try:
+        queue = await broadcaster.subscribe()
+    except TimeoutError:
+        raise HTTPException(503, "the alert stream cannot listen to the database now") from None
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -189,10 +207,10 @@ async def stream(request: Request, principal: Staff) -> StreamingResponse:
 
 
 class RuleIn(BaseModel):
-    rule_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    rule_id: str = Field(pattern=RULE_ID)
     kind: KindName
     gtin: str | None = Field(default=None, pattern=r"^[0-9]{14}$")
-    lot: str | None = Field(default=None, min_length=1, max_length=20)
+    lot: str | None = Field(default=None, pattern=LOT)
     shipment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     params: dict[str, Any] = Field(default_factory=dict)
     severity: Literal["info", "warning", "critical"] = "warning"
@@ -293,12 +311,14 @@ async def create_rule(rule: RuleIn, conn: Connection, principal: Staff) -> RuleO
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut)
-async def get_rule(rule_id: str, conn: Connection, principal: Reader) -> RuleOut:
+async def get_rule(rule_id: RuleIdPath, conn: Connection, principal: Reader) -> RuleOut:
     return await _rule(conn, rule_id)
 
 
 @router.put("/rules/{rule_id}", response_model=RuleOut)
-async def replace_rule(rule_id: str, rule: RuleIn, conn: Connection, principal: Staff) -> RuleOut:
+async def replace_rule(
+    rule_id: RuleIdPath, rule: RuleIn, conn: Connection, principal: Staff
+) -> RuleOut:
     """Replace a rule's kind, target, params, severity or enabled flag."""
     if rule.rule_id != rule_id:
         raise HTTPException(422, "rule_id in the body must match the path")
@@ -324,7 +344,7 @@ async def replace_rule(rule_id: str, rule: RuleIn, conn: Connection, principal: 
 
 
 @router.delete("/rules/{rule_id}", status_code=204)
-async def delete_rule(rule_id: str, conn: Connection, principal: Staff) -> Response:
+async def delete_rule(rule_id: RuleIdPath, conn: Connection, principal: Staff) -> Response:
     cur = await conn.execute("DELETE FROM alert_rules WHERE rule_id = %s", (rule_id,))
     if cur.rowcount == 0:
         raise HTTPException(404, f"no alert rule {rule_id}")
@@ -337,7 +357,9 @@ async def delete_rule(rule_id: str, conn: Connection, principal: Staff) -> Respo
 
 class SubscriptionIn(BaseModel):
     channel: Literal["webhook", "email"]
-    target: str = Field(min_length=3, max_length=2048, description="https URL or e-mail address")
+    target: str = Field(
+        min_length=3, max_length=2048, pattern=NO_NUL, description="http(s) URL or e-mail address"
+    )
     kinds: list[KindName] | None = None
     shipment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     enabled: bool = True
@@ -508,7 +530,7 @@ class AlertDetail(Alert):
 
 
 class Transition(BaseModel):
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=2000, pattern=NO_NUL)
 
 
 @router.get("", response_model=list[Alert])
@@ -516,7 +538,7 @@ async def list_alerts(
     conn: Connection,
     principal: Reader,
     state: StateName | None = None,
-    shipment_id: Annotated[str | None, Query(max_length=64)] = None,
+    shipment_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._:-]{1,64}$")] = None,
     kind: KindName | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Alert]:

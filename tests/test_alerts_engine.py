@@ -371,6 +371,18 @@ def test_rule_and_subscription_api_refuse_bad_input(harness: ApiHarness) -> None
     assert h.client.get("/alerts/not-a-uuid", headers=staff).status_code == 422
     assert h.client.post(f"/alerts/{uuid.uuid4()}/resolve", headers=staff).status_code == 404
     assert h.client.get("/alerts", headers=staff, params={"state": "closed"}).status_code == 422
+    assert (
+        h.client.get("/alerts", headers=staff, params={"shipment_id": "a\x00"}).status_code == 422
+    )
+    assert h.client.get("/alerts/rules/a%00b", headers=staff).status_code == 422
+    nul = {"rule_id": "r2", "kind": "custody_gap", "gtin": s.gtin, "params": {"gap_s": 1e300}}
+    assert h.client.post("/alerts/rules", headers=staff, json=nul).status_code == 422
+    reply = h.client.post(
+        "/alerts/subscriptions", headers=staff, json={"channel": "email", "target": "a\x00@b.c"}
+    )
+    assert reply.status_code == 422
+    assert h.client.get("/alerts/stream", headers=h.headers("buyer")).status_code == 403
+    assert h.client.get("/alerts/stream").status_code == 401
 
 
 def test_dropped_hook_rows_are_caught_up_from_the_readings_table(harness: ApiHarness) -> None:

@@ -7,6 +7,7 @@ gets a default temperature (and humidity) rule wherever no explicit rule of that
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
@@ -26,6 +27,8 @@ VALUE_KINDS = ("temperature_excursion", "humidity_excursion")
 VALUE_FIELD = {"temperature_excursion": "temperature_c", "humidity_excursion": "humidity_pct"}
 #: Grace period of a product's default band rule (the cold-chain example: 10 minutes).
 DEFAULT_GRACE_S = 600.0
+#: No duration or bound beyond a year's seconds (a timedelta overflows far beyond).
+MAX_SECONDS = 366 * 86400.0
 
 
 class RuleError(ValueError):
@@ -68,6 +71,8 @@ def _number(params: Mapping[str, Any], name: str, *, required: bool = False) -> 
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RuleError(f"params.{name} must be a number")
+    if not math.isfinite(value) or abs(value) > MAX_SECONDS:
+        raise RuleError(f"params.{name} must be a finite number of at most {MAX_SECONDS:g}")
     return float(value)
 
 
@@ -108,7 +113,9 @@ def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         if (
             not isinstance(locations, list)
             or not locations
-            or not all(isinstance(x, str) and 0 < len(x) <= 256 for x in locations)
+            or not all(
+                isinstance(x, str) and 0 < len(x) <= 256 and "\x00" not in x for x in locations
+            )
         ):
             raise RuleError("params.expected_locations must be a non-empty list of locations")
         out = {"expected_locations": sorted(set(locations))}
