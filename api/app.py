@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from api import alerts, auth, commerce
 from api import epcis, proofs
+from api import auditor, dashboard, inspections
 from api.config import ApiConfig
 from api.db import make_pool
 
@@ -49,5 +50,8 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(epcis.router)
     app.include_router(proofs.router)
+    app.include_router(inspections.router)
+    app.include_router(auditor.router)
+    app.include_router(dashboard.router)
     # Routers of the other concepts are included here, one line each.
     return app
