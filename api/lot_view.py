@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from psycopg import AsyncConnection
 
@@ -156,7 +157,77 @@ async def load_lot_view(conn: AsyncConnection, link: DigitalLink) -> LotView | N
     view.excursions = excursions(series, band)
     if link.lot is not None:
         view.alerts = await _alerts(conn, link)
+        view.inspections = await _inspections(conn, link)
+        view.journey = sorted(view.journey + await _epcis_journey(conn, link), key=_when)
     return view
+
+
+def _when(entry: dict[str, Any]) -> str:
+    return str(entry["ts"])
+
+
+def lgtin(link: DigitalLink) -> str:
+    """The lot's class identifier in EPCIS quantity lists (GS1 Digital Link form)."""
+    return f"https://id.gs1.org/01/{link.gtin}/10/{quote(link.lot or '', safe='')}"
+
+
+async def _epcis_journey(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:
+    """Custody EPCIS events naming the lot (its LGTIN), with their CBV 2.0 hashes."""
+    cur = await conn.execute(
+        "SELECT event_id, event_time, biz_step, biz_location, read_point, disposition,"
+        " event_hash, hash_hex, batch_id FROM epcis_events WHERE epcs @> ARRAY[%s]"
+        " ORDER BY event_time LIMIT %s",
+        (lgtin(link), MAX_JOURNEY),
+    )
+    return [
+        {
+            "kind": "epcis",
+            "ts": r[1].isoformat(),
+            "event_id": r[0],
+            "step": r[2] or "event",
+            "where": _place(r[3] or r[4]),
+            "loc": r[3] or r[4],
+            "disposition": r[5],
+            "event_hash": r[6],
+            "hash_hex": r[7],
+            "batch_id": r[8],
+        }
+        for r in await cur.fetchall()
+    ]
+
+
+def _place(identifier: str | None) -> str | None:
+    """`GLN 9506000134005` for a GS1 Digital Link location URI, else the identifier."""
+    if identifier and identifier.startswith("https://id.gs1.org/414/"):
+        return "GLN " + identifier.rsplit("/", 1)[-1]
+    return identifier
+
+
+async def _inspections(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:
+    """Inspection reports of the lot: result, summary, the PDF's hash and CID, its event."""
+    cur = await conn.execute(
+        "SELECT i.inspection_id, i.result, i.summary, i.report_sha256, i.report_cid,"
+        " i.report_size, i.event_id, e.event_hash, e.hash_hex, i.inspected_at"
+        " FROM inspections i JOIN epcis_events e USING (event_id)"
+        " WHERE i.gtin = %s AND i.lot = %s ORDER BY i.inspected_at LIMIT 20",
+        (link.gtin, link.lot),
+    )
+    return [
+        {
+            "inspection_id": str(r[0]),
+            "result": r[1],
+            "summary": r[2],
+            "sha256": r[3],
+            "cid": r[4],
+            "size": r[5],
+            "event_id": r[6],
+            "event_hash": r[7],
+            "hash_hex": r[8],
+            "inspected_at": _iso(r[9]),
+            "pdf_url": f"/inspections/{r[0]}/report.pdf",
+        }
+        for r in await cur.fetchall()
+    ]
 
 
 async def _shipments(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:

@@ -177,26 +177,41 @@ def _render_view(request: Request, locale: str, view: LotView) -> Response:
             css_class="humidity",
         ),
     }
-    # What the browser verifies: every reading shown, with the value the page shows for it.
-    records = [
+    # What the browser verifies: every reading shown, with the value the page shows for it,
+    # and every EPCIS event (custody, inspection) by its CBV 2.0 hash.
+    records: list[dict[str, Any]] = [
         {
+            "type": "reading",
             "device_id": p["device_id"],
             "seq": p["seq"],
             "envelope": p["envelope"],
             "shown": {"temperature_c": p["temperature_c"], "humidity_pct": p["humidity_pct"]},
         }
         for p in view.series
-    ] + [
-        {
-            "device_id": e["device_id"],
-            "seq": e["seq"],
-            "envelope": e["envelope"],
-            "shown": {"loc": e["loc"]} if e["loc"] else {},
-        }
-        for e in view.journey
     ]
+    for entry in view.journey + view.inspections:
+        if "event_hash" in entry:
+            records.append(
+                {
+                    "type": "event",
+                    "event_id": entry["event_id"],
+                    "event_hash": entry["event_hash"],
+                    "hash_hex": entry["hash_hex"],
+                }
+            )
+        else:
+            shown = {"loc": entry["loc"]} if entry["loc"] else {}
+            records.append(
+                {
+                    "type": "reading",
+                    "device_id": entry["device_id"],
+                    "seq": entry["seq"],
+                    "envelope": entry["envelope"],
+                    "shown": shown,
+                }
+            )
     verify_data = json.dumps(
-        {"records": records, "messages": {k: v for k, v in messages.items()}},
+        {"records": records, "messages": messages},
         separators=(",", ":"),
     ).replace("</", "<\\/")
     return _page(

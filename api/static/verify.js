@@ -115,24 +115,9 @@
     return undefined;
   }
 
-  async function verifyRecord(record) {
-    const label = t.record + " " + record.device_id + " #" + record.seq;
-    const envelope = new TextEncoder().encode(record.envelope);
-    const readingHash = await sha256(envelope);
-    const payload = JSON.parse(base64urlDecode(record.envelope.split(".")[1]));
-    for (const [key, shown] of Object.entries(record.shown)) {
-      const signed = key in payload.data ? payload.data[key] : payload[key];
-      if (signed !== shown) {
-        throw new Failure("reason_value_mismatch", { record: label, shown: shown, signed: signed });
-      }
-    }
-    const url =
-      "/proofs/readings/" + encodeURIComponent(record.device_id) + "/" + record.seq;
-    const proof = await fetchJson(url, "proof " + record.device_id + " #" + record.seq);
-    if (proof.reading_hash !== hex(readingHash)) {
-      throw new Failure("reason_hash_mismatch", { record: label });
-    }
-    const leaf = await sha256(LEAF, readingHash);
+  // Steps 2-4, shared by readings and events: leaf, path, ledger root.
+  async function checkInclusion(label, leafData, proof) {
+    const leaf = await sha256(LEAF, leafData);
     if (proof.leaf_hash !== hex(leaf)) throw new Failure("reason_leaf_mismatch", { record: label });
     const reached = await rootFromPath(leaf, proof.index, proof.batch_size, proof.audit_path);
     if (reached === null || hex(reached) !== proof.root) {
@@ -154,11 +139,47 @@
     };
   }
 
+  async function verifyReading(record) {
+    const label = t.record + " " + record.device_id + " #" + record.seq;
+    const envelope = new TextEncoder().encode(record.envelope);
+    const readingHash = await sha256(envelope);
+    const payload = JSON.parse(base64urlDecode(record.envelope.split(".")[1]));
+    for (const [key, shown] of Object.entries(record.shown)) {
+      const signed = key in payload.data ? payload.data[key] : payload[key];
+      if (signed !== shown) {
+        throw new Failure("reason_value_mismatch", { record: label, shown: shown, signed: signed });
+      }
+    }
+    const url = "/proofs/readings/" + encodeURIComponent(record.device_id) + "/" + record.seq;
+    const proof = await fetchJson(url, "proof " + record.device_id + " #" + record.seq);
+    if (proof.reading_hash !== hex(readingHash)) {
+      throw new Failure("reason_hash_mismatch", { record: label });
+    }
+    return checkInclusion(label, readingHash, proof);
+  }
+
+  // An EPCIS event: its leaf data is the 32 bytes of its CBV 2.0 hash (ni:///sha-256;<hex>).
+  async function verifyEvent(record) {
+    const label = "EPCIS " + record.event_hash.slice(0, 30) + "…";
+    const url = "/proofs/events/" + encodeURIComponent(record.event_id);
+    const proof = await fetchJson(url, "proof " + label);
+    const wanted = "ni:///sha-256;" + record.hash_hex + "?ver=CBV2.0";
+    if (proof.event_hash !== record.event_hash || record.event_hash !== wanted) {
+      throw new Failure("reason_hash_mismatch", { record: label });
+    }
+    return checkInclusion(label, unhex(record.hash_hex), proof);
+  }
+
+  function verifyRecord(record) {
+    return record.type === "event" ? verifyEvent(record) : verifyReading(record);
+  }
+
   function mark(record, ok) {
     const selector =
-      'li.event[data-device="' + CSS.escape(record.device_id) + '"][data-seq="' + record.seq + '"]';
-    const item = document.querySelector(selector);
-    if (item) item.classList.add(ok ? "ok" : "bad");
+      record.type === "event"
+        ? 'li.event[data-event="' + CSS.escape(record.event_id) + '"]'
+        : 'li.event[data-device="' + CSS.escape(record.device_id) + '"][data-seq="' + record.seq + '"]';
+    for (const item of document.querySelectorAll(selector)) item.classList.add(ok ? "ok" : "bad");
   }
 
   function show(state, text) {
@@ -178,27 +199,36 @@
       return;
     }
     const batches = new Map();
-    // A few at a time: enough to be quick, few enough not to flood a small server.
-    const queue = records.slice();
+    const failures = new Array(records.length).fill(null);
+    // Every record is checked (a few at a time, not to flood a small server), so the page can
+    // list each one that fails; the status names the first in page order.
+    let next = 0;
     const workers = Array.from({ length: 6 }, async () => {
-      while (queue.length) {
-        const record = queue.shift();
+      while (next < records.length) {
+        const i = next++;
         try {
-          const result = await verifyRecord(record);
+          const result = await verifyRecord(records[i]);
           batches.set(result.batch, result);
-          mark(record, true);
+          mark(records[i], true);
         } catch (error) {
-          mark(record, false);
-          throw error;
+          mark(records[i], false);
+          failures[i] = error instanceof Failure ? error.message : String(error);
         }
       }
     });
-    try {
-      await Promise.all(workers);
-    } catch (error) {
-      queue.length = 0;
-      const reason = error instanceof Failure ? error.message : String(error);
-      show("failed", fill(t.not_verified_reason, { reason: reason }));
+    await Promise.all(workers);
+    const failed = failures.filter((f) => f !== null);
+    if (failed.length) {
+      show("failed", fill(t.not_verified_reason, { reason: failed[0] }));
+      const list = document.getElementById("verify-failures");
+      for (const reason of new Set(failed)) {
+        const li = document.createElement("li");
+        li.textContent = reason;
+        list.appendChild(li);
+      }
+      const more = document.createElement("li");
+      more.textContent = fill(t.failures_more, { count: failed.length });
+      list.appendChild(more);
       return;
     }
     const latest = Array.from(batches.values()).sort((a, b) => b.block - a.block)[0];
