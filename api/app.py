@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api import alerts, auth, commerce
+from api import qr, resolver
 from api import epcis, proofs
 from api import auditor, dashboard, inspections
 from api.config import ApiConfig
@@ -48,6 +51,10 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(commerce.router)
     app.include_router(alerts.router)
+    app.include_router(qr.router)
+    app.include_router(resolver.router)
+    static = Path(__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
     app.include_router(epcis.router)
     app.include_router(proofs.router)
     app.include_router(inspections.router)
