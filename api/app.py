@@ -13,10 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import alerts, auth, commerce
-from api import qr, resolver
-from api import epcis, proofs
-from api import auditor, dashboard, inspections
+from api import alerts, auditor, auth, commerce, dashboard, epcis, inspections, proofs, qr, resolver
 from api.config import ApiConfig
 from api.db import make_pool
 
