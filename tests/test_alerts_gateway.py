@@ -1,6 +1,7 @@
 """End to end through a real gateway process: signed readings over MQTT, verified and stored
-by `python -m gateway`, evaluated by its alert worker, published on the MQTT alert topic and
-streamed to a dashboard over SSE; a gateway killed mid-excursion does not raise it twice."""
+by `python -m gateway`, evaluated by its alert worker, published on the MQTT alert topic,
+streamed to a dashboard over SSE, e-mailed and posted to a signed webhook; a gateway killed
+mid-excursion does not raise it twice."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
 import httpx
@@ -18,7 +20,15 @@ import pytest
 from api.auth import create_user
 from api.config import ApiConfig
 from certs.pki import PKI
-from tests.alert_peers import api_server, make_shipment, mqtt_alerts, sse_reader
+from tests.alert_peers import (
+    WebhookReceiver,
+    api_server,
+    make_shipment,
+    mqtt_alerts,
+    smtp_server,
+    sse_reader,
+    webhook_receiver,
+)
 from tests.db_helpers import migrated_schema
 from tests.gateway_helpers import Device, start_gateway
 from tests.helpers import wait_until
@@ -66,8 +76,17 @@ def schema_dsn(stack: Settings, schema: str) -> str:
     return f"{stack.postgres_dsn}{sep}options=-csearch_path%3D{schema}"
 
 
-def test_excursion_through_a_real_gateway_reaches_mqtt_and_sse_once(
-    stack: Settings, schema: str, tmp_path: Path
+def test_excursion_through_a_real_gateway_reaches_every_channel_once(
+    stack: Settings, schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_server() as (smtp_port, inbox), webhook_receiver(fail_first=1) as hook:
+        monkeypatch.setenv("TRACEHUB_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("TRACEHUB_SMTP_PORT", str(smtp_port))
+        _through_a_gateway(stack, schema, tmp_path, inbox, hook)
+
+
+def _through_a_gateway(
+    stack: Settings, schema: str, tmp_path: Path, inbox: list[Message], hook: WebhookReceiver
 ) -> None:
     device = Device(stack, PKI(stack.pki_dir))
     tag = uuid.uuid4().hex[:10]
@@ -78,6 +97,12 @@ def test_excursion_through_a_real_gateway_reaches_mqtt_and_sse_once(
             "INSERT INTO alert_rules (rule_id, kind, shipment_id, params)"
             " VALUES (%s, 'temperature_excursion', %s, '{\"grace_s\": 0}')",
             (f"e2e-{tag}", s.shipment_id),
+        )
+        hook.secret = secrets.token_urlsafe(16)
+        conn.execute(
+            "INSERT INTO alert_subscriptions (channel, target, secret) VALUES"
+            " ('webhook', %s, %s), ('email', 'night-shift@example.com', NULL)",
+            (hook.url, hook.secret),
         )
         username, password = f"ops-{tag}", secrets.token_urlsafe(12)
         create_user(conn, username, password, ["logistics"])
@@ -123,6 +148,18 @@ def test_excursion_through_a_real_gateway_reaches_mqtt_and_sse_once(
                 wait_until(lambda: "cleared" in sse.of(alert_id), 15, "SSE 'cleared'")
                 assert seen.of(alert_id).count("opened") == 1
                 assert sse.of(alert_id).count("opened") == 1
+                # E-mail and the webhook (which failed once: retried) from the gateway's outbox.
+                wait_until(
+                    lambda: sorted(p["change"] for p in hook.accepted) == ["cleared", "opened"],
+                    20,
+                    "both webhook deliveries",
+                )
+                wait_until(
+                    lambda: len([m for m in inbox if m["X-TraceHub-Alert"] == alert_id]) == 2,
+                    20,
+                    "both e-mails",
+                )
+                assert len(hook.attempts) == 3 and not hook.rejected
     finally:
         close(client)
         _stop(gateway)
