@@ -76,8 +76,9 @@ def _document_events(document: dict[str, Any]) -> list[Any]:
     if not isinstance(body, dict):
         raise _bad("epcisBody: missing or not an object")
     if document.get("type") == "EPCISQueryDocument":
-        results = body.get("queryResults", {}).get("resultsBody", {})
-        events = results.get("eventList", [])
+        results = body.get("queryResults")
+        results = results.get("resultsBody") if isinstance(results, dict) else None
+        events = results.get("eventList", []) if isinstance(results, dict) else []
     elif "eventList" in body:
         events = body["eventList"]
     elif "event" in body:
@@ -140,6 +141,10 @@ async def capture(
         count = await run_in_threadpool(work)
     except EPCISValidationError as exc:
         raise _bad(str(exc)) from exc
+    except RecursionError as exc:
+        raise _bad("$: the document is nested too deeply") from exc
+    except psycopg.DataError as exc:  # e.g. a NUL character, which PostgreSQL text cannot hold
+        raise _bad(f"$: the document holds a value PostgreSQL cannot store: {exc}") from exc
     location = f"/epcis/capture/{capture_id}"
     return JSONResponse(
         {"captureID": capture_id, "captured": count},
@@ -203,15 +208,24 @@ def _decode_token(token: str) -> int:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         prefix, _, number = text.partition(":")
-        if prefix != "seq":
+        seq = int(number)
+        if prefix != "seq" or not 0 <= seq < 2**63:
             raise ValueError(text)
-        return int(number)
+        return seq
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise _bad("nextPageToken: not a token this server issued") from exc
 
 
+def _no_nul(name: str, value: str) -> str:
+    if "\x00" in value:
+        raise _bad(f"{name}: contains a NUL character")
+    return value
+
+
 def parse_query(request: Request) -> tuple[EventQuery, bool]:
     """The EventQuery of the request's parameters (400 on anything malformed)."""
+    for name, value in request.query_params.multi_items():
+        _no_nul(name, value)
     unknown = set(request.query_params) - _LIST_PARAMS - _TIME_PARAMS - _OTHER_PARAMS
     if unknown:
         raise _bad(f"{sorted(unknown)[0]}: unsupported query parameter")
@@ -307,6 +321,7 @@ async def event(
     event_id: str, request: Request, _: Annotated[Principal, Depends(current_principal)]
 ) -> JSONResponse:
     """One event by its eventID (or, for an event captured without one, its hash URI)."""
+    _no_nul("eventID", event_id)
 
     def work() -> dict[str, Any] | None:
         with sync_connection(request) as conn:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from api.config import ApiConfig
@@ -26,6 +26,7 @@ from tracehub import db
 from tracehub.epcis.proof import event_proof
 from tracehub.ledger import Contract, Gateway, LedgerError
 from tracehub.ledger.local import connect_org
+from tracehub.proof import BATCH_ID_PATTERN
 
 router = APIRouter(tags=["proofs"])
 _lock = threading.Lock()
@@ -68,8 +69,12 @@ def close_ledger(app: FastAPI) -> None:
 
 
 @router.get("/proofs/readings/{device_id}/{seq}", responses={404: {"description": "not anchored"}})
-async def reading_proof(device_id: str, seq: int, request: Request) -> dict[str, Any]:
+async def reading_proof(
+    device_id: str, seq: Annotated[int, Path(ge=1, lt=2**63)], request: Request
+) -> dict[str, Any]:
     """The inclusion proof of reading ``seq`` of ``device_id``."""
+    if "\x00" in device_id:
+        raise _not_found("no such device")
     config: ApiConfig = request.app.state.config
     options = config.connect_options
     kwargs: dict[str, Any] = {"options": options} if options else {}
@@ -91,6 +96,8 @@ async def reading_proof(device_id: str, seq: int, request: Request) -> dict[str,
 @router.get("/proofs/events/{event_id:path}", responses={404: {"description": "not anchored"}})
 async def event_proof_document(event_id: str, request: Request) -> dict[str, Any]:
     """The inclusion proof of an EPCIS event (by eventID, or hash URI if it had none)."""
+    if "\x00" in event_id:
+        raise _not_found("no such event")
     fabric = request.app.state.config.stack.fabric
 
     def work() -> dict[str, Any] | None:
@@ -107,6 +114,8 @@ async def event_proof_document(event_id: str, request: Request) -> dict[str, Any
 @router.get("/ledger/anchors/{batch_id}", responses={404: {"description": "not anchored"}})
 async def anchor(batch_id: str, request: Request) -> dict[str, Any]:
     """The ledger's anchor record of a batch (readings or ``ev-`` events)."""
+    if not BATCH_ID_PATTERN.fullmatch(batch_id):
+        raise _not_found(f"{batch_id!r} is not a batch id")
     app = request.app
 
     def work() -> dict[str, Any]:

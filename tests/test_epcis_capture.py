@@ -186,6 +186,27 @@ def test_malformed_bodies_and_roles(
     assert api.client.get("/epcis/events/urn:nope", headers=reader).status_code == 404
 
 
+def test_hostile_capture_input_is_400_not_500(api: ApiHarness, writer: dict[str, str]) -> None:
+    document = json.loads((EXAMPLES / "Example_9.6.1-ObjectEvent.jsonld").read_text())
+    document["epcisBody"]["eventList"][0]["eventID"] = "urn:x:\u0000"
+    reply = capture(api, writer, document)
+    assert reply.status_code == 400, reply.text
+    document["epcisBody"]["eventList"][0]["eventID"] = "urn:x:deep"
+    document["epcisBody"]["eventList"][0]["example:deep"] = "DEEP"
+    body = json.dumps(document).replace('"DEEP"', "[" * 5000 + "1" + "]" * 5000)
+    reply = api.client.post("/epcis/capture", content=body, headers=writer)
+    assert reply.status_code == 400, reply.text
+    weird = {"type": "EPCISQueryDocument", "epcisBody": {"queryResults": 5}}
+    assert capture(api, writer, weird).status_code == 400
+
+
+def test_public_endpoints_refuse_malformed_ids(api: ApiHarness) -> None:
+    assert api.client.get("/ledger/anchors/..%2F..").status_code == 404
+    assert api.client.get("/ledger/anchors/a%00b").status_code == 404
+    assert api.client.get(f"/proofs/readings/d/{2**70}").status_code == 422
+    assert api.client.get("/proofs/events/a%00b").status_code == 404
+
+
 def _ids(reply: Any) -> set[str]:
     assert reply.status_code == 200, reply.text
     document = reply.json()
@@ -275,6 +296,8 @@ def test_query_parameters_filter(
         "nextPageToken=!!",
         "EQ_nonsense=1",
         "includeReadings=maybe",
+        "nextPageToken=c2VxOjk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5",  # seq:999...: beyond bigint
+        "EQ_readPoint=a%00b",
     ],
 )
 def test_malformed_query_parameters_are_400(
