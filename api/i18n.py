@@ -52,11 +52,11 @@ def parse_accept_language(header: str) -> list[tuple[str, float]]:
 
 def from_accept_language(header: str | None) -> str | None:
     """The supported locale the header prefers most, if any."""
-    refused: set[str] = set()
-    for tag, weight in parse_accept_language(header or ""):
+    ranges = parse_accept_language(header or "")
+    refused = {tag.split("-")[0] for tag, weight in ranges if weight == 0}
+    for tag, weight in ranges:
         primary = tag.split("-")[0]
         if weight == 0:
-            refused.add(primary)
             continue
         if primary in LOCALES and primary not in refused:
             return primary

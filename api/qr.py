@@ -13,6 +13,7 @@ import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from api.resolver import raw_path
 from tracehub.digital_link import DigitalLinkError, parse_path
 
 router = APIRouter(tags=["resolver"])
@@ -40,7 +41,7 @@ def qr_bytes(uri: str, kind: str, *, scale: int = 6) -> bytes:
 )
 async def qr_label(rest: str, request: Request) -> Response:
     """The label of `/01/...`; the path ends in `.png` or `.svg`."""
-    stem, dot, kind = rest.rpartition(".")
+    stem, dot, kind = raw_path(request, "/qr/01/").rpartition(".")
     if not dot or kind not in _TYPES:
         return JSONResponse({"detail": "a QR label path ends in .png or .svg"}, status_code=400)
     try:

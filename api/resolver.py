@@ -98,9 +98,19 @@ def _error(request: Request, status: int, title_key: str, detail: str) -> Respon
     if wants_json(request.headers.get("accept")):
         return JSONResponse({"detail": detail}, status_code=status)
     locale = _locale(request)
+    messages = i18n.catalog(locale)
+    body = messages["unknown_body"] if status == 404 else ""
     return _page(
-        "error.html", request, locale, status, title=i18n.catalog(locale)[title_key], detail=detail
+        "error.html", request, locale, status, title=messages[title_key], body=body, detail=detail
     )
+
+
+def raw_path(request: Request, prefix: str) -> str:
+    """The request path after `prefix` as sent, still percent-encoded: a lot may contain an
+    encoded "/" (%2F), which the decoded path would turn into a path separator."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else request.url.path
+    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 def _query_ais(request: Request) -> dict[str, str]:
@@ -115,7 +125,7 @@ def _query_ais(request: Request) -> dict[str, str]:
 async def resolve(rest: str, request: Request) -> Response:
     """The lot's page (HTML) or view (JSON), by content negotiation."""
     try:
-        link = parse_path("/01/" + rest, _query_ais(request))
+        link = parse_path("/01/" + raw_path(request, "/01/"), _query_ais(request))
     except DigitalLinkError as exc:
         return _error(request, 400, "invalid_title", str(exc))
     as_json = wants_json(request.headers.get("accept"))
