@@ -57,6 +57,7 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 	@$(PY) -m bench.edge_bench
 	@$(PY) -m bench.store_bench
 	@$(PY) -m bench.ingest_bench
+	@$(PY) -m bench.orders_bench
 	@$(PY) -m bench.alert_bench
 
 clean: down  ## stop the stack and delete its data and generated keys

@@ -173,6 +173,19 @@ async def place_order(
     """Place an order priced from the supplier's price list in ``currency``."""
     _check_common(currency, incoterm, lines)
     gtins = [line.gtin for line in lines]
+    if settlement_currency in (None, currency):
+        return await _place_same_currency(
+            conn,
+            buyer_org=buyer_org,
+            supplier_org=supplier_org,
+            key=key,
+            currency=currency,
+            incoterm=incoterm,
+            named_place=named_place,
+            lines=lines,
+            hold=hold,
+            actor=actor,
+        )
     cur = await conn.execute(_PRICES_SQL, (gtins, supplier_org, currency))
     prices = {gtin: price for gtin, price in await cur.fetchall()}
     missing = sorted(g for g in gtins if prices.get(g) is None)
@@ -193,6 +206,87 @@ async def place_order(
         hold=hold,
         actor=actor,
     )
+
+
+# Same-currency orders need no FX rounding, so pricing, totals, the order, its lines and the
+# audit row are one statement (one round trip before the commit): the hot path of the API.
+_PLACE_PRICED_SQL = """
+WITH priced AS (
+    SELECT r.n, r.gtin, r.q, p.unit_price_minor AS p
+    FROM unnest(%(gtins)s::text[], %(qtys)s::int[]) WITH ORDINALITY AS r(gtin, q, n)
+    LEFT JOIN price_lists p
+      ON p.supplier_org = %(supplier)s AND p.gtin = r.gtin AND p.currency = %(currency)s
+), summary AS (
+    SELECT bool_and(p IS NOT NULL) AS complete, sum(q::numeric * p) AS total FROM priced
+), ins AS (
+    INSERT INTO orders (buyer_org, supplier_org, idempotency_key, currency, incoterm,
+                        named_place, total_minor, settlement_currency, settlement_minor,
+                        hold_until_delivery, created_by)
+    SELECT %(buyer)s, %(supplier)s, %(key)s, %(currency)s, %(incoterm)s, %(place)s,
+           total, %(currency)s, total, %(hold)s, %(actor)s
+    FROM summary WHERE complete
+    ON CONFLICT (buyer_org, idempotency_key) DO NOTHING
+    RETURNING order_id
+), lines AS (
+    INSERT INTO order_lines (order_id, line_no, gtin, quantity, unit_price_minor)
+    SELECT ins.order_id, priced.n, priced.gtin, priced.q, priced.p FROM ins, priced
+), audit AS (
+    INSERT INTO state_changes (entity, entity_id, actor, from_state, to_state)
+    SELECT 'order', ins.order_id::text, %(actor)s, NULL, 'placed' FROM ins
+)
+SELECT order_id::text, true, NULL::text[] FROM ins
+UNION ALL
+SELECT order_id::text, false, NULL FROM orders
+WHERE buyer_org = %(buyer)s AND idempotency_key = %(key)s AND NOT EXISTS (SELECT 1 FROM ins)
+UNION ALL
+SELECT NULL, false, array_agg(DISTINCT gtin ORDER BY gtin) FROM priced WHERE p IS NULL
+HAVING count(*) > 0
+"""
+
+
+async def _place_same_currency(
+    conn: Any,
+    *,
+    buyer_org: str,
+    supplier_org: str,
+    key: str,
+    currency: str,
+    incoterm: str,
+    named_place: str,
+    lines: list[Line],
+    hold: bool,
+    actor: str,
+) -> Placed:
+    cur = await conn.execute(
+        _PLACE_PRICED_SQL,
+        {
+            "buyer": buyer_org,
+            "supplier": supplier_org,
+            "key": key,
+            "currency": currency,
+            "incoterm": incoterm,
+            "place": named_place,
+            "hold": hold,
+            "actor": actor,
+            "gtins": [line.gtin for line in lines],
+            "qtys": [line.quantity for line in lines],
+        },
+    )
+    rows = await cur.fetchall()
+    for order_id, created, missing in rows:
+        if order_id is not None:
+            return Placed(order_id=order_id, created=bool(created))
+        if missing:
+            raise Invalid(f"supplier {supplier_org} has no {currency} price for {missing}")
+    # A concurrent twin committed after this statement's snapshot (see _insert).
+    cur = await conn.execute(
+        "SELECT order_id::text FROM orders WHERE buyer_org = %s AND idempotency_key = %s",
+        (buyer_org, key),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise Invalid("order could not be placed; retry")
+    return Placed(order_id=row[0], created=False)
 
 
 async def create_rfq(

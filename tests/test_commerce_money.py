@@ -15,8 +15,17 @@ from commerce.states import InvalidTransition, check
 
 @pytest.mark.parametrize(
     ("currency", "digits"),
-    [("USD", 2), ("EUR", 2), ("GBP", 2), ("CNY", 2), ("AED", 2), ("SAR", 2), ("SGD", 2),
-     ("JPY", 0), ("KWD", 3)],
+    [
+        ("USD", 2),
+        ("EUR", 2),
+        ("GBP", 2),
+        ("CNY", 2),
+        ("AED", 2),
+        ("SAR", 2),
+        ("SGD", 2),
+        ("JPY", 0),
+        ("KWD", 3),
+    ],
 )
 def test_iso_4217_minor_units(currency: str, digits: int) -> None:
     assert money.exponent(currency) == digits

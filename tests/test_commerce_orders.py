@@ -45,8 +45,12 @@ def test_rfq_quote_accept_creates_order_with_history(h: ApiHarness) -> None:
     rfq = h.client.post(
         "/commerce/rfqs",
         headers=buyer,
-        json={"supplier_org": "sup-a", "currency": "EUR", "incoterm": "CIF",
-              "lines": [{"gtin": GTIN_A, "quantity": 3}]},
+        json={
+            "supplier_org": "sup-a",
+            "currency": "EUR",
+            "incoterm": "CIF",
+            "lines": [{"gtin": GTIN_A, "quantity": 3}],
+        },
     )
     assert rfq.status_code == 201, rfq.text
     rfq_id = rfq.json()["id"]
@@ -54,26 +58,37 @@ def test_rfq_quote_accept_creates_order_with_history(h: ApiHarness) -> None:
     quote = h.client.post(
         f"/commerce/rfqs/{rfq_id}/quotes",
         headers=supplier,
-        json={"incoterm": "CIF", "named_place": "Jebel Ali", "valid_until": valid,
-              "lines": [{"gtin": GTIN_A, "quantity": 3, "unit_price": "17.05"}]},
+        json={
+            "incoterm": "CIF",
+            "named_place": "Jebel Ali",
+            "valid_until": valid,
+            "lines": [{"gtin": GTIN_A, "quantity": 3, "unit_price": "17.05"}],
+        },
     )
     assert quote.status_code == 201, quote.text
     quote_id = quote.json()["id"]
     # a wrong Incoterm is a 422, not a 500
     bad = h.client.post(
-        f"/commerce/rfqs/{rfq_id}/quotes", headers=supplier,
-        json={"incoterm": "XYZ", "named_place": "x", "valid_until": valid,
-              "lines": [{"gtin": GTIN_A, "quantity": 1, "unit_price": "1"}]},
+        f"/commerce/rfqs/{rfq_id}/quotes",
+        headers=supplier,
+        json={
+            "incoterm": "XYZ",
+            "named_place": "x",
+            "valid_until": valid,
+            "lines": [{"gtin": GTIN_A, "quantity": 1, "unit_price": "1"}],
+        },
     )
     assert bad.status_code == 422
     accepted = h.client.post(
-        f"/commerce/quotes/{quote_id}/accept", headers={**buyer, "Idempotency-Key": "acc-1"},
+        f"/commerce/quotes/{quote_id}/accept",
+        headers={**buyer, "Idempotency-Key": "acc-1"},
         json={},
     )
     assert accepted.status_code == 201, accepted.text
     order_id = accepted.json()["order_id"]
     again = h.client.post(
-        f"/commerce/quotes/{quote_id}/accept", headers={**buyer, "Idempotency-Key": "acc-1"},
+        f"/commerce/quotes/{quote_id}/accept",
+        headers={**buyer, "Idempotency-Key": "acc-1"},
         json={},
     )
     assert again.status_code == 200 and again.json()["order_id"] == order_id
@@ -82,7 +97,8 @@ def test_rfq_quote_accept_creates_order_with_history(h: ApiHarness) -> None:
     assert order["incoterm"] == "CIF" and order["named_place"] == "Jebel Ali"
     # accepting a quote twice is an invalid transition (a new key, same quote)
     third = h.client.post(
-        f"/commerce/quotes/{quote_id}/accept", headers={**buyer, "Idempotency-Key": "acc-2"},
+        f"/commerce/quotes/{quote_id}/accept",
+        headers={**buyer, "Idempotency-Key": "acc-2"},
         json={},
     )
     assert third.status_code == 409
@@ -96,32 +112,47 @@ def test_invalid_order_transitions_are_refused_and_changes_recorded(h: ApiHarnes
     buyer = party_headers(h, "buyer", "buy-a")
     supplier = party_headers(h, "supplier", "sup-a")
     placed = h.client.post(
-        "/commerce/orders", headers={**buyer, "Idempotency-Key": "t-1"},
-        json={"supplier_org": "sup-a", "currency": "USD", "incoterm": "FOB",
-              "lines": [{"gtin": GTIN_A, "quantity": 2}]},
+        "/commerce/orders",
+        headers={**buyer, "Idempotency-Key": "t-1"},
+        json={
+            "supplier_org": "sup-a",
+            "currency": "USD",
+            "incoterm": "FOB",
+            "lines": [{"gtin": GTIN_A, "quantity": 2}],
+        },
     )
     assert placed.status_code == 201, placed.text
     order_id = placed.json()["order_id"]
-    done = h.client.post(f"/commerce/orders/{order_id}/transitions", headers=buyer,
-                         json={"to": "completed"})
+    done = h.client.post(
+        f"/commerce/orders/{order_id}/transitions", headers=buyer, json={"to": "completed"}
+    )
     assert done.status_code == 409
     assert done.json()["detail"] == (
         f"order {order_id} is 'placed'; it cannot become 'completed'"
         " (allowed from 'placed': ['cancelled', 'confirmed'])"
     )
-    ok = h.client.post(f"/commerce/orders/{order_id}/transitions", headers=supplier,
-                       json={"to": "confirmed"})
-    assert ok.status_code == 200 and ok.json() == {"order_id": order_id, "from": "placed",
-                                                   "to": "confirmed"}
-    cancel = h.client.post(f"/commerce/orders/{order_id}/transitions", headers=buyer,
-                           json={"to": "cancelled"})
+    ok = h.client.post(
+        f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
+    )
+    assert ok.status_code == 200 and ok.json() == {
+        "order_id": order_id,
+        "from": "placed",
+        "to": "confirmed",
+    }
+    cancel = h.client.post(
+        f"/commerce/orders/{order_id}/transitions", headers=buyer, json={"to": "cancelled"}
+    )
     assert cancel.status_code == 200
-    again = h.client.post(f"/commerce/orders/{order_id}/transitions", headers=supplier,
-                          json={"to": "confirmed"})
+    again = h.client.post(
+        f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
+    )
     assert again.status_code == 409 and "final" in again.json()["detail"]
     history = h.client.get(f"/commerce/orders/{order_id}/history", headers=buyer).json()
     assert [(x["from"], x["to"]) for x in history] == [
-        (None, "placed"), ("placed", "confirmed"), ("confirmed", "cancelled")]
+        (None, "placed"),
+        ("placed", "confirmed"),
+        ("confirmed", "cancelled"),
+    ]
     assert all(x["actor"].startswith(("buyer-", "supplier-")) and x["at"] for x in history)
     assert history[1]["actor"].startswith("supplier-")
 
@@ -129,16 +160,29 @@ def test_invalid_order_transitions_are_refused_and_changes_recorded(h: ApiHarnes
 def test_settlement_currency_uses_stored_fx_rate_half_even(h: ApiHarness) -> None:
     admin = party_headers(h, "admin", None)
     buyer = party_headers(h, "buyer", "buy-a")
-    rate = h.client.post("/commerce/fx-rates", headers=admin, json={
-        "base": "USD", "quote": "JPY", "rate": "151.25", "source": "test desk",
-        "observed_at": "2026-11-20T16:00:00+00:00"})
+    rate = h.client.post(
+        "/commerce/fx-rates",
+        headers=admin,
+        json={
+            "base": "USD",
+            "quote": "JPY",
+            "rate": "151.25",
+            "source": "test desk",
+            "observed_at": "2026-11-20T16:00:00+00:00",
+        },
+    )
     assert rate.status_code == 201, rate.text
     # 2 x 19.99 + 1 x 3.50 = 43.48 USD; x 151.25 = 6576.35 JPY -> 6576 (JPY has no minor unit)
     placed = h.client.post(
-        "/commerce/orders", headers={**buyer, "Idempotency-Key": "fx-1"},
-        json={"supplier_org": "sup-a", "currency": "USD", "incoterm": "DDP",
-              "settlement_currency": "JPY",
-              "lines": [{"gtin": GTIN_A, "quantity": 2}, {"gtin": GTIN_B, "quantity": 1}]},
+        "/commerce/orders",
+        headers={**buyer, "Idempotency-Key": "fx-1"},
+        json={
+            "supplier_org": "sup-a",
+            "currency": "USD",
+            "incoterm": "DDP",
+            "settlement_currency": "JPY",
+            "lines": [{"gtin": GTIN_A, "quantity": 2}, {"gtin": GTIN_B, "quantity": 1}],
+        },
     )
     assert placed.status_code == 201, placed.text
     order = h.client.get(f"/commerce/orders/{placed.json()['order_id']}", headers=buyer).json()
@@ -147,33 +191,58 @@ def test_settlement_currency_uses_stored_fx_rate_half_even(h: ApiHarness) -> Non
     assert order["fx_rate"].startswith("151.25") and order["fx_source"] == "test desk"
     # a float-ish or over-precise amount is refused, never rounded
     supplier = party_headers(h, "supplier", "sup-a")
-    over = h.client.put("/commerce/price-lists", headers=supplier,
-                        json={"gtin": GTIN_A, "currency": "JPY", "unit_price": "12.5"})
+    over = h.client.put(
+        "/commerce/price-lists",
+        headers=supplier,
+        json={"gtin": GTIN_A, "currency": "JPY", "unit_price": "12.5"},
+    )
     assert over.status_code == 422 and "JPY allows (0)" in over.json()["detail"]
     missing_fx = h.client.post(
-        "/commerce/orders", headers={**buyer, "Idempotency-Key": "fx-2"},
-        json={"supplier_org": "sup-a", "currency": "USD", "incoterm": "EXW",
-              "settlement_currency": "SAR", "lines": [{"gtin": GTIN_A, "quantity": 1}]},
+        "/commerce/orders",
+        headers={**buyer, "Idempotency-Key": "fx-2"},
+        json={
+            "supplier_org": "sup-a",
+            "currency": "USD",
+            "incoterm": "EXW",
+            "settlement_currency": "SAR",
+            "lines": [{"gtin": GTIN_A, "quantity": 1}],
+        },
     )
     assert missing_fx.status_code == 422 and "no FX rate USD->SAR" in missing_fx.json()["detail"]
+    no_price = h.client.post(
+        "/commerce/orders",
+        headers={**buyer, "Idempotency-Key": "np-1"},
+        json={
+            "supplier_org": "sup-a",
+            "currency": "GBP",
+            "incoterm": "EXW",
+            "lines": [{"gtin": GTIN_A, "quantity": 1}],
+        },
+    )
+    assert no_price.status_code == 422
+    assert no_price.json()["detail"] == f"supplier sup-a has no GBP price for ['{GTIN_A}']"
 
 
 def test_concurrent_double_submission_gives_one_order_and_one_charge(
     h: ApiHarness, proxy: Any
 ) -> None:
     buyer = party_headers(h, "buyer", "buy-a")
-    body = {"supplier_org": "sup-a", "currency": "USD", "incoterm": "EXW",
-            "lines": [{"gtin": GTIN_A, "quantity": 5}]}
+    body = {
+        "supplier_org": "sup-a",
+        "currency": "USD",
+        "incoterm": "EXW",
+        "lines": [{"gtin": GTIN_A, "quantity": 5}],
+    }
     barrier = threading.Barrier(8)
     replies: list[Any] = []
 
     def submit(path: str, payload: dict[str, Any], key: str) -> None:
         barrier.wait()
-        replies.append(h.client.post(path, headers={**buyer, "Idempotency-Key": key},
-                                     json=payload))
+        replies.append(h.client.post(path, headers={**buyer, "Idempotency-Key": key}, json=payload))
 
-    threads = [threading.Thread(target=submit, args=("/commerce/orders", body, "dup-1"))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=submit, args=("/commerce/orders", body, "dup-1")) for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -186,15 +255,19 @@ def test_concurrent_double_submission_gives_one_order_and_one_charge(
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM order_lines").fetchone()[0] == 1
     supplier = party_headers(h, "supplier", "sup-a")
-    h.client.post(f"/commerce/orders/{order_id}/transitions", headers=supplier,
-                  json={"to": "confirmed"})
+    h.client.post(
+        f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
+    )
 
     replies.clear()
     barrier.reset()
     pay = {"method": "card"}
-    threads = [threading.Thread(target=submit,
-                                args=(f"/commerce/orders/{order_id}/payments", pay, "pay-1"))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(
+            target=submit, args=(f"/commerce/orders/{order_id}/payments", pay, "pay-1")
+        )
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -205,7 +278,8 @@ def test_concurrent_double_submission_gives_one_order_and_one_charge(
     charges = proxy.payment_intent_posts()
     assert len(charges) == 1, charges  # stripe-mock saw exactly one charge
     with h.connect() as conn:
-        row = conn.execute("SELECT count(*), min(state), min(idempotency_key) FROM payments"
-                           ).fetchone()
+        row = conn.execute(
+            "SELECT count(*), min(state), min(idempotency_key) FROM payments"
+        ).fetchone()
     assert row[0] == 1 and row[1] == "submitted"
     assert charges[0].idempotency_key == row[2] == f"{order_id}:pay-1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -45,8 +46,13 @@ def _order(h: ApiHarness, buyer: dict[str, str], key: str, hold: bool = False) -
     placed = h.client.post(
         "/commerce/orders",
         headers={**buyer, "Idempotency-Key": key},
-        json={"supplier_org": "sup-a", "currency": "USD", "incoterm": "FOB",
-              "hold_until_delivery": hold, "lines": [{"gtin": GTIN_A, "quantity": 2}]},
+        json={
+            "supplier_org": "sup-a",
+            "currency": "USD",
+            "incoterm": "FOB",
+            "hold_until_delivery": hold,
+            "lines": [{"gtin": GTIN_A, "quantity": 2}],
+        },
     )
     assert placed.status_code == 201, placed.text
     order_id: str = placed.json()["order_id"]
@@ -72,32 +78,50 @@ def test_timeout_storm_retries_after_1_2_4_s_then_fails(h: ApiHarness, proxy: An
     provider = StripeProvider("sk_test_storm", proxy.url, timeout_s=0.5)
     sleep = RecordingSleep()
     with h.connect() as conn:
-        result = start_payment(conn, order_id=order_id, method="card", key="k1", actor="t",
-                               provider=provider, sleep=sleep)
+        result = start_payment(
+            conn,
+            order_id=order_id,
+            method="card",
+            key="k1",
+            actor="t",
+            provider=provider,
+            sleep=sleep,
+        )
         assert result.state == "failed"
         attempts = conn.execute(
-            "SELECT attempt, delay_before_s, outcome, error FROM payment_attempts"
-            " ORDER BY attempt").fetchall()
+            "SELECT attempt, delay_before_s, outcome, error FROM payment_attempts ORDER BY attempt"
+        ).fetchall()
         state, last_error, n = conn.execute(
-            "SELECT state, last_error, attempts FROM payments").fetchone()
+            "SELECT state, last_error, attempts FROM payments"
+        ).fetchone()
     assert sleep.delays == [1.0, 2.0, 4.0]
     assert [(a, float(d), o) for a, d, o, _ in attempts] == [
-        (1, 0.0, "transient"), (2, 1.0, "transient"), (3, 2.0, "transient"),
-        (4, 4.0, "transient")]
+        (1, 0.0, "transient"),
+        (2, 1.0, "transient"),
+        (3, 2.0, "transient"),
+        (4, 4.0, "transient"),
+    ]
     assert "connection" in attempts[0][3] and "HTTP 500" in attempts[1][3]
     assert state == "failed" and n == 4 and last_error.startswith("gave up after 4 attempts")
     # what the server saw: four requests, one idempotency key, gaps = timeout/answer + backoff
     posts = proxy.payment_intent_posts()
     assert len(posts) == 4 and len({p.idempotency_key for p in posts}) == 1
-    gaps = [b.at - a.at for a, b in zip(posts, posts[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in pairwise(posts)]
     # after a stall the client waited its 0.5 s timeout; after a 500 it answered at once
     assert 1.45 <= gaps[0] <= 1.9, gaps
     assert 1.95 <= gaps[1] <= 2.4, gaps
     assert 4.45 <= gaps[2] <= 4.9, gaps
     # the failed state is final for that payment: the same key does not charge again
     with h.connect() as conn:
-        again = start_payment(conn, order_id=order_id, method="card", key="k1", actor="t",
-                              provider=provider, sleep=sleep)
+        again = start_payment(
+            conn,
+            order_id=order_id,
+            method="card",
+            key="k1",
+            actor="t",
+            provider=provider,
+            sleep=sleep,
+        )
     assert again.state == "failed" and not again.created and len(proxy.payment_intent_posts()) == 4
 
 
@@ -108,17 +132,22 @@ def test_transient_then_success_keeps_one_key(h: ApiHarness, proxy: Any) -> None
     provider = StripeProvider("sk_test_flaky", proxy.url, timeout_s=2)
     sleep = RecordingSleep()
     with h.connect() as conn:
-        result = start_payment(conn, order_id=order_id, method="card", key="k", actor="t",
-                               provider=provider, sleep=sleep)
+        result = start_payment(
+            conn,
+            order_id=order_id,
+            method="card",
+            key="k",
+            actor="t",
+            provider=provider,
+            sleep=sleep,
+        )
     assert result.state == "submitted" and sleep.delays == [1.0]
     posts = proxy.payment_intent_posts()
     assert [p.answered for p in posts] == ["500", "pass"]
     assert posts[0].idempotency_key == posts[1].idempotency_key == f"{order_id}:k"
 
 
-def test_format_error_is_never_retried_and_goes_to_manual_review(
-    h: ApiHarness, proxy: Any
-) -> None:
+def test_format_error_is_never_retried_and_goes_to_manual_review(h: ApiHarness, proxy: Any) -> None:
     buyer = party_headers(h, "buyer", "buy-a")
     admin = party_headers(h, "admin", None)
     order_id = _order(h, buyer, "fmt")
@@ -139,8 +168,14 @@ def test_format_error_is_never_retried_and_goes_to_manual_review(
     bank = h.client.post(
         f"/commerce/orders/{order2}/payments",
         headers={**buyer, "Idempotency-Key": "p2"},
-        json={"method": "bank_transfer", "bank": {"bic": "DEUTDEFF", "iban":
-              "DE89370400440532013000", "reference": "INV-1 {urgent}"}},
+        json={
+            "method": "bank_transfer",
+            "bank": {
+                "bic": "DEUTDEFF",
+                "iban": "DE89370400440532013000",
+                "reference": "INV-1 {urgent}",
+            },
+        },
     )
     assert bank.status_code == 200 and bank.json()["state"] == "manual_review"
     queue = h.client.get("/commerce/manual-review", headers=admin).json()
@@ -153,12 +188,19 @@ def test_format_error_is_never_retried_and_goes_to_manual_review(
     good = h.client.post(
         f"/commerce/orders/{order3}/payments",
         headers={**buyer, "Idempotency-Key": "p3"},
-        json={"method": "bank_transfer", "bank": {"bic": "DEUTDEFF", "iban":
-              "DE89 3704 0044 0532 0130 00", "reference": "INV-3"}},
+        json={
+            "method": "bank_transfer",
+            "bank": {
+                "bic": "DEUTDEFF",
+                "iban": "DE89 3704 0044 0532 0130 00",
+                "reference": "INV-3",
+            },
+        },
     )
     assert good.json()["state"] == "submitted"
-    confirmed = h.client.post(f"/commerce/payments/{good.json()['payment_id']}/confirm",
-                              headers=admin)
+    confirmed = h.client.post(
+        f"/commerce/payments/{good.json()['payment_id']}/confirm", headers=admin
+    )
     assert confirmed.json()["state"] == "succeeded"
 
 
@@ -166,24 +208,35 @@ def test_webhook_verified_and_replay_changes_nothing(h: ApiHarness, proxy: Any) 
     buyer = party_headers(h, "buyer", "buy-a")
     admin = party_headers(h, "admin", None)
     order_id = _order(h, buyer, "wh")
-    paid = h.client.post(f"/commerce/orders/{order_id}/payments",
-                         headers={**buyer, "Idempotency-Key": "w"}, json={"method": "card"})
+    paid = h.client.post(
+        f"/commerce/orders/{order_id}/payments",
+        headers={**buyer, "Idempotency-Key": "w"},
+        json={"method": "card"},
+    )
     payment_id = paid.json()["payment_id"]
     with h.connect() as conn:
         ref = conn.execute("SELECT provider_ref FROM payments").fetchone()[0]
     secret = h.config.extra["commerce"].webhook_secret  # type: ignore[attr-defined]
     payload = stripe_event("payment_intent.succeeded", ref, "succeeded")
 
-    forged = h.client.post("/commerce/webhooks/stripe", content=payload,
-                           headers={"Stripe-Signature": sign_stripe(payload, "whsec_wrong")})
+    forged = h.client.post(
+        "/commerce/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": sign_stripe(payload, "whsec_wrong")},
+    )
     assert forged.status_code == 400 and "signature" in forged.json()["detail"]
-    stale = h.client.post("/commerce/webhooks/stripe", content=payload,
-                          headers={"Stripe-Signature": sign_stripe(payload, secret,
-                                                                   int(time.time()) - 3600)})
+    stale = h.client.post(
+        "/commerce/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": sign_stripe(payload, secret, int(time.time()) - 3600)},
+    )
     assert stale.status_code == 400
 
-    first = h.client.post("/commerce/webhooks/stripe", content=payload,
-                          headers={"Stripe-Signature": sign_stripe(payload, secret)})
+    first = h.client.post(
+        "/commerce/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": sign_stripe(payload, secret)},
+    )
     assert first.status_code == 200, first.text
     assert first.json()["outcome"] == f"applied: payment {payment_id} -> succeeded"
 
@@ -196,8 +249,11 @@ def test_webhook_verified_and_replay_changes_nothing(h: ApiHarness, proxy: Any) 
             )
 
     before = snapshot()
-    replay = h.client.post("/commerce/webhooks/stripe", content=payload,
-                           headers={"Stripe-Signature": sign_stripe(payload, secret)})
+    replay = h.client.post(
+        "/commerce/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": sign_stripe(payload, secret)},
+    )
     assert replay.status_code == 200 and replay.json()["outcome"].startswith("duplicate")
     assert snapshot() == before
     # reconciliation: stripe-mock keeps no state, so its view of the intent stays
@@ -205,4 +261,5 @@ def test_webhook_verified_and_replay_changes_nothing(h: ApiHarness, proxy: Any) 
     report = h.client.post("/commerce/reconciliation", headers=admin).json()
     assert report["checked"] == 1
     assert [(m["payment_id"], m["ours"], m["provider_status"]) for m in report["mismatches"]] == [
-        (payment_id, "succeeded", "requires_payment_method")]
+        (payment_id, "succeeded", "requires_payment_method")
+    ]

@@ -11,7 +11,7 @@ import pytest
 
 from commerce.scorecards import customer_rfm
 from tests.api_helpers import ApiHarness, api_harness
-from tests.test_commerce_support import commerce_config, party_headers, seed
+from tests.test_commerce_support import GTIN_A, commerce_config, party_headers, seed
 from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -47,21 +47,37 @@ def _shipments(conn: Any, org: str, on_time: int, late: int) -> None:
 def test_supplier_scores_and_tiers(h: ApiHarness) -> None:
     admin = party_headers(h, "admin", None)
     inputs = {
-        "sup-a": {"cost": "80", "innovation": "70", "environmental": "90",
-                  "quality_pass_rate": "95"},
-        "sup-b": {"cost": "60", "innovation": "40", "environmental": "50",
-                  "quality_pass_rate": "88"},
-        "sup-d": {"cost": "100", "innovation": "100", "environmental": "100",
-                  "quality_pass_rate": "100"},
-        "sup-e": {"cost": "10", "innovation": "0", "environmental": "0",
-                  "quality_pass_rate": "20"},
+        "sup-a": {
+            "cost": "80",
+            "innovation": "70",
+            "environmental": "90",
+            "quality_pass_rate": "95",
+        },
+        "sup-b": {
+            "cost": "60",
+            "innovation": "40",
+            "environmental": "50",
+            "quality_pass_rate": "88",
+        },
+        "sup-d": {
+            "cost": "100",
+            "innovation": "100",
+            "environmental": "100",
+            "quality_pass_rate": "100",
+        },
+        "sup-e": {"cost": "10", "innovation": "0", "environmental": "0", "quality_pass_rate": "20"},
     }
     for org, body in inputs.items():
-        reply = h.client.put(f"/commerce/scorecards/suppliers/{org}/inputs", headers=admin,
-                             json=body)
+        reply = h.client.put(
+            f"/commerce/scorecards/suppliers/{org}/inputs", headers=admin, json=body
+        )
         assert reply.status_code == 200, reply.text
-    assert h.client.put("/commerce/scorecards/suppliers/sup-a/inputs", headers=admin,
-                        json={"cost": "101"}).status_code == 422
+    assert (
+        h.client.put(
+            "/commerce/scorecards/suppliers/sup-a/inputs", headers=admin, json={"cost": "101"}
+        ).status_code
+        == 422
+    )
     with h.connect() as conn:
         _shipments(conn, "sup-a", on_time=3, late=1)  # 75 %
         _shipments(conn, "sup-b", on_time=2, late=0)  # 100 %
@@ -82,14 +98,26 @@ def test_supplier_scores_and_tiers(h: ApiHarness) -> None:
         ("sup-e", "20.50", "observed"),
     ]
     by_org = {c["supplier_org"]: c for c in cards}
-    assert by_org["sup-c"]["no_data"] == ["quality", "on_time", "cost", "innovation",
-                                          "environmental"]
+    assert by_org["sup-c"]["no_data"] == [
+        "quality",
+        "on_time",
+        "cost",
+        "innovation",
+        "environmental",
+    ]
     assert by_org["sup-e"]["no_data"] == ["on_time"]
     assert by_org["sup-a"]["criteria"]["on_time"] == "75.00"
 
 
-def _order(conn: Any, buyer: str, days_ago: int, currency: str, total: int,
-           settlement: tuple[str, int] | None = None, state: str = "placed") -> None:
+def _order(
+    conn: Any,
+    buyer: str,
+    days_ago: int,
+    currency: str,
+    total: int,
+    settlement: tuple[str, int] | None = None,
+    state: str = "placed",
+) -> None:
     s_cur, s_total = settlement or (currency, total)
     conn.execute(
         "INSERT INTO orders (buyer_org, supplier_org, idempotency_key, currency, incoterm,"
@@ -108,8 +136,13 @@ def test_customer_rfm_tiers(h: ApiHarness) -> None:
             (AS_OF - timedelta(days=1), AS_OF + timedelta(days=1), AS_OF - timedelta(days=1)),
         )
         # buy-a: 5 orders, last 10 days ago, 130,000.00 USD -> high value
-        for days, cents in [(10, 3_000_000), (40, 3_000_000), (80, 3_000_000), (200, 2_000_000),
-                            (300, 2_000_000)]:
+        for days, cents in [
+            (10, 3_000_000),
+            (40, 3_000_000),
+            (80, 3_000_000),
+            (200, 2_000_000),
+            (300, 2_000_000),
+        ]:
             _order(conn, "buy-a", days, "USD", cents)
         # buy-b: 2 EUR orders, 30,000 + 20,000 EUR at 1.0850 = 54,250.00 USD, last 100 days
         _order(conn, "buy-b", 100, "EUR", 3_000_000)
@@ -127,8 +160,9 @@ def test_customer_rfm_tiers(h: ApiHarness) -> None:
         _order(conn, "buy-d", 400, "USD", 50_000_000)
         conn.commit()
         rfm = {r["buyer_org"]: r for r in customer_rfm(conn, AS_OF)}
-    got = {b: (r["recency_days"], r["frequency"], r["monetary_usd"], r["tier"])
-           for b, r in rfm.items()}
+    got = {
+        b: (r["recency_days"], r["frequency"], r["monetary_usd"], r["tier"]) for b, r in rfm.items()
+    }
     assert got == {
         "buy-a": (10, 5, Decimal("130000.00"), "high_value"),
         "buy-b": (100, 2, Decimal("54250.00"), "potential"),
@@ -136,7 +170,52 @@ def test_customer_rfm_tiers(h: ApiHarness) -> None:
         "buy-d": (30, 1, Decimal("59400.00"), "long_tail"),
     }
     supplier = party_headers(h, "supplier", "sup-a")
-    api = h.client.get("/commerce/scorecards/customers", headers=supplier,
-                       params={"as_of": AS_OF.isoformat()})
+    api = h.client.get(
+        "/commerce/scorecards/customers", headers=supplier, params={"as_of": AS_OF.isoformat()}
+    )
     assert api.status_code == 200
     assert {r["buyer_org"]: r["tier"] for r in api.json()}["buy-a"] == "high_value"
+
+
+def test_quality_comes_from_inspections_when_there_are_any(h: ApiHarness) -> None:
+    admin = party_headers(h, "admin", None)
+    h.client.put(
+        "/commerce/scorecards/suppliers/sup-a/inputs",
+        headers=admin,
+        json={"cost": "80", "innovation": "70", "environmental": "90", "quality_pass_rate": "95"},
+    )
+    with h.connect() as conn:
+        _shipments(conn, "sup-a", on_time=3, late=1)
+        # 0006's inspections of sup-a's lots: 3 pass, 1 fail -> 75 % (the manual 95 is ignored)
+        for i, (lot, result) in enumerate(
+            [("L1", "pass"), ("L1", "pass"), ("L2", "fail"), ("L2", "pass")]
+        ):
+            digest = f"{i:064x}"
+            conn.execute(
+                "INSERT INTO epcis_events (event_id, event_type, event_time, event_json,"
+                " event_hash, hash_hex, source) VALUES (%s, 'ObjectEvent', now(), '\\x7b7d',"
+                " %s, %s, 'test')",
+                (f"urn:uuid:insp-{i}", f"ni:///sha-256;{digest}?ver=CBV2.0", digest),
+            )
+            conn.execute(
+                "INSERT INTO inspections (gtin, lot, inspector, result, report_sha256,"
+                " report_cid, report_size, event_id, event_hash) VALUES"
+                " (%s, %s, 'qa', %s, %s, 'cid', 1, %s, %s)",
+                (
+                    GTIN_A,
+                    lot,
+                    result,
+                    digest,
+                    f"urn:uuid:insp-{i}",
+                    f"ni:///sha-256;{digest}?ver=CBV2.0",
+                ),
+            )
+        conn.commit()
+    cards = {
+        c["supplier_org"]: c
+        for c in h.client.get("/commerce/scorecards/suppliers", headers=admin).json()
+    }
+    # .30*75 + .25*75 + .20*80 + .15*70 + .10*90 = 22.5+18.75+16+10.5+9 = 76.75
+    assert cards["sup-a"]["criteria"]["quality"] == "75.00"
+    assert cards["sup-a"]["quality_source"] == "inspections"
+    assert cards["sup-a"]["score"] == "76.75"

@@ -214,7 +214,9 @@ def stripe_event(event_type: str, intent_id: str, status: str) -> bytes:
     ).encode()
 
 
-def party_headers(harness: Any, role: str, org_id: str | None, email: str | None = None) -> dict[str, str]:
+def party_headers(
+    harness: Any, role: str, org_id: str | None, email: str | None = None
+) -> dict[str, str]:
     """Headers of a new user of ``org_id`` with ``role`` (and a contact e-mail)."""
     from api.auth import create_user
 

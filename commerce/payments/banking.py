@@ -2,7 +2,7 @@
 MT character set (the "x" set of MT field formats) for free-text fields such as remittance
 information or a letter of credit number.
 
-Hand-written (a few lines each) rather than a dependency: docs/decisions/0008-commerce.md.
+Hand-written (a few lines each) rather than a dependency: docs/decisions/0009-commerce.md.
 """
 
 from __future__ import annotations
