@@ -15,9 +15,10 @@ KUBO_API_PORT=15001
 MQTT_TLS_PORT=18883
 STRIPE_MOCK_PORT=12111
 STRIPE_MOCK_HTTPS_PORT=12112
+API_PORT=18000
 
 # name | command | health check | port(s) shown by status
-components=(postgres kubo mosquitto orderer peer0.org1 peer0.org2 chaincode stripe-mock)
+components=(postgres kubo mosquitto orderer peer0.org1 peer0.org2 chaincode stripe-mock api)
 
 command_of() {
   case $1 in
@@ -29,6 +30,7 @@ command_of() {
     peer0.org2) echo "$here/fabric/peer.sh 2" ;;
     chaincode) echo "$here/fabric/chaincode-server.sh" ;;
     stripe-mock) echo "$here/stripe-mock/stripe-mock.sh" ;;
+    api) echo "$PYTHON -m api --host 127.0.0.1 --port $API_PORT" ;;
   esac
 }
 
@@ -46,6 +48,7 @@ healthy() {
     chaincode) port_open "$CHAINCODE_SERVER_PORT" ;;
     # Any authenticated API call answers 200 once the mock has loaded its OpenAPI spec.
     stripe-mock) curl -fsS --max-time 3 -u sk_test_123: "http://127.0.0.1:$STRIPE_MOCK_PORT/v1/balance" >/dev/null 2>&1 ;;
+    api) curl -fsS --max-time 3 "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1 ;;
   esac
 }
 
@@ -59,6 +62,7 @@ where() {
     peer0.org2) echo "grpcs://127.0.0.1:$(peer_port 2)  ops :$(peer_ops_port 2)" ;;
     chaincode) echo "grpcs://127.0.0.1:$CHAINCODE_SERVER_PORT (package $(cat "$FABRIC_HOME/chaincode/package_id" 2>/dev/null))" ;;
     stripe-mock) echo "http://127.0.0.1:$STRIPE_MOCK_PORT  https://127.0.0.1:$STRIPE_MOCK_HTTPS_PORT (Stripe API mock)" ;;
+    api) echo "http://127.0.0.1:$API_PORT (TraceHub API, QR pages, /docs)" ;;
   esac
 }
 
@@ -159,6 +163,8 @@ up() {
   bash "$here/fabric/chaincode.sh" deploy
   (cd "$project_dir" && "$PYTHON" -m tracehub.ledger.ready 120)
   start stripe-mock 30
+  # Last: the API serves what everything above provides (database, ledger, IPFS).
+  start api 30
   echo "up: stack ready in $((SECONDS - started)) s"
   status
 }
