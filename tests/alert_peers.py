@@ -262,12 +262,14 @@ def make_shipment(
     return shipment
 
 
-def env_row(device: str, seq: int, ts: datetime, temperature: float) -> dict[str, Any]:
+def env_row(
+    device: str, seq: int, ts: datetime, temperature: float, humidity: float = 45.0
+) -> dict[str, Any]:
     return {
         "device_id": device,
         "seq": seq,
         "ts": ts,
         "kind": "environment",
-        "data": {"temperature_c": temperature, "humidity_pct": 45.0},
+        "data": {"temperature_c": temperature, "humidity_pct": humidity},
         "loc": None,
     }

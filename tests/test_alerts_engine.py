@@ -258,6 +258,46 @@ def test_silence_location_and_custody_gap_each_fire_once(harness: ApiHarness) ->
     assert silent[3] == now - timedelta(hours=2)  # silent since its assignment began
 
 
+def test_grace_period_runs_out_on_the_clock_and_the_product_band_is_the_default(
+    harness: ApiHarness,
+) -> None:
+    """A logger that goes quiet while out of band still raises once the grace period is over
+    (the tick); the product's 2..8 °C band applies by default (10 minutes' grace); humidity by
+    an explicit lot rule."""
+    h = harness
+    now = datetime.now(UTC).replace(microsecond=0)
+    with h.connect() as conn:
+        s = make_shipment(conn, uuid.uuid4().hex[:10], since=now - timedelta(hours=1))
+        conn.execute(
+            "INSERT INTO alert_rules (rule_id, kind, gtin, lot, params) VALUES"
+            ' (%s, \'humidity_excursion\', %s, %s, \'{"min": 30, "max": 60, "grace_s": 60}\')',
+            (f"damp-{s.shipment_id}", s.gtin, s.lot),
+        )
+        conn.commit()
+    engine = engine_for(h)
+    start = now - timedelta(minutes=20)
+    engine.evaluate([env_row(s.device_id, 1, start, 1.0, humidity=75.0)])
+    assert alerts_of(h, s.shipment_id) == []  # both within their grace
+    assert engine.tick(start + timedelta(seconds=59)) == []
+    humid = engine.tick(start + timedelta(seconds=61))
+    assert len(humid) == 1
+    cold = engine.tick(start + timedelta(minutes=10, seconds=1))
+    assert len(cold) == 1 and engine.tick(now) == []
+    engine.close()
+    found = {(a[1], a[2], a[3]) for a in alerts_of(h, s.shipment_id)}
+    assert found == {
+        (f"damp-{s.shipment_id}", "humidity_excursion", start),
+        (f"default:temp:{s.gtin}", "temperature_excursion", start),
+    }
+    with h.connect() as conn:
+        row = conn.execute(
+            "SELECT gtin, lot, detail->>'value' FROM alerts WHERE kind = 'humidity_excursion'"
+            " AND shipment_id = %s",
+            (s.shipment_id,),
+        ).fetchone()
+    assert row == (s.gtin, s.lot, "75.0")
+
+
 def test_a_custody_event_closes_the_gap(harness: ApiHarness) -> None:
     """Custody EPCIS events (captured through tracehub.epcis) naming the shipment's logistic
     unit count as custody; the gap alert fires only once none came for gap_s."""
