@@ -1,15 +1,21 @@
 """End-to-end ingest throughput on the real stack, in one run.
 
-    .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 500] [--baseline 200]
+    .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 1500] [--gateways 2]
+                                           [--rates 5000,1500] [--baseline 200]
 
 Readings are signed beforehand (signing is the devices' cost, measured in envelope_bench), then
-published with QoS 1 by `--devices` MQTT clients as fast as the broker takes them.
+published with QoS 1 by `--devices` MQTT clients from two publisher processes, as fast as the
+broker takes them, or at a steady offered rate.
 (a) broker pass-through: a trivial subscriber counts the messages;
 (b) the verify ceiling of one process (verify_envelope, warm cache);
-(c) one gateway process: readings/s verified + stored, time until all are batched to IPFS and
-    anchored, p50/p95 latency publish→queryable and publish→anchored (approximated from the
-    order of arrival: the i-th published reading counts as queryable when i readings are stored),
-    CPU and RSS of the gateway, broker, peers and PostgreSQL, ledger transactions used;
+(c) `--gateways` gateway processes on one shared subscription (c1 flat out, c2 at each of `--rates`,
+    c3 a single gateway flat out): readings/s verified + stored (from the first publish to the
+    poll that sees the last one stored), time until all are batched to IPFS and anchored,
+    p50/p95 latency publish→queryable and publish→anchored (approximated from the order of
+    arrival: the i-th published reading counts as queryable when i readings are stored),
+    CPU and RSS of each gateway, the broker, peers and PostgreSQL, ledger transactions used.
+    Latency is only meaningful at a rate the pipeline sustains (c2): flat out, a backlog builds
+    by construction and latency measures the queue;
 (d) the naive baseline: one Fabric transaction per reading (8 concurrent submitters).
 Bounded in count and time; writes bench/results/ingest.json.
 """
@@ -108,8 +114,13 @@ def _sign_all(settings: Settings, devices: int, readings: int) -> dict[str, list
     return signed
 
 
-def _publish_part(signed: dict[str, list[bytes]]) -> list[float]:
-    """One publisher process: its devices round-robin; publish time of each message in order."""
+def _publish_part(job: tuple[dict[str, list[bytes]], float | None]) -> list[float]:
+    """One publisher process: its devices round-robin; publish time of each message in order.
+
+    With a rate (messages/s for this process), message k waits until k/rate after the first,
+    so the offered load is steady instead of a flood that only measures backlog.
+    """
+    signed, rate = job
     settings = Settings.from_env()
     clients = []
     for device_id in signed:
@@ -119,10 +130,15 @@ def _publish_part(signed: dict[str, list[bytes]]) -> list[float]:
         clients.append((device_id, client))
     times: list[float] = []
     infos = []
+    first = time.monotonic()
     for i in range(max(len(v) for v in signed.values())):
         for device_id, client in clients:
             envelopes = signed[device_id]
             if i < len(envelopes):
+                if rate:
+                    delay = first + len(times) / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
                 topic = f"tracehub/v1/devices/{device_id}/readings"
                 infos.append(client.publish(topic, envelopes[i], qos=1))
                 times.append(time.monotonic())  # CLOCK_MONOTONIC: comparable across processes
@@ -133,13 +149,20 @@ def _publish_part(signed: dict[str, list[bytes]]) -> list[float]:
     return times
 
 
-def _publish(settings: Settings, signed: dict[str, list[bytes]], processes: int = 2) -> list[float]:
-    """Publish from `processes` publisher processes (one Python process tops out near 2,000/s)."""
+def _publish(
+    settings: Settings,
+    signed: dict[str, list[bytes]],
+    processes: int = 2,
+    rate: float | None = None,
+) -> list[float]:
+    """Publish from `processes` publisher processes (one Python process tops out near 2,000/s),
+    as fast as possible or at `rate` messages/s in all."""
     devices = list(signed)
     parts = [{d: signed[d] for d in devices[i::processes]} for i in range(processes)]
     context = multiprocessing.get_context("spawn")
+    share = rate / processes if rate else None
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        results = list(pool.map(_publish_part, [p for p in parts if p]))
+        results = list(pool.map(_publish_part, [(p, share) for p in parts if p]))
     return sorted(t for part in results for t in part)
 
 
@@ -184,32 +207,45 @@ def bench_verify(settings: Settings, signed: dict[str, list[bytes]]) -> dict[str
     }
 
 
-def bench_gateway(settings: Settings, signed: dict[str, list[bytes]]) -> dict[str, Any]:
+def bench_gateway(
+    settings: Settings,
+    signed: dict[str, list[bytes]],
+    *,
+    gateways: int = 2,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    """`gateways` gateway processes on one shared subscription; publishing flat out, or at
+    `rate` readings/s."""
     total = sum(len(v) for v in signed.values())
     devices = list(signed)
-    log = RESULTS.parent / "ingest-gateway.log"
-    gateway = subprocess.Popen(
-        [
-            str(PROJECT_DIR / ".venv/bin/python"),
-            "-m",
-            "gateway",
-            "--name",
-            f"bench-{uuid.uuid4().hex[:6]}",
-            "--group",
-            f"bench{uuid.uuid4().hex[:6]}",
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=PROJECT_DIR,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    group = f"bench{uuid.uuid4().hex[:6]}"
+    log = (RESULTS.parent / "ingest-gateway.log").open("ab")
+    processes = [
+        subprocess.Popen(
+            [
+                str(PROJECT_DIR / ".venv/bin/python"),
+                "-m",
+                "gateway",
+                "--name",
+                f"bench-{uuid.uuid4().hex[:6]}",
+                "--group",
+                group,
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=PROJECT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(gateways)
+    ]
     run = settings.run_dir / "pids"
     components = {
         name: int((run / f"{name}.pid").read_text())
         for name in ("mosquitto", "postgres", "peer0.org1", "peer0.org2", "orderer")
     }
-    components["gateway"] = gateway.pid
+    for number, process in enumerate(processes, 1):
+        components[f"gateway-{number}"] = process.pid
     stored_at: list[tuple[float, int]] = []
     anchored_at: list[tuple[float, int]] = []
     stop = threading.Event()
@@ -239,14 +275,17 @@ def bench_gateway(settings: Settings, signed: dict[str, list[bytes]]) -> dict[st
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         started = time.monotonic()
-        publish_times = _publish(settings, signed)
+        publish_times = _publish(settings, signed, rate=rate)
         poller.join(300)
         stop.set()
         wall = time.monotonic() - started
         usage = {name: _cpu_and_rss(pid) for name, pid in components.items()}
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(60)
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(60)
+        log.close()
 
     def latencies(series: list[tuple[float, int]]) -> dict[str, float | None]:
         values, j = [], 0
@@ -263,6 +302,9 @@ def bench_gateway(settings: Settings, signed: dict[str, list[bytes]]) -> dict[st
             "p95_s": round(values[int(len(values) * 0.95) - 1], 3),
         }
 
+    # Throughput counts from the first publish (not from starting the publisher processes)
+    # to the poll that saw every reading stored.
+    first_publish = publish_times[0]
     all_stored = next((t for t, n in stored_at if n >= total), None)
     with db.connect(settings.postgres_dsn) as conn:
         transactions = _count(
@@ -272,13 +314,22 @@ def bench_gateway(settings: Settings, signed: dict[str, list[bytes]]) -> dict[st
         )
     return {
         "readings": total,
-        "stored_per_s": round(total / (all_stored - started)) if all_stored else None,
+        "gateways": gateways,
+        "offered_per_s": rate or "flat out",
+        "published_per_s": round(total / (publish_times[-1] - first_publish)),
+        "stored_per_s": round(total / (all_stored - first_publish)) if all_stored else None,
         "anchored_all_in_s": round(wall, 2),
         "publish_to_queryable": latencies(stored_at),
         "publish_to_anchored": latencies(anchored_at),
         "ledger_transactions": transactions,
         "readings_per_transaction": round(total / transactions) if transactions else None,
         "cpu_percent": {n: round((usage[n][0] - cpu0[n]) / wall * 100, 1) for n in usage},
+        # CPU each component spends per reading: on 2 cores, 2 s of CPU per second is all
+        # there is, so 2e6 / (sum of these) bounds readings/s whatever the parallelism.
+        "cpu_us_per_reading": {n: round((usage[n][0] - cpu0[n]) / total * 1e6) for n in usage},
+        "two_core_ceiling_per_s": round(
+            2e6 / (sum(usage[n][0] - cpu0[n] for n in usage) / total * 1e6)
+        ),
         "rss_mib": {n: round(usage[n][1], 1) for n in usage},
     }
 
@@ -314,7 +365,11 @@ def bench_baseline(settings: Settings, count: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=20)
-    parser.add_argument("--readings", type=int, default=500)
+    parser.add_argument("--readings", type=int, default=1500)
+    parser.add_argument("--gateways", type=int, default=2)
+    parser.add_argument(
+        "--rates", default="5000,1500", help="steady offered loads of run (c2), comma-separated"
+    )
     parser.add_argument("--baseline", type=int, default=200)
     args = parser.parse_args()
     settings = Settings.from_env()
@@ -326,9 +381,20 @@ def main() -> None:
     signed = _sign_all(settings, args.devices, args.readings)
     results["verify_one_process"] = bench_verify(settings, signed)
     print(f"  (b) verify: {results['verify_one_process']}", flush=True)
-    print("ingest bench: (c) gateway end to end ...", flush=True)
-    results["gateway"] = bench_gateway(settings, signed)
+    print(f"ingest bench: (c1) {args.gateways} gateway(s), publishing flat out ...", flush=True)
+    results["gateway"] = bench_gateway(settings, signed, gateways=args.gateways)
     print(f"  {json.dumps(results['gateway'])}", flush=True)
+    results["gateway_steady"] = []
+    for rate in (float(r) for r in args.rates.split(",")):
+        print(f"ingest bench: (c2) the same at a steady {rate:.0f} readings/s ...", flush=True)
+        signed = _sign_all(settings, args.devices, args.readings)
+        steady = bench_gateway(settings, signed, gateways=args.gateways, rate=rate)
+        results["gateway_steady"].append(steady)
+        print(f"  {json.dumps(steady)}", flush=True)
+    print("ingest bench: (c3) one gateway, flat out ...", flush=True)
+    signed = _sign_all(settings, args.devices, args.readings)
+    results["gateway_single"] = bench_gateway(settings, signed, gateways=1)
+    print(f"  {json.dumps(results['gateway_single'])}", flush=True)
     print("ingest bench: (d) one Fabric transaction per reading ...", flush=True)
     results["baseline_tx_per_reading"] = bench_baseline(settings, args.baseline)
     print(f"  {results['baseline_tx_per_reading']}", flush=True)
