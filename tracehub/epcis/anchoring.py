@@ -25,7 +25,7 @@ from tracehub.epcis.batch import encode_event_batch
 from tracehub.ledger import EndorseError, LedgerError
 from tracehub.merkle import MerkleTree
 
-__all__ = ["EventAnchorLoop", "anchor_pending", "seal_pending"]
+__all__ = ["EventAnchorLoop", "anchor_on", "anchor_pending", "drain_outbox", "seal_pending"]
 
 log = logging.getLogger(__name__)
 common_pb2: Any = _common_pb2
@@ -208,6 +208,22 @@ def drain_outbox(
     return anchored
 
 
+def anchor_on(
+    conn: psycopg.Connection,
+    ipfs: _Ipfs,
+    contract: _Contract,
+    *,
+    max_events: int = 1000,
+    max_age_s: float = 0.0,
+    block_lookup: _Contract | None = None,
+    channel: str = "trace",
+) -> list[str]:
+    """:func:`anchor_pending` on a connection the caller keeps open."""
+    while seal_pending(conn, max_events=max_events, max_age_s=max_age_s):
+        pass
+    return drain_outbox(conn, ipfs, contract, block_lookup=block_lookup, channel=channel)
+
+
 def anchor_pending(
     conn_factory: ConnFactory,
     ipfs: _Ipfs,
@@ -221,9 +237,15 @@ def anchor_pending(
     """Seal every pending event into batches of at most ``max_events`` and anchor all due
     batches; returns the ids of the batches anchored by this call."""
     with conn_factory() as conn:
-        while seal_pending(conn, max_events=max_events, max_age_s=max_age_s):
-            pass
-        return drain_outbox(conn, ipfs, contract, block_lookup=block_lookup, channel=channel)
+        return anchor_on(
+            conn,
+            ipfs,
+            contract,
+            max_events=max_events,
+            max_age_s=max_age_s,
+            block_lookup=block_lookup,
+            channel=channel,
+        )
 
 
 class EventAnchorLoop:
@@ -241,7 +263,8 @@ class EventAnchorLoop:
         max_age_s: float = 5.0,
         interval_s: float = 1.0,
     ) -> None:
-        self._args = (conn_factory, ipfs, contract)
+        self._factory = conn_factory
+        self._args = (ipfs, contract)
         self._kwargs: dict[str, Any] = {
             "block_lookup": block_lookup,
             "channel": channel,
@@ -260,9 +283,17 @@ class EventAnchorLoop:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        conn: psycopg.Connection | None = None
         while not self._stop.is_set():
             try:
-                anchor_pending(*self._args, **self._kwargs)
+                # One connection kept across passes; a new one after any failure.
+                conn = conn if conn is not None and not conn.closed else self._factory()
+                anchor_on(conn, *self._args, **self._kwargs)
             except Exception:  # the database may be down for a moment: log, keep looping
                 log.exception("event anchoring pass failed")
+                if conn is not None:
+                    conn.close()
+                conn = None
             self._stop.wait(self._interval)
+        if conn is not None:
+            conn.close()
