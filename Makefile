@@ -38,8 +38,9 @@ down:  ## stop the local stack; its data stays in .run/
 status:  ## show each component, its pid, health and endpoint
 	@bash $(STACK) status
 
-demo: up  ## bring the stack up and run a smoke transaction on the ledger and IPFS
+demo: up  ## bring the stack up, run a smoke transaction, then the full scenario; prints the QR page URL
 	@$(PY) -m tracehub.demo
+	@$(PY) -m tracehub.scenario
 
 lint: python-deps  ## ruff and mypy
 	@$(PY) -m ruff check .
@@ -59,6 +60,7 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 	@$(PY) -m bench.ingest_bench
 	@$(PY) -m bench.orders_bench
 	@$(PY) -m bench.alert_bench
+	@$(PY) -m bench.web_bench
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run

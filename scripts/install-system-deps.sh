@@ -11,6 +11,10 @@ command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v socat >/dev/null || need+=(socat)
+# Browser tests of the QR page (selenium drives Debian's Chromium) and the web bench's load.
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
+command -v wrk >/dev/null || need+=(wrk)
 ((${#need[@]} == 0)) && exit 0
 
 sudo=()
