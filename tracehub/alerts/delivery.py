@@ -1,7 +1,8 @@
 """Delivering alert changes from the outbox (alert_deliveries): MQTT, e-mail, webhooks.
 
 Rows are claimed with FOR UPDATE SKIP LOCKED and a lease (so several gateways share the work
-and a crashed one's claims come back), sent, and marked delivered; a failure is retried with
+and a crashed one's claims come back), sent by one thread per lane (MQTT; e-mail and webhooks),
+and marked delivered; a failure is retried with
 exponential backoff until `max_attempts`, then marked failed with its last error. Dashboards
 (SSE) are fed by the API from NOTIFY and recorded there.
 """
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 Connect = Callable[[], psycopg.Connection]
 
 
+#: Delivery lanes, one thread each, so a slow SMTP server or webhook never holds up the MQTT
+#: topic: lane -> (channels, rows claimed at a time). A claim's lease must outlast its batch
+#: (webhook timeout 5 s, SMTP 10 s: 5 rows well within the 120 s lease).
+LANES: dict[str, tuple[tuple[str, ...], int]] = {
+    "mqtt": (("mqtt",), 50),
+    "outbound": (("email", "webhook"), 5),
+}
+
+
 class DeliveryError(RuntimeError):
     """One attempt failed; the message is recorded as the delivery's last_error."""
 
@@ -44,9 +54,8 @@ class DeliverySettings:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
     max_attempts: int = 8
-    lease_s: float = 60.0
+    lease_s: float = 120.0
     poll_s: float = 1.0
-    batch: int = 50
 
     @classmethod
     def from_env(cls) -> DeliverySettings:
@@ -131,33 +140,39 @@ class Deliverer:
         self.settings = settings or DeliverySettings()
         self.mqtt = mqtt
         self._http = httpx.Client(timeout=self.settings.webhook_timeout_s)
-        self._wake = threading.Event()
+        self._wakes = {lane: threading.Event() for lane in LANES}
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="alert-delivery", daemon=True)
-        self._thread.start()
+        for lane in LANES:
+            thread = threading.Thread(
+                target=self._loop, args=(lane,), name=f"alert-{lane}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def wake(self) -> None:
-        self._wake.set()
+        for event in self._wakes.values():
+            event.set()
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(15)
+        self.wake()
+        for thread in self._threads:
+            thread.join(30)
         self._http.close()
 
-    def _loop(self) -> None:
+    def _loop(self, lane: str) -> None:
         conn: psycopg.Connection | None = None
+        wake = self._wakes[lane]
         while not self._stop.is_set():
-            self._wake.wait(self.settings.poll_s)
-            self._wake.clear()
+            wake.wait(self.settings.poll_s)
+            wake.clear()
             try:
                 if conn is None or conn.closed or conn.broken:
                     conn = self._connect()
-                while self.run_once(conn) and not self._stop.is_set():
+                while self.run_once(conn, lane) and not self._stop.is_set():
                     pass
             except Exception:
                 log.exception("alert delivery pass failed; retried")
@@ -171,16 +186,18 @@ class Deliverer:
             min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempts - 1))
         )
 
-    def run_once(self, conn: psycopg.Connection) -> int:
-        """Claim and attempt the due deliveries; returns how many were attempted."""
+    def run_once(self, conn: psycopg.Connection, lane: str = "mqtt") -> int:
+        """Claim and attempt a lane's due deliveries; returns how many were attempted."""
+        channels, batch = LANES[lane]
         claimed = conn.execute(
             "UPDATE alert_deliveries d SET attempts = attempts + 1,"
             " next_attempt_at = now() + make_interval(secs => %s)"
-            " FROM (SELECT id FROM alert_deliveries WHERE state = 'pending' AND channel <> 'sse'"
-            "  AND next_attempt_at <= now() ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) due"
+            " FROM (SELECT id FROM alert_deliveries WHERE state = 'pending'"
+            "  AND channel = ANY(%s) AND next_attempt_at <= now()"
+            "  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) due"
             " WHERE d.id = due.id"
             " RETURNING d.id, d.channel, d.target, d.subscription_id::text, d.payload, d.attempts",
-            (self.settings.lease_s, self.settings.batch),
+            (self.settings.lease_s, list(channels), batch),
         ).fetchall()
         conn.commit()
         for delivery_id, channel, target, subscription_id, payload, attempts in claimed:
