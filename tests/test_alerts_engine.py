@@ -8,6 +8,7 @@ location and custody gap each fire once.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from psycopg.types.json import Jsonb
 from tests.alert_peers import (
     api_server,
     env_row,
+    free_port,
     make_shipment,
     mqtt_alerts,
     smtp_server,
@@ -463,3 +465,54 @@ def test_dropped_hook_rows_are_caught_up_from_the_readings_table(harness: ApiHar
     finally:
         worker.stop()
     assert len(alerts_of(h, s.shipment_id)) == 1
+
+
+def test_a_dead_webhook_is_retried_with_backoff_then_marked_failed(harness: ApiHarness) -> None:
+    h = harness
+    staff = h.headers("logistics")
+    with h.connect() as conn:
+        s = make_shipment(conn, uuid.uuid4().hex[:10])
+    dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    reply = h.client.post(
+        "/alerts/subscriptions", headers=staff, json={"channel": "webhook", "target": dead}
+    )
+    assert reply.status_code == 201
+    reply = h.client.post(
+        "/alerts/rules",
+        headers=staff,
+        json={
+            "rule_id": "hot",
+            "kind": "temperature_excursion",
+            "shipment_id": s.shipment_id,
+            "params": {"grace_s": 0},
+        },
+    )
+    assert reply.status_code == 201
+    engine = engine_for(h)
+    (alert_id,) = engine.evaluate([env_row(s.device_id, 1, datetime.now(UTC), 30.0)])
+    engine.close()
+    deliverer = Deliverer(h.connect, DeliverySettings(backoff_base_s=0.2, max_attempts=3))
+    with h.connect() as conn:
+        times = []
+        for _ in range(60):
+            if deliverer.run_once(conn, "outbound"):
+                times.append(datetime.now(UTC))
+            row = conn.execute(
+                "SELECT state, attempts, last_error FROM alert_deliveries"
+                " WHERE alert_id = %s AND channel = 'webhook'",
+                (alert_id,),
+            ).fetchone()
+            conn.commit()
+            if row and row[0] == "failed":
+                break
+            time.sleep(0.05)
+    deliverer.stop()
+    assert row is not None and row[0] == "failed" and row[1] == 3
+    assert "ConnectError" in row[2]
+    # Backoff: 0.2 s after the first failure, 0.4 s after the second.
+    assert len(times) == 3
+    assert (times[1] - times[0]).total_seconds() >= 0.2
+    assert (times[2] - times[1]).total_seconds() >= 0.4
+    detail = h.client.get(f"/alerts/{alert_id}", headers=staff).json()
+    webhook = [d for d in detail["deliveries"] if d["channel"] == "webhook"]
+    assert webhook[0]["state"] == "failed" and webhook[0]["attempts"] == 3
