@@ -25,10 +25,10 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from psycopg.rows import dict_row
@@ -49,7 +49,7 @@ from tracehub.ledger import Contract, Gateway, LedgerError
 from tracehub.ledger.local import connect_org
 from tracehub.verify import TrustStore
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 _lock = threading.Lock()
 
 
@@ -67,6 +67,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/auditor", tags=["auditor"], lifespan=_lifespan)
 Auditor = Annotated[Principal, Depends(require("auditor"))]
+#: PostgreSQL text cannot hold NUL: refuse it as a 422 rather than fail in the database.
+NO_NUL = r"^[^\x00]*$"
+PathText = Annotated[str, Path(max_length=2048, pattern=NO_NUL)]
 
 
 def _ledger(app: FastAPI) -> Contract:
@@ -108,7 +111,9 @@ async def batches(
     principal: Auditor,
     kind: Annotated[str | None, Query(pattern="^(readings|events)$")] = None,
     state: Annotated[str | None, Query(pattern="^(sealed|stored|anchored)$")] = None,
-    q: Annotated[str | None, Query(max_length=128, description="batch id, root or tx")] = None,
+    q: Annotated[
+        str | None, Query(max_length=128, pattern=NO_NUL, description="batch id, root or tx")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Batches of readings and of EPCIS events, newest first."""
@@ -145,7 +150,7 @@ async def batches(
 async def devices(
     request: Request,
     principal: Auditor,
-    q: Annotated[str | None, Query(max_length=128)] = None,
+    q: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Devices the gateway has seen, with the fingerprint of the certificate they sign with."""
@@ -166,8 +171,8 @@ async def devices(
 async def events(
     request: Request,
     principal: Auditor,
-    biz_step: Annotated[str | None, Query(alias="bizStep", max_length=200)] = None,
-    epc: Annotated[str | None, Query(max_length=500)] = None,
+    biz_step: Annotated[str | None, Query(alias="bizStep", max_length=200, pattern=NO_NUL)] = None,
+    epc: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """EPCIS events, newest capture first."""
@@ -190,7 +195,7 @@ async def events(
 
 
 @router.post("/verify/batch/{batch_id}", responses={404: {"description": "unknown batch"}})
-async def verify_batch(request: Request, batch_id: str, principal: Auditor) -> dict[str, Any]:
+async def verify_batch(request: Request, batch_id: PathText, principal: Auditor) -> dict[str, Any]:
     """Fetch the batch object from IPFS and check CID, layout, root and count against the
     ledger's anchor (and, for event batches, every event's CBV 2.0 hash)."""
     app = request.app
@@ -235,7 +240,7 @@ async def verify_batch(request: Request, batch_id: str, principal: Auditor) -> d
 
 
 @router.post("/verify/event/{event_id:path}", responses={404: {"description": "not anchored"}})
-async def verify_event(request: Request, event_id: str, principal: Auditor) -> dict[str, Any]:
+async def verify_event(request: Request, event_id: PathText, principal: Auditor) -> dict[str, Any]:
     """Re-verify an EPCIS event's proof against IPFS and the ledger."""
     app = request.app
     config: ApiConfig = app.state.config
@@ -254,7 +259,10 @@ async def verify_event(request: Request, event_id: str, principal: Auditor) -> d
 
 @router.post("/verify/reading/{device_id}/{seq}", responses={404: {"description": "not anchored"}})
 async def verify_reading(
-    request: Request, device_id: str, seq: int, principal: Auditor
+    request: Request,
+    device_id: PathText,
+    seq: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    principal: Auditor,
 ) -> dict[str, Any]:
     """Re-verify a reading: path, batch on IPFS, signature (CA chain, CRL, ledger directory),
     anchor on the ledger."""
@@ -283,7 +291,9 @@ async def verify_reading(
 
 
 @router.post("/verify/device/{device_id}", responses={404: {"description": "unknown device"}})
-async def verify_device(request: Request, device_id: str, principal: Auditor) -> dict[str, Any]:
+async def verify_device(
+    request: Request, device_id: PathText, principal: Auditor
+) -> dict[str, Any]:
     """The device's signing certificate (as the gateway recorded it) is enrolled on the ledger
     under this device id and not revoked."""
     app = request.app
@@ -334,10 +344,10 @@ async def verify_device(request: Request, device_id: str, principal: Auditor) ->
 async def bundle(
     request: Request,
     principal: Auditor,
-    batch_id: Annotated[str | None, Query(max_length=128)] = None,
+    batch_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None,
-    lot: Annotated[str | None, Query(min_length=1, max_length=20)] = None,
-    shipment_id: Annotated[str | None, Query(max_length=64)] = None,
+    lot: Annotated[str | None, Query(min_length=1, max_length=20, pattern=NO_NUL)] = None,
+    shipment_id: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> JSONResponse:

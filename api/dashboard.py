@@ -18,10 +18,10 @@ the charts as SVG itself, follows ``/alerts/stream`` with fetch so the bearer to
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from psycopg.rows import dict_row
@@ -29,7 +29,7 @@ from psycopg.rows import dict_row
 from api.auth import Principal, require
 from api.db import Connection
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 Logistics = Annotated[Principal, Depends(require("logistics"))]
 
@@ -125,7 +125,7 @@ async def open_alerts(
 async def series(
     conn: Connection,
     principal: Logistics,
-    shipment_id: str,
+    shipment_id: Annotated[str, Path(max_length=64, pattern=r"^[^\x00]*$")],
     hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24,
     points: Annotated[int, Query(ge=2, le=5000)] = 500,
 ) -> dict[str, Any]:

@@ -132,8 +132,8 @@ async def listing(
     request: Request,
     principal: Annotated[Principal, Depends(current_principal)],
     gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None,
-    lot: Annotated[str | None, Query(max_length=20)] = None,
-    shipment_id: Annotated[str | None, Query(max_length=64)] = None,
+    lot: Annotated[str | None, Query(max_length=20, pattern=r"^[^\x00]*$")] = None,
+    shipment_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[InspectionOut]:
     """Inspections of a lot (gtin + lot), a product or a shipment, newest first."""

@@ -150,13 +150,17 @@ def inspection_event(
     }
 
 
-def _check_fields(gtin: str, lot: str, result: str, summary: str, inspector: str) -> str:
+def _check_fields(
+    gtin: str, lot: str, result: str, summary: str, inspector: str, shipment_id: str | None
+) -> str:
     if result not in RESULTS:
         raise InvalidReport(f"result must be one of {list(RESULTS)}, got {result!r}")
     if len(summary) > _MAX_SUMMARY:
         raise InvalidReport(f"summary is longer than {_MAX_SUMMARY} characters")
     if not inspector:
         raise InvalidReport("the inspector must be named")
+    if "\x00" in summary or (shipment_id is not None and "\x00" in shipment_id):
+        raise InvalidReport("summary and shipment_id cannot contain NUL characters")
     try:
         uri = build_uri(EPC_BASE, gtin, lot)
     except DigitalLinkError as exc:
@@ -180,7 +184,7 @@ def record_inspection(
 ) -> Inspection:
     """Store the report on IPFS, capture its EPCIS event and insert the inspection (no commit)."""
     check_pdf(pdf)
-    gtin = _check_fields(gtin, lot, result, summary, inspector)
+    gtin = _check_fields(gtin, lot, result, summary, inspector, shipment_id)
     if (
         conn.execute("SELECT 1 FROM lots WHERE gtin = %s AND lot = %s", (gtin, lot)).fetchone()
         is None
