@@ -72,6 +72,9 @@ def line_chart(
             f'text-anchor="end">{_fmt(bound)}</text>'
         )
     for v in (y_axis.low, y_axis.high):
+        # The axis ends sit 1 unit beyond the band; label them only where they do not collide.
+        if any(abs(y(v) - y(b)) < 14 for b in bounds):
+            continue
         parts.append(
             f'<text class="tick" x="{PAD_L - 4}" y="{_fmt(y(v) + 4)}" '
             f'text-anchor="end">{_fmt(v)}</text>'
