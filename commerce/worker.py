@@ -1,0 +1,71 @@
+"""The commerce worker: follows ``NOTIFY tracehub_alerts`` (attach alerts to orders, mail the
+parties, re-evaluate payment holds) and sweeps periodically for anything it missed while down.
+
+    python -m commerce worker [--schema S] [--sweep-s 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import time
+from types import FrameType
+
+from commerce.config import CommerceConfig
+from commerce.ledger import FabricRecords
+from commerce.notify import CHANNEL, Mailer, listen_once, sweep
+from commerce.payments.stripe_provider import StripeProvider
+from tracehub import db
+from tracehub.config import Settings
+from tracehub.ledger.local import connect_org
+
+log = logging.getLogger("commerce.worker")
+
+
+def run(schema: str | None, sweep_s: float) -> None:
+    settings = Settings.from_env()
+    config = CommerceConfig.from_env(settings)
+    mailer = Mailer(config.smtp_host, config.smtp_port, config.mail_from)
+    provider = StripeProvider(
+        config.stripe_api_key, config.stripe_api_base, config.stripe_timeout_s
+    )
+    options = {"options": f"-c search_path={schema}"} if schema else {}
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    fabric = settings.fabric
+    with connect_org(fabric, 1) as gateway, \
+            db.connect(settings.postgres_dsn, autocommit=True, **options) as listener, \
+            db.connect(settings.postgres_dsn, **options) as conn:  # fmt: skip
+        ledger = FabricRecords(gateway.get_network(fabric.channel).get_contract(fabric.chaincode))
+        listener.execute(f"LISTEN {CHANNEL}")
+        # Start with a sweep: alerts raised while no worker listened.
+        swept = sweep(conn, mailer=mailer, ledger=ledger, provider=provider)
+        log.info("listening on %s; first sweep processed %d alerts", CHANNEL, swept)
+        print("commerce worker: listening", flush=True)
+        next_sweep = time.monotonic() + sweep_s
+        while not stopping:
+            handled = listen_once(
+                listener, conn, timeout_s=1.0, mailer=mailer, ledger=ledger, provider=provider
+            )
+            if handled:
+                log.info("processed alerts %s", handled)
+            if time.monotonic() >= next_sweep:
+                sweep(conn, mailer=mailer, ledger=ledger, provider=provider)
+                next_sweep = time.monotonic() + sweep_s
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m commerce worker", description=__doc__)
+    parser.add_argument("command", choices=["worker"])
+    parser.add_argument("--schema", help="PostgreSQL schema (search_path) to work in")
+    parser.add_argument("--sweep-s", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run(args.schema, args.sweep_s)

@@ -1,0 +1,119 @@
+"""`python -m commerce worker` as a process: its first sweep notifies alerts raised while no
+worker ran, then it follows NOTIFY tracehub_alerts; SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.api_helpers import api_harness
+from tests.helpers import wait_until
+from tests.test_commerce_support import (
+    GTIN_A,
+    commerce_config,
+    party_headers,
+    seed,
+    smtp_server,
+)
+from tracehub.config import PROJECT_DIR, Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_worker_sweeps_then_follows_notifications(stack: Settings) -> None:
+    with (
+        smtp_server() as (smtp_port, inbox),
+        api_harness(stack, extra={"commerce": commerce_config()}) as h,
+    ):
+        with h.connect() as conn:
+            seed(conn)
+        buyer = party_headers(h, "buyer", "buy-a", "ops@buy-a.example")
+        supplier = party_headers(h, "supplier", "sup-a", "qa@sup-a.example")
+        order_id = h.client.post(
+            "/commerce/orders",
+            headers={**buyer, "Idempotency-Key": "w1"},
+            json={
+                "supplier_org": "sup-a",
+                "currency": "USD",
+                "incoterm": "DAP",
+                "lines": [{"gtin": GTIN_A, "quantity": 1}],
+            },
+        ).json()["order_id"]
+        h.client.post(
+            f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
+        )
+        shipment = h.client.post(
+            f"/commerce/orders/{order_id}/shipments",
+            headers=supplier,
+            json={
+                "shipment_id": "SHP-W1",
+                "origin": "a",
+                "destination": "b",
+                "expected_delivery": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+                "lots": [{"gtin": GTIN_A, "lot": "L2"}],
+            },
+        )
+        assert shipment.status_code == 201, shipment.text
+        with h.connect() as conn:
+            early = conn.execute(
+                "INSERT INTO alerts (rule_id, kind, gtin, lot, started_at) VALUES"
+                " ('r', 'humidity_excursion', %s, 'L2', now()) RETURNING alert_id::text",
+                (GTIN_A,),
+            ).fetchone()[0]
+            conn.commit()
+        env = {**os.environ, "TRACEHUB_SMTP_PORT": str(smtp_port)}
+        worker = subprocess.Popen(
+            [
+                str(PROJECT_DIR / ".venv/bin/python"),
+                "-m",
+                "commerce",
+                "worker",
+                "--schema",
+                h.schema,
+            ],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert worker.stdout is not None
+            assert "listening" in worker.stdout.readline()
+            wait_until(lambda: len(inbox) == 2, 20, "the sweep's two mails")
+            assert all(early in m.get_payload() for m in inbox)
+            with h.connect() as conn:
+                late = conn.execute(
+                    "INSERT INTO alerts (rule_id, kind, shipment_id, started_at) VALUES"
+                    " ('r', 'custody_gap', 'SHP-W1', now()) RETURNING alert_id::text"
+                ).fetchone()[0]
+                conn.execute(
+                    "SELECT pg_notify('tracehub_alerts', %s)",
+                    (
+                        json.dumps(
+                            {
+                                "alert_id": late,
+                                "state": "open",
+                                "shipment_id": "SHP-W1",
+                                "kind": "custody_gap",
+                            }
+                        ),
+                    ),
+                )
+                conn.commit()
+            wait_until(lambda: len(inbox) == 4, 20, "the notified alert's two mails")
+            assert sorted(m["X-Rcpt"] for m in inbox[2:]) == [
+                "ops@buy-a.example",
+                "qa@sup-a.example",
+            ]
+            assert all(late in m.get_payload() for m in inbox[2:])
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=20) == 0
+        order = h.client.get(f"/commerce/orders/{order_id}", headers=buyer).json()
+        assert sorted(order["alerts"]) == sorted([early, late])
