@@ -173,7 +173,12 @@ def _publish(settings: Settings, signer: _Signer, envelopes: list[bytes]) -> Non
         key_file=signer.key_path,
     )
     connected = threading.Event()
-    client.on_connect = lambda c, u, f, reason, p: (not reason.is_failure) and connected.set()
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not reason.is_failure:
+            connected.set()
+
+    client.on_connect = on_connect
     client.connect(settings.mqtt_host, settings.mqtt_tls_port, keepalive=30)
     client.loop_start()
     try:
