@@ -8,11 +8,13 @@ location and custody gap each fire once.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
@@ -516,3 +518,46 @@ def test_a_dead_webhook_is_retried_with_backoff_then_marked_failed(harness: ApiH
     detail = h.client.get(f"/alerts/{alert_id}", headers=staff).json()
     webhook = [d for d in detail["deliveries"] if d["channel"] == "webhook"]
     assert webhook[0]["state"] == "failed" and webhook[0]["attempts"] == 3
+
+
+def test_every_change_is_notified_with_the_shared_payload(harness: ApiHarness) -> None:
+    """0003's contract (commerce listens): NOTIFY tracehub_alerts with alert_id, state,
+    shipment_id and kind on every change, including the API's acknowledge and resolve."""
+    h = harness
+    staff = h.headers("logistics")
+    with h.connect() as conn:
+        s = make_shipment(conn, uuid.uuid4().hex[:10])
+        conn.execute(
+            "INSERT INTO alert_rules (rule_id, kind, shipment_id, params)"
+            " VALUES ('hot', 'temperature_excursion', %s, '{\"grace_s\": 0}')",
+            (s.shipment_id,),
+        )
+        conn.commit()
+    listener = psycopg.connect(h.config.postgres_dsn, autocommit=True)
+    try:
+        listener.execute("LISTEN tracehub_alerts")
+        engine = engine_for(h)
+        now = datetime.now(UTC).replace(microsecond=0)
+        (alert_id,) = engine.evaluate([env_row(s.device_id, 1, now, 9.0)])
+        engine.evaluate([env_row(s.device_id, 2, now + timedelta(seconds=1), 5.0)])
+        engine.close()
+        for action in ("acknowledge", "resolve"):
+            assert h.client.post(f"/alerts/{alert_id}/{action}", headers=staff).status_code == 200
+        payloads = []
+        for note in listener.notifies(timeout=5, stop_after=40):
+            payload = json.loads(note.payload)
+            if payload["alert_id"] == alert_id:
+                payloads.append(payload)
+            if len(payloads) == 4:
+                break
+    finally:
+        listener.close()
+    assert [(p["state"], p["change"]) for p in payloads] == [
+        ("open", "opened"),
+        ("open", "cleared"),
+        ("acknowledged", "acknowledged"),
+        ("resolved", "resolved"),
+    ]
+    for p in payloads:
+        assert {"alert_id", "state", "shipment_id", "kind"} <= p.keys()
+        assert (p["shipment_id"], p["kind"]) == (s.shipment_id, "temperature_excursion")
