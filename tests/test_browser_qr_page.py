@@ -263,3 +263,34 @@ def test_a_stored_leaf_changed_in_the_database_breaks_the_root(
             conn.commit()
     open_lot(browser, site)
     assert verification(browser)[0] == "verified"
+
+
+def test_api_clients_get_the_lot_as_json_with_its_proofs(site: Site) -> None:
+    """Same URL, Accept: application/ld+json: the view, with the excursion summarised."""
+    reply = httpx.get(
+        site.url + site.scenario.path, headers={"Accept": "application/ld+json"}, timeout=10
+    )
+    assert reply.status_code == 200
+    body = reply.json()
+    summary = body["sensors"]["summary"]
+    assert summary["points"] == 48
+    assert summary["band"]["temp_min_c"] == 2.0 and summary["band"]["temp_max_c"] == 8.0
+    (excursion,) = summary["excursions"]
+    assert excursion["quantity"] == "temperature"
+    assert excursion["points"] == 12 and excursion["extreme"] == 9.4
+    assert {e["step"] for e in body["journey"]} >= {"commissioning", "shipping", "receiving"}
+    assert body["inspections"][0]["sha256"] == site.scenario.inspection["report_sha256"]
+    # Every batch named can be checked on the ledger through the public anchor endpoint.
+    for batch_id in body["proofs"]["batches"]:
+        anchor = httpx.get(f"{site.url}/ledger/anchors/{batch_id}", timeout=10)
+        assert anchor.status_code == 200, batch_id
+    # linkType: the certification information is the inspection report.
+    cert = httpx.get(
+        site.url + site.scenario.path,
+        params={"linkType": "gs1:certificationInfo"},
+        headers={"Accept": "application/json"},
+        timeout=10,
+    )
+    assert cert.json()["inspections"][0]["result"] == "pass"
+    label = httpx.get(f"{site.url}/qr{site.scenario.path}.png", timeout=10)
+    assert label.headers["x-digital-link"] == site.url + site.scenario.path
