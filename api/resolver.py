@@ -131,10 +131,12 @@ async def resolve(rest: str, request: Request) -> Response:
     as_json = wants_json(request.headers.get("accept"))
     locale = "" if as_json else _locale(request)
     link_type = request.query_params.get("linkType", "")
-    key = (link.path, locale, "json" if as_json else "html", link_type)
+    # An explicit ?lang= answer also sets the cookie, so it is cached apart from the others.
+    chosen = "lang" if request.query_params.get("lang") in i18n.LOCALES else ""
+    key = (link.path, locale, "json" if as_json else "html", link_type, chosen)
     ttl = _cache_seconds(request)
     cached = _cache.get(key)
-    if cached and cached[0] > time.monotonic() and not request.query_params.get("lang"):
+    if cached and cached[0] > time.monotonic():
         return cached[1]
     async with pool_of(request).connection() as conn:
         view = await load_lot_view(conn, link)
