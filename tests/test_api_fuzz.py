@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,29 +16,21 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from api.app import create_app
 from api.auth import create_user
 from api.config import ApiConfig
 from tests.db_helpers import connector, migrated_schema
+from tests.staff_helpers import serve
 from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = int(os.environ.get("TRACEHUB_FUZZ_EXAMPLES", "12"))
 _auth: dict[str, str] = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -51,27 +41,13 @@ def served(stack: Settings) -> Iterator[str]:
         password = secrets.token_urlsafe(12)
         with connector(stack.postgres_dsn, schema)() as conn:
             create_user(conn, "fuzz-admin", password, ["admin"])
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        reply = httpx.post(
-            f"{base}/auth/token", data={"username": "fuzz-admin", "password": password}
-        )
-        reply.raise_for_status()
-        _auth["Authorization"] = f"Bearer {reply.json()['access_token']}"
-        try:
+        with serve(config) as base:
+            reply = httpx.post(
+                f"{base}/auth/token", data={"username": "fuzz-admin", "password": password}
+            )
+            reply.raise_for_status()
+            _auth["Authorization"] = f"Bearer {reply.json()['access_token']}"
             yield base
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
 
 
 def _fuzz(operation: Any, mode: GenerationMode, base: str) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
@@ -21,7 +23,8 @@ from ingest.store import ReadingStore, VerifiedRow
 from tests.api_helpers import ApiHarness, api_harness
 from tests.gateway_helpers import Device
 from tests.helpers import run_cli
-from tests.test_inspections import GTIN, LOT, minimal_pdf, seed_lot, upload
+from tests.inspection_helpers import GTIN, LOT, minimal_pdf, seed_lot, upload
+from tests.staff_helpers import chromium, serve, sign_in
 from tracehub.bundle import verify_bundle
 from tracehub.config import Settings
 from tracehub.epcis.anchoring import anchor_pending
@@ -256,3 +259,39 @@ def test_bundle_refusals(world: Any) -> None:
     )
     assert naive.status_code == 400
     assert h.client.get("/auditor/bundle", headers=h.headers("buyer")).status_code == 403
+
+
+def test_auditor_page_in_chromium(world: Any) -> None:
+    """Sign in as an auditor, press "verify" on both batches and the device: each says
+    verified; after the database is made to lie about a batch's CID the button says why not."""
+    h, batch_id, _, meta, event_batch = world
+    username, password = h.user(["auditor"])
+    with serve(h.config) as base, chromium() as driver:
+        sign_in(driver, f"{base}/auditor", username, password)
+        wait = WebDriverWait(driver, 30)
+
+        def verdict(row_selector: str) -> str:
+            row = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, row_selector))
+            row.find_element(By.CSS_SELECTOR, "button.verify").click()
+            return str(
+                wait.until(
+                    lambda d: d.find_element(By.CSS_SELECTOR, f"{row_selector} .verdict").text
+                )
+            )
+
+        assert verdict(f'#batches tr[data-batch="{batch_id}"]').startswith("verified")
+        assert verdict(f'#batches tr[data-batch="{event_batch}"]').startswith("verified")
+        assert verdict("#devices tbody tr").startswith("verified")
+        assert verdict("#events tbody tr").startswith("verified")
+        with h.connect() as conn:
+            (cid,) = conn.execute(
+                "SELECT ipfs_cid FROM batches WHERE batch_id = %s", (batch_id,)
+            ).fetchone()
+        _set_cid(h, batch_id, meta["report_cid"])
+        try:
+            driver.refresh()
+            wait.until(lambda d: d.find_element(By.ID, "app").is_displayed())
+            text = verdict(f'#batches tr[data-batch="{batch_id}"]')
+            assert text.startswith("not verified") and "CID" in text, text
+        finally:
+            _set_cid(h, batch_id, cid)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.api_helpers import ApiHarness, api_harness
+from tests.staff_helpers import chromium, serve, sign_in
 from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -132,3 +136,46 @@ def test_dashboard_endpoints(stack: Settings) -> None:
         assert page.status_code == 200
         assert 'id="chart-temp"' in page.text and "/static/dashboard/dashboard.js" in page.text
         assert h.client.get("/static/dashboard/dashboard.js").status_code == 200
+
+
+# ------------------------------------------------------------------ the page in real Chromium
+
+
+def test_dashboard_page_in_chromium(stack: Settings) -> None:
+    """Sign in, see the shipments, the chart with its two excursions, and a new alert arrive
+    over the alert stream (well before the 15 s polling fallback or the 60 s refresh)."""
+    with api_harness(stack) as h:
+        seed(h)
+        username, password = h.user(["logistics"])
+        with serve(h.config) as base, chromium() as driver:
+            sign_in(driver, f"{base}/dashboard", username, password)
+            wait = WebDriverWait(driver, 10)
+            card = wait.until(
+                lambda d: d.find_element(By.CSS_SELECTOR, '.card[data-shipment="S-MOVING"]')
+            )
+            assert "1 open alerts" in card.text and "Shenzhen → Rotterdam" in card.text
+            assert "4.3 °C" in card.text
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-temp polyline"))
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#chart-temp circle.excursion")) == 2
+            assert not driver.find_elements(By.CSS_SELECTOR, "#chart-hum circle.excursion")
+            rows = driver.find_elements(By.CSS_SELECTOR, "#readings tbody tr")
+            assert len(rows) == 2
+            wait.until(lambda d: "live" in d.find_element(By.ID, "live").text)
+
+            with h.connect() as conn:
+                (alert_id,) = conn.execute(
+                    "INSERT INTO alerts (rule_id, kind, severity, shipment_id, started_at)"
+                    " VALUES ('r2', 'sensor_silent', 'warning', 'S-PLANNED', now())"
+                    " RETURNING alert_id::text"
+                ).fetchone()
+                conn.execute(
+                    "SELECT pg_notify('tracehub_alerts', %s)",
+                    (json.dumps({"alert_id": alert_id, "state": "open"}),),
+                )
+                conn.commit()
+            started = time.monotonic()
+            WebDriverWait(driver, 10).until(
+                lambda d: d.find_elements(By.CSS_SELECTOR, f'#alerts tr[data-alert="{alert_id}"]')
+            )
+            assert time.monotonic() - started < 10
+            assert driver.find_element(By.ID, "alert-count").text == "(2)"
