@@ -224,7 +224,7 @@ async def _inspections(conn: AsyncConnection, link: DigitalLink) -> list[dict[st
             "event_hash": r[7],
             "hash_hex": r[8],
             "inspected_at": _iso(r[9]),
-            "pdf_url": f"/inspections/{r[0]}/report.pdf",
+            "pdf_url": f"{link.path}?linkType=gs1:certificationInfo&report={r[0]}",
         }
         for r in await cur.fetchall()
     ]

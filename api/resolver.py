@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from api import i18n
 from api.chart import line_chart
 from api.db import pool_of
 from api.lot_view import LotView, load_lot_view
 from tracehub.digital_link import DigitalLink, DigitalLinkError, parse_path
+from tracehub.ipfs import IPFSError, KuboClient
 
 router = APIRouter(tags=["resolver"])
 templates = Environment(
@@ -144,7 +146,7 @@ async def resolve(rest: str, request: Request) -> Response:
         detail = f"no product or lot is known under {link.path}"
         return _error(request, 404, "unknown_title", detail)
     if link_type == "gs1:certificationInfo":
-        return _certification(request, view)
+        return await _certification(request, view)
     if as_json:
         response: Response = JSONResponse(
             view.to_json(), media_type="application/json", headers={"Vary": "Accept"}
@@ -158,14 +160,39 @@ async def resolve(rest: str, request: Request) -> Response:
     return response
 
 
-def _certification(request: Request, view: LotView) -> Response:
+async def _certification(request: Request, view: LotView) -> Response:
+    """The lot's inspection reports: their list as JSON, or one report's PDF (`?report=` id,
+    else the latest) fetched from IPFS and checked against its recorded SHA-256."""
     reports = view.inspections
     if not reports:
         return _error(request, 404, "unknown_title", f"no inspection report for {view.link.path}")
     if wants_json(request.headers.get("accept")):
         return JSONResponse({"inspections": reports})
-    url = reports[-1].get("pdf_url")
-    return RedirectResponse(str(url), status_code=307) if url else JSONResponse(reports)
+    wanted = request.query_params.get("report")
+    chosen = next((r for r in reports if r["inspection_id"] == wanted), None) if wanted else None
+    if wanted and chosen is None:
+        return _error(request, 404, "unknown_title", f"no report {wanted} for {view.link.path}")
+    report = chosen or reports[-1]
+    config = request.app.state.config
+
+    def fetch() -> bytes:
+        with KuboClient(config.stack.ipfs_api) as ipfs:
+            data = ipfs.cat(report["cid"])
+        # The bytes are served only if they are the ones recorded (and anchored).
+        if hashlib.sha256(data).hexdigest() != report["sha256"]:
+            raise ValueError(f"IPFS object {report['cid']} does not hash to the recorded SHA-256")
+        return data
+
+    try:
+        pdf = await run_in_threadpool(fetch)
+    except (IPFSError, ValueError) as exc:
+        return JSONResponse({"detail": f"report unavailable: {exc}"}, status_code=502)
+    name = f"inspection-{report['inspection_id']}.pdf"
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
 
 
 def _render_view(request: Request, locale: str, view: LotView) -> Response:
@@ -203,14 +230,16 @@ def _render_view(request: Request, locale: str, view: LotView) -> Response:
     ]
     for entry in view.journey + view.inspections:
         if "event_hash" in entry:
-            records.append(
-                {
-                    "type": "event",
-                    "event_id": entry["event_id"],
-                    "event_hash": entry["event_hash"],
-                    "hash_hex": entry["hash_hex"],
-                }
-            )
+            record = {
+                "type": "event",
+                "event_id": entry["event_id"],
+                "event_hash": entry["event_hash"],
+                "hash_hex": entry["hash_hex"],
+            }
+            if "pdf_url" in entry:  # an inspection: the browser hashes the PDF itself too
+                record["report_url"] = entry["pdf_url"]
+                record["report_sha256"] = entry["sha256"]
+            records.append(record)
         else:
             shown = {"loc": entry["loc"]} if entry["loc"] else {}
             records.append(

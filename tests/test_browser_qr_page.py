@@ -8,6 +8,7 @@ loopback port. Tampering changes that schema's rows, never the code or the respo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -172,10 +173,11 @@ def test_page_shows_chart_journey_and_verifies_on_the_ledger(
     report = browser.find_element(By.CSS_SELECTOR, "#inspections li.inspection")
     assert "ok" in (report.get_attribute("class") or "")
     assert site.scenario.inspection["report_sha256"] in report.text
-    pdf = report.find_element(By.TAG_NAME, "a").get_attribute("href")
-    assert pdf and pdf.endswith(
-        f"/inspections/{site.scenario.inspection['inspection_id']}/report.pdf"
-    )
+    pdf_url = report.find_element(By.TAG_NAME, "a").get_attribute("href")
+    assert pdf_url and "linkType=gs1:certificationInfo" in pdf_url
+    pdf = httpx.get(pdf_url, timeout=10)
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert hashlib.sha256(pdf.content).hexdigest() == site.scenario.inspection["report_sha256"]
 
 
 def test_arabic_page_is_right_to_left(site: Site, browser: webdriver.Chrome) -> None:
@@ -294,3 +296,32 @@ def test_api_clients_get_the_lot_as_json_with_its_proofs(site: Site) -> None:
     assert cert.json()["inspections"][0]["result"] == "pass"
     label = httpx.get(f"{site.url}/qr{site.scenario.path}.png", timeout=10)
     assert label.headers["x-digital-link"] == site.url + site.scenario.path
+
+
+def test_a_report_hash_changed_in_the_database_is_not_verified(
+    site: Site, browser: webdriver.Chrome
+) -> None:
+    """The recorded SHA-256 of the inspection report rewritten: the server refuses to serve
+    bytes that do not match it, and the page says the report could not be verified."""
+    inspection_id = site.scenario.inspection["inspection_id"]
+    original = site.scenario.inspection["report_sha256"]
+    with site.connect() as conn:
+        conn.execute(
+            "UPDATE inspections SET report_sha256 = %s WHERE inspection_id = %s",
+            ("f" * 64, inspection_id),
+        )
+        conn.commit()
+    try:
+        open_lot(browser, site)
+        state, text = verification(browser)
+        assert state == "failed"
+        assert text == "Not verified: could not fetch report (HTTP 502)"
+        report = browser.find_element(By.CSS_SELECTOR, "#inspections li.inspection")
+        assert "bad" in (report.get_attribute("class") or "")
+    finally:
+        with site.connect() as conn:
+            conn.execute(
+                "UPDATE inspections SET report_sha256 = %s WHERE inspection_id = %s",
+                (original, inspection_id),
+            )
+            conn.commit()

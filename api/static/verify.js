@@ -167,7 +167,17 @@
     if (proof.event_hash !== record.event_hash || record.event_hash !== wanted) {
       throw new Failure("reason_hash_mismatch", { record: label });
     }
-    return checkInclusion(label, unhex(record.hash_hex), proof);
+    const result = await checkInclusion(label, unhex(record.hash_hex), proof);
+    if (record.report_url) {
+      // The inspection's PDF: the bytes served must be the ones whose hash was recorded.
+      const reply = await fetch(record.report_url, { headers: { Accept: "application/pdf" } });
+      if (!reply.ok) throw new Failure("reason_fetch", { what: "report", status: reply.status });
+      const digest = hex(await sha256(new Uint8Array(await reply.arrayBuffer())));
+      if (digest !== record.report_sha256) {
+        throw new Failure("reason_report_mismatch", { got: digest.slice(0, 16) + "…" });
+      }
+    }
+    return result;
   }
 
   function verifyRecord(record) {
