@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -82,6 +82,8 @@ async def customers(
 ) -> list[dict[str, Any]]:
     """Every buyer's recency, frequency, monetary value (USD) and RFM tier."""
     moment = as_of or datetime.now(UTC)
+    if moment.year < 2:  # the trailing 365-day window would start before year 1
+        raise HTTPException(422, "as_of must be in year 2 or later")
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
