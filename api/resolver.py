@@ -11,6 +11,7 @@ pallet is scanned in bursts, and readings reach the page batch by batch anyway.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -38,7 +39,25 @@ templates = Environment(
     lstrip_blocks=True,
 )
 _JSON_TYPES = ("application/json", "application/ld+json")
-_cache: dict[tuple[str, ...], tuple[float, Response]] = {}
+ViewKey = tuple[str, ...]
+
+
+class ViewCache:
+    """Rendered views of one app (not module-wide: two apps may serve two schemas)."""
+
+    def __init__(self) -> None:
+        self.views: dict[ViewKey, tuple[float, Response]] = {}
+        self.refreshing: dict[ViewKey, asyncio.Future[Response]] = {}
+
+    @classmethod
+    def of(cls, request: Request) -> ViewCache:
+        state = request.app.state
+        if not hasattr(state, "view_cache"):
+            state.view_cache = cls()
+        cache: ViewCache = state.view_cache
+        return cache
+
+
 _CACHE_LIMIT = 1000
 
 
@@ -137,9 +156,42 @@ async def resolve(rest: str, request: Request) -> Response:
     chosen = "lang" if request.query_params.get("lang") in i18n.LOCALES else ""
     key = (link.path, locale, "json" if as_json else "html", link_type, chosen)
     ttl = _cache_seconds(request)
-    cached = _cache.get(key)
+    if ttl <= 0 or link_type == "gs1:certificationInfo":
+        return await _build(request, link, as_json, locale, link_type)
+    views = ViewCache.of(request)
+    cached = views.views.get(key)
     if cached and cached[0] > time.monotonic():
         return cached[1]
+    pending = views.refreshing.get(key)
+    if pending is not None:
+        # One request re-renders an expired view; the others get the previous one meanwhile
+        # (or wait for the first rendering), so expiry never stampedes the database.
+        if cached:
+            return cached[1]
+        await asyncio.wait([pending])  # never raises; the first rendering may have failed
+        if not pending.cancelled():
+            return pending.result()
+        return await _build(request, link, as_json, locale, link_type)
+    future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+    views.refreshing[key] = future
+    try:
+        response = await _build(request, link, as_json, locale, link_type)
+        if len(views.views) >= _CACHE_LIMIT:
+            views.views.clear()
+        views.views[key] = (time.monotonic() + ttl, response)
+        future.set_result(response)
+        return response
+    except BaseException:
+        future.cancel()  # waiters retry on their own
+        raise
+    finally:
+        del views.refreshing[key]
+
+
+async def _build(
+    request: Request, link: DigitalLink, as_json: bool, locale: str, link_type: str
+) -> Response:
+    """The response for a valid link, from the database."""
     async with pool_of(request).connection() as conn:
         view = await load_lot_view(conn, link)
     if view is None:
@@ -148,16 +200,10 @@ async def resolve(rest: str, request: Request) -> Response:
     if link_type == "gs1:certificationInfo":
         return await _certification(request, view)
     if as_json:
-        response: Response = JSONResponse(
+        return JSONResponse(
             view.to_json(), media_type="application/json", headers={"Vary": "Accept"}
         )
-    else:
-        response = _render_view(request, locale, view)
-    if ttl > 0:
-        if len(_cache) >= _CACHE_LIMIT:
-            _cache.clear()
-        _cache[key] = (time.monotonic() + ttl, response)
-    return response
+    return _render_view(request, locale, view)
 
 
 async def _certification(request: Request, view: LotView) -> Response:

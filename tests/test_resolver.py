@@ -4,6 +4,7 @@ plus the pure parts: content negotiation, language choice, catalogs, excursion r
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +157,21 @@ def test_excursions_are_runs_outside_the_band() -> None:
         ("temperature", "01", 2, 9.5),
         ("temperature", "04", 1, 1.0),
     ]
+
+
+def test_views_are_cached_for_the_configured_time(stack: Settings) -> None:
+    """With a view cache, a change shows only once the cached view expires; each format and
+    language is cached apart."""
+    with api_harness(stack, extra={"page_cache_s": 1.5}) as h:
+        with h.connect() as conn:
+            conn.execute("INSERT INTO products (gtin, name) VALUES (%s, 'Old name')", (GTIN,))
+            conn.commit()
+        url = f"/01/{GTIN}"
+        assert h.client.get(url, headers=JSON).json()["product"]["name"] == "Old name"
+        with h.connect() as conn:
+            conn.execute("UPDATE products SET name = 'New name' WHERE gtin = %s", (GTIN,))
+            conn.commit()
+        assert h.client.get(url, headers=JSON).json()["product"]["name"] == "Old name"
+        assert "New name" in h.client.get(url, headers=HTML).text
+        time.sleep(1.6)
+        assert h.client.get(url, headers=JSON).json()["product"]["name"] == "New name"
