@@ -22,13 +22,14 @@ import psycopg
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from certs.registry import LedgerRegistry
 from ingest.batch import BatchFormatError, decode_batch
 from tracehub.digital_link import build_uri
 from tracehub.epcis.batch import BatchFormatError as EventBatchFormatError
 from tracehub.epcis.batch import decode_event_batch
 from tracehub.epcis.errors import EPCISValidationError
 from tracehub.epcis.hashing import event_hash, hash_hex
-from tracehub.epcis.proof import EVENT_PROOF_KIND, EventProof
+from tracehub.epcis.proof import EVENT_PROOF_KIND, EVENT_PROOF_VERSION, EventProof
 from tracehub.merkle import MerkleTree
 from tracehub.proof import Proof, ProofFormatError
 from tracehub.verify import (
@@ -44,6 +45,7 @@ __all__ = [
     "BUNDLE_VERSION",
     "BundleError",
     "BundleReport",
+    "CheckedBatch",
     "Selection",
     "build_bundle",
     "check_batch_entry",
@@ -96,7 +98,7 @@ class Selection:
         return sum(map(len, self.readings.values())) + sum(map(len, self.events.values()))
 
 
-def _lot_classes(conn: psycopg.Connection, lots: Iterable[tuple[str, str]]) -> list[str]:
+def _lot_classes(lots: Iterable[tuple[str, str]]) -> list[str]:
     return [build_uri(EPC_BASE, gtin, lot) for gtin, lot in lots]
 
 
@@ -200,7 +202,7 @@ def select(
             " WHERE e.epcs && %s OR e.event_id IN (SELECT event_id FROM inspections"
             " WHERE shipment_id = ANY(%s) OR gtin || '/' || lot = ANY(%s))"
         )
-        event_args = (_lot_classes(conn, lots), shipments, lot_pairs)
+        event_args = (_lot_classes(lots), shipments, lot_pairs)
     for target, sql, values in (
         (sel.readings, reading_sql, args),
         (sel.events, event_sql, event_args),
@@ -279,27 +281,44 @@ def build_bundle(
         batches.append(_batch_entry("readings", batch_id, cid, block, ipfs, ledger))
     for batch_id, indexes in sorted(selection.events.items()):
         row = conn.execute(
-            "SELECT ipfs_cid, block_number FROM epcis_batches WHERE batch_id = %s", (batch_id,)
+            "SELECT ipfs_cid, tx_id, block_number FROM epcis_batches WHERE batch_id = %s",
+            (batch_id,),
         ).fetchone()
         assert row is not None
-        cid, block = row
-        event_ids = conn.execute(
-            "SELECT event_id FROM epcis_events WHERE batch_id = %s AND batch_index = ANY(%s)"
+        cid, tx_id, block = row
+        rows = conn.execute(
+            "SELECT event_id, event_hash, batch_index FROM epcis_events WHERE batch_id = %s"
             " ORDER BY batch_index",
-            (batch_id, indexes),
+            (batch_id,),
         ).fetchall()
-        from tracehub.epcis.proof import event_proof  # local: keeps module import light
-
-        for (event_id,) in event_ids:
-            found = event_proof(conn, event_id, channel=channel, chaincode=chaincode)
-            assert found is not None
-            records.append({"type": "event", "id": event_id, "proof": found.to_dict()})
+        # One tree per batch, every wanted proof taken from it.
+        tree = MerkleTree([bytes.fromhex(hash_hex(r[1])) for r in rows])
+        wanted = set(indexes)
+        for event_id, uri, index in rows:
+            if index not in wanted:
+                continue
+            event_doc = EventProof(
+                kind=EVENT_PROOF_KIND,
+                version=EVENT_PROOF_VERSION,
+                event_id=event_id,
+                event_hash=uri,
+                leaf_hash=tree.leaf(index).hex(),
+                index=index,
+                batch_size=tree.size,
+                audit_path=tuple(node.hex() for node in tree.audit_path(index)),
+                root=tree.root.hex(),
+                batch_id=batch_id,
+                ipfs_cid=cid,
+                tx_id=tx_id,
+                block_number=block,
+                channel=channel,
+                chaincode=chaincode,
+            )
+            records.append({"type": "event", "id": event_id, "proof": event_doc.to_dict()})
         batches.append(_batch_entry("events", batch_id, cid, block, ipfs, ledger))
     certificates = dict(certificate_pem or {})
     missing = sorted(fingerprints - set(certificates))
     if missing:
-        from certs.registry import LedgerRegistry
-
         registry = LedgerRegistry(ledger)  # type: ignore[arg-type]
         for fp in missing:
             record = registry.certificate(fp)
@@ -384,8 +403,20 @@ def load_bundle(text: bytes) -> dict[str, Any]:
     return bundle
 
 
-def check_batch_entry(entry: Any, ledger: _Ledger | None) -> tuple[str, bytes, dict[str, Any]]:
-    """A batch entry's id, object bytes and anchor, after its offline (and ledger) checks."""
+@dataclass(frozen=True)
+class CheckedBatch:
+    """A bundled batch that passed its checks: its entries (envelopes or events) and anchor;
+    for event batches also each event's recomputed CBV 2.0 hash URI."""
+
+    batch_id: str
+    kind: str
+    items: tuple[bytes, ...]
+    anchor: dict[str, Any]
+    event_hashes: tuple[str, ...] = ()
+
+
+def check_batch_entry(entry: Any, ledger: _Ledger | None) -> CheckedBatch:
+    """A batch entry after its offline (and, with a ledger, online) checks."""
     if not isinstance(entry, dict):
         raise BundleError("not an object")
     batch_id = str(entry.get("batch_id"))
@@ -411,6 +442,7 @@ def check_batch_entry(entry: Any, ledger: _Ledger | None) -> tuple[str, bytes, d
             raise BundleError("the batch object's root is not the anchored root")
         if len(decoded.envelopes) != anchor.get("count"):
             raise BundleError("the batch object's count is not the anchored count")
+        checked = CheckedBatch(batch_id, "readings", decoded.envelopes, anchor)
     elif entry.get("kind") == "events":
         try:
             events = decode_event_batch(data)
@@ -418,14 +450,16 @@ def check_batch_entry(entry: Any, ledger: _Ledger | None) -> tuple[str, bytes, d
             raise BundleError(f"event batch object: {exc}") from exc
         if events.batch_id != batch_id or events.root != anchor.get("root"):
             raise BundleError("the event batch's root is not the anchored root")
-        # Each event's leaf is its CBV 2.0 hash, recomputed below for the bundled records; the
-        # root is recomputed here from the stored hashes of every event of the batch.
+        # Each event's leaf is its CBV 2.0 hash, recomputed from the event's bytes, so the root
+        # follows from the object's content, not from hashes anyone supplied.
         try:
-            leaves = [bytes.fromhex(hash_hex(event_hash(json.loads(e)))) for e in events.events]
+            hashes = tuple(event_hash(json.loads(e)) for e in events.events)
         except (ValueError, EPCISValidationError) as exc:
             raise BundleError(f"an event of the batch cannot be hashed: {exc}") from exc
+        leaves = [bytes.fromhex(hash_hex(uri)) for uri in hashes]
         if MerkleTree(leaves).root.hex() != anchor.get("root"):
             raise BundleError("the events' CBV 2.0 hashes do not give the anchored root")
+        checked = CheckedBatch(batch_id, "events", events.events, anchor, hashes)
     else:
         raise BundleError(f"unknown batch kind {entry.get('kind')!r}")
     if ledger is not None:
@@ -438,7 +472,7 @@ def check_batch_entry(entry: Any, ledger: _Ledger | None) -> tuple[str, bytes, d
                 raise BundleError(
                     f"ledger: anchored {name} {live.get(name)!r} differs from the bundle's"
                 )
-    return batch_id, data, anchor
+    return checked
 
 
 def verify_bundle(
@@ -468,15 +502,15 @@ def verify_bundle(
                 report.failures.append(f"device certificate {fp}: not PEM: {exc}")
                 continue
             directory.add(cert)
-    objects: dict[str, tuple[bytes, dict[str, Any], str]] = {}
+    objects: dict[str, CheckedBatch] = {}
     for i, entry in enumerate(bundle["batches"]):
         name = entry.get("batch_id") if isinstance(entry, dict) else i
         try:
-            batch_id, data, anchor = check_batch_entry(entry, ledger)
+            checked = check_batch_entry(entry, ledger)
         except BundleError as exc:
             report.failures.append(f"batch {name}: {exc}")
             continue
-        objects[batch_id] = (data, anchor, str(entry.get("kind")))
+        objects[checked.batch_id] = checked
         report.batches_ok += 1
     for i, record in enumerate(bundle["records"]):
         name = record.get("id", i) if isinstance(record, dict) else i
@@ -491,7 +525,7 @@ def verify_bundle(
 
 def _check_record(
     record: Any,
-    objects: Mapping[str, tuple[bytes, dict[str, Any], str]],
+    objects: Mapping[str, CheckedBatch],
     trust: TrustStore,
     directory: InMemoryDirectory,
 ) -> None:
@@ -508,30 +542,24 @@ def _check_record(
         raise BundleError(f"proof: {exc}") from exc
     if proof.batch_id not in objects:
         raise BundleError(f"batch {proof.batch_id} is not in the bundle (or failed its checks)")
-    data, anchor, kind = objects[proof.batch_id]
+    batch = objects[proof.batch_id]
     for name in ("root", "ipfs_cid", "tx_id"):
-        if getattr(proof, name) != anchor.get(name):
+        if getattr(proof, name) != batch.anchor.get(name):
             raise BundleError(f"the proof's {name} is not the anchor's")
     if not proof.check_path():
         raise BundleError("path: the leaf or audit path does not lead to the anchored root")
+    if proof.index >= len(batch.items):
+        raise BundleError("the proof's index is outside its batch")
     if isinstance(proof, EventProof):
-        if kind != "events":
+        if batch.kind != "events":
             raise BundleError("an event proof into a readings batch")
-        events = decode_event_batch(data).events
-        if proof.index >= len(events):
-            raise BundleError("event index outside its batch")
-        try:
-            recomputed = event_hash(json.loads(events[proof.index]))
-        except (ValueError, EPCISValidationError) as exc:
-            raise BundleError(f"event-hash: {exc}") from exc
+        recomputed = batch.event_hashes[proof.index]
         if recomputed != proof.event_hash:
             raise BundleError(f"event-hash: the event hashes to {recomputed}, not the proof's")
         return
-    if kind != "readings":
+    if batch.kind != "readings":
         raise BundleError("a reading proof into an events batch")
-    envelopes = decode_batch(data).envelopes
-    if proof.index >= len(envelopes):
-        raise BundleError("reading index outside its batch")
+    envelopes = batch.items
     envelope = envelopes[proof.index]
     if hashlib.sha256(envelope).hexdigest() != proof.reading_hash:
         raise BundleError("the envelope at the proof's index has another hash")
