@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
@@ -37,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Principal, require
 from api.config import ApiConfig
 from api.epcis import sync_connection
+from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
 from ingest.proofs import ProofUnavailable, proof_for
 from ingest.store import ReadingStore
@@ -49,6 +51,7 @@ from tracehub.ledger import Contract, Gateway, LedgerError
 from tracehub.ledger.local import connect_org
 from tracehub.verify import TrustStore
 
+PEM = Encoding.PEM
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 _lock = threading.Lock()
 
@@ -375,12 +378,19 @@ async def bundle(
                 code = 404 if str(exc).startswith("no ") else 400
                 raise HTTPException(code, str(exc)) from exc
             ca, crl = _trust_pem(config)
+            pki = PKI(config.stack.pki_dir)
+
+            def local_certificate(fingerprint: str) -> str | None:
+                found = pki.certificate_by_fingerprint(fingerprint)
+                return None if found is None else found.certificate.public_bytes(PEM).decode()
+
             with KuboClient(config.stack.ipfs_api) as ipfs:
                 return bundles.build_bundle(
                     conn,
                     selection,
                     ipfs=ipfs,
                     ledger=_ledger(app),
+                    local_certificate=local_certificate,
                     ca_bundle_pem=ca,
                     crl_pem=crl,
                     channel=fabric.channel,

@@ -159,6 +159,7 @@ def test_bundle_verifies_offline_and_online_and_tampering_fails(world: Any, tmp_
     assert kinds == ["event"] + ["reading"] * 6
     assert {b["batch_id"] for b in bundle["batches"]} == {batch_id, event_batch}
     assert len(bundle["device_certificates"]) == 1
+    assert list(bundle["device_certificate_sources"].values()) == ["ledger"]
     by_lot = h.client.get(
         "/auditor/bundle", params={"gtin": GTIN, "lot": LOT}, headers=auditor
     ).json()

@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -231,7 +231,7 @@ def build_bundle(
     *,
     ipfs: _Ipfs,
     ledger: _Ledger,
-    certificate_pem: Mapping[str, str] | None = None,
+    local_certificate: Callable[[str], str | None] | None = None,
     ca_bundle_pem: bytes,
     crl_pem: bytes,
     channel: str = "trace",
@@ -239,8 +239,9 @@ def build_bundle(
 ) -> dict[str, Any]:
     """The bundle document (a JSON-ready dict) for a selection.
 
-    ``certificate_pem`` maps certificate SHA-256 (hex) to PEM for signers; certificates not in
-    it are looked up on the ledger (GetDeviceCertificate)."""
+    Signers' certificates come from the ledger (GetDeviceCertificate), else from
+    ``local_certificate`` (SHA-256 hex -> PEM, the hub's PKI); ``device_certificate_sources``
+    says which."""
     batches: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     fingerprints: set[str] = set()
@@ -316,14 +317,17 @@ def build_bundle(
             )
             records.append({"type": "event", "id": event_id, "proof": event_doc.to_dict()})
         batches.append(_batch_entry("events", batch_id, cid, block, ipfs, ledger))
-    certificates = dict(certificate_pem or {})
-    missing = sorted(fingerprints - set(certificates))
-    if missing:
-        registry = LedgerRegistry(ledger)  # type: ignore[arg-type]
-        for fp in missing:
-            record = registry.certificate(fp)
-            if record is not None:
-                certificates[fp] = record["certificate_pem"]
+    # The ledger's registry first (independent of the hub); the hub's own PKI for devices
+    # enrolled without a ledger record. Each certificate's source is stated in the bundle.
+    certificates: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    registry = LedgerRegistry(ledger)  # type: ignore[arg-type]
+    for fp in sorted(fingerprints):
+        record = registry.certificate(fp)
+        if record is not None:
+            certificates[fp], sources[fp] = record["certificate_pem"], "ledger"
+        elif local_certificate is not None and (pem := local_certificate(fp)) is not None:
+            certificates[fp], sources[fp] = pem, "hub-pki"
     return {
         "kind": BUNDLE_KIND,
         "version": BUNDLE_VERSION,
@@ -332,9 +336,8 @@ def build_bundle(
         "channel": channel,
         "chaincode": chaincode,
         "trust": {"ca_certificates_pem": ca_bundle_pem.decode(), "crls_pem": crl_pem.decode()},
-        "device_certificates": {
-            fp: certificates[fp] for fp in sorted(fingerprints) if fp in certificates
-        },
+        "device_certificates": certificates,
+        "device_certificate_sources": sources,
         "batches": batches,
         "records": records,
     }
