@@ -1,5 +1,6 @@
 """The commerce worker: follows ``NOTIFY tracehub_alerts`` (attach alerts to orders, mail the
-parties, re-evaluate payment holds) and sweeps periodically for anything it missed while down.
+parties, re-evaluate payment holds), applies EPCIS custody events to shipments (then
+re-evaluates those orders' holds) and sweeps periodically for anything it missed while down.
 
     python -m commerce worker [--schema S] [--sweep-s 60]
 """
@@ -11,16 +12,35 @@ import logging
 import signal
 import time
 from types import FrameType
+from typing import Any
 
 from commerce.config import CommerceConfig
-from commerce.ledger import FabricRecords
+from commerce.custody import sync_epcis_custody
+from commerce.ledger import FabricRecords, RecordLedger
 from commerce.notify import CHANNEL, Mailer, listen_once, sweep
+from commerce.payments.provider import PaymentProvider
 from commerce.payments.stripe_provider import StripeProvider
+from commerce.release import evaluate_release
 from tracehub import db
 from tracehub.config import Settings
 from tracehub.ledger.local import connect_org
 
 log = logging.getLogger("commerce.worker")
+
+
+def custody_step(conn: Any, ledger: RecordLedger, provider: PaymentProvider) -> list[str]:
+    """Apply new EPCIS custody events, then re-evaluate the holds of the orders they moved."""
+    changes = sync_epcis_custody(conn)
+    conn.commit()
+    shipments = [c.rsplit(":", 1)[0] for c in changes]
+    orders = conn.execute(
+        "SELECT DISTINCT order_id::text FROM order_shipments WHERE shipment_id = ANY(%s)",
+        (shipments,),
+    ).fetchall()
+    conn.commit()
+    for (order_id,) in orders:
+        evaluate_release(conn, order_id, ledger=ledger, provider=provider)
+    return changes
 
 
 def run(schema: str | None, sweep_s: float) -> None:
@@ -56,6 +76,9 @@ def run(schema: str | None, sweep_s: float) -> None:
             )
             if handled:
                 log.info("processed alerts %s", handled)
+            moved = custody_step(conn, ledger, provider)
+            if moved:
+                log.info("custody events moved %s", moved)
             if time.monotonic() >= next_sweep:
                 sweep(conn, mailer=mailer, ledger=ledger, provider=provider)
                 next_sweep = time.monotonic() + sweep_s

@@ -1,5 +1,6 @@
 """`python -m commerce worker` as a process: its first sweep notifies alerts raised while no
-worker ran, then it follows NOTIFY tracehub_alerts; SIGTERM stops it cleanly."""
+worker ran, then it follows NOTIFY tracehub_alerts and EPCIS custody events; SIGTERM stops it
+cleanly."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.test_commerce_support import (
     smtp_server,
 )
 from tracehub.config import PROJECT_DIR, Settings
+from tracehub.epcis.store import capture_events
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +57,7 @@ def test_worker_sweeps_then_follows_notifications(stack: Settings) -> None:
                 "origin": "a",
                 "destination": "b",
                 "expected_delivery": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-                "lots": [{"gtin": GTIN_A, "lot": "L2"}],
+                "lots": [{"gtin": GTIN_A, "lot": "L2", "sscc": "009506001234567897"}],
             },
         )
         assert shipment.status_code == 201, shipment.text
@@ -112,6 +114,32 @@ def test_worker_sweeps_then_follows_notifications(stack: Settings) -> None:
                 "qa@sup-a.example",
             ]
             assert all(late in m.get_payload() for m in inbox[2:])
+            # an EPCIS shipping event naming the shipment's SSCC moves it
+            with h.connect() as conn:
+                capture_events(
+                    conn,
+                    [
+                        {
+                            "type": "ObjectEvent",
+                            "eventTime": "2026-11-20T10:00:00Z",
+                            "eventTimeZoneOffset": "+00:00",
+                            "action": "OBSERVE",
+                            "bizStep": "shipping",
+                            "epcList": ["urn:epc:id:sscc:0950600.0123456789"],
+                        }
+                    ],
+                    source="test",
+                )
+                conn.commit()
+
+            def moved() -> bool:
+                with h.connect() as conn:
+                    row = conn.execute(
+                        "SELECT state FROM shipments WHERE shipment_id = 'SHP-W1'"
+                    ).fetchone()
+                return bool(row and row[0] == "in_transit")
+
+            wait_until(moved, 20, "the worker to apply the EPCIS shipping event")
         finally:
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=20) == 0
