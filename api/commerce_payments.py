@@ -8,6 +8,7 @@ synchronous and a payment may spend up to 7 s in back-off.
 from __future__ import annotations
 
 import uuid
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
@@ -28,6 +29,12 @@ from commerce.payments import reconcile, service, webhooks
 from commerce.release import evaluate_release
 
 router = APIRouter(tags=["commerce payments"])
+
+
+class LedgerUnavailable(Exception):
+    """The Fabric gateway cannot be reached (503)."""
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "bad signature"},
     404: {"description": "not found"},
@@ -204,16 +211,21 @@ async def release_check(
     provider = provider_of(request)
 
     def work() -> str:
-        with sync_connection(request) as conn:
+        with sync_connection(request) as conn, ExitStack() as stack:
             check_party(principal, *_order_parties(conn, str(order_id)))
-            with ledger_session(request) as ledger:
-                return evaluate_release(conn, str(order_id), ledger=ledger, provider=provider)
+            try:
+                ledger = stack.enter_context(ledger_session(request))
+            except Exception as exc:  # no decision without its ledger record
+                raise LedgerUnavailable(f"the ledger is unreachable: {exc}") from exc
+            return evaluate_release(conn, str(order_id), ledger=ledger, provider=provider)
 
     with translate():
         try:
             state = await run_in_threadpool(work)
-        except RuntimeError as exc:
+        except RuntimeError as exc:  # the provider refused or failed the capture
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from exc
+        except LedgerUnavailable as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
     return {"order_id": str(order_id), "payment_state": state}
 
 

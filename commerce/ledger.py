@@ -7,9 +7,12 @@ record already on the ledger (published, then the process died) is read back, no
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Protocol
 
 from tracehub.ledger import Contract, EndorseError, EvaluateError
+
+log = logging.getLogger(__name__)
 
 
 class RecordLedger(Protocol):
@@ -49,22 +52,26 @@ def publish_pending(conn: Any, ledger: RecordLedger) -> int:
         "SELECT order_id::text, seq, decision, evidence, record_id, decided_at"
         " FROM payment_decisions WHERE tx_id IS NULL ORDER BY decided_at, seq"
     ).fetchall()
+    published = 0
     for order_id, seq, decision, evidence, record_id, decided_at in rows:
-        tx_id = ledger.put(
-            record_id,
-            {
-                "order_id": order_id,
-                "seq": seq,
-                "decision": decision,
-                "decided_at": decided_at.isoformat(),
-                "evidence": evidence,
-            },
-        )
+        value = {
+            "order_id": order_id,
+            "seq": seq,
+            "decision": decision,
+            "decided_at": decided_at.isoformat(),
+            "evidence": evidence,
+        }
+        try:
+            tx_id = ledger.put(record_id, value)
+        except Exception as exc:  # ledger unreachable or refusing: the row waits for next time
+            log.warning("decision %s not yet on the ledger: %s", record_id, exc)
+            break
         conn.execute(
             "UPDATE payment_decisions SET tx_id = %s WHERE record_id = %s", (tx_id, record_id)
         )
         conn.commit()
-    return len(rows)
+        published += 1
+    return published
 
 
 __all__ = ["EvaluateError", "FabricRecords", "RecordLedger", "publish_pending"]

@@ -283,3 +283,43 @@ def test_concurrent_double_submission_gives_one_order_and_one_charge(
         ).fetchone()
     assert row[0] == 1 and row[1] == "submitted"
     assert charges[0].idempotency_key == row[2] == f"{order_id}:pay-1"
+
+
+def test_expired_quote_cannot_be_accepted(h: ApiHarness) -> None:
+    buyer = party_headers(h, "buyer", "buy-a")
+    supplier = party_headers(h, "supplier", "sup-a")
+    rfq_id = h.client.post(
+        "/commerce/rfqs",
+        headers=buyer,
+        json={
+            "supplier_org": "sup-a",
+            "currency": "SGD",
+            "lines": [{"gtin": GTIN_B, "quantity": 100}],
+        },
+    ).json()["id"]
+    valid = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    quote_id = h.client.post(
+        f"/commerce/rfqs/{rfq_id}/quotes",
+        headers=supplier,
+        json={
+            "incoterm": "EXW",
+            "named_place": "Jurong",
+            "valid_until": valid,
+            "lines": [{"gtin": GTIN_B, "quantity": 100, "unit_price": "2.10"}],
+        },
+    ).json()["id"]
+    with h.connect() as conn:  # time passes
+        conn.execute("UPDATE quotes SET valid_until = now() - interval '1 minute'")
+        conn.commit()
+    late = h.client.post(
+        f"/commerce/quotes/{quote_id}/accept", headers={**buyer, "Idempotency-Key": "late"}, json={}
+    )
+    assert late.status_code == 422 and "expired" in late.json()["detail"]
+    with h.connect() as conn:
+        assert conn.execute("SELECT state FROM quotes").fetchone()[0] == "expired"
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
+        changes = conn.execute(
+            "SELECT actor, from_state, to_state FROM state_changes WHERE entity = 'quote'"
+            " ORDER BY id"
+        ).fetchall()
+    assert changes[-1] == ("system", "sent", "expired")
