@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import alerts, auditor, auth, commerce, dashboard, epcis, inspections, proofs, qr, resolver
 from api.config import ApiConfig
-from api.db import make_pool
+from api.db import close_sync_pool, make_pool
 
 
 def create_app(config: ApiConfig | None = None) -> FastAPI:
@@ -29,6 +29,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
             yield
         finally:
             await pool.close()
+            close_sync_pool(app)
             proofs.close_ledger(app)
 
     app = FastAPI(

@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, require
 from api.config import ApiConfig
-from api.epcis import sync_connection
+from api.db import sync_connection
 from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
 from ingest.proofs import ProofUnavailable, proof_for

@@ -18,8 +18,6 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -30,8 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, current_principal, require
-from api.config import ApiConfig
-from tracehub import db
+from api.db import sync_connection
 from tracehub.epcis import EPCISValidationError, EventQuery, capture_events
 from tracehub.epcis.readings import readings_as_events
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_document
@@ -55,15 +52,6 @@ _LIST_PARAMS = {
 }
 _TIME_PARAMS = {"GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime"}
 _OTHER_PARAMS = {"perPage", "nextPageToken", "includeReadings"}
-
-
-@contextmanager
-def sync_connection(request: Request) -> Iterator[psycopg.Connection]:
-    """A connection of the request's own, for the synchronous EPCIS module."""
-    config: ApiConfig = request.app.state.config
-    options = config.connect_options
-    with db.connect(config.postgres_dsn, **({"options": options} if options else {})) as conn:
-        yield conn
 
 
 def _bad(message: str) -> HTTPException:

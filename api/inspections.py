@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, current_principal, require
-from api.epcis import sync_connection
+from api.db import sync_connection
 from tracehub import inspections as core
 from tracehub.ipfs import IPFSError, KuboClient
 

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from api.config import ApiConfig
-from api.epcis import sync_connection
-from ingest.proofs import ProofUnavailable, proof_for
-from ingest.store import ReadingStore
-from tracehub import db
+from api.db import sync_connection
+from ingest.proofs import ProofUnavailable
 from tracehub.epcis.proof import event_proof
 from tracehub.ledger import Contract, Gateway, LedgerError
 from tracehub.ledger.local import connect_org
-from tracehub.proof import BATCH_ID_PATTERN
+from tracehub.merkle import MerkleTree
+from tracehub.proof import BATCH_ID_PATTERN, Proof
 
 router = APIRouter(tags=["proofs"])
 _lock = threading.Lock()
@@ -68,6 +68,50 @@ def close_ledger(app: FastAPI) -> None:
         gateway.close()
 
 
+_READING = """
+SELECT r.reading_hash, r.certificate_sha256, r.batch_id, r.batch_index,
+       b.ipfs_cid, b.tx_id, b.block_number, b.first_ts, b.last_ts
+FROM readings r JOIN batches b USING (batch_id)
+WHERE r.device_id = %(d)s AND r.seq = %(s)s
+  AND r.ts = (SELECT k.ts FROM reading_keys k WHERE k.device_id = %(d)s AND k.seq = %(s)s)
+  AND b.state = 'anchored'
+"""
+#: Anchored batches never change, so their trees are kept (a few MB for this many batches of
+#: 5,000): a proof is then one indexed lookup and an audit path, not a rebuild of the tree.
+_TREE_CACHE_SIZE = 32
+
+
+class _TreeCache:
+    """The Merkle trees of recently proved anchored batches, least recently used evicted."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._trees: OrderedDict[str, MerkleTree] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, batch_id: str) -> MerkleTree | None:
+        with self._lock:
+            tree = self._trees.get(batch_id)
+            if tree is not None:
+                self._trees.move_to_end(batch_id)
+            return tree
+
+    def put(self, batch_id: str, tree: MerkleTree) -> None:
+        with self._lock:
+            self._trees[batch_id] = tree
+            self._trees.move_to_end(batch_id)
+            while len(self._trees) > self._size:
+                self._trees.popitem(last=False)
+
+
+def _tree_cache(app: FastAPI) -> _TreeCache:
+    with _lock:
+        cache: _TreeCache | None = getattr(app.state, "proof_trees", None)
+        if cache is None:
+            cache = app.state.proof_trees = _TreeCache(_TREE_CACHE_SIZE)
+        return cache
+
+
 @router.get("/proofs/readings/{device_id}/{seq}", responses={404: {"description": "not anchored"}})
 async def reading_proof(
     device_id: str, seq: Annotated[int, Path(ge=1, lt=2**63)], request: Request
@@ -75,17 +119,39 @@ async def reading_proof(
     """The inclusion proof of reading ``seq`` of ``device_id``."""
     if "\x00" in device_id:
         raise _not_found("no such device")
-    config: ApiConfig = request.app.state.config
-    options = config.connect_options
-    kwargs: dict[str, Any] = {"options": options} if options else {}
-    fabric = config.stack.fabric
+    fabric = request.app.state.config.stack.fabric
+    trees = _tree_cache(request.app)
 
     def work() -> dict[str, Any]:
-        with ReadingStore(lambda: db.connect(config.postgres_dsn, **kwargs)) as store:
-            proof = proof_for(
-                store, device_id, seq, channel=fabric.channel, chaincode=fabric.chaincode
-            )
-            return proof.to_dict()
+        with sync_connection(request) as conn:
+            row = conn.execute(_READING, {"d": device_id, "s": seq}).fetchone()
+            if row is None:
+                raise ProofUnavailable(
+                    f"reading {device_id} #{seq} is not anchored yet (not in an anchored batch)"
+                )
+            reading_hash, fingerprint, batch_id, index, cid, tx_id, block, first, last = row
+            tree = trees.get(batch_id)
+            if tree is None:
+                hashes = conn.execute(
+                    "SELECT reading_hash FROM readings"
+                    " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
+                    (batch_id, first, last),
+                ).fetchall()
+                tree = MerkleTree([bytes.fromhex(h) for (h,) in hashes])
+                trees.put(batch_id, tree)
+        proof = Proof.from_tree(
+            tree,
+            index,
+            reading_hash,
+            batch_id=batch_id,
+            ipfs_cid=cid,
+            tx_id=tx_id,
+            block_number=block,
+            channel=fabric.channel,
+            chaincode=fabric.chaincode,
+            device_certificate_sha256=fingerprint,
+        )
+        return proof.to_dict()
 
     try:
         return await run_in_threadpool(work)
