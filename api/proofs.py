@@ -16,12 +16,11 @@ import threading
 from collections import OrderedDict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Path, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.config import ApiConfig
-from api.db import sync_connection
-from ingest.proofs import ProofUnavailable
+from api.db import Connection, sync_connection
 from tracehub.epcis.proof import event_proof
 from tracehub.ledger import Contract, Gateway, LedgerError
 from tracehub.ledger.local import connect_org
@@ -112,51 +111,61 @@ def _tree_cache(app: FastAPI) -> _TreeCache:
         return cache
 
 
-@router.get("/proofs/readings/{device_id}/{seq}", responses={404: {"description": "not anchored"}})
+@router.get(
+    "/proofs/readings/{device_id}/{seq}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/json": {}}, "description": "the proof"},
+        404: {"description": "not anchored"},
+    },
+)
 async def reading_proof(
-    device_id: str, seq: Annotated[int, Path(ge=1, lt=2**63)], request: Request
-) -> dict[str, Any]:
-    """The inclusion proof of reading ``seq`` of ``device_id``."""
+    device_id: str,
+    seq: Annotated[int, Path(ge=1, lt=2**63)],
+    request: Request,
+    conn: Connection,
+) -> Response:
+    """The inclusion proof of reading ``seq`` of ``device_id`` (tracehub/proof.py's JSON)."""
     if "\x00" in device_id:
         raise _not_found("no such device")
     fabric = request.app.state.config.stack.fabric
     trees = _tree_cache(request.app)
-
-    def work() -> dict[str, Any]:
-        with sync_connection(request) as conn:
-            row = conn.execute(_READING, {"d": device_id, "s": seq}).fetchone()
-            if row is None:
-                raise ProofUnavailable(
-                    f"reading {device_id} #{seq} is not anchored yet (not in an anchored batch)"
-                )
-            reading_hash, fingerprint, batch_id, index, cid, tx_id, block, first, last = row
-            tree = trees.get(batch_id)
-            if tree is None:
-                hashes = conn.execute(
-                    "SELECT reading_hash FROM readings"
-                    " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
-                    (batch_id, first, last),
-                ).fetchall()
-                tree = MerkleTree([bytes.fromhex(h) for (h,) in hashes])
-                trees.put(batch_id, tree)
-        proof = Proof.from_tree(
-            tree,
-            index,
-            reading_hash,
-            batch_id=batch_id,
-            ipfs_cid=cid,
-            tx_id=tx_id,
-            block_number=block,
-            channel=fabric.channel,
-            chaincode=fabric.chaincode,
-            device_certificate_sha256=fingerprint,
+    cursor = await conn.execute(_READING, {"d": device_id, "s": seq})
+    row = await cursor.fetchone()
+    if row is None:
+        raise _not_found(
+            f"reading {device_id} #{seq} is not anchored yet (not in an anchored batch)"
         )
-        return proof.to_dict()
-
-    try:
-        return await run_in_threadpool(work)
-    except ProofUnavailable as exc:
-        raise _not_found(str(exc)) from exc
+    reading_hash, fingerprint, batch_id, index, cid, tx_id, block, first, last = row
+    tree = trees.get(batch_id)
+    if tree is None:
+        cursor = await conn.execute(
+            "SELECT reading_hash FROM readings"
+            " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
+            (batch_id, first, last),
+        )
+        hashes = await cursor.fetchall()
+        tree = MerkleTree([bytes.fromhex(h) for (h,) in hashes])
+        trees.put(batch_id, tree)
+    proof = Proof.from_tree(
+        tree,
+        index,
+        reading_hash,
+        batch_id=batch_id,
+        ipfs_cid=cid,
+        tx_id=tx_id,
+        block_number=block,
+        channel=fabric.channel,
+        chaincode=fabric.chaincode,
+        device_certificate_sha256=fingerprint,
+    )
+    # An anchored reading's proof never changes: cacheable by anyone; and encoded here once,
+    # not walked again by FastAPI's generic encoder.
+    return Response(
+        proof.to_json().encode(),
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=86400, immutable"},
+    )
 
 
 @router.get("/proofs/events/{event_id:path}", responses={404: {"description": "not anchored"}})
