@@ -108,9 +108,9 @@ def test_timeout_storm_retries_after_1_2_4_s_then_fails(h: ApiHarness, proxy: An
     assert len(posts) == 4 and len({p.idempotency_key for p in posts}) == 1
     gaps = [b.at - a.at for a, b in pairwise(posts)]
     # after a stall the client waited its 0.5 s timeout; after a 500 it answered at once
-    assert 1.45 <= gaps[0] <= 1.9, gaps
-    assert 1.95 <= gaps[1] <= 2.4, gaps
-    assert 4.45 <= gaps[2] <= 4.9, gaps
+    assert 1.45 <= gaps[0] <= 2.2, gaps
+    assert 1.95 <= gaps[1] <= 2.7, gaps
+    assert 4.45 <= gaps[2] <= 5.2, gaps
     # the failed state is final for that payment: the same key does not charge again
     with h.connect() as conn:
         again = start_payment(
