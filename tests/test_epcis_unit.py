@@ -12,7 +12,13 @@ import pytest
 
 from tracehub.epcis import EPCISValidationError
 from tracehub.epcis.batch import BatchFormatError, decode_event_batch, encode_event_batch
-from tracehub.epcis.hashing import document_hashes, event_hash, hashable_context
+from tracehub.epcis.hashing import (
+    document_hashes,
+    document_prehashes,
+    event_hash,
+    expansion_context,
+    hashable_context,
+)
 from tracehub.epcis.proof import EventProof
 from tracehub.epcis.readings import reading_event_id, reading_to_event
 from tracehub.epcis.schema import validate_document, validate_event
@@ -60,6 +66,96 @@ def test_hash_does_not_depend_on_what_was_hashed_before() -> None:
 def test_hashable_context_keeps_prefixes_only() -> None:
     context = ["https://ref.gs1.org/x", {"rail": "urn:rail:", "rail:n": {"@type": "xsd:integer"}}]
     assert hashable_context(context) == ["https://ref.gs1.org/x", {"rail": "urn:rail:"}]
+
+
+def _document(events: list[dict[str, Any]], *inline: dict[str, str]) -> dict[str, Any]:
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", *inline],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2020-07-03T09:00:00.0Z",
+        "epcisBody": {"eventList": events},
+    }
+
+
+def _rail_event(*biz_transactions: dict[str, str]) -> dict[str, Any]:
+    """The first event of GS1's rail example (Example-TransactionEvents-2020_07_03y)."""
+    return {
+        "type": "TransactionEvent",
+        "eventTime": "2019-10-04T13:12:00.000Z",
+        "eventTimeZoneOffset": "+01:00",
+        "bizTransactionList": list(biz_transactions),
+        "epcList": ["urn:epc:id:gsrn:95252084.000000001"],
+        "action": "ADD",
+        "bizStep": "http://epcis.example.org/hc/bizstep/summarising_discharge",
+        "readPoint": {"id": "urn:epc:id:sgln:9524567.98765.0"},
+    }
+
+
+GDTI = "urn:epc:id:gdti:95252084.0001.0003555480001000"
+
+
+def test_untyped_biz_transaction_prehash_is_the_hand_computed_one() -> None:
+    """CBV 2.0 by hand: fields in canonical order, key=value, no separators, EPC URIs as
+    canonical Digital Link URIs (check digits: GSRN ...0010, GDTI ...0014, GLN ...7655); the
+    bizTransaction has no type, so only its value follows the list name."""
+    (prehash,) = document_prehashes(_document([_rail_event({"bizTransaction": GDTI})]))
+    assert prehash == (
+        "eventType=TransactionEvent"
+        "eventTime=2019-10-04T13:12:00.000Z"
+        "eventTimeZoneOffset=+01:00"
+        "epcListepc=https://id.gs1.org/8018/952520840000000010"
+        "action=ADD"
+        "bizStep=http://epcis.example.org/hc/bizstep/summarising_discharge"
+        "readPointid=https://id.gs1.org/414/9524567987655"
+        "bizTransactionListbizTransaction=https://id.gs1.org/253/95252084000140003555480001000"
+    )
+
+
+def test_untyped_and_typed_biz_transactions_together() -> None:
+    typed = {"type": "po", "bizTransaction": "urn:epc:id:gdti:0614141.00001.1618034"}
+    (prehash,) = document_prehashes(_document([_rail_event({"bizTransaction": GDTI}, typed)]))
+    # One list name, its elements sorted as strings (the package's order for typed ones).
+    assert prehash.endswith(
+        "bizTransactionList"
+        "bizTransaction=https://id.gs1.org/253/95252084000140003555480001000"
+        "type=https://ref.gs1.org/cbv/BTT-pobizTransaction=https://id.gs1.org/253/06141410000121618034"
+    )
+    untyped_only = document_hashes(_document([_rail_event({"bizTransaction": GDTI})]))
+    assert document_hashes(_document([_rail_event({"bizTransaction": GDTI}, typed)])) != (
+        untyped_only
+    )
+    with_type = document_hashes(_document([_rail_event({"bizTransaction": GDTI, "type": "po"})]))
+    assert with_type != untyped_only  # the type is part of the hash when present
+
+
+def _ilmd_event(prefix: str) -> dict[str, Any]:
+    return {
+        "type": "ObjectEvent",
+        "eventTime": "2013-10-31T14:58:56.591Z",
+        "eventTimeZoneOffset": "+02:00",
+        "epcList": ["urn:epc:id:sgtin:0614141.107346.2017"],
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "ilmd": {f"{prefix}:lotNumber": "ABC123", f"{prefix}:countryOfOrigin": "GB"},
+    }
+
+
+def test_a_redefined_protected_prefix_hashes_as_its_declared_namespace() -> None:
+    """GS1's transformation example declares ``cbvmda`` (protected in the EPCIS context) anew:
+    the key takes the document's namespace, exactly as under any unprotected prefix name."""
+    ns = {"cbvmda": "http://example.com/cbvmda/"}
+    (prehash,) = document_prehashes(_document([_ilmd_event("cbvmda")], ns))
+    assert prehash.endswith(
+        "bizStep=https://ref.gs1.org/cbv/BizStep-commissioning"
+        "ilmd{http://example.com/cbvmda/}countryOfOrigin=GB"
+        "{http://example.com/cbvmda/}lotNumber=ABC123"
+    )
+    renamed = _document([_ilmd_event("xmda")], {"xmda": "http://example.com/cbvmda/"})
+    assert document_prehashes(renamed) == [prehash]
+    # Only the colliding entry is withheld from the expansion; the others stay.
+    context = [ns, {"ext1": "http://example.com/ext1/", "gs1": "https://gs1.org/voc/"}]
+    assert expansion_context(context) == [{}, {"ext1": "http://example.com/ext1/"}]
 
 
 def test_vocabulary_forms_compare_equal() -> None:

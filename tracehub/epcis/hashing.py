@@ -8,11 +8,17 @@ refers to those sub-contexts by URL) and refuses every other URL: hashing never 
 The package keeps module-global state (collected namespaces, the join string), so calls are
 serialised and that state reset each time; otherwise an earlier document's prefixes would leak
 into a later hash.
+
+Two of GS1's examples trip the package in steps that do not decide the pre-hash string; we run
+the package's own steps around them (docs/decisions/0010): a document prefix that redefines a
+protected EPCIS context term is withheld from the JSON-LD expansion only, and a list element
+without a ``type`` (a bizTransaction) is folded like a typed one.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.resources
 import json
@@ -22,6 +28,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from epcis_event_hash_generator import hash_generator, json_to_py
+from epcis_event_hash_generator.json_xml_model_mismatch_correction import (
+    deep_structure_correction,
+)
 from pyld import jsonld  # type: ignore[import-untyped]
 
 from tracehub.epcis.errors import EPCISValidationError
@@ -29,7 +38,9 @@ from tracehub.epcis.errors import EPCISValidationError
 __all__ = [
     "HASH_URI",
     "document_hashes",
+    "document_prehashes",
     "event_hash",
+    "expansion_context",
     "hash_hex",
     "hashable_context",
     "leaf_data",
@@ -87,29 +98,101 @@ def hashable_context(context: Any) -> Any:
     return context
 
 
-def document_hashes(document: Mapping[str, Any]) -> list[str]:
-    """The CBV 2.0 hash URI of each event of an EPCISDocument, in order."""
+@functools.cache
+def _epcis_terms() -> frozenset[str]:
+    """The terms the EPCIS 2.0 context defines (all ``@protected``: JSON-LD 1.1 forbids a
+    document to redefine them differently)."""
+    document = _offline_loader(next(iter(_CONTEXTS)))["document"]
+    return frozenset(k for k in document["@context"] if not k.startswith("@"))
+
+
+def expansion_context(context: Any) -> Any:
+    """The context for the package's JSON-LD expansion: inline entries that reuse an EPCIS
+    context term dropped (GS1's transformation example declares ``cbvmda`` anew, which PyLD
+    refuses as a protected-term redefinition).
+
+    The expansion only serves to find the GS1/CBV vocabulary IRIs (``https://ref.gs1.org/cbv``,
+    ``https://gs1.org/voc``) that bare values stand for; a prefix mapped into the document's own
+    namespace contributes none, so the set it finds, and thus the pre-hash, is unchanged. The
+    prefix still reaches the package's namespace table from the full context.
+    """
+    protected = _epcis_terms()
+    if isinstance(context, list):
+        return [expansion_context(item) for item in context]
+    if isinstance(context, Mapping):
+        return {k: v for k, v in context.items() if k not in protected}
+    return context
+
+
+_TYPED_LISTS = ("bizTransactionList", "sourceList", "destinationList")
+
+
+def _pad_untyped(py_event: tuple[str, str, list[Any]]) -> tuple[str, str, list[Any]]:
+    """Give each element of a typed list that lacks ``type`` an empty second child.
+
+    The package folds an element of these lists into the pair (type, value) and fails with an
+    IndexError when the element has no type (GS1's rail example). An empty node ``("", "", [])``
+    writes nothing into the pre-hash string (CBV 2.0: omitted fields are not added; the join
+    string is empty), so the element contributes exactly ``bizTransaction=<value>``, sorted
+    among the others as the package sorts typed ones.
+    """
+    name, value, children = py_event
+    padded = [
+        (key, text, [*grand, ("", "", [])])
+        if key in _TYPED_LISTS and len(grand) == 1
+        else (key, text, grand)
+        for key, text, grand in children
+    ]
+    return name, value, padded
+
+
+def _event_list(document: dict[str, Any]) -> tuple[str, str, list[Any]]:
+    """The package's ``event_list_from_epcis_document_json`` with the two adjustments above."""
+    context = document.get("@context")
+    expanded = json_to_py._bare_string_pre_preocessing(
+        {**document, "@context": expansion_context(context)}
+    )
+    if context is not None:
+        json_to_py._collect_namespaces_from_jsonld_context(context)
+    body = expanded["epcisBody"]
+    event_list = body["eventList"] if "eventList" in body else [body["event"]]
+    events = [
+        deep_structure_correction(_pad_untyped(json_to_py._json_to_py(event)))
+        for event in event_list
+    ]
+    return ("EventList", "", events)
+
+
+def document_prehashes(document: Mapping[str, Any]) -> list[str]:
+    """The CBV 2.0 pre-hash string of each event of an EPCISDocument, in order."""
     document = {**document, "@context": hashable_context(document.get("@context"))}
     with _lock:
         jsonld.set_document_loader(_offline_loader)
         json_to_py._namespaces = {}  # why: module-global, grows across calls otherwise
         try:
-            events = json_to_py.event_list_from_epcis_document_json(copy.deepcopy(dict(document)))
-            prehashes = hash_generator.derive_prehashes_from_events(events, "")
+            events = _event_list(copy.deepcopy(dict(document)))
+            prehashes: list[str] = hash_generator.derive_prehashes_from_events(events, "")
         except jsonld.JsonLdError as exc:
             raise EPCISValidationError(
-                f"JSON-LD context cannot be resolved offline: {exc}", path="@context"
+                f"JSON-LD context cannot be processed offline: {exc}", path="@context"
             ) from exc
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            # e.g. the package fails on a bizTransaction without "type" (GS1's rail example).
             raise EPCISValidationError(
                 f"the CBV 2.0 event hash cannot be computed for this event "
                 f"(epcis-event-hash-generator: {type(exc).__name__}: {exc})",
                 path="epcisBody.eventList",
             ) from exc
     if len(prehashes) != len(events[2]):
+        # the package logs and skips an event it cannot pre-hash; we refuse instead
         raise EPCISValidationError("an event cannot be hashed (CBV 2.0 pre-hash failed)")
-    hashes: list[str] = hash_generator.calculate_hashes_from_pre_hashes(prehashes, "sha256")
+    return prehashes
+
+
+def document_hashes(document: Mapping[str, Any]) -> list[str]:
+    """The CBV 2.0 hash URI of each event of an EPCISDocument, in order."""
+    hashes: list[str] = hash_generator.calculate_hashes_from_pre_hashes(
+        document_prehashes(document), "sha256"
+    )
     return hashes
 
 
