@@ -120,6 +120,8 @@ def run(settings: Settings, excursions: int, deadline_s: float) -> dict[str, Any
                 f"abench-{uuid.uuid4().hex[:6]}",
                 "--group",
                 f"abench-{uuid.uuid4().hex[:6]}",
+                "--session-expiry",
+                "120",
             ],
             cwd=PROJECT_DIR,
             env={**os.environ, "TRACEHUB_POSTGRES_DSN": dsn},

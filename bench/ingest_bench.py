@@ -230,6 +230,8 @@ def bench_gateway(
                 f"bench-{uuid.uuid4().hex[:6]}",
                 "--group",
                 group,
+                "--session-expiry",
+                "120",
                 "--log-level",
                 "WARNING",
             ],

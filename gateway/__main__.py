@@ -50,6 +50,12 @@ def main() -> int:
     parser.add_argument("--name", default="gw-1", help="this gateway's MQTT client id suffix")
     parser.add_argument("--batch-readings", type=int, default=5000)
     parser.add_argument("--batch-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--session-expiry",
+        type=int,
+        default=7 * 86400,
+        help="seconds the broker keeps this group member's session and queue while it is away",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args()
     logging.basicConfig(
@@ -71,6 +77,7 @@ def main() -> int:
             key_file=key,
             client_id=f"gateway-{args.name}",
             group=args.group,
+            session_expiry_s=args.session_expiry,
         )
     )
     alerts = gateway_alert_worker(settings, pki)  # rules over the readings stored

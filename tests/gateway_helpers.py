@@ -32,6 +32,9 @@ def start_gateway(name: str, group: str, log: Path) -> subprocess.Popen[bytes]:
             "40",
             "--batch-seconds",
             "1",
+            # A test's group is used once: the broker need not queue for it after the test.
+            "--session-expiry",
+            "120",
         ],
         cwd=PROJECT_DIR,
         stdout=log.open("ab"),

@@ -19,7 +19,17 @@ from tracehub.ledger.local import connect_org
 pytestmark = pytest.mark.integration
 
 STACK = str(PROJECT_DIR / "network" / "stack.sh")
-COMPONENTS = ["postgres", "kubo", "mosquitto", "orderer", "peer0.org1", "peer0.org2", "chaincode"]
+COMPONENTS = [
+    "postgres",
+    "kubo",
+    "mosquitto",
+    "orderer",
+    "peer0.org1",
+    "peer0.org2",
+    "chaincode",
+    "stripe-mock",
+    "api",
+]
 
 
 def _stack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
