@@ -24,7 +24,7 @@ from api.db import Connection, sync_connection
 from tracehub.epcis.proof import event_proof
 from tracehub.ledger import Contract, Gateway, LedgerError
 from tracehub.ledger.local import connect_org
-from tracehub.merkle import MerkleTree
+from tracehub.merkle import MerkleTree, leaf_data_from_reading_hash, leaf_hash
 from tracehub.proof import BATCH_ID_PATTERN, Proof
 
 router = APIRouter(tags=["proofs"])
@@ -69,7 +69,7 @@ def close_ledger(app: FastAPI) -> None:
 
 _READING = """
 SELECT r.reading_hash, r.certificate_sha256, r.batch_id, r.batch_index,
-       b.ipfs_cid, b.tx_id, b.block_number, b.first_ts, b.last_ts
+       b.ipfs_cid, b.tx_id, b.block_number, b.first_ts, b.last_ts, b.root
 FROM readings r JOIN batches b USING (batch_id)
 WHERE r.device_id = %(d)s AND r.seq = %(s)s
   AND r.ts = (SELECT k.ts FROM reading_keys k WHERE k.device_id = %(d)s AND k.seq = %(s)s)
@@ -117,6 +117,7 @@ def _tree_cache(app: FastAPI) -> _TreeCache:
     responses={
         200: {"content": {"application/json": {}}, "description": "the proof"},
         404: {"description": "not anchored"},
+        409: {"description": "the stored batch does not hold the reading"},
     },
 )
 async def reading_proof(
@@ -136,9 +137,12 @@ async def reading_proof(
         raise _not_found(
             f"reading {device_id} #{seq} is not anchored yet (not in an anchored batch)"
         )
-    reading_hash, fingerprint, batch_id, index, cid, tx_id, block, first, last = row
+    reading_hash, fingerprint, batch_id, index, cid, tx_id, block, first, last, root = row
+    leaf = leaf_hash(leaf_data_from_reading_hash(reading_hash))
     tree = trees.get(batch_id)
-    if tree is None:
+    if tree is None or index >= tree.size or tree.leaf(index) != leaf:
+        # Proofs describe what is stored now: a reading that no longer matches the cached tree
+        # gets a tree rebuilt from the stored leaves (whose root the ledger will then refuse).
         cursor = await conn.execute(
             "SELECT reading_hash FROM readings"
             " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
@@ -146,7 +150,13 @@ async def reading_proof(
         )
         hashes = await cursor.fetchall()
         tree = MerkleTree([bytes.fromhex(h) for (h,) in hashes])
-        trees.put(batch_id, tree)
+        if tree.root.hex() == root:  # only the tree the batch was sealed with is kept
+            trees.put(batch_id, tree)
+    if index >= tree.size or tree.leaf(index) != leaf:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"batch {batch_id} does not hold reading {device_id} #{seq} at leaf {index}",
+        )
     proof = Proof.from_tree(
         tree,
         index,
@@ -159,12 +169,11 @@ async def reading_proof(
         chaincode=fabric.chaincode,
         device_certificate_sha256=fingerprint,
     )
-    # An anchored reading's proof never changes: cacheable by anyone; and encoded here once,
-    # not walked again by FastAPI's generic encoder.
+    # Encoded here once, not walked again by FastAPI's generic encoder. No cache headers: the
+    # page verifies what the server says now, not what it said before.
     return Response(
         proof.to_json().encode(),
         media_type="application/json",
-        headers={"Cache-Control": "public, max-age=86400, immutable"},
     )
 
 
