@@ -127,16 +127,31 @@ class Consumer:
         self.deliveries.put(Delivery(message.topic, payload, message.mid, message.qos))
 
 
-def drain(deliveries: queue.Queue[Delivery], limit: int, wait_s: float) -> list[Delivery]:
-    """Up to `limit` deliveries: waits up to `wait_s` for the first, then takes what is there."""
-    batch: list[Delivery] = []
-    deadline = time.monotonic() + wait_s
+def drain(
+    deliveries: queue.Queue[Delivery], limit: int, wait_s: float, linger_s: float = 0.0
+) -> list[Delivery]:
+    """Up to `limit` deliveries: waits up to `wait_s` for the first, then gathers more for up
+    to `linger_s` after it (0: only what is already there).
+
+    Lingering trades a little latency for bigger groups at moderate rates: a group costs one
+    transaction and one commit whatever its size, so many small groups cost more CPU per
+    reading than a few large ones, and a gateway that falls behind never catches up.
+    """
+    try:
+        batch = [deliveries.get(timeout=wait_s)]
+    except queue.Empty:
+        return []
+    linger_until = time.monotonic() + linger_s
     while len(batch) < limit:
-        timeout = deadline - time.monotonic()
         try:
-            batch.append(deliveries.get(timeout=max(timeout, 0) if not batch else 0))
+            batch.append(deliveries.get_nowait())
         except queue.Empty:
-            if batch or timeout <= 0:
+            remaining = linger_until - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(deliveries.get(timeout=remaining))
+            except queue.Empty:
                 break
     return batch
 

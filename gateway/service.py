@@ -51,6 +51,7 @@ class GatewaySettings:
     batch_max_age_s: float = 2.0
     ingest_max_messages: int = 2000
     ingest_wait_s: float = 0.05
+    ingest_linger_s: float = 0.1
     max_future_skew_s: float = 300.0
     anchor_retry_s: tuple[float, float] = (1.0, 60.0)
     anchor_lease: timedelta = timedelta(seconds=30)
@@ -141,6 +142,7 @@ class Gateway:
                 self.consumer.deliveries,
                 self.settings.ingest_max_messages,
                 self.settings.ingest_wait_s,
+                self.settings.ingest_linger_s,
             )
             if not deliveries:
                 continue
