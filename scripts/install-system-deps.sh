@@ -15,6 +15,9 @@ command -v socat >/dev/null || need+=(socat)
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
 [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
 command -v wrk >/dev/null || need+=(wrk)
+# A CJK font, so the Chinese page renders in the headless browser (Arabic and Latin come with
+# Chromium's dependencies).
+[[ -d /usr/share/fonts/truetype/wqy ]] || need+=(fonts-wqy-zenhei)
 ((${#need[@]} == 0)) && exit 0
 
 sudo=()
