@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import queue
 import signal
 import statistics
@@ -40,6 +39,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from bench._proc import cpu_and_rss
 from certs.pki import PKI
 from tests.mqtt_helpers import close, connect, device_client, gateway_client
 from tracehub import db
@@ -50,35 +50,6 @@ from tracehub.reading import GENESIS_PREV, Reading
 from tracehub.verify import InMemoryDirectory, TrustStore, verify_envelope
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_and_rss(pid: int) -> tuple[float, float]:
-    """CPU seconds (children that exited included) and RSS MiB of a process and its descendants.
-
-    PostgreSQL's backends start sessions of their own, so process groups would miss them; the
-    parent links do not.
-    """
-    stats: dict[int, list[str]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stats[int(proc.name)] = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, fields in stats.items():
-            if int(fields[1]) == parent and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    cpu = rss = 0.0
-    for member in tree & stats.keys():
-        fields = stats[member]
-        cpu += sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
-        rss += int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    return cpu, rss
 
 
 def _count(conn: Any, sql: str, devices: list[str]) -> int:
@@ -273,7 +244,7 @@ def bench_gateway(
 
     try:
         time.sleep(3)  # subscribed
-        cpu0 = {name: _cpu_and_rss(pid)[0] for name, pid in components.items()}
+        cpu0 = {name: cpu_and_rss(pid)[0] for name, pid in components.items()}
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         started = time.monotonic()
@@ -281,7 +252,7 @@ def bench_gateway(
         poller.join(300)
         stop.set()
         wall = time.monotonic() - started
-        usage = {name: _cpu_and_rss(pid) for name, pid in components.items()}
+        usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)

@@ -39,12 +39,12 @@ from psycopg import sql
 
 from api.auth import Principal, create_user, issue_token
 from api.config import load_token_key
+from bench._proc import cpu_seconds
 from ingest.schema import migrate
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "orders.json"
-TICKS = os.sysconf("SC_CLK_TCK")
 GTINS = ["09506000134352", "09506000134369", "09506000134376"]
 
 
@@ -52,25 +52,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system, reaped children included) of a process and its descendants."""
-    stats: dict[int, list[str]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stats[int(proc.name)] = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for child, fields in stats.items():
-            if int(fields[1]) == parent and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    return sum(sum(int(stats[p][i]) for i in (11, 12, 13, 14)) / TICKS for p in tree & stats.keys())
 
 
 def _postgres_pid(settings: Settings) -> int:
@@ -227,7 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.2)
         per_process = max(1, args.connections // args.processes)
         pg = _postgres_pid(settings)
-        cpu_before = (_cpu_seconds(server.pid), _cpu_seconds(pg))
+        cpu_before = (cpu_seconds(server.pid), cpu_seconds(pg))
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         loadgen_cpu_before = usage.ru_utime + usage.ru_stime
         wall = time.perf_counter()
@@ -258,7 +239,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             json.loads(g.communicate(timeout=args.seconds + args.warmup + 120)[0]) for g in gens
         ]
         wall = time.perf_counter() - wall
-        cpu_after = (_cpu_seconds(server.pid), _cpu_seconds(pg))
+        cpu_after = (cpu_seconds(server.pid), cpu_seconds(pg))
         # The load generators are the only children reaped so far (the server still runs).
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         loadgen_cpu = usage.ru_utime + usage.ru_stime - loadgen_cpu_before

@@ -1,0 +1,42 @@
+"""CPU and memory of a process tree, read from /proc (shared by the benchmarks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_and_rss(pid: int) -> tuple[float, float]:
+    """CPU seconds (children that exited included) and RSS MiB of a process and its descendants.
+
+    PostgreSQL's backends start sessions of their own, so process groups would miss them; the
+    parent links do not.
+    """
+    stats: dict[int, list[str]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stats[int(proc.name)] = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, fields in stats.items():
+            if int(fields[1]) == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    cpu = rss = 0.0
+    for member in tree & stats.keys():
+        fields = stats[member]
+        cpu += sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
+        rss += int(fields[21]) * PAGE_SIZE / 2**20
+    return cpu, rss
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, reaped children included) of a process and its descendants."""
+    return cpu_and_rss(pid)[0]
