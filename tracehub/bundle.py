@@ -29,7 +29,7 @@ from tracehub.epcis.batch import BatchFormatError as EventBatchFormatError
 from tracehub.epcis.batch import decode_event_batch
 from tracehub.epcis.errors import EPCISValidationError
 from tracehub.epcis.hashing import event_hash, hash_hex
-from tracehub.epcis.proof import EVENT_PROOF_KIND, EVENT_PROOF_VERSION, EventProof
+from tracehub.epcis.proof import EVENT_PROOF_KIND, EventProof
 from tracehub.merkle import MerkleTree
 from tracehub.proof import Proof, ProofFormatError
 from tracehub.verify import (
@@ -298,16 +298,11 @@ def build_bundle(
         for event_id, uri, index in rows:
             if index not in wanted:
                 continue
-            event_doc = EventProof(
-                kind=EVENT_PROOF_KIND,
-                version=EVENT_PROOF_VERSION,
+            event_doc = EventProof.from_tree(
+                tree,
+                index,
                 event_id=event_id,
                 event_hash=uri,
-                leaf_hash=tree.leaf(index).hex(),
-                index=index,
-                batch_size=tree.size,
-                audit_path=tuple(node.hex() for node in tree.audit_path(index)),
-                root=tree.root.hex(),
                 batch_id=batch_id,
                 ipfs_cid=cid,
                 tx_id=tx_id,
