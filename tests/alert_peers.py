@@ -4,7 +4,6 @@ its first attempts, an API server (uvicorn) with an SSE reader, and an MQTT subs
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,16 +22,10 @@ from aiosmtpd.controller import Controller
 
 from api.app import create_app
 from api.config import ApiConfig
+from tests.helpers import free_port
 from tests.mqtt_helpers import close, connect, gateway_client
 from tracehub.alerts.webhook import SIGNATURE_HEADER, SignatureError, verify
 from tracehub.config import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 # -- SMTP -------------------------------------------------------------------------------
 

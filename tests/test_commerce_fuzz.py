@@ -23,7 +23,8 @@ from api.app import create_app
 from api.auth import Principal, create_user, issue_token
 from api.config import ApiConfig
 from tests.db_helpers import connector, migrated_schema
-from tests.test_commerce_support import commerce_config, free_port, seed
+from tests.helpers import free_port
+from tests.test_commerce_support import commerce_config, seed
 from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration

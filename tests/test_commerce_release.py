@@ -15,6 +15,7 @@ import pytest
 from commerce.ledger import FabricRecords
 from commerce.notify import CHANNEL, Mailer, listen_once
 from commerce.payments.stripe_provider import StripeProvider
+from tests.alert_peers import smtp_server
 from tests.api_helpers import ApiHarness, api_harness
 from tests.test_commerce_support import (
     GTIN_A,
@@ -22,7 +23,6 @@ from tests.test_commerce_support import (
     party_headers,
     seed,
     sign_stripe,
-    smtp_server,
     stripe_event,
     stripe_proxy,
 )

@@ -1,6 +1,6 @@
 """Shared pieces of the commerce tests (this module holds no tests): parties and catalogue
-seeded through SQL and the API, a misbehaving HTTP proxy in front of stripe-mock, an SMTP
-server (aiosmtpd) on loopback, and Stripe-signed webhook payloads."""
+seeded through SQL and the API, a misbehaving HTTP proxy in front of stripe-mock, and
+Stripe-signed webhook payloads (the SMTP server is tests/alert_peers.py's smtp_server)."""
 
 from __future__ import annotations
 
@@ -9,30 +9,19 @@ import hmac
 import http.client
 import json
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from aiosmtpd.controller import Controller
 
 from commerce.config import STRIPE_MOCK_KEY, CommerceConfig
 
 STRIPE_MOCK = ("127.0.0.1", 12111)
 GTIN_A = "09506000134352"
 GTIN_B = "09506000134369"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- a proxy in front of stripe-mock that can stall or fail --------------------------------
@@ -126,31 +115,6 @@ def stripe_proxy() -> Iterator[StripeProxy]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-# -- SMTP ------------------------------------------------------------------------------
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content)
-        message["X-Rcpt"] = ",".join(envelope.rcpt_tos)
-        self.messages.append(message)
-        return "250 OK"
-
-
-@contextmanager
-def smtp_server() -> Iterator[tuple[int, list[Message]]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.port, inbox.messages
-    finally:
-        controller.stop()
 
 
 # -- configuration, parties and catalogue ---------------------------------------------------

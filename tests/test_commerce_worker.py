@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.alert_peers import smtp_server
 from tests.api_helpers import api_harness
 from tests.helpers import wait_until
 from tests.test_commerce_support import (
@@ -19,7 +20,6 @@ from tests.test_commerce_support import (
     commerce_config,
     party_headers,
     seed,
-    smtp_server,
 )
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.epcis.store import capture_events
