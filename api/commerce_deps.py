@@ -1,5 +1,5 @@
-"""What the commerce routers share: configuration, the provider, a ledger session, sync
-connections for the slow (provider-bound) paths, and CommerceError -> HTTP translation."""
+"""What the commerce routers share: configuration, the provider, a ledger session and
+CommerceError -> HTTP translation. (Their sync connections are api/db.py's pooled ones.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from commerce.errors import CommerceError, Forbidden
 from commerce.ledger import FabricRecords
 from commerce.notify import Mailer
 from commerce.payments.stripe_provider import StripeProvider
-from tracehub import db
 from tracehub.ledger.local import connect_org
 
 
@@ -41,15 +40,6 @@ def provider_of(request: Request) -> StripeProvider:
 def mailer_of(request: Request) -> Mailer:
     config = commerce_config(request)
     return Mailer(config.smtp_host, config.smtp_port, config.mail_from)
-
-
-@contextmanager
-def sync_connection(request: Request) -> Iterator[psycopg.Connection]:
-    """A connection of its own for work done in a thread (the provider SDK is synchronous)."""
-    config = request.app.state.config
-    options = config.connect_options
-    with db.connect(config.postgres_dsn, **({"options": options} if options else {})) as conn:
-        yield conn
 
 
 @contextmanager

@@ -1,8 +1,8 @@
 """/commerce payments: start (idempotent), view, confirm manual ones, the manual review queue,
 Stripe webhooks, reconciliation, and the evidence-linked release check.
 
-Provider-bound work runs in a worker thread on a connection of its own: the Stripe SDK is
-synchronous and a payment may spend up to 7 s in back-off.
+Provider-bound work runs in a worker thread on a pooled sync connection (api/db.py): the Stripe
+SDK is synchronous and a payment may spend up to 7 s in back-off.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from api.commerce_deps import (
     commerce_config,
     ledger_session,
     provider_of,
-    sync_connection,
     translate,
 )
+from api.db import sync_connection
 from commerce.errors import NotFound
 from commerce.payments import reconcile, service, webhooks
 from commerce.release import evaluate_release
