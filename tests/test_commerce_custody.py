@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from commerce.custody import sscc_of_uri, sync_epcis_custody
-from tests.api_helpers import ApiHarness, api_harness
-from tests.test_commerce_support import GTIN_A, commerce_config, party_headers, seed
+from tests.api_helpers import ApiHarness
+from tests.test_commerce_support import GTIN_A, commerce_harness, party_headers, place_order
 from tracehub.config import Settings
 from tracehub.epcis.store import capture_events
 
@@ -30,9 +30,7 @@ def test_sscc_uri_to_digits() -> None:
 
 @pytest.fixture()
 def h(stack: Settings) -> Iterator[ApiHarness]:
-    with api_harness(stack, extra={"commerce": commerce_config()}) as harness:
-        with harness.connect() as conn:
-            seed(conn)
+    with commerce_harness(stack) as harness:
         yield harness
 
 
@@ -51,16 +49,7 @@ def _event(step: str, at: datetime) -> dict[str, Any]:
 def test_epcis_shipping_and_receiving_move_shipment_and_order(h: ApiHarness) -> None:
     buyer = party_headers(h, "buyer", "buy-a")
     supplier = party_headers(h, "supplier", "sup-a")
-    order_id = h.client.post(
-        "/commerce/orders",
-        headers={**buyer, "Idempotency-Key": "c1"},
-        json={
-            "supplier_org": "sup-a",
-            "currency": "USD",
-            "incoterm": "FOB",
-            "lines": [{"gtin": GTIN_A, "quantity": 4}],
-        },
-    ).json()["order_id"]
+    order_id = place_order(h, buyer, "c1", quantity=4).json()["order_id"]
     h.client.post(
         f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
     )

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.api_helpers import ApiHarness, api_harness
+from tests.api_helpers import ApiHarness
 from tests.test_commerce_support import (
     GTIN_A,
     GTIN_B,
-    commerce_config,
+    commerce_harness,
     party_headers,
-    seed,
+    place_order,
     stripe_proxy,
 )
 from tracehub.config import Settings
@@ -32,10 +32,7 @@ def proxy() -> Iterator[Any]:
 
 @pytest.fixture()
 def h(stack: Settings, proxy: Any) -> Iterator[ApiHarness]:
-    config = commerce_config(api_base=proxy.url, timeout_s=5)
-    with api_harness(stack, extra={"commerce": config}) as harness:
-        with harness.connect() as conn:
-            seed(conn)
+    with commerce_harness(stack, api_base=proxy.url, timeout_s=5) as harness:
         yield harness
 
 
@@ -111,16 +108,7 @@ def test_rfq_quote_accept_creates_order_with_history(h: ApiHarness) -> None:
 def test_invalid_order_transitions_are_refused_and_changes_recorded(h: ApiHarness) -> None:
     buyer = party_headers(h, "buyer", "buy-a")
     supplier = party_headers(h, "supplier", "sup-a")
-    placed = h.client.post(
-        "/commerce/orders",
-        headers={**buyer, "Idempotency-Key": "t-1"},
-        json={
-            "supplier_org": "sup-a",
-            "currency": "USD",
-            "incoterm": "FOB",
-            "lines": [{"gtin": GTIN_A, "quantity": 2}],
-        },
-    )
+    placed = place_order(h, buyer, "t-1", quantity=2)
     assert placed.status_code == 201, placed.text
     order_id = placed.json()["order_id"]
     done = h.client.post(
@@ -173,16 +161,13 @@ def test_settlement_currency_uses_stored_fx_rate_half_even(h: ApiHarness) -> Non
     )
     assert rate.status_code == 201, rate.text
     # 2 x 19.99 + 1 x 3.50 = 43.48 USD; x 151.25 = 6576.35 JPY -> 6576 (JPY has no minor unit)
-    placed = h.client.post(
-        "/commerce/orders",
-        headers={**buyer, "Idempotency-Key": "fx-1"},
-        json={
-            "supplier_org": "sup-a",
-            "currency": "USD",
-            "incoterm": "DDP",
-            "settlement_currency": "JPY",
-            "lines": [{"gtin": GTIN_A, "quantity": 2}, {"gtin": GTIN_B, "quantity": 1}],
-        },
+    placed = place_order(
+        h,
+        buyer,
+        "fx-1",
+        incoterm="DDP",
+        settlement_currency="JPY",
+        lines=[{"gtin": GTIN_A, "quantity": 2}, {"gtin": GTIN_B, "quantity": 1}],
     )
     assert placed.status_code == 201, placed.text
     order = h.client.get(f"/commerce/orders/{placed.json()['order_id']}", headers=buyer).json()
@@ -197,28 +182,9 @@ def test_settlement_currency_uses_stored_fx_rate_half_even(h: ApiHarness) -> Non
         json={"gtin": GTIN_A, "currency": "JPY", "unit_price": "12.5"},
     )
     assert over.status_code == 422 and "JPY allows (0)" in over.json()["detail"]
-    missing_fx = h.client.post(
-        "/commerce/orders",
-        headers={**buyer, "Idempotency-Key": "fx-2"},
-        json={
-            "supplier_org": "sup-a",
-            "currency": "USD",
-            "incoterm": "EXW",
-            "settlement_currency": "SAR",
-            "lines": [{"gtin": GTIN_A, "quantity": 1}],
-        },
-    )
+    missing_fx = place_order(h, buyer, "fx-2", incoterm="EXW", settlement_currency="SAR")
     assert missing_fx.status_code == 422 and "no FX rate USD->SAR" in missing_fx.json()["detail"]
-    no_price = h.client.post(
-        "/commerce/orders",
-        headers={**buyer, "Idempotency-Key": "np-1"},
-        json={
-            "supplier_org": "sup-a",
-            "currency": "GBP",
-            "incoterm": "EXW",
-            "lines": [{"gtin": GTIN_A, "quantity": 1}],
-        },
-    )
+    no_price = place_order(h, buyer, "np-1", currency="GBP", incoterm="EXW")
     assert no_price.status_code == 422
     assert no_price.json()["detail"] == f"supplier sup-a has no GBP price for ['{GTIN_A}']"
 

@@ -12,12 +12,11 @@ import pytest
 
 from commerce.payments.service import start_payment
 from commerce.payments.stripe_provider import StripeProvider
-from tests.api_helpers import ApiHarness, api_harness
+from tests.api_helpers import ApiHarness
 from tests.test_commerce_support import (
-    GTIN_A,
-    commerce_config,
+    commerce_harness,
     party_headers,
-    seed,
+    place_order,
     sign_stripe,
     stripe_event,
     stripe_proxy,
@@ -35,25 +34,12 @@ def proxy() -> Iterator[Any]:
 
 @pytest.fixture()
 def h(stack: Settings, proxy: Any) -> Iterator[ApiHarness]:
-    config = commerce_config(api_base=proxy.url, timeout_s=0.5)
-    with api_harness(stack, extra={"commerce": config}) as harness:
-        with harness.connect() as conn:
-            seed(conn)
+    with commerce_harness(stack, api_base=proxy.url, timeout_s=0.5) as harness:
         yield harness
 
 
 def _order(h: ApiHarness, buyer: dict[str, str], key: str, hold: bool = False) -> str:
-    placed = h.client.post(
-        "/commerce/orders",
-        headers={**buyer, "Idempotency-Key": key},
-        json={
-            "supplier_org": "sup-a",
-            "currency": "USD",
-            "incoterm": "FOB",
-            "hold_until_delivery": hold,
-            "lines": [{"gtin": GTIN_A, "quantity": 2}],
-        },
-    )
+    placed = place_order(h, buyer, key, quantity=2, hold_until_delivery=hold)
     assert placed.status_code == 201, placed.text
     order_id: str = placed.json()["order_id"]
     return order_id

@@ -16,12 +16,12 @@ from commerce.ledger import FabricRecords
 from commerce.notify import CHANNEL, Mailer, listen_once
 from commerce.payments.stripe_provider import StripeProvider
 from tests.alert_peers import smtp_server
-from tests.api_helpers import ApiHarness, api_harness
+from tests.api_helpers import ApiHarness
 from tests.test_commerce_support import (
     GTIN_A,
-    commerce_config,
+    commerce_harness,
     party_headers,
-    seed,
+    place_order,
     sign_stripe,
     stripe_event,
     stripe_proxy,
@@ -35,12 +35,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def env(stack: Settings) -> Iterator[tuple[ApiHarness, Any, int, list[Any]]]:
-    with stripe_proxy() as proxy, smtp_server() as (smtp_port, inbox):
-        config = commerce_config(api_base=proxy.url, smtp_port=smtp_port, timeout_s=5)
-        with api_harness(stack, extra={"commerce": config}) as harness:
-            with harness.connect() as conn:
-                seed(conn)
-            yield harness, proxy, smtp_port, inbox
+    with (
+        stripe_proxy() as proxy,
+        smtp_server() as (smtp_port, inbox),
+        commerce_harness(stack, api_base=proxy.url, smtp_port=smtp_port, timeout_s=5) as harness,
+    ):
+        yield harness, proxy, smtp_port, inbox
 
 
 def _notify(conn: Any, alert_id: str, state: str, kind: str) -> None:
@@ -64,17 +64,7 @@ def test_excursion_holds_payment_and_release_follows_evidence(
     party_headers(h, "buyer", "buy-b", "other@buy-b.example")  # not a party: no mail
     carrier = party_headers(h, "logistics", "carrier")
     config = h.config.extra["commerce"]
-    placed = h.client.post(
-        "/commerce/orders",
-        headers={**buyer, "Idempotency-Key": "rel"},
-        json={
-            "supplier_org": "sup-a",
-            "currency": "USD",
-            "incoterm": "CIF",
-            "hold_until_delivery": True,
-            "lines": [{"gtin": GTIN_A, "quantity": 10}],
-        },
-    )
+    placed = place_order(h, buyer, "rel", incoterm="CIF", quantity=10, hold_until_delivery=True)
     order_id = placed.json()["order_id"]
     h.client.post(
         f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
+
 from commerce.config import STRIPE_MOCK_KEY, CommerceConfig
+from tests.api_helpers import ApiHarness, api_harness
+from tracehub.config import Settings
 
 STRIPE_MOCK = ("127.0.0.1", 12111)
 GTIN_A = "09506000134352"
@@ -157,6 +161,43 @@ def seed(conn: Any) -> None:
         (GTIN_A, GTIN_B, GTIN_A, GTIN_A),
     )
     conn.commit()
+
+
+@contextmanager
+def commerce_harness(stack: Settings, **config: Any) -> Iterator[ApiHarness]:
+    """An API harness with the commerce router (``commerce_config(**config)``), seeded."""
+    with api_harness(stack, extra={"commerce": commerce_config(**config)}) as harness:
+        with harness.connect() as conn:
+            seed(conn)
+        yield harness
+
+
+def place_order(
+    h: ApiHarness,
+    headers: dict[str, str],
+    key: str,
+    *,
+    currency: str = "USD",
+    incoterm: str = "FOB",
+    quantity: int = 1,
+    lines: list[dict[str, Any]] | None = None,
+    **fields: Any,
+) -> httpx.Response:
+    """POST /commerce/orders to supplier sup-a under Idempotency-Key ``key``; the raw reply.
+
+    One line of ``quantity`` x GTIN_A unless ``lines`` is given; ``fields`` go in the body too.
+    """
+    return h.client.post(
+        "/commerce/orders",
+        headers={**headers, "Idempotency-Key": key},
+        json={
+            "supplier_org": "sup-a",
+            "currency": currency,
+            "incoterm": incoterm,
+            **fields,
+            "lines": lines or [{"gtin": GTIN_A, "quantity": quantity}],
+        },
+    )
 
 
 def sign_stripe(payload: bytes, secret: str, at: int | None = None) -> str:

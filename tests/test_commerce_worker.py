@@ -13,14 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.alert_peers import smtp_server
-from tests.api_helpers import api_harness
 from tests.helpers import wait_until
-from tests.test_commerce_support import (
-    GTIN_A,
-    commerce_config,
-    party_headers,
-    seed,
-)
+from tests.test_commerce_support import GTIN_A, commerce_harness, party_headers, place_order
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.epcis.store import capture_events
 
@@ -30,22 +24,11 @@ pytestmark = pytest.mark.integration
 def test_worker_sweeps_then_follows_notifications(stack: Settings) -> None:
     with (
         smtp_server() as (smtp_port, inbox),
-        api_harness(stack, extra={"commerce": commerce_config()}) as h,
+        commerce_harness(stack) as h,
     ):
-        with h.connect() as conn:
-            seed(conn)
         buyer = party_headers(h, "buyer", "buy-a", "ops@buy-a.example")
         supplier = party_headers(h, "supplier", "sup-a", "qa@sup-a.example")
-        order_id = h.client.post(
-            "/commerce/orders",
-            headers={**buyer, "Idempotency-Key": "w1"},
-            json={
-                "supplier_org": "sup-a",
-                "currency": "USD",
-                "incoterm": "DAP",
-                "lines": [{"gtin": GTIN_A, "quantity": 1}],
-            },
-        ).json()["order_id"]
+        order_id = place_order(h, buyer, "w1", incoterm="DAP").json()["order_id"]
         h.client.post(
             f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
         )
