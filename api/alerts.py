@@ -244,14 +244,10 @@ def _checked_rule(rule: RuleIn) -> dict[str, Any]:
 
 
 async def _target_exists(conn: AsyncConnection, rule: RuleIn) -> None:
-    args: tuple[str | None, ...]
     if rule.shipment_id is not None:
-        sql, args, what = (
-            "SELECT 1 FROM shipments WHERE shipment_id = %s",
-            (rule.shipment_id,),
-            f"shipment {rule.shipment_id}",
-        )
-    elif rule.lot is not None:
+        return await _shipment_exists(conn, rule.shipment_id)
+    args: tuple[str | None, ...]
+    if rule.lot is not None:
         sql, args, what = (
             "SELECT 1 FROM lots WHERE gtin = %s AND lot = %s",
             (rule.gtin, rule.lot),
@@ -267,13 +263,21 @@ async def _target_exists(conn: AsyncConnection, rule: RuleIn) -> None:
         raise HTTPException(422, f"{what} does not exist")
 
 
-async def _rule(conn: AsyncConnection, rule_id: str) -> RuleOut:
+async def _found(
+    conn: AsyncConnection, sql: str, args: tuple[Any, ...], missing: str
+) -> dict[str, Any]:
+    """The one row of a query by its key, as a dict; 404 ``missing`` when there is none."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE rule_id = %s", (rule_id,))
+    await cur.execute(sql, args)
     row = await cur.fetchone()
     if row is None:
-        raise HTTPException(404, f"no alert rule {rule_id}")
-    return RuleOut(**row)
+        raise HTTPException(404, missing)
+    return row
+
+
+async def _rule(conn: AsyncConnection, rule_id: str) -> RuleOut:
+    sql = f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE rule_id = %s"
+    return RuleOut(**await _found(conn, sql, (rule_id,), f"no alert rule {rule_id}"))
 
 
 @router.get("/rules", response_model=list[RuleOut])
@@ -431,15 +435,9 @@ async def create_subscription(
 
 
 async def _subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -> SubscriptionOut:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        f"SELECT {SUBSCRIPTION_COLUMNS} FROM alert_subscriptions WHERE subscription_id = %s",
-        (subscription_id,),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(404, f"no subscription {subscription_id}")
-    return SubscriptionOut(**row)
+    sql = f"SELECT {SUBSCRIPTION_COLUMNS} FROM alert_subscriptions WHERE subscription_id = %s"
+    missing = f"no subscription {subscription_id}"
+    return SubscriptionOut(**await _found(conn, sql, (subscription_id,), missing))
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path as FilePath
@@ -99,6 +99,16 @@ def _verdict(result: AuditResult) -> dict[str, Any]:
     return {"ok": result.ok, "passed": result.passed, "failure": result.failure}
 
 
+async def _dict_rows(request: Request, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+    """All rows of a query (run in a worker thread), each a dict by column name."""
+
+    def work() -> list[dict[str, Any]]:
+        with sync_connection(request) as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, args).fetchall()
+
+    return await run_in_threadpool(work)
+
+
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 async def page(request: Request) -> HTMLResponse:
     """The auditor page (data is fetched by its script with the signed-in token)."""
@@ -142,11 +152,7 @@ async def batches(
     sql += " ORDER BY sealed_at DESC LIMIT %s"
     args.append(limit)
 
-    def work() -> list[dict[str, Any]]:
-        with sync_connection(request) as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, args).fetchall()
-
-    return await run_in_threadpool(work)
+    return await _dict_rows(request, sql, args)
 
 
 @router.get("/devices")
@@ -158,16 +164,13 @@ async def devices(
 ) -> list[dict[str, Any]]:
     """Devices the gateway has seen, with the fingerprint of the certificate they sign with."""
 
-    def work() -> list[dict[str, Any]]:
-        with sync_connection(request) as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(
-                "SELECT device_id, certificate_sha256, first_seen, last_seen, last_seq"
-                " FROM devices WHERE %s::text IS NULL OR device_id LIKE %s"
-                " ORDER BY device_id LIMIT %s",
-                (q, f"%{q}%", limit),
-            ).fetchall()
-
-    return await run_in_threadpool(work)
+    return await _dict_rows(
+        request,
+        "SELECT device_id, certificate_sha256, first_seen, last_seen, last_seq"
+        " FROM devices WHERE %s::text IS NULL OR device_id LIKE %s"
+        " ORDER BY device_id LIMIT %s",
+        (q, f"%{q}%", limit),
+    )
 
 
 @router.get("/events")
@@ -180,18 +183,15 @@ async def events(
 ) -> list[dict[str, Any]]:
     """EPCIS events, newest capture first."""
 
-    def work() -> list[dict[str, Any]]:
-        with sync_connection(request) as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(
-                "SELECT event_id, event_type, event_time, biz_step, event_hash, batch_id,"
-                " batch_index FROM epcis_events"
-                " WHERE (%s::text IS NULL OR biz_step = %s)"
-                " AND (%s::text IS NULL OR %s = ANY(epcs))"
-                " ORDER BY seq DESC LIMIT %s",
-                (biz_step, biz_step, epc, epc, limit),
-            ).fetchall()
-
-    return await run_in_threadpool(work)
+    return await _dict_rows(
+        request,
+        "SELECT event_id, event_type, event_time, biz_step, event_hash, batch_id,"
+        " batch_index FROM epcis_events"
+        " WHERE (%s::text IS NULL OR biz_step = %s)"
+        " AND (%s::text IS NULL OR %s = ANY(epcs))"
+        " ORDER BY seq DESC LIMIT %s",
+        (biz_step, biz_step, epc, epc, limit),
+    )
 
 
 # ------------------------------------------------------------------------------ verification

@@ -17,6 +17,7 @@ the charts as SVG itself, follows ``/alerts/stream`` with fetch so the bearer to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.auth import Principal, require
@@ -47,6 +49,15 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+async def _dict_rows(
+    conn: AsyncConnection, sql: str, params: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """All rows of a query, each a dict by column name."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql, params)
+    return await cur.fetchall()
+
+
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 async def page(request: Request) -> HTMLResponse:
     """The dashboard page."""
@@ -63,8 +74,8 @@ async def shipments(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """Shipments (in transit first), their lots, open alerts and last reading."""
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
+    return await _dict_rows(
+        conn,
         "SELECT s.shipment_id, s.origin, s.destination, s.state, s.expected_delivery,"
         " s.shipped_at, s.delivered_at,"
         " (SELECT coalesce(json_agg(json_build_object('gtin', sl.gtin, 'lot', sl.lot,"
@@ -81,7 +92,6 @@ async def shipments(
         " ORDER BY s.state = 'in_transit' DESC, s.created_at DESC LIMIT %s",
         (state, state, limit),
     )
-    return await cur.fetchall()
 
 
 @router.get("/readings/latest")
@@ -91,8 +101,8 @@ async def latest_readings(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """The latest environment reading of each device, with the shipment it is assigned to."""
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
+    return await _dict_rows(
+        conn,
         "SELECT DISTINCT ON (r.device_id) r.device_id, r.seq, r.ts, r.data, r.loc,"
         " (SELECT da.shipment_id FROM device_assignments da WHERE da.device_id = r.device_id"
         "   AND r.ts >= da.valid_from AND (da.valid_to IS NULL OR r.ts < da.valid_to)"
@@ -101,7 +111,6 @@ async def latest_readings(
         " ORDER BY r.device_id, r.ts DESC LIMIT %s",
         (limit,),
     )
-    return await cur.fetchall()
 
 
 @router.get("/alerts")
@@ -111,14 +120,13 @@ async def open_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """Alerts not yet resolved, newest first."""
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
+    return await _dict_rows(
+        conn,
         "SELECT alert_id::text, rule_id, kind, severity, state, shipment_id, gtin, lot,"
         " device_id, started_at, ended_at, opened_at, detail FROM alerts"
         " WHERE state <> 'resolved' ORDER BY opened_at DESC LIMIT %s",
         (limit,),
     )
-    return await cur.fetchall()
 
 
 @router.get("/shipments/{shipment_id}/series", responses={404: {"description": "no shipment"}})
