@@ -85,19 +85,27 @@ def verify_proof(
         return result.fail("signature", "signed by another certificate than the proof names")
     result.passed.append("signature")
 
+    if (differs := _anchor_differs(proof, ledger)) is not None:
+        return result.fail("ledger", differs)
+    result.passed.append("ledger")
+    return result
+
+
+def _anchor_differs(proof: Proof | EventProof, ledger: Contract) -> str | None:
+    """Why the ledger's anchor of the proof's batch does not confirm the proof (its root, CID
+    and transaction), or None when it does."""
     try:
         anchor = json.loads(ledger.evaluate("GetAnchor", proof.batch_id))
     except LedgerError as exc:
-        return result.fail("ledger", str(exc))
+        return str(exc)
     for name, expected in (
         ("root", proof.root),
         ("ipfs_cid", proof.ipfs_cid),
         ("tx_id", proof.tx_id),
     ):
         if anchor.get(name) != expected:
-            return result.fail("ledger", f"anchored {name} {anchor.get(name)!r} differs")
-    result.passed.append("ledger")
-    return result
+            return f"anchored {name} {anchor.get(name)!r} differs"
+    return None
 
 
 def verify_event_proof(proof: EventProof, *, ipfs: KuboClient, ledger: Contract) -> AuditResult:
@@ -142,17 +150,8 @@ def verify_event_proof(proof: EventProof, *, ipfs: KuboClient, ledger: Contract)
         return result.fail("path", "the leaf or audit path does not lead to the proof's root")
     result.passed.append("path")
 
-    try:
-        anchor = json.loads(ledger.evaluate("GetAnchor", proof.batch_id))
-    except LedgerError as exc:
-        return result.fail("ledger", str(exc))
-    for name, expected in (
-        ("root", proof.root),
-        ("ipfs_cid", proof.ipfs_cid),
-        ("tx_id", proof.tx_id),
-    ):
-        if anchor.get(name) != expected:
-            return result.fail("ledger", f"anchored {name} {anchor.get(name)!r} differs")
+    if (differs := _anchor_differs(proof, ledger)) is not None:
+        return result.fail("ledger", differs)
     if batch.root != proof.root:
         return result.fail("ledger", "the batch object's header names another root")
     result.passed.append("ledger")
