@@ -47,6 +47,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _acting_buyer(principal: Principal, action: str) -> str:
+    """The caller's organisation as buyer (call inside ``translate()``); an admin without one
+    cannot ``action``."""
+    buyer = own_org(principal)
+    if buyer is None:
+        raise Invalid(f"admins without an organisation cannot {action}")
+    return buyer
+
+
 class PriceIn(BaseModel):
     gtin: Gtin
     currency: Currency
@@ -161,9 +170,7 @@ async def create_rfq(
 ) -> Created:
     """A buyer asks a supplier for a quote."""
     with translate():
-        buyer = own_org(principal)
-        if buyer is None:
-            raise Invalid("admins without an organisation cannot request quotes")
+        buyer = _acting_buyer(principal, "request quotes")
         rfq_id = await orders.create_rfq(
             conn,
             buyer_org=buyer,
@@ -298,9 +305,7 @@ async def place_order(
 ) -> OrderRef:
     """Place an order priced from the supplier's price list; idempotent per Idempotency-Key."""
     with translate():
-        buyer = own_org(principal)
-        if buyer is None:
-            raise Invalid("admins without an organisation cannot place orders")
+        buyer = _acting_buyer(principal, "place orders")
         placed = await orders.place_order(
             conn,
             buyer_org=buyer,
