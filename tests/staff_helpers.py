@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -20,6 +19,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from api.app import create_app
 from api.config import ApiConfig
+from tests.helpers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -28,9 +28,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 @contextmanager
 def serve(config: ApiConfig) -> Iterator[str]:
     """The app under uvicorn on a loopback port (a thread of this process)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
     )

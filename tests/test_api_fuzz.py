@@ -11,19 +11,17 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 
 from api.auth import create_user
 from api.config import ApiConfig
 from tests.db_helpers import connector, migrated_schema
+from tests.fuzz_helpers import fuzz_operation
 from tests.staff_helpers import serve
 from tracehub.config import Settings
 
@@ -50,23 +48,6 @@ def served(stack: Settings) -> Iterator[str]:
             yield base
 
 
-def _fuzz(operation: Any, mode: GenerationMode, base: str) -> None:
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-        database=None,
-    )
-    def run(case: Any) -> None:
-        case.call_and_validate(
-            base_url=base, headers=dict(_auth), checks=[not_a_server_error], timeout=30
-        )
-
-    run()
-
-
 def test_no_server_errors(served: str) -> None:
     """Every operation, valid and invalid inputs: no 5xx. Failures are collected, so one run
     reports every failing route (with a curl command to reproduce each)."""
@@ -79,7 +60,7 @@ def test_no_server_errors(served: str) -> None:
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
-                _fuzz(operation, mode, served)
+                fuzz_operation(operation, mode, served, _auth, MAX_EXAMPLES)
             except Unsatisfiable:
                 # No invalid input exists for an operation without constrained parameters.
                 assert mode is GenerationMode.NEGATIVE, operation.label

@@ -6,24 +6,18 @@ as an admin without an organisation, which most commerce operations refuse early
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
-from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 
-from api.app import create_app
 from api.auth import Principal, create_user, issue_token
 from api.config import ApiConfig
 from tests.db_helpers import connector, migrated_schema
-from tests.helpers import free_port
+from tests.fuzz_helpers import fuzz_operation
+from tests.staff_helpers import serve
 from tests.test_commerce_support import commerce_config, seed
 from tracehub.config import Settings
 
@@ -56,38 +50,8 @@ def served(stack: Settings) -> Iterator[tuple[str, dict[str, str]]]:
                 )
                 principal = Principal(user_id, f"fuzz-{role}", frozenset({role}), org)
                 tokens[role] = f"Bearer {issue_token(key, principal, 3600)}"
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}", tokens
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
-
-
-def _fuzz(operation: Any, mode: GenerationMode, base: str, auth: str) -> None:
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-        database=None,
-    )
-    def run(case: Any) -> None:
-        case.call_and_validate(
-            base_url=base, headers={"Authorization": auth}, checks=[not_a_server_error], timeout=30
-        )
-
-    run()
+        with serve(config) as base:
+            yield base, tokens
 
 
 def test_commerce_operations_never_answer_5xx(served: tuple[str, dict[str, str]]) -> None:
@@ -101,7 +65,7 @@ def test_commerce_operations_never_answer_5xx(served: tuple[str, dict[str, str]]
         for role, auth in tokens.items():
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 try:
-                    _fuzz(operation, mode, base, auth)
+                    fuzz_operation(operation, mode, base, {"Authorization": auth}, MAX_EXAMPLES)
                 except Unsatisfiable:
                     assert mode is GenerationMode.NEGATIVE, operation.label
                 except Exception as exc:
