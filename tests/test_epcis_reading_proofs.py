@@ -4,13 +4,11 @@ readings: the proof served verifies with `tracehub verify`; the anchor is the le
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
@@ -18,12 +16,11 @@ from ingest.batch import batch_tree, encode_batch
 from ingest.store import ReadingStore, VerifiedRow
 from tests.api_helpers import api_harness
 from tests.helpers import run_cli
+from tests.signing_helpers import enrol_and_sign
 from tracehub.config import Settings
-from tracehub.envelope import sign_reading
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 from tracehub.proof import Proof
-from tracehub.reading import GENESIS_PREV, Reading
 from tracehub.verify import TrustStore, verify_envelope
 
 pytestmark = pytest.mark.integration
@@ -33,16 +30,9 @@ def test_reading_proof_endpoint_serves_a_proof_that_verifies(
     stack: Settings, tmp_path: Path
 ) -> None:
     device_id = f"epcis-proof-{uuid.uuid4().hex[:8]}"
-    assert run_cli("devices", "enrol", device_id).returncode == 0
-    time.sleep(1.1)  # the certificate's notBefore is in whole seconds
+    _, envelopes = enrol_and_sign(stack, device_id, 5, temperature=5.0, humidity=60.0)
     pki = PKI(stack.pki_dir)
-    key = serialization.load_pem_private_key(
-        pki.device_paths(device_id)[1].read_bytes(), password=None
-    )
-    issued = pki.device(device_id)[0]
     trust = TrustStore.from_pem_files(pki.ca_bundle_path, pki.crl_path)
-    start = datetime.now(UTC).replace(microsecond=0)
-    envelopes, prev = [], GENESIS_PREV
     with (
         api_harness(stack) as api,
         KuboClient(stack.ipfs_api) as ipfs,
@@ -51,20 +41,9 @@ def test_reading_proof_endpoint_serves_a_proof_that_verifies(
         contract = hub.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
         directory = LedgerCertificateDirectory(LedgerRegistry(contract))
         rows = []
-        for seq in range(1, 6):
-            reading = Reading(
-                device=device_id,
-                seq=seq,
-                ts=start + timedelta(seconds=seq),
-                kind="environment",
-                data={"temperature_c": 5.0 + seq / 10, "humidity_pct": 60.0},
-                prev=prev,
-            )
-            envelope = sign_reading(reading, key, issued.certificate)  # type: ignore[arg-type]
+        for envelope in envelopes:
             verified = verify_envelope(envelope, trust, directory)
             rows.append(VerifiedRow.from_verified(verified, envelope, datetime.now(UTC)))
-            envelopes.append(envelope)
-            prev = verified.hash
         batch_id = f"epcis-test-{uuid.uuid4().hex[:12]}"
         tree = batch_tree(envelopes)
         with ReadingStore(api.connect) as store:

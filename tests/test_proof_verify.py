@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
-from certs.pki import PKI
 from ingest.batch import batch_tree, encode_batch
 from tests.helpers import run_cli
+from tests.signing_helpers import enrol_and_sign
 from tracehub.config import Settings
-from tracehub.envelope import reading_hash, sign_reading
+from tracehub.envelope import reading_hash
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 from tracehub.proof import Proof
-from tracehub.reading import GENESIS_PREV, Reading
 
 pytestmark = pytest.mark.integration
 
@@ -31,26 +27,7 @@ pytestmark = pytest.mark.integration
 def anchored(stack: Settings) -> tuple[list[Proof], list[bytes]]:
     """Twelve readings from an enrolled device, batched to IPFS and anchored; their proofs."""
     device_id = f"audit-{uuid.uuid4().hex[:10]}"
-    assert run_cli("devices", "enrol", device_id).returncode == 0
-    time.sleep(1.1)
-    pki = PKI(stack.pki_dir)
-    _, key_path = pki.device_paths(device_id)
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    issued = pki.device(device_id)[0]
-    start = datetime.now(UTC).replace(microsecond=0)
-    envelopes, prev = [], GENESIS_PREV
-    for seq in range(1, 13):
-        reading = Reading(
-            device=device_id,
-            seq=seq,
-            ts=start + timedelta(seconds=seq),
-            kind="environment",
-            data={"temperature_c": 4.0 + seq / 10, "humidity_pct": 50.0},
-            prev=prev,
-        )
-        envelope = sign_reading(reading, key, issued.certificate)  # type: ignore[arg-type]
-        envelopes.append(envelope)
-        prev = reading_hash(envelope)
+    issued, envelopes = enrol_and_sign(stack, device_id, 12, temperature=4.0, humidity=50.0)
     batch_id = f"test-batch-{uuid.uuid4().hex[:12]}"
     tree = batch_tree(envelopes)
     with KuboClient(stack.ipfs_api) as ipfs:
