@@ -227,6 +227,8 @@ class AlertEngine:
         detail: dict[str, Any],
         location: str | None = None,
     ) -> None:
+        # The episode the alert reports started at ``started_at`` (every caller's breach mark).
+        st.breach_since, st.dirty = started_at, True
         lots = [
             (g, lot)
             for g, lot in ctx.lots
@@ -447,7 +449,7 @@ class AlertEngine:
         st = self._state(conn, run, rule.rule_id, prefix + loc)
         if st.alert_id is not None:
             return
-        st.breach_since, st.last_ts, st.dirty = ts, ts, True
+        st.last_ts = ts
         self._raise(
             conn,
             run,
@@ -547,7 +549,6 @@ class AlertEngine:
         st = self._state(conn, run, rule.rule_id, f"{ctx.shipment_id}/{device}")
         if st.alert_id is not None or (st.last_ts is not None and st.last_ts > last):
             return
-        st.breach_since, st.dirty = last, True
         self._raise(
             conn,
             run,
@@ -599,7 +600,6 @@ class AlertEngine:
             return
         if now - last <= timedelta(seconds=rule.gap_s):
             return
-        st.breach_since, st.dirty = last, True
         self._raise(
             conn,
             run,
