@@ -13,8 +13,9 @@ the resolver shows them to the public with its own rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import (
     APIRouter,
@@ -77,6 +78,19 @@ def _ipfs(request: Request) -> KuboClient:
     return KuboClient(request.app.state.config.stack.ipfs_api)
 
 
+_T = TypeVar("_T")
+
+
+async def _in_thread(work: Callable[[], _T]) -> _T:
+    """Run ``work`` in a worker thread; inspection errors -> their status, IPFS ones -> 502."""
+    try:
+        return await run_in_threadpool(work)
+    except core.InspectionError as exc:
+        raise _http(exc) from exc
+    except IPFSError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"IPFS: {exc}") from exc
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -118,13 +132,7 @@ async def upload(
             conn.commit()
             return inspection
 
-    try:
-        inspection = await run_in_threadpool(work)
-    except core.InspectionError as exc:
-        raise _http(exc) from exc
-    except IPFSError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"IPFS: {exc}") from exc
-    return _out(inspection)
+    return _out(await _in_thread(work))
 
 
 @router.get("", response_model=list[InspectionOut])
@@ -152,10 +160,7 @@ async def _one(request: Request, inspection_id: str) -> core.Inspection:
         with sync_connection(request) as conn:
             return core.get_inspection(conn, inspection_id)
 
-    try:
-        return await run_in_threadpool(work)
-    except core.InspectionError as exc:
-        raise _http(exc) from exc
+    return await _in_thread(work)
 
 
 @router.get(
@@ -193,12 +198,7 @@ async def report_pdf(
         with _ipfs(request) as ipfs:
             return core.report_bytes(ipfs, inspection)
 
-    try:
-        data = await run_in_threadpool(work)
-    except core.InspectionError as exc:
-        raise _http(exc) from exc
-    except IPFSError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"IPFS: {exc}") from exc
+    data = await _in_thread(work)
     return Response(
         data,
         media_type="application/pdf",
