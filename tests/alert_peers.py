@@ -17,13 +17,12 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
-import uvicorn
 from aiosmtpd.controller import Controller
 
-from api.app import create_app
 from api.config import ApiConfig
 from tests.helpers import free_port
 from tests.mqtt_helpers import close, connect, gateway_client
+from tests.staff_helpers import serve
 from tracehub.alerts.webhook import SIGNATURE_HEADER, SignatureError, verify
 from tracehub.config import Settings
 
@@ -111,22 +110,8 @@ def webhook_receiver(fail_first: int) -> Iterator[WebhookReceiver]:
 @contextmanager
 def api_server(config: ApiConfig) -> Iterator[str]:
     """The API under uvicorn on a free loopback port; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise AssertionError("the API server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(config) as base_url:
+        yield base_url
 
 
 @dataclass
