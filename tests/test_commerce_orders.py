@@ -36,68 +36,62 @@ def h(stack: Settings, proxy: Any) -> Iterator[ApiHarness]:
         yield harness
 
 
+def _rfq(h: ApiHarness, buyer: dict[str, str], **body: Any) -> Any:
+    """POST /commerce/rfqs to supplier sup-a; the raw reply."""
+    return h.client.post("/commerce/rfqs", headers=buyer, json={"supplier_org": "sup-a", **body})
+
+
+def _quote(h: ApiHarness, supplier: dict[str, str], rfq_id: str, **body: Any) -> Any:
+    """POST a quote answering ``rfq_id``; the raw reply."""
+    return h.client.post(f"/commerce/rfqs/{rfq_id}/quotes", headers=supplier, json=body)
+
+
+def _accept(h: ApiHarness, buyer: dict[str, str], quote_id: str, key: str) -> Any:
+    """Accept ``quote_id`` under Idempotency-Key ``key``; the raw reply."""
+    return h.client.post(
+        f"/commerce/quotes/{quote_id}/accept", headers={**buyer, "Idempotency-Key": key}, json={}
+    )
+
+
 def test_rfq_quote_accept_creates_order_with_history(h: ApiHarness) -> None:
     buyer = party_headers(h, "buyer", "buy-a")
     supplier = party_headers(h, "supplier", "sup-a")
-    rfq = h.client.post(
-        "/commerce/rfqs",
-        headers=buyer,
-        json={
-            "supplier_org": "sup-a",
-            "currency": "EUR",
-            "incoterm": "CIF",
-            "lines": [{"gtin": GTIN_A, "quantity": 3}],
-        },
-    )
+    rfq = _rfq(h, buyer, currency="EUR", incoterm="CIF", lines=[{"gtin": GTIN_A, "quantity": 3}])
     assert rfq.status_code == 201, rfq.text
     rfq_id = rfq.json()["id"]
     valid = (datetime.now(UTC) + timedelta(days=7)).isoformat()
-    quote = h.client.post(
-        f"/commerce/rfqs/{rfq_id}/quotes",
-        headers=supplier,
-        json={
-            "incoterm": "CIF",
-            "named_place": "Jebel Ali",
-            "valid_until": valid,
-            "lines": [{"gtin": GTIN_A, "quantity": 3, "unit_price": "17.05"}],
-        },
+    quote = _quote(
+        h,
+        supplier,
+        rfq_id,
+        incoterm="CIF",
+        named_place="Jebel Ali",
+        valid_until=valid,
+        lines=[{"gtin": GTIN_A, "quantity": 3, "unit_price": "17.05"}],
     )
     assert quote.status_code == 201, quote.text
     quote_id = quote.json()["id"]
     # a wrong Incoterm is a 422, not a 500
-    bad = h.client.post(
-        f"/commerce/rfqs/{rfq_id}/quotes",
-        headers=supplier,
-        json={
-            "incoterm": "XYZ",
-            "named_place": "x",
-            "valid_until": valid,
-            "lines": [{"gtin": GTIN_A, "quantity": 1, "unit_price": "1"}],
-        },
+    bad = _quote(
+        h,
+        supplier,
+        rfq_id,
+        incoterm="XYZ",
+        named_place="x",
+        valid_until=valid,
+        lines=[{"gtin": GTIN_A, "quantity": 1, "unit_price": "1"}],
     )
     assert bad.status_code == 422
-    accepted = h.client.post(
-        f"/commerce/quotes/{quote_id}/accept",
-        headers={**buyer, "Idempotency-Key": "acc-1"},
-        json={},
-    )
+    accepted = _accept(h, buyer, quote_id, "acc-1")
     assert accepted.status_code == 201, accepted.text
     order_id = accepted.json()["order_id"]
-    again = h.client.post(
-        f"/commerce/quotes/{quote_id}/accept",
-        headers={**buyer, "Idempotency-Key": "acc-1"},
-        json={},
-    )
+    again = _accept(h, buyer, quote_id, "acc-1")
     assert again.status_code == 200 and again.json()["order_id"] == order_id
     order = h.client.get(f"/commerce/orders/{order_id}", headers=supplier).json()
     assert order["total_minor"] == 3 * 1705 and order["currency"] == "EUR"
     assert order["incoterm"] == "CIF" and order["named_place"] == "Jebel Ali"
     # accepting a quote twice is an invalid transition (a new key, same quote)
-    third = h.client.post(
-        f"/commerce/quotes/{quote_id}/accept",
-        headers={**buyer, "Idempotency-Key": "acc-2"},
-        json={},
-    )
+    third = _accept(h, buyer, quote_id, "acc-2")
     assert third.status_code == 409
     assert "quote" in third.json()["detail"] and "'accepted'" in third.json()["detail"]
     # another buyer does not see the order
@@ -254,32 +248,21 @@ def test_concurrent_double_submission_gives_one_order_and_one_charge(
 def test_expired_quote_cannot_be_accepted(h: ApiHarness) -> None:
     buyer = party_headers(h, "buyer", "buy-a")
     supplier = party_headers(h, "supplier", "sup-a")
-    rfq_id = h.client.post(
-        "/commerce/rfqs",
-        headers=buyer,
-        json={
-            "supplier_org": "sup-a",
-            "currency": "SGD",
-            "lines": [{"gtin": GTIN_B, "quantity": 100}],
-        },
-    ).json()["id"]
+    rfq_id = _rfq(h, buyer, currency="SGD", lines=[{"gtin": GTIN_B, "quantity": 100}]).json()["id"]
     valid = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    quote_id = h.client.post(
-        f"/commerce/rfqs/{rfq_id}/quotes",
-        headers=supplier,
-        json={
-            "incoterm": "EXW",
-            "named_place": "Jurong",
-            "valid_until": valid,
-            "lines": [{"gtin": GTIN_B, "quantity": 100, "unit_price": "2.10"}],
-        },
+    quote_id = _quote(
+        h,
+        supplier,
+        rfq_id,
+        incoterm="EXW",
+        named_place="Jurong",
+        valid_until=valid,
+        lines=[{"gtin": GTIN_B, "quantity": 100, "unit_price": "2.10"}],
     ).json()["id"]
     with h.connect() as conn:  # time passes
         conn.execute("UPDATE quotes SET valid_until = now() - interval '1 minute'")
         conn.commit()
-    late = h.client.post(
-        f"/commerce/quotes/{quote_id}/accept", headers={**buyer, "Idempotency-Key": "late"}, json={}
-    )
+    late = _accept(h, buyer, quote_id, "late")
     assert late.status_code == 422 and "expired" in late.json()["detail"]
     with h.connect() as conn:
         assert conn.execute("SELECT state FROM quotes").fetchone()[0] == "expired"

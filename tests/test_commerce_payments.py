@@ -45,6 +45,15 @@ def _order(h: ApiHarness, buyer: dict[str, str], key: str, hold: bool = False) -
     return order_id
 
 
+def _pay(
+    conn: Any, order_id: str, key: str, provider: StripeProvider, sleep: RecordingSleep
+) -> Any:
+    """A card payment of ``order_id`` under ``key`` through ``provider``, sleeping ``sleep``."""
+    return start_payment(
+        conn, order_id=order_id, method="card", key=key, actor="t", provider=provider, sleep=sleep
+    )
+
+
 class RecordingSleep:
     """Really sleeps, and remembers what it was asked to sleep."""
 
@@ -64,15 +73,7 @@ def test_timeout_storm_retries_after_1_2_4_s_then_fails(h: ApiHarness, proxy: An
     provider = StripeProvider("sk_test_storm", proxy.url, timeout_s=0.5)
     sleep = RecordingSleep()
     with h.connect() as conn:
-        result = start_payment(
-            conn,
-            order_id=order_id,
-            method="card",
-            key="k1",
-            actor="t",
-            provider=provider,
-            sleep=sleep,
-        )
+        result = _pay(conn, order_id, "k1", provider, sleep)
         assert result.state == "failed"
         attempts = conn.execute(
             "SELECT attempt, delay_before_s, outcome, error FROM payment_attempts ORDER BY attempt"
@@ -99,15 +100,7 @@ def test_timeout_storm_retries_after_1_2_4_s_then_fails(h: ApiHarness, proxy: An
     assert 4.45 <= gaps[2] <= 5.2, gaps
     # the failed state is final for that payment: the same key does not charge again
     with h.connect() as conn:
-        again = start_payment(
-            conn,
-            order_id=order_id,
-            method="card",
-            key="k1",
-            actor="t",
-            provider=provider,
-            sleep=sleep,
-        )
+        again = _pay(conn, order_id, "k1", provider, sleep)
     assert again.state == "failed" and not again.created and len(proxy.payment_intent_posts()) == 4
 
 
@@ -118,15 +111,7 @@ def test_transient_then_success_keeps_one_key(h: ApiHarness, proxy: Any) -> None
     provider = StripeProvider("sk_test_flaky", proxy.url, timeout_s=2)
     sleep = RecordingSleep()
     with h.connect() as conn:
-        result = start_payment(
-            conn,
-            order_id=order_id,
-            method="card",
-            key="k",
-            actor="t",
-            provider=provider,
-            sleep=sleep,
-        )
+        result = _pay(conn, order_id, "k", provider, sleep)
     assert result.state == "submitted" and sleep.delays == [1.0]
     posts = proxy.payment_intent_posts()
     assert [p.answered for p in posts] == ["500", "pass"]
