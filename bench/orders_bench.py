@@ -41,17 +41,12 @@ from api.auth import Principal, create_user, issue_token
 from api.config import load_token_key
 from bench._proc import cpu_seconds
 from ingest.schema import migrate
+from tests.helpers import free_port
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "orders.json"
 GTINS = ["09506000134352", "09506000134369", "09506000134376"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _postgres_pid(settings: Settings) -> int:
@@ -184,7 +179,7 @@ def _percentile(values: list[float], q: float) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings.from_env()
     schema, token = _prepare(settings)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TRACEHUB_API_SEARCH_PATH": schema}
     python = str(PROJECT_DIR / ".venv" / "bin" / "python")
     server = subprocess.Popen(

@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Any
 import httpx
 from psycopg import sql
 
+from tests.helpers import free_port
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.scenario import ScenarioResult, build_scenario
@@ -47,12 +47,6 @@ done = function(summary, latency, requests)
     summary.errors.read + summary.errors.write + summary.errors.timeout, latency.max))
 end
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wrk(url: str, duration: int, script: str, accept: str, threads: int = 2) -> dict[str, Any]:
@@ -159,7 +153,7 @@ def run(duration: int, workers: int) -> dict[str, Any]:
         # The page as deployed (2 s view cache), and with the cache off: every request
         # queries PostgreSQL and renders the page.
         for label, cache_s in (("cached_2s", "2"), ("uncached", "0")):
-            port = _free_port()
+            port = free_port()
             server = _serve(schema, port, workers, cache_s, log)
             try:
                 base = f"http://127.0.0.1:{port}"
