@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
@@ -27,6 +28,9 @@ from certs.registry import LedgerRegistry
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.ledger import Gateway, LedgerError
 from tracehub.ledger.local import connect_org
+
+if TYPE_CHECKING:  # at run time imported inside the commands, like their other modules
+    from tracehub.audit import AuditResult
 
 # RFC 5280 reason names, as they appear in CRLs: keyCompromise, superseded, ...
 REASONS = {
@@ -173,16 +177,23 @@ def verify(args: argparse.Namespace, settings: Settings) -> int:
         contract = gateway.get_network(proof.channel).get_contract(proof.chaincode)
         directory = LedgerCertificateDirectory(LedgerRegistry(contract))
         result = verify_proof(proof, ipfs=ipfs, ledger=contract, trust=trust, directory=directory)
+    return _report(
+        result,
+        f"reading {proof.reading_hash}",
+        f"verified: reading {proof.reading_hash} is #{proof.index} of batch {proof.batch_id}, "
+        f"anchored in tx {proof.tx_id}, block {proof.block_number}",
+    )
+
+
+def _report(result: AuditResult, subject: str, verified: str) -> int:
+    """Print the audit's steps; 0 after ``verified`` if it passed, else 1 (exit status)."""
     for step in result.passed:
         print(f"  ok    {step}")
     if not result.ok:
         print(f"  FAIL  {result.failure}")
-        print(f"proof of reading {proof.reading_hash} does NOT verify")
+        print(f"proof of {subject} does NOT verify")
         return 1
-    print(
-        f"verified: reading {proof.reading_hash} is #{proof.index} of batch {proof.batch_id}, "
-        f"anchored in tx {proof.tx_id}, block {proof.block_number}"
-    )
+    print(verified)
     return 0
 
 
@@ -199,17 +210,12 @@ def _verify_event(text: bytes, args: argparse.Namespace, settings: Settings) -> 
     ):
         contract = gateway.get_network(proof.channel).get_contract(proof.chaincode)
         result = verify_event_proof(proof, ipfs=ipfs, ledger=contract)
-    for step in result.passed:
-        print(f"  ok    {step}")
-    if not result.ok:
-        print(f"  FAIL  {result.failure}")
-        print(f"proof of event {proof.event_id} does NOT verify")
-        return 1
-    print(
+    return _report(
+        result,
+        f"event {proof.event_id}",
         f"verified: event {proof.event_id} ({proof.event_hash}) is #{proof.index} of batch "
-        f"{proof.batch_id}, anchored in tx {proof.tx_id}, block {proof.block_number}"
+        f"{proof.batch_id}, anchored in tx {proof.tx_id}, block {proof.block_number}",
     )
-    return 0
 
 
 def _verify_bundle(text: bytes, args: argparse.Namespace, settings: Settings) -> int:
