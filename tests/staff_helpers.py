@@ -46,12 +46,23 @@ def serve(config: ApiConfig) -> Iterator[str]:
 
 
 @contextmanager
-def chromium() -> Iterator[webdriver.Chrome]:
-    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), "Debian's chromium and chromium-driver"
-    profile = tempfile.mkdtemp(prefix="tracehub-dash-")
+def chromium(
+    extra_flags: tuple[str, ...] = (), prefix: str = "tracehub-dash-"
+) -> Iterator[webdriver.Chrome]:
+    """Headless Debian Chromium with a throw-away profile (``extra_flags`` added)."""
+    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
+        "Debian's chromium and chromium-driver are needed (scripts/install-system-deps.sh)"
+    )
+    profile = tempfile.mkdtemp(prefix=prefix)
     options = Options()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        *extra_flags,
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     try:
