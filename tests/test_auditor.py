@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,16 +131,9 @@ def test_search_and_verify_on_demand(world: Any) -> None:
     )
 
     # The database lies about where the batch is: the server-side check catches it.
-    with h.connect() as conn:
-        (cid,) = conn.execute(
-            "SELECT ipfs_cid FROM batches WHERE batch_id = %s", (batch_id,)
-        ).fetchone()
-    _set_cid(h, batch_id, meta["report_cid"])
-    try:
+    with _cid_moved(h, batch_id, meta["report_cid"]):
         verdict = h.client.post(f"/auditor/verify/batch/{batch_id}", headers=auditor).json()
         assert not verdict["ok"] and "CID" in verdict["failure"], verdict
-    finally:
-        _set_cid(h, batch_id, cid)
     page = h.client.get("/auditor")
     assert page.status_code == 200 and 'id="batches"' in page.text
 
@@ -147,6 +142,20 @@ def _set_cid(h: ApiHarness, batch_id: str, cid: str) -> None:
     with h.connect() as conn:
         conn.execute("UPDATE batches SET ipfs_cid = %s WHERE batch_id = %s", (cid, batch_id))
         conn.commit()
+
+
+@contextmanager
+def _cid_moved(h: ApiHarness, batch_id: str, cid: str) -> Iterator[None]:
+    """The database lies that the batch is at ``cid`` until the block ends (then it is put back)."""
+    with h.connect() as conn:
+        (real,) = conn.execute(
+            "SELECT ipfs_cid FROM batches WHERE batch_id = %s", (batch_id,)
+        ).fetchone()
+    _set_cid(h, batch_id, cid)
+    try:
+        yield
+    finally:
+        _set_cid(h, batch_id, real)
 
 
 def test_bundle_verifies_offline_and_online_and_tampering_fails(world: Any, tmp_path: Path) -> None:
@@ -284,15 +293,8 @@ def test_auditor_page_in_chromium(world: Any) -> None:
         assert verdict(f'#batches tr[data-batch="{event_batch}"]').startswith("verified")
         assert verdict("#devices tbody tr").startswith("verified")
         assert verdict("#events tbody tr").startswith("verified")
-        with h.connect() as conn:
-            (cid,) = conn.execute(
-                "SELECT ipfs_cid FROM batches WHERE batch_id = %s", (batch_id,)
-            ).fetchone()
-        _set_cid(h, batch_id, meta["report_cid"])
-        try:
+        with _cid_moved(h, batch_id, meta["report_cid"]):
             driver.refresh()
             wait.until(lambda d: d.find_element(By.ID, "app").is_displayed())
             text = verdict(f'#batches tr[data-batch="{batch_id}"]')
             assert text.startswith("not verified") and "CID" in text, text
-        finally:
-            _set_cid(h, batch_id, cid)

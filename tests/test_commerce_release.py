@@ -55,6 +55,20 @@ def _notify(conn: Any, alert_id: str, state: str, kind: str) -> None:
     conn.commit()
 
 
+def _custody(
+    h: ApiHarness,
+    carrier: dict[str, str],
+    shipment_id: str,
+    biz_step: str,
+    event_hash: str | None = None,
+) -> Any:
+    """A custody event on ``shipment_id`` at this moment (with ``event_hash`` if given)."""
+    body: dict[str, Any] = {"biz_step": biz_step, "at": datetime.now(UTC).isoformat()}
+    if event_hash is not None:
+        body["event_hash"] = event_hash
+    return h.client.post(f"/commerce/shipments/{shipment_id}/custody", headers=carrier, json=body)
+
+
 def test_excursion_holds_payment_and_release_follows_evidence(
     stack: Settings, env: tuple[ApiHarness, Any, int, list[Any]]
 ) -> None:
@@ -102,22 +116,12 @@ def test_excursion_holds_payment_and_release_follows_evidence(
     assert shipped.status_code == 201, shipped.text
     first = h.client.post(f"/commerce/orders/{order_id}/release-check", headers=buyer)
     assert first.json()["payment_state"] == "held", first.text
-    moved = h.client.post(
-        f"/commerce/shipments/{shipment_id}/custody",
-        headers=carrier,
-        json={
-            "biz_step": "shipping",
-            "at": datetime.now(UTC).isoformat(),
-            "event_hash": "ni:///sha-256;" + "1" * 64 + "?ver=CBV2.0",
-        },
+    moved = _custody(
+        h, carrier, shipment_id, "shipping", "ni:///sha-256;" + "1" * 64 + "?ver=CBV2.0"
     )
     assert moved.json()["state"] == "in_transit"
     # receiving before... no: a second shipping event is an invalid transition
-    twice = h.client.post(
-        f"/commerce/shipments/{shipment_id}/custody",
-        headers=carrier,
-        json={"biz_step": "shipping", "at": datetime.now(UTC).isoformat()},
-    )
+    twice = _custody(h, carrier, shipment_id, "shipping")
     assert twice.status_code == 409 and "'in_transit'" in twice.json()["detail"]
 
     mailer = Mailer("127.0.0.1", smtp_port, config.mail_from)
@@ -164,14 +168,8 @@ def test_excursion_holds_payment_and_release_follows_evidence(
         assert len(inbox) == 4  # both parties hear of the resolution
         assert conn.execute("SELECT state FROM payments").fetchone()[0] == "held"
 
-    delivered = h.client.post(
-        f"/commerce/shipments/{shipment_id}/custody",
-        headers=carrier,
-        json={
-            "biz_step": "receiving",
-            "at": datetime.now(UTC).isoformat(),
-            "event_hash": "ni:///sha-256;" + "2" * 64 + "?ver=CBV2.0",
-        },
+    delivered = _custody(
+        h, carrier, shipment_id, "receiving", "ni:///sha-256;" + "2" * 64 + "?ver=CBV2.0"
     )
     assert delivered.json()["state"] == "delivered"
     order = h.client.get(f"/commerce/orders/{order_id}", headers=buyer).json()
