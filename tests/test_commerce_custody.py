@@ -11,7 +11,13 @@ import pytest
 
 from commerce.custody import sscc_of_uri, sync_epcis_custody
 from tests.api_helpers import ApiHarness
-from tests.test_commerce_support import GTIN_A, commerce_harness, party_headers, place_order
+from tests.test_commerce_support import (
+    GTIN_A,
+    commerce_harness,
+    move_order,
+    party_headers,
+    place_order,
+)
 from tracehub.config import Settings
 from tracehub.epcis.store import capture_events
 
@@ -50,9 +56,7 @@ def test_epcis_shipping_and_receiving_move_shipment_and_order(h: ApiHarness) -> 
     buyer = party_headers(h, "buyer", "buy-a")
     supplier = party_headers(h, "supplier", "sup-a")
     order_id = place_order(h, buyer, "c1", quantity=4).json()["order_id"]
-    h.client.post(
-        f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
-    )
+    move_order(h, supplier, order_id, "confirmed")
     made = h.client.post(
         f"/commerce/orders/{order_id}/shipments",
         headers=supplier,

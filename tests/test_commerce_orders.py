@@ -15,6 +15,7 @@ from tests.test_commerce_support import (
     GTIN_A,
     GTIN_B,
     commerce_harness,
+    move_order,
     party_headers,
     place_order,
     stripe_proxy,
@@ -105,29 +106,21 @@ def test_invalid_order_transitions_are_refused_and_changes_recorded(h: ApiHarnes
     placed = place_order(h, buyer, "t-1", quantity=2)
     assert placed.status_code == 201, placed.text
     order_id = placed.json()["order_id"]
-    done = h.client.post(
-        f"/commerce/orders/{order_id}/transitions", headers=buyer, json={"to": "completed"}
-    )
+    done = move_order(h, buyer, order_id, "completed")
     assert done.status_code == 409
     assert done.json()["detail"] == (
         f"order {order_id} is 'placed'; it cannot become 'completed'"
         " (allowed from 'placed': ['cancelled', 'confirmed'])"
     )
-    ok = h.client.post(
-        f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
-    )
+    ok = move_order(h, supplier, order_id, "confirmed")
     assert ok.status_code == 200 and ok.json() == {
         "order_id": order_id,
         "from": "placed",
         "to": "confirmed",
     }
-    cancel = h.client.post(
-        f"/commerce/orders/{order_id}/transitions", headers=buyer, json={"to": "cancelled"}
-    )
+    cancel = move_order(h, buyer, order_id, "cancelled")
     assert cancel.status_code == 200
-    again = h.client.post(
-        f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
-    )
+    again = move_order(h, supplier, order_id, "confirmed")
     assert again.status_code == 409 and "final" in again.json()["detail"]
     history = h.client.get(f"/commerce/orders/{order_id}/history", headers=buyer).json()
     assert [(x["from"], x["to"]) for x in history] == [
@@ -215,9 +208,7 @@ def test_concurrent_double_submission_gives_one_order_and_one_charge(
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM order_lines").fetchone()[0] == 1
     supplier = party_headers(h, "supplier", "sup-a")
-    h.client.post(
-        f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
-    )
+    move_order(h, supplier, order_id, "confirmed")
 
     replies.clear()
     barrier.reset()

@@ -20,6 +20,7 @@ from tests.api_helpers import ApiHarness
 from tests.test_commerce_support import (
     GTIN_A,
     commerce_harness,
+    move_order,
     party_headers,
     place_order,
     sign_stripe,
@@ -80,9 +81,7 @@ def test_excursion_holds_payment_and_release_follows_evidence(
     config = h.config.extra["commerce"]
     placed = place_order(h, buyer, "rel", incoterm="CIF", quantity=10, hold_until_delivery=True)
     order_id = placed.json()["order_id"]
-    h.client.post(
-        f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
-    )
+    move_order(h, supplier, order_id, "confirmed")
     paid = h.client.post(
         f"/commerce/orders/{order_id}/payments",
         headers={**buyer, "Idempotency-Key": "rel-pay"},

@@ -200,6 +200,13 @@ def place_order(
     )
 
 
+def move_order(h: ApiHarness, headers: dict[str, str], order_id: str, to: str) -> httpx.Response:
+    """POST /commerce/orders/{order_id}/transitions to state ``to``; the raw reply."""
+    return h.client.post(
+        f"/commerce/orders/{order_id}/transitions", headers=headers, json={"to": to}
+    )
+
+
 def sign_stripe(payload: bytes, secret: str, at: int | None = None) -> str:
     """A ``Stripe-Signature`` header as Stripe computes it (HMAC-SHA256 of "t.payload")."""
     t = at if at is not None else int(time.time())

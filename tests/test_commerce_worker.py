@@ -14,7 +14,13 @@ import pytest
 
 from tests.alert_peers import smtp_server
 from tests.helpers import wait_until
-from tests.test_commerce_support import GTIN_A, commerce_harness, party_headers, place_order
+from tests.test_commerce_support import (
+    GTIN_A,
+    commerce_harness,
+    move_order,
+    party_headers,
+    place_order,
+)
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.epcis.store import capture_events
 
@@ -29,9 +35,7 @@ def test_worker_sweeps_then_follows_notifications(stack: Settings) -> None:
         buyer = party_headers(h, "buyer", "buy-a", "ops@buy-a.example")
         supplier = party_headers(h, "supplier", "sup-a", "qa@sup-a.example")
         order_id = place_order(h, buyer, "w1", incoterm="DAP").json()["order_id"]
-        h.client.post(
-            f"/commerce/orders/{order_id}/transitions", headers=supplier, json={"to": "confirmed"}
-        )
+        move_order(h, supplier, order_id, "confirmed")
         shipment = h.client.post(
             f"/commerce/orders/{order_id}/shipments",
             headers=supplier,
