@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 from aiosmtpd.controller import Controller
 
 from api.config import ApiConfig
-from tests.helpers import free_port
+from tests.helpers import free_port, http_server
 from tests.mqtt_helpers import close, connect, gateway_client
 from tests.staff_helpers import serve
 from tracehub.alerts.webhook import SIGNATURE_HEADER, SignatureError, verify
@@ -93,15 +93,9 @@ def webhook_receiver(fail_first: int) -> Iterator[WebhookReceiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/alerts"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler) as server:
+        receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/alerts"
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # -- API server and its SSE stream ------------------------------------------------------

@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 
 from commerce.config import STRIPE_MOCK_KEY, CommerceConfig
 from tests.api_helpers import ApiHarness, api_harness
+from tests.helpers import http_server
 from tracehub.config import Settings
 
 STRIPE_MOCK = ("127.0.0.1", 12111)
@@ -109,16 +110,9 @@ def stripe_proxy() -> Iterator[StripeProxy]:
 
         do_GET = do_POST = do_DELETE = _forward
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    proxy.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler, daemon_threads=True) as server:
+        proxy.port = server.server_address[1]
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # -- configuration, parties and catalogue ---------------------------------------------------
