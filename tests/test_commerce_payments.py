@@ -16,6 +16,7 @@ from tests.api_helpers import ApiHarness
 from tests.test_commerce_support import (
     commerce_harness,
     party_headers,
+    pay_order,
     place_order,
     sign_stripe,
     stripe_event,
@@ -123,10 +124,13 @@ def test_format_error_is_never_retried_and_goes_to_manual_review(h: ApiHarness, 
     admin = party_headers(h, "admin", None)
     order_id = _order(h, buyer, "fmt")
     # stripe-mock validates the request against Stripe's OpenAPI: not an allowed value -> 400
-    reply = h.client.post(
-        f"/commerce/orders/{order_id}/payments",
-        headers={**buyer, "Idempotency-Key": "p1"},
-        json={"method": "card", "provider_options": {"setup_future_usage": "sometimes"}},
+    reply = pay_order(
+        h,
+        buyer,
+        order_id,
+        "p1",
+        method="card",
+        provider_options={"setup_future_usage": "sometimes"},
     )
     assert reply.status_code == 200, reply.text
     assert reply.json()["state"] == "manual_review"
@@ -136,17 +140,13 @@ def test_format_error_is_never_retried_and_goes_to_manual_review(h: ApiHarness, 
     assert "HTTP 400" in view["last_error"]
     # a malformed SWIFT/BIC field of a bank transfer: validated here, never sent, reviewed
     order2 = _order(h, buyer, "fmt2")
-    bank = h.client.post(
-        f"/commerce/orders/{order2}/payments",
-        headers={**buyer, "Idempotency-Key": "p2"},
-        json={
-            "method": "bank_transfer",
-            "bank": {
-                "bic": "DEUTDEFF",
-                "iban": "DE89370400440532013000",
-                "reference": "INV-1 {urgent}",
-            },
-        },
+    bank = pay_order(
+        h,
+        buyer,
+        order2,
+        "p2",
+        method="bank_transfer",
+        bank={"bic": "DEUTDEFF", "iban": "DE89370400440532013000", "reference": "INV-1 {urgent}"},
     )
     assert bank.status_code == 200 and bank.json()["state"] == "manual_review"
     queue = h.client.get("/commerce/manual-review", headers=admin).json()
@@ -156,17 +156,13 @@ def test_format_error_is_never_retried_and_goes_to_manual_review(h: ApiHarness, 
     assert len(proxy.payment_intent_posts()) == 1
     # a well-formed transfer awaits funds; treasury confirms it
     order3 = _order(h, buyer, "ok3")
-    good = h.client.post(
-        f"/commerce/orders/{order3}/payments",
-        headers={**buyer, "Idempotency-Key": "p3"},
-        json={
-            "method": "bank_transfer",
-            "bank": {
-                "bic": "DEUTDEFF",
-                "iban": "DE89 3704 0044 0532 0130 00",
-                "reference": "INV-3",
-            },
-        },
+    good = pay_order(
+        h,
+        buyer,
+        order3,
+        "p3",
+        method="bank_transfer",
+        bank={"bic": "DEUTDEFF", "iban": "DE89 3704 0044 0532 0130 00", "reference": "INV-3"},
     )
     assert good.json()["state"] == "submitted"
     confirmed = h.client.post(
@@ -179,11 +175,7 @@ def test_webhook_verified_and_replay_changes_nothing(h: ApiHarness, proxy: Any) 
     buyer = party_headers(h, "buyer", "buy-a")
     admin = party_headers(h, "admin", None)
     order_id = _order(h, buyer, "wh")
-    paid = h.client.post(
-        f"/commerce/orders/{order_id}/payments",
-        headers={**buyer, "Idempotency-Key": "w"},
-        json={"method": "card"},
-    )
+    paid = pay_order(h, buyer, order_id, "w", method="card")
     payment_id = paid.json()["payment_id"]
     with h.connect() as conn:
         ref = conn.execute("SELECT provider_ref FROM payments").fetchone()[0]

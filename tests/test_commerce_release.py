@@ -22,6 +22,7 @@ from tests.test_commerce_support import (
     commerce_harness,
     move_order,
     party_headers,
+    pay_order,
     place_order,
     sign_stripe,
     stripe_event,
@@ -82,11 +83,7 @@ def test_excursion_holds_payment_and_release_follows_evidence(
     placed = place_order(h, buyer, "rel", incoterm="CIF", quantity=10, hold_until_delivery=True)
     order_id = placed.json()["order_id"]
     move_order(h, supplier, order_id, "confirmed")
-    paid = h.client.post(
-        f"/commerce/orders/{order_id}/payments",
-        headers={**buyer, "Idempotency-Key": "rel-pay"},
-        json={"method": "card"},
-    )
+    paid = pay_order(h, buyer, order_id, "rel-pay", method="card")
     assert paid.json()["state"] == "submitted", paid.text
     posts = proxy.payment_intent_posts()
     assert len(posts) == 1

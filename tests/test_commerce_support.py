@@ -201,6 +201,17 @@ def move_order(h: ApiHarness, headers: dict[str, str], order_id: str, to: str) -
     )
 
 
+def pay_order(
+    h: ApiHarness, headers: dict[str, str], order_id: str, key: str, **body: Any
+) -> httpx.Response:
+    """POST /commerce/orders/{order_id}/payments under Idempotency-Key ``key``; the raw reply."""
+    return h.client.post(
+        f"/commerce/orders/{order_id}/payments",
+        headers={**headers, "Idempotency-Key": key},
+        json=body,
+    )
+
+
 def sign_stripe(payload: bytes, secret: str, at: int | None = None) -> str:
     """A ``Stripe-Signature`` header as Stripe computes it (HMAC-SHA256 of "t.payload")."""
     t = at if at is not None else int(time.time())
