@@ -83,6 +83,8 @@ def main() -> int:
     alerts = gateway_alert_worker(settings, pki)  # rules over the readings stored
     ledger_gateway = connect_org(settings.fabric, 1)
     network = ledger_gateway.get_network(settings.fabric.channel)
+    chaincode = network.get_contract(settings.fabric.chaincode)
+    qscc = network.get_contract("qscc")  # block numbers of re-submitted anchors
     gateway = Gateway(
         GatewaySettings(
             batch_max_readings=args.batch_readings,
@@ -94,8 +96,8 @@ def main() -> int:
         directory=PkiDirectory(pki),
         store_factory=lambda: ReadingStore(lambda: db.connect(settings.postgres_dsn)),
         ipfs=KuboClient(settings.ipfs_api),
-        ledger=network.get_contract(settings.fabric.chaincode),
-        block_lookup=network.get_contract("qscc"),
+        ledger=chaincode,
+        block_lookup=qscc,
         channel=settings.fabric.channel,
         alert_hooks=[alerts],
     )
@@ -103,8 +105,8 @@ def main() -> int:
     event_anchors = EventAnchorLoop(
         lambda: db.connect(settings.postgres_dsn),
         KuboClient(settings.ipfs_api),
-        network.get_contract(settings.fabric.chaincode),
-        block_lookup=network.get_contract("qscc"),
+        chaincode,
+        block_lookup=qscc,
         channel=settings.fabric.channel,
     )
     stop = threading.Event()

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -21,9 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from fabric_protos.common import common_pb2 as _common_pb2
 
 from gateway.checks import Accepted, Rejected, check_message
 from gateway.consumer import AlertHook, Consumer, Delivery, drain
@@ -35,14 +31,13 @@ from ingest.store import (
     ReadingStore,
     VerifiedRow,
 )
+from tracehub.anchoring import submit_anchor
 from tracehub.ipfs import IPFSError, KuboClient
-from tracehub.ledger import Contract, EndorseError, LedgerError
+from tracehub.ledger import Contract, LedgerError
 from tracehub.merkle import MerkleTree
 from tracehub.verify import CertificateDirectory, TrustStore, load_pem_crls
 
 log = logging.getLogger(__name__)
-# The generated protobuf module has no type information.
-common_pb2: Any = _common_pb2
 
 
 @dataclass(frozen=True)
@@ -320,27 +315,9 @@ class Gateway:
             "last_ts": batch.last_ts.isoformat(),
             "devices": batch.devices,
         }
-        try:
-            committed = self.ledger.submit("AnchorBatch", json.dumps(anchor, sort_keys=True))
-            return committed.tx_id, committed.block_number
-        except EndorseError as exc:
-            if "already anchored" not in str(exc):
-                raise
-        # A crash after the ledger committed but before we recorded it: take the ledger's word,
-        # if it is the same root.
-        existing = json.loads(self.ledger.evaluate("GetAnchor", batch.batch_id))
-        if existing["root"] != batch.root:
-            raise LedgerError(f"batch {batch.batch_id} is anchored with another root")
-        return existing["tx_id"], self._block_of(existing["tx_id"])
-
-    def _block_of(self, tx_id: str) -> int:
-        """The block holding a transaction, from the peer's query system chaincode (qscc)."""
-        if self.block_lookup is None:
-            raise LedgerError("no block lookup configured for re-submitted anchors")
-        raw = self.block_lookup.evaluate("GetBlockByTxID", self.channel, tx_id)
-        block: Any = common_pb2.Block()
-        block.ParseFromString(raw)
-        return int(block.header.number)
+        return submit_anchor(
+            self.ledger, anchor, block_lookup=self.block_lookup, channel=self.channel
+        )
 
 
 def _quarantine_row(rejected: Rejected) -> QuarantineRow:

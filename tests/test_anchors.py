@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
+from tracehub.anchoring import submit_anchor
 from tracehub.config import Settings
-from tracehub.ledger import EndorseError, EvaluateError
+from tracehub.ledger import EndorseError, EvaluateError, LedgerError
 from tracehub.ledger.local import connect_org
 
 pytestmark = pytest.mark.integration
@@ -46,3 +47,19 @@ def test_anchor_once_read_by_the_other_org(stack: Settings) -> None:
             anchoring.submit("AnchorBatch", json.dumps(_anchor("x") | {"root": "ABC"}))
         with pytest.raises(EvaluateError, match="is not anchored"):
             reading.evaluate("GetAnchor", "no-such-batch")
+
+
+def test_submit_anchor_takes_the_ledgers_record_after_a_crash(stack: Settings) -> None:
+    """The second submission of one batch (as after a crash before our commit) returns the
+    first's tx id and block; the same batch id with another root is refused."""
+    fabric = stack.fabric
+    anchor = _anchor(f"b-{uuid.uuid4().hex}")
+    with connect_org(fabric, 1) as hub:
+        network = hub.get_network(fabric.channel)
+        contract, qscc = network.get_contract(fabric.chaincode), network.get_contract("qscc")
+        first = submit_anchor(contract, anchor, block_lookup=qscc, channel=fabric.channel)
+        again = submit_anchor(contract, anchor, block_lookup=qscc, channel=fabric.channel)
+        assert again == first
+        other_root = anchor | {"root": "0" * 64}
+        with pytest.raises(LedgerError, match="anchored with another root"):
+            submit_anchor(contract, other_root, block_lookup=qscc, channel=fabric.channel)
