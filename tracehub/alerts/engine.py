@@ -46,6 +46,10 @@ CUSTODY_STEPS = (
 Connect = Callable[[], psycopg.Connection]
 
 
+#: Cache size at which expired entries are swept out (each miss past it sweeps).
+_CACHE_SWEEP_AT = 10_000
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     #: How long shipment rules and device assignments are cached (0: always read).
@@ -106,6 +110,11 @@ class AlertEngine:
         if hit is not None and now - hit.at < self.settings.cache_ttl_s:
             return hit.value
         value = load()
+        if len(self._cache) >= _CACHE_SWEEP_AT:
+            # Keys include every RFID tag seen: drop what has expired so a long-running
+            # gateway's cache stays as small as a TTL's worth of traffic.
+            ttl = self.settings.cache_ttl_s
+            self._cache = {k: c for k, c in self._cache.items() if now - c.at < ttl}
         self._cache[key] = _Cached(now, value)
         return value
 
