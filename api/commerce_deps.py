@@ -33,8 +33,15 @@ def commerce_config(request: Request) -> CommerceConfig:
 
 
 def provider_of(request: Request) -> StripeProvider:
-    config = commerce_config(request)
-    return StripeProvider(config.stripe_api_key, config.stripe_api_base, config.stripe_timeout_s)
+    """The app's one provider (its Stripe client keeps HTTP sessions), made on first use."""
+    state = request.app.state
+    if not hasattr(state, "commerce_provider"):
+        config = commerce_config(request)
+        state.commerce_provider = StripeProvider(
+            config.stripe_api_key, config.stripe_api_base, config.stripe_timeout_s
+        )
+    provider: StripeProvider = state.commerce_provider
+    return provider
 
 
 def mailer_of(request: Request) -> Mailer:
