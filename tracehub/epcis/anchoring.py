@@ -10,7 +10,6 @@ the ledger already holds (a crash after commit, before we recorded it) is confir
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -19,16 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
-from fabric_protos.common import common_pb2 as _common_pb2
 
+from tracehub.anchoring import AnchorContract, submit_anchor
 from tracehub.epcis.batch import encode_event_batch
-from tracehub.ledger import EndorseError, LedgerError
 from tracehub.merkle import MerkleTree
 
 __all__ = ["EventAnchorLoop", "anchor_on", "anchor_pending", "drain_outbox", "seal_pending"]
 
 log = logging.getLogger(__name__)
-common_pb2: Any = _common_pb2
 #: How long a claimed outbox row stays invisible to other workers (a crashed worker's lease).
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF_S = 300.0
@@ -36,12 +33,6 @@ MAX_BACKOFF_S = 300.0
 
 class _Ipfs(Protocol):
     def add(self, data: bytes, *, pin: bool = True, filename: str = "data") -> str: ...
-
-
-class _Contract(Protocol):
-    def submit(self, name: str, *args: str) -> Any: ...
-
-    def evaluate(self, name: str, *args: str) -> bytes: ...
 
 
 ConnFactory = Callable[[], psycopg.Connection]
@@ -107,20 +98,12 @@ def _claim(conn: psycopg.Connection) -> tuple[str, int] | None:
     return str(row[0]), int(row[1]) + 1
 
 
-def _block_of(block_lookup: _Contract | None, channel: str, tx_id: str) -> int:
-    if block_lookup is None:
-        raise LedgerError("no block lookup (qscc) configured for a re-submitted anchor")
-    block: Any = common_pb2.Block()
-    block.ParseFromString(block_lookup.evaluate("GetBlockByTxID", channel, tx_id))
-    return int(block.header.number)
-
-
 def _anchor_one(
     conn: psycopg.Connection,
     batch_id: str,
     ipfs: _Ipfs,
-    contract: _Contract,
-    block_lookup: _Contract | None,
+    contract: AnchorContract,
+    block_lookup: AnchorContract | None,
     channel: str,
 ) -> None:
     batch = conn.execute(
@@ -156,17 +139,9 @@ def _anchor_one(
         "last_ts": last_time.isoformat(),
         "devices": 0,  # events come from organisations, not devices
     }
-    try:
-        committed = contract.submit("AnchorBatch", json.dumps(anchor, sort_keys=True))
-        tx_id, block_number = committed.tx_id, committed.block_number
-    except EndorseError as exc:
-        if "already anchored" not in str(exc):
-            raise
-        existing = json.loads(contract.evaluate("GetAnchor", batch_id))
-        if existing["root"] != root:
-            raise LedgerError(f"batch {batch_id} is anchored with another root") from exc
-        tx_id = existing["tx_id"]
-        block_number = _block_of(block_lookup, channel, tx_id)
+    tx_id, block_number = submit_anchor(
+        contract, anchor, block_lookup=block_lookup, channel=channel
+    )
     with conn.transaction():
         conn.execute(
             "UPDATE epcis_batches SET state = 'anchored', tx_id = %s, block_number = %s,"
@@ -179,9 +154,9 @@ def _anchor_one(
 def drain_outbox(
     conn: psycopg.Connection,
     ipfs: _Ipfs,
-    contract: _Contract,
+    contract: AnchorContract,
     *,
-    block_lookup: _Contract | None = None,
+    block_lookup: AnchorContract | None = None,
     channel: str = "trace",
     limit: int = 100,
 ) -> list[str]:
@@ -211,11 +186,11 @@ def drain_outbox(
 def anchor_on(
     conn: psycopg.Connection,
     ipfs: _Ipfs,
-    contract: _Contract,
+    contract: AnchorContract,
     *,
     max_events: int = 1000,
     max_age_s: float = 0.0,
-    block_lookup: _Contract | None = None,
+    block_lookup: AnchorContract | None = None,
     channel: str = "trace",
 ) -> list[str]:
     """:func:`anchor_pending` on a connection the caller keeps open."""
@@ -227,11 +202,11 @@ def anchor_on(
 def anchor_pending(
     conn_factory: ConnFactory,
     ipfs: _Ipfs,
-    contract: _Contract,
+    contract: AnchorContract,
     *,
     max_events: int = 1000,
     max_age_s: float = 0.0,
-    block_lookup: _Contract | None = None,
+    block_lookup: AnchorContract | None = None,
     channel: str = "trace",
 ) -> list[str]:
     """Seal every pending event into batches of at most ``max_events`` and anchor all due
@@ -255,9 +230,9 @@ class EventAnchorLoop:
         self,
         conn_factory: ConnFactory,
         ipfs: _Ipfs,
-        contract: _Contract,
+        contract: AnchorContract,
         *,
-        block_lookup: _Contract | None = None,
+        block_lookup: AnchorContract | None = None,
         channel: str = "trace",
         max_events: int = 1000,
         max_age_s: float = 5.0,
