@@ -39,10 +39,11 @@ status:  ## show each component, its pid, health and endpoint
 	@bash $(STACK) status
 
 demo: up  ## bring the stack up, run a smoke transaction, then the full scenario; prints the QR page URL
-	@$(PY) -m tracehub.demo
-	@$(PY) -m tracehub.scenario
+	@$(PY) -m demo.smoke
+	@$(PY) -m demo.scenario
 
-lint: python-deps  ## ruff and mypy
+lint: python-deps  ## ruff, mypy and the import layering contracts (pyproject.toml)
+	@$(VENV)/bin/lint-imports
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 	@$(PY) -m mypy

@@ -38,11 +38,11 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
+from alerts import store
+from alerts.rules import KINDS, RuleError, check_params
 from api.auth import Principal, require
 from api.config import ApiConfig
 from api.db import Connection
-from tracehub.alerts import store
-from tracehub.alerts.rules import KINDS, RuleError, check_params
 
 log = logging.getLogger(__name__)
 KindName = Literal[

@@ -40,12 +40,12 @@ from api.config import ApiConfig
 from api.db import sync_connection
 from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
-from ingest.proofs import ProofUnavailable, proof_for
+from ingest import bundle as bundle_builder
+from ingest.proofs import ProofUnavailable, event_proof, proof_for
 from ingest.store import ReadingStore
 from tracehub import bundle as bundles
 from tracehub import db
 from tracehub.audit import AuditResult, verify_event_proof, verify_proof
-from tracehub.epcis.proof import event_proof
 from tracehub.ipfs import IPFSError, KuboClient
 from tracehub.ledger import Contract, Gateway, LedgerError
 from tracehub.ledger.local import connect_org
@@ -365,7 +365,7 @@ async def bundle(
     def work() -> dict[str, Any]:
         with sync_connection(request) as conn:
             try:
-                selection = bundles.select(
+                selection = bundle_builder.select(
                     conn,
                     batch_id=batch_id,
                     gtin=gtin,
@@ -385,7 +385,7 @@ async def bundle(
                 return None if found is None else found.certificate.public_bytes(PEM).decode()
 
             with KuboClient(config.stack.ipfs_api) as ipfs:
-                return bundles.build_bundle(
+                return bundle_builder.build_bundle(
                     conn,
                     selection,
                     ipfs=ipfs,

@@ -29,10 +29,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, current_principal, require
 from api.db import sync_connection
-from tracehub.epcis import EPCISValidationError, EventQuery, capture_events
-from tracehub.epcis.readings import readings_as_events
+from ingest.epcis import EventQuery, capture_events
+from ingest.epcis.readings import readings_as_events
+from ingest.epcis.store import EVENT_TYPES, event_by_id, query_rows
+from tracehub.epcis import EPCISValidationError
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_document
-from tracehub.epcis.store import EVENT_TYPES, event_by_id, query_rows
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])
 _MAX_BODY = 16 * 1024 * 1024

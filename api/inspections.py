@@ -1,4 +1,4 @@
-"""Inspection reports over HTTP (tracehub.inspections does the work).
+"""Inspection reports over HTTP (ingest.inspections does the work).
 
 - ``POST /inspections`` (inspector): multipart upload of the PDF (``report``) with ``gtin``,
   ``lot``, optional ``shipment_id``, ``result`` (pass | fail) and ``summary``. 400 for what is
@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, current_principal, require
 from api.db import sync_connection
-from tracehub import inspections as core
+from ingest import inspections as core
 from tracehub.ipfs import IPFSError, KuboClient
 
 router = APIRouter(prefix="/inspections", tags=["inspections"])

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from psycopg import AsyncConnection
 
-from tracehub.digital_link import DigitalLink
+from tracehub.gs1 import DigitalLink
 
 #: Readings drawn at most per lot (the newest); a reefer logger at one reading a minute for a
 #: two-week voyage stays below it. Bounded so a page never grows without limit.

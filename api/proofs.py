@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.config import ApiConfig
 from api.db import Connection, sync_connection
-from tracehub.epcis.proof import event_proof
+from ingest.proofs import event_proof
 from tracehub.ledger import Contract, Gateway, LedgerError
 from tracehub.ledger.local import connect_org
 from tracehub.merkle import MerkleTree, leaf_data_from_reading_hash, leaf_hash

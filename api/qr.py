@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.resolver import raw_path
-from tracehub.digital_link import DigitalLinkError, parse_path
+from tracehub.gs1 import DigitalLinkError, parse_path
 
 router = APIRouter(tags=["resolver"])
 _TYPES = {"png": "image/png", "svg": "image/svg+xml"}

@@ -28,7 +28,7 @@ from api import i18n
 from api.chart import line_chart
 from api.db import pool_of
 from api.lot_view import LotView, load_lot_view
-from tracehub.digital_link import DigitalLink, DigitalLinkError, parse_path
+from tracehub.gs1 import DigitalLink, DigitalLinkError, parse_path
 from tracehub.ipfs import IPFSError, KuboClient
 
 router = APIRouter(tags=["resolver"])

@@ -2,7 +2,7 @@
 
 Targets (issue 6): QR page p95 < 150 ms and proof API p95 < 50 ms at 50 concurrent clients.
 
-Builds the demo scenario (tracehub.scenario) into a schema of its own, serves it with
+Builds the demo scenario (demo.scenario) into a schema of its own, serves it with
 `python -m api` (uvicorn) on a loopback port, and loads it with wrk (C, Debian's package) so the
 load generator costs little of the machine's CPU. Each run is bounded in time (DURATION_S) and
 connections (50). wrk reports p50/p90/p99 by itself; a small Lua `done` hook prints p95 too.
@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 from psycopg import sql
 
+from demo.scenario import ScenarioResult, build_scenario
 from tests.helpers import free_port
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
-from tracehub.scenario import ScenarioResult, build_scenario
 
 RESULTS = PROJECT_DIR / "bench" / "results" / "web.json"
 CONNECTIONS = 50

@@ -1,7 +1,7 @@
 """PKI tooling: CAs, device enrolment and revocation (issue 3). Keys are never committed."""
 
-from certs.names import device_id_from_certificate, device_uri, validate_device_id
 from certs.pki import PKI, DeviceCertificate, PKIError, generate_device_key_and_csr
+from tracehub.pki_names import device_id_from_certificate, device_uri, validate_device_id
 
 __all__ = [
     "PKI",

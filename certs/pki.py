@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.names import (
+from tracehub.pki_names import (
     PKIError,
     device_id_from_certificate,
     device_uri,

@@ -14,15 +14,15 @@ import threading
 
 from cryptography import x509
 
+from alerts.service import gateway_alert_worker
 from certs.pki import PKI
 from gateway.consumer import Consumer, ConsumerSettings
 from gateway.service import Gateway, GatewaySettings
+from ingest.epcis.anchoring import EventAnchorLoop
 from ingest.schema import migrate
 from ingest.store import ReadingStore
 from tracehub import db
-from tracehub.alerts.service import gateway_alert_worker
 from tracehub.config import Settings
-from tracehub.epcis.anchoring import EventAnchorLoop
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 from tracehub.verify import TrustStore

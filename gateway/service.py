@@ -23,7 +23,6 @@ from pathlib import Path
 
 from gateway.checks import Accepted, Rejected, check_message
 from gateway.consumer import AlertHook, Consumer, Delivery, drain
-from ingest.batch import encode_batch
 from ingest.store import (
     BatchConflictError,
     BatchRecord,
@@ -32,6 +31,7 @@ from ingest.store import (
     VerifiedRow,
 )
 from tracehub.anchoring import submit_anchor
+from tracehub.batch import encode_batch
 from tracehub.ipfs import IPFSError, KuboClient
 from tracehub.ledger import Contract, LedgerError
 from tracehub.merkle import MerkleTree

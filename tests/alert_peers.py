@@ -19,11 +19,11 @@ import httpx
 import paho.mqtt.client as mqtt
 from aiosmtpd.controller import Controller
 
+from alerts.webhook import SIGNATURE_HEADER, SignatureError, verify
 from api.config import ApiConfig
 from tests.helpers import free_port, http_server
 from tests.mqtt_helpers import close, connect, gateway_client
 from tests.staff_helpers import serve
-from tracehub.alerts.webhook import SIGNATURE_HEADER, SignatureError, verify
 from tracehub.config import Settings
 
 # -- SMTP -------------------------------------------------------------------------------
@@ -203,12 +203,12 @@ def make_shipment(
     conn: Any, tag: str, *, since: datetime | None = None, device_id: str | None = None
 ) -> Shipment:
     """A product with a 2..8 °C band, one lot in one in-transit shipment, one logger on it."""
-    from edge.epc import gs1_check_digit
+    from tracehub.gs1 import check_digit
 
     digits = str(abs(hash(tag)) % 10**12).zfill(12)
-    gtin = "0" + digits + str(gs1_check_digit("0" + digits))
+    gtin = "0" + digits + str(check_digit("0" + digits))
     sscc_body = "0" + str(abs(hash(tag + "s")) % 10**16).zfill(16)
-    sscc = sscc_body + str(gs1_check_digit(sscc_body))
+    sscc = sscc_body + str(check_digit(sscc_body))
     since = since or datetime.now(UTC) - timedelta(hours=1)
     shipment = Shipment(f"shp-{tag}", gtin, f"L{tag[:8]}", device_id or f"logger-{tag}", sscc)
     conn.execute(

@@ -18,6 +18,10 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from alerts.delivery import Deliverer, DeliverySettings, MqttPublisher
+from alerts.engine import AlertEngine, EngineSettings
+from alerts.worker import AlertWorker
+from ingest.epcis import capture_events
 from tests.alert_peers import (
     api_server,
     env_row,
@@ -30,11 +34,7 @@ from tests.alert_peers import (
 )
 from tests.api_helpers import ApiHarness, api_harness
 from tests.helpers import wait_until
-from tracehub.alerts.delivery import Deliverer, DeliverySettings, MqttPublisher
-from tracehub.alerts.engine import AlertEngine, EngineSettings
-from tracehub.alerts.worker import AlertWorker
 from tracehub.config import Settings
-from tracehub.epcis import capture_events
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tracehub.alerts.event import alert_event
-from tracehub.alerts.rules import RuleError, check_params
-from tracehub.alerts.webhook import SignatureError, sign, verify
+from alerts.event import alert_event
+from alerts.rules import RuleError, check_params
+from alerts.webhook import SignatureError, sign, verify
 from tracehub.epcis.schema import validate_document
 
 

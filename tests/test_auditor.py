@@ -20,16 +20,16 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
-from ingest.batch import encode_batch
+from ingest.epcis.anchoring import anchor_pending
 from ingest.store import ReadingStore, VerifiedRow
 from tests.api_helpers import ApiHarness, api_harness
 from tests.gateway_helpers import Device
 from tests.helpers import run_cli
 from tests.inspection_helpers import GTIN, LOT, minimal_pdf, seed_lot, upload
 from tests.staff_helpers import chromium, serve, sign_in
+from tracehub.batch import encode_batch
 from tracehub.bundle import verify_bundle
 from tracehub.config import Settings
-from tracehub.epcis.anchoring import anchor_pending
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 from tracehub.merkle import MerkleTree

@@ -1,4 +1,4 @@
-"""Batch object layout (ingest.batch) and inclusion proofs (tracehub.proof).
+"""Batch object layout (tracehub.batch) and inclusion proofs (tracehub.proof).
 
 The worked example of docs/batch-and-proof.md is rebuilt here from the reading test vectors, so
 the document cannot drift from the code.
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.batch import (
+from tracehub.batch import (
     BatchFormatError,
     batch_tree,
     decode_batch,

@@ -1,7 +1,7 @@
 """The buyer's QR page in real headless Chromium: chart, journey, in-browser verification
 against the ledger, a tampered record caught with its reason, and the Arabic page RTL.
 
-The lot comes from the demo scenario (tracehub.scenario) built into a schema of this module's
+The lot comes from the demo scenario (demo.scenario) built into a schema of this module's
 own, through the real gateway, MQTT, IPFS and Fabric; the API runs as `python -m api` on a
 loopback port. Tampering changes that schema's rows, never the code or the responses.
 """
@@ -21,11 +21,11 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from demo.scenario import ScenarioResult, build_scenario
 from tests.db_helpers import connector, migrated_schema
 from tests.helpers import free_port
 from tests.staff_helpers import chromium
 from tracehub.config import PROJECT_DIR, Settings
-from tracehub.scenario import ScenarioResult, build_scenario
 
 pytestmark = pytest.mark.integration
 

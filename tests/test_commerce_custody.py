@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from commerce.custody import sscc_of_uri, sync_epcis_custody
+from ingest.epcis.store import capture_events
 from tests.api_helpers import ApiHarness
 from tests.test_commerce_support import (
     GTIN_A,
@@ -19,7 +20,6 @@ from tests.test_commerce_support import (
     place_order,
 )
 from tracehub.config import Settings
-from tracehub.epcis.store import capture_events
 
 pytestmark = pytest.mark.integration
 SSCC_URI = "urn:epc:id:sscc:0950600.0123456789"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ingest.epcis.store import capture_events
 from tests.alert_peers import smtp_server
 from tests.helpers import wait_until
 from tests.test_commerce_support import (
@@ -22,7 +23,6 @@ from tests.test_commerce_support import (
     place_order,
 )
 from tracehub.config import PROJECT_DIR, Settings
-from tracehub.epcis.store import capture_events
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracehub.digital_link import (
+from tracehub.gs1 import (
     DigitalLinkError,
     build_uri,
     check_digit,

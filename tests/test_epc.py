@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 from epcpy.utils.parsers import hex_to_tag_encodable
 
-from edge.epc import Gs1Epc, decode_epc, gs1_check_digit
+from tracehub.gs1 import Gs1Epc, check_digit, decode_epc
 
 SGTIN_HEX = "3074257BF7194E4000001A85"
 SSCC_HEX = "3174257BF4499602D2000000"
@@ -47,11 +47,11 @@ class TestCheckDigit:
         ],
     )
     def test_known_keys(self, body: str, digit: int) -> None:
-        assert gs1_check_digit(body) == digit == mod10(body)
+        assert check_digit(body) == digit == mod10(body)
 
     def test_rejects_non_digits(self) -> None:
         with pytest.raises(ValueError):
-            gs1_check_digit("12a4")
+            check_digit("12a4")
 
 
 class TestSgtin96:
@@ -157,4 +157,4 @@ class TestNotDecodable:
         decoded = decode_epc("30751FEB705C5904E3D50D70")
         assert decoded is not None and decoded.scheme == "sgtin-96"
         assert decoded.gs1_key == "04717276945640"
-        assert gs1_check_digit(decoded.gs1_key[:-1]) == int(decoded.gs1_key[-1])
+        assert check_digit(decoded.gs1_key[:-1]) == int(decoded.gs1_key[-1])

@@ -12,12 +12,12 @@ from urllib.parse import quote
 
 import pytest
 
+from ingest.epcis.anchoring import anchor_pending, seal_pending
+from ingest.proofs import event_proof
 from tests.api_helpers import ApiHarness, api_harness
 from tests.epcis_reference import EXAMPLES, events_of, reference_hashes
 from tests.helpers import run_cli
 from tracehub.config import Settings
-from tracehub.epcis import event_proof
-from tracehub.epcis.anchoring import anchor_pending, seal_pending
 from tracehub.epcis.batch import decode_event_batch
 from tracehub.epcis.proof import EventProof
 from tracehub.ipfs import KuboClient
@@ -243,8 +243,8 @@ def test_public_proof_and_anchor_endpoints(world: World) -> None:
 
 def test_the_anchor_loop_anchors_new_events(world: World, stack: Settings) -> None:
     """The loop the gateway runs: a captured event is anchored within a few seconds."""
+    from ingest.epcis.anchoring import EventAnchorLoop
     from tests.helpers import wait_until
-    from tracehub.epcis.anchoring import EventAnchorLoop
 
     document = json.loads((EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_text())
     event = document["epcisBody"]["eventList"][0]

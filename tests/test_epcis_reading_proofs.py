@@ -12,11 +12,11 @@ import pytest
 
 from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
-from ingest.batch import batch_tree, encode_batch
 from ingest.store import ReadingStore, VerifiedRow
 from tests.api_helpers import api_harness
 from tests.helpers import run_cli
 from tests.signing_helpers import enrol_and_sign
+from tracehub.batch import batch_tree, encode_batch
 from tracehub.config import Settings
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org

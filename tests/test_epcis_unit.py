@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from ingest.epcis.readings import reading_event_id, reading_to_event
+from ingest.epcis.store import encode_event, normalise_vocabulary
 from tracehub.epcis import EPCISValidationError
 from tracehub.epcis.batch import BatchFormatError, decode_event_batch, encode_event_batch
 from tracehub.epcis.hashing import (
@@ -20,9 +22,7 @@ from tracehub.epcis.hashing import (
     hashable_context,
 )
 from tracehub.epcis.proof import EventProof
-from tracehub.epcis.readings import reading_event_id, reading_to_event
 from tracehub.epcis.schema import validate_document, validate_event
-from tracehub.epcis.store import encode_event, normalise_vocabulary
 from tracehub.proof import ProofFormatError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "epcis" / "examples"

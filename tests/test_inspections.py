@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from ingest.epcis.anchoring import anchor_pending
+from ingest.inspections import MAX_REPORT_BYTES
+from ingest.proofs import event_proof
 from tests.api_helpers import api_harness
 from tests.inspection_helpers import GTIN, LOT, minimal_pdf, seed_lot, upload
 from tracehub.config import Settings
-from tracehub.epcis import event_proof
-from tracehub.epcis.anchoring import anchor_pending
 from tracehub.epcis.hashing import event_hash
-from tracehub.inspections import MAX_REPORT_BYTES
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.batch import batch_tree, encode_batch
 from tests.helpers import run_cli
 from tests.signing_helpers import enrol_and_sign
+from tracehub.batch import batch_tree, encode_batch
 from tracehub.config import Settings
 from tracehub.envelope import reading_hash
 from tracehub.ipfs import KuboClient

@@ -17,7 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from ingest.batch import BatchFormatError, envelope_at, read_header
+from tracehub.batch import BatchFormatError, envelope_at, read_header
 from tracehub.epcis.batch import BatchFormatError as EventBatchFormatError
 from tracehub.epcis.batch import decode_event_batch
 from tracehub.epcis.errors import EPCISValidationError

@@ -25,7 +25,6 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from certs.names import DEVICE_URI_PREFIX, device_id_from_certificate
 from tracehub.envelope import (
     ALG,
     EnvelopeError,
@@ -34,6 +33,7 @@ from tracehub.envelope import (
     parse_envelope,
     reading_hash,
 )
+from tracehub.pki_names import DEVICE_URI_PREFIX, device_id_from_certificate
 from tracehub.reading import Reading, format_ts
 
 __all__ = [

@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import psycopg
-
 from tracehub.epcis.hashing import HASH_URI, leaf_data
-from tracehub.epcis.store import FIND_EVENT
 from tracehub.merkle import MerkleTree, leaf_hash
 from tracehub.proof import (
     HEX_256,
@@ -25,7 +22,7 @@ from tracehub.proof import (
     path_leads_to_root,
 )
 
-__all__ = ["EVENT_PROOF_KIND", "EVENT_PROOF_VERSION", "EventProof", "event_proof", "is_event_proof"]
+__all__ = ["EVENT_PROOF_KIND", "EVENT_PROOF_VERSION", "EventProof", "is_event_proof"]
 
 EVENT_PROOF_KIND = "epcis-event"
 EVENT_PROOF_VERSION = 1
@@ -113,52 +110,3 @@ def _validate(proof: EventProof) -> None:
     for name in ("leaf_hash", "root", "tx_id"):
         check_text(name, getattr(proof, name), HEX_256, HEX_256_RULE)
     check_placement(proof)
-
-
-def event_proof(
-    conn: psycopg.Connection,
-    event_id: str,
-    *,
-    channel: str = "trace",
-    chaincode: str = "tracehub",
-) -> EventProof | None:
-    """The proof of an event (by eventID, else hash URI), or None while it is unknown or its
-    batch not yet anchored."""
-    found = conn.execute(
-        "SELECT event_id, event_hash, batch_id, batch_index FROM epcis_events" + FIND_EVENT,
-        {"id": event_id},
-    ).fetchone()
-    if found is None or found[2] is None:
-        return None
-    event_id, uri, batch_id, index = found
-    row = conn.execute(
-        "SELECT ipfs_cid, tx_id, block_number FROM epcis_batches"
-        " WHERE batch_id = %s AND state = 'anchored'",
-        (batch_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    cid, tx_id, block_number = row
-    hashes = [
-        r[0]
-        for r in conn.execute(
-            "SELECT hash_hex FROM epcis_events WHERE batch_id = %s ORDER BY batch_index",
-            (batch_id,),
-        ).fetchall()
-    ]
-    tree = MerkleTree([bytes.fromhex(h) for h in hashes])
-    leaf = leaf_hash(leaf_data(uri))
-    if tree.leaf(index) != leaf:
-        raise RuntimeError(f"event {event_id} is not leaf {index} of batch {batch_id}")
-    return EventProof.from_tree(
-        tree,
-        index,
-        event_id=event_id,
-        event_hash=uri,
-        batch_id=batch_id,
-        ipfs_cid=cid,
-        tx_id=tx_id,
-        block_number=block_number,
-        channel=channel,
-        chaincode=chaincode,
-    )

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from edge.epc import DIGITAL_LINK_BASE
+from tracehub.gs1 import DIGITAL_LINK_BASE
 
 # Measurement types outside the CBV's list are URIs of our own vocabulary.
 VOCAB = "urn:tracehub:alert:"

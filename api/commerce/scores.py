@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, require
-from api.commerce_deps import translate
+from api.commerce.deps import translate
 from api.db import sync_connection
 from commerce.scorecards import customer_rfm, supplier_scorecards
 

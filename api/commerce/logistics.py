@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, require
-from api.commerce_deps import check_party, translate
+from api.commerce.deps import check_party, translate
 from api.db import sync_connection
 from commerce.errors import NotFound
 from commerce.shipments import add_shipment, apply_custody_event

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import psycopg
 
+from alerts.delivery import Deliverer, DeliverySettings, MqttPublisher
+from alerts.engine import AlertEngine
+from alerts.worker import AlertWorker
 from certs.pki import PKI
 from tracehub import db
-from tracehub.alerts.delivery import Deliverer, DeliverySettings, MqttPublisher
-from tracehub.alerts.engine import AlertEngine
-from tracehub.alerts.worker import AlertWorker
 from tracehub.config import Settings
 
 

@@ -26,9 +26,9 @@ from urllib.parse import quote
 import psycopg
 from psycopg.rows import dict_row
 
-from edge.epc import decode_epc
+from ingest.epcis.store import EventQuery
 from tracehub.epcis.schema import DEFAULT_CONTEXT
-from tracehub.epcis.store import EventQuery
+from tracehub.gs1 import decode_epc
 
 __all__ = ["reading_event_id", "reading_to_event", "readings_as_events"]
 

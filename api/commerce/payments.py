@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, require
-from api.commerce_deps import (
+from api.commerce.deps import (
     check_party,
     commerce_config,
     ledger_session,

@@ -25,7 +25,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import psycopg
 
-from tracehub.alerts.webhook import SIGNATURE_HEADER, sign
+from alerts.webhook import SIGNATURE_HEADER, sign
 from tracehub.mqtt import tls_client
 
 log = logging.getLogger(__name__)

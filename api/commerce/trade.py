@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from api import commerce_logistics, commerce_payments, commerce_scores
 from api.auth import Principal, require
-from api.commerce_deps import check_party, own_org, translate
+from api.commerce import logistics, payments, scores
+from api.commerce.deps import check_party, own_org, translate
 from api.db import Connection
 from commerce import fx, money, orders
 from commerce.errors import Invalid, NotFound
@@ -384,6 +384,6 @@ async def order_history(
     return await orders.history(conn, "order", str(order_id))
 
 
-router.include_router(commerce_payments.router)
-router.include_router(commerce_logistics.router)
-router.include_router(commerce_scores.router)
+router.include_router(payments.router)
+router.include_router(logistics.router)
+router.include_router(scores.router)

@@ -5,7 +5,7 @@
 ``certificationInfo`` names the report by ``ni:///sha-256;<hex>`` (RFC 6920) and ``ipfs://<cid>``,
 and whose ``th:inspection`` extension repeats hash, CID, result and the inspection id. The
 event's CBV 2.0 hash therefore covers the report's hash; the event is sealed and anchored with
-the other events (tracehub.epcis.anchoring), so the report is anchored with it.
+the other events (ingest.epcis.anchoring), so the report is anchored with it.
 
 Functions take a synchronous psycopg connection and never commit: the caller owns the
 transaction (the same rule as tracehub.epcis). IPFS keeps the bytes whether or not the caller
@@ -23,9 +23,9 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.rows import dict_row
 
-from tracehub.digital_link import DigitalLinkError, build_uri
-from tracehub.epcis import capture_events
+from ingest.epcis import capture_events
 from tracehub.epcis.schema import DEFAULT_CONTEXT
+from tracehub.gs1 import DigitalLinkError, build_uri
 
 __all__ = [
     "EXTENSION_NAMESPACE",

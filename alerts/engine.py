@@ -21,11 +21,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from edge.epc import DIGITAL_LINK_BASE, decode_epc
-from tracehub.alerts import store
-from tracehub.alerts.event import alert_event, lot_class_uri
-from tracehub.alerts.rules import VALUE_FIELD, VALUE_KINDS, Rule, ShipmentContext, load_context
-from tracehub.alerts.rules import rules_for as load_rules
+from alerts import store
+from alerts.event import alert_event, lot_class_uri
+from alerts.rules import VALUE_FIELD, VALUE_KINDS, Rule, ShipmentContext, load_context
+from alerts.rules import rules_for as load_rules
+from tracehub.gs1 import DIGITAL_LINK_BASE, decode_epc
 
 log = logging.getLogger(__name__)
 #: CBV business steps that hand goods over or move them: they close a custody gap.
@@ -275,7 +275,7 @@ class AlertEngine:
         """Record the alert's EPCIS event (hashed and anchored by tracehub.epcis)."""
         try:
             # Imported here: an EPCIS module that fails must not stop alerts being raised.
-            from tracehub.epcis import capture_events
+            from ingest.epcis import capture_events
 
             with conn.transaction():  # a savepoint: a refused event must not lose the alert
                 captured = capture_events(conn, [event], source="alerts")

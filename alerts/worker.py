@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tracehub.alerts.delivery import Deliverer
-from tracehub.alerts.engine import AlertEngine
+from alerts.delivery import Deliverer
+from alerts.engine import AlertEngine
 
 log = logging.getLogger(__name__)
 

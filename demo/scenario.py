@@ -13,7 +13,7 @@
 6. captures the custody steps as EPCIS 2.0 ObjectEvents too and anchors their hashes;
 7. records an inspection report (a PDF on IPFS, its EPCIS event anchored).
 
-It returns the lot's identifiers (and the page URL). `python -m tracehub.scenario` (what
+It returns the lot's identifiers (and the page URL). `python -m demo.scenario` (what
 `make demo` runs) builds it into the public schema and prints the QR page URL.
 """
 
@@ -40,15 +40,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.pki import PKI
 from certs.registry import LedgerRegistry
+from ingest.epcis import capture_events
+from ingest.epcis.anchoring import anchor_pending
+from ingest.inspections import record_inspection
 from ingest.schema import migrate
 from tracehub import db
 from tracehub import mqtt as tracehub_mqtt
 from tracehub.config import PROJECT_DIR, Settings
-from tracehub.digital_link import build_uri, check_digit
 from tracehub.envelope import reading_hash, sign_reading
-from tracehub.epcis import capture_events
-from tracehub.epcis.anchoring import anchor_pending
-from tracehub.inspections import record_inspection
+from tracehub.gs1 import build_uri, check_digit
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 from tracehub.reading import GENESIS_PREV, Reading
@@ -477,7 +477,7 @@ def build_scenario(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tracehub.scenario", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo.scenario", description=__doc__)
     parser.add_argument("--schema", default=None, help="database schema (default: public)")
     parser.add_argument(
         "--base-url", default=os.environ.get("TRACEHUB_PUBLIC_URL", "http://127.0.0.1:18000")

@@ -1,0 +1,1 @@
+"""The demo: a smoke transaction and the full vaccine-shipment scenario (`make demo`)."""

@@ -1,0 +1,7 @@
+"""EPCIS storage: capture and query, anchoring of event batches, readings shown as events."""
+
+from __future__ import annotations
+
+from ingest.epcis.store import CapturedEvent, EventQuery, capture_events, event_by_id, query_events
+
+__all__ = ["CapturedEvent", "EventQuery", "capture_events", "event_by_id", "query_events"]
