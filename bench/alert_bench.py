@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives import serialization
 from api.auth import create_user
 from api.config import ApiConfig
 from certs.pki import PKI
-from tests.alert_peers import api_server, make_shipment, mqtt_alerts, sse_reader
-from tests.db_helpers import migrated_schema
-from tests.mqtt_helpers import close, connect, device_client
+from tests.support.alert_peers import api_server, make_shipment, mqtt_alerts, sse_reader
+from tests.support.db import migrated_schema
+from tests.support.mqtt import close, connect, device_client
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.envelope import reading_hash, sign_reading

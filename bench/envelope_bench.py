@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from tests._pki_helpers import T0, TestPKI
+from tests.support.pki import T0, TestPKI
 from tracehub.envelope import parse_envelope, reading_hash, sign_reading
 from tracehub.reading import GENESIS_PREV, Reading
 from tracehub.verify import InMemoryDirectory, TrustStore, verify_envelope

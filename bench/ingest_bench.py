@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bench._proc import cpu_and_rss
 from certs.pki import PKI
-from tests.mqtt_helpers import close, connect, device_client, gateway_client
+from tests.support.mqtt import close, connect, device_client, gateway_client
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.envelope import reading_hash, sign_reading

@@ -41,7 +41,7 @@ from api.auth import Principal, create_user, issue_token
 from api.config import load_token_key
 from bench._proc import cpu_seconds
 from ingest.schema import migrate
-from tests.helpers import free_port
+from tests.support.processes import free_port
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 

@@ -31,7 +31,7 @@ import httpx
 from psycopg import sql
 
 from demo.scenario import ScenarioResult, build_scenario
-from tests.helpers import free_port
+from tests.support.processes import free_port
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 
