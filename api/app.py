@@ -13,7 +13,19 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import alerts, auditor, auth, commerce, dashboard, epcis, inspections, proofs, qr, resolver
+from api import (
+    alerts,
+    auditor,
+    auth,
+    commerce,
+    dashboard,
+    epcis,
+    errors,
+    inspections,
+    proofs,
+    qr,
+    resolver,
+)
 from api.config import ApiConfig
 from api.db import close_sync_pool, make_pool
 
@@ -39,6 +51,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.config = config
+    errors.install(app)
     app.state.pool = pool
 
     @app.get("/healthz", tags=["meta"])
