@@ -1,1 +1,5 @@
-"""FastAPI surfaces: Digital Link pages, verification, alerts, EPCIS, audit (issue 6)."""
+"""The HTTP API (FastAPI): thin routes over the areas, one error path (api/errors.py).
+
+Digital Link resolver and QR labels, public proofs, EPCIS capture and query, inspections,
+alerts, the auditor and dashboard pages, and commerce (api/commerce/).
+"""

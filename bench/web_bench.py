@@ -1,6 +1,6 @@
 """Web bench: the buyer's QR page and the proof API under 50 concurrent clients.
 
-Targets (issue 6): QR page p95 < 150 ms and proof API p95 < 50 ms at 50 concurrent clients.
+Targets: QR page p95 < 150 ms and proof API p95 < 50 ms at 50 concurrent clients.
 
 Builds the demo scenario (demo.scenario) into a schema of its own, serves it with
 `python -m api` (uvicorn) on a loopback port, and loads it with wrk (C, Debian's package) so the

@@ -1,4 +1,8 @@
-"""PKI tooling: CAs, device enrolment and revocation (issue 3). Keys are never committed."""
+"""The PKI's storage side: CAs, device enrolment, revocation and CRLs (certs.pki), and the
+device registry on the ledger (certs.registry). Generated keys stay in .run/pki/, never in git.
+
+Naming rules (device ids, URIs) are the kernel's (tracehub.pki_names), re-exported here.
+"""
 
 from certs.pki import PKI, DeviceCertificate, PKIError, generate_device_key_and_csr
 from tracehub.pki_names import device_id_from_certificate, device_uri, validate_device_id

@@ -1,1 +1,1 @@
-"""Quotes, orders, payments, FX, shipments and their alerts (issue 7)."""
+"""Commerce: quotes, orders, payments, FX, shipments, alerts to the parties, payment release."""

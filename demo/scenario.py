@@ -6,9 +6,10 @@
 2. enrols two devices as an operator would (`tracehub devices enrol`: key, certificate, ledger
    record): a reefer logger and the dock scanner that reads RFID tags and records custody;
 3. starts a gateway process (`python -m gateway`) writing into the given schema;
-4. the devices sign and publish over MQTT (mutual TLS): temperature/humidity readings every
-   2.5 minutes with one excursion to 9.4 °C, RFID reads at both docks and custody events
-   (commissioning, packing, shipping, receiving), each signed and hash-chained;
+4. the devices sign and publish over MQTT (mutual TLS): 48 temperature/humidity readings
+   spread over at most the last hour, with one excursion to 9.4 °C, RFID reads at both docks
+   and custody events (commissioning, packing, shipping, receiving), each signed and
+   hash-chained;
 5. waits until every reading is stored, batched on IPFS and anchored on Fabric;
 6. captures the custody steps as EPCIS 2.0 ObjectEvents too and anchors their hashes;
 7. records an inspection report (a PDF on IPFS, its EPCIS event anchored).

@@ -1,1 +1,1 @@
-"""Edge agent: serial drivers -> signed readings -> durable spool -> MQTT (built in issue 4)."""
+"""Edge agent: serial drivers -> signed readings -> durable spool -> MQTT (kernel imports only)."""

@@ -1,1 +1,1 @@
-"""MQTT consumer: device identity, signature and replay checks (built in issue 5)."""
+"""The gateway: MQTT consumer, identity and signature checks, then store, batch and anchor."""

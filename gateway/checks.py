@@ -1,9 +1,9 @@
 """What the gateway decides about one message, before anything is stored.
 
-Pure: no MQTT, no database. The order is the identity issue's verification (certificate chain,
-validity at the reading's time, revocation, identity = topic, signature), then the gateway's own
-bound on clock skew. Sequence, duplicate and hash-chain checks need the stored state of the
-device and happen in the store's transaction.
+Pure: no MQTT, no database. The order is that of the envelope verification (tracehub.verify:
+certificate chain, validity at the reading's time, revocation, identity = topic, signature),
+then the gateway's own bound on clock skew. Sequence, duplicate and hash-chain checks need the
+stored state of the device and happen in the store's transaction.
 """
 
 from __future__ import annotations

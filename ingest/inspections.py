@@ -8,7 +8,7 @@ event's CBV 2.0 hash therefore covers the report's hash; the event is sealed and
 the other events (ingest.epcis.anchoring), so the report is anchored with it.
 
 Functions take a synchronous psycopg connection and never commit: the caller owns the
-transaction (the same rule as tracehub.epcis). IPFS keeps the bytes whether or not the caller
+transaction (the same rule as ingest.epcis). IPFS keeps the bytes whether or not the caller
 commits; an orphan object is harmless (content-addressed, and pinned only).
 """
 

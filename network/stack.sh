@@ -198,7 +198,7 @@ case ${1:-} in
   status) status ;;
   reload-broker)
     # Mosquitto re-reads its certificates and CRL on SIGHUP; new TLS handshakes then check the
-    # new CRL (tests/test_broker.py proves a revoked device is refused afterwards).
+    # new CRL (tests/gateway/test_broker.py proves a revoked device is refused afterwards).
     pid=$(pid_of mosquitto) || { echo "reload-broker: mosquitto is not running" >&2; exit 1; }
     log=$logs/mosquitto.log
     reloads=$(grep -c 'Reloading config' "$log" || true)

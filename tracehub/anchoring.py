@@ -3,7 +3,7 @@
 `AnchorBatch` is write-once on the ledger. After a crash between the ledger's commit and ours,
 a re-submission is refused ("already anchored"); the ledger's own record is then taken — if it
 holds the same root — with its block found through the peer's query system chaincode (qscc).
-Reading batches (gateway/service.py) and EPCIS event batches (tracehub/epcis/anchoring.py)
+Reading batches (gateway/service.py) and EPCIS event batches (ingest/epcis/anchoring.py)
 anchor through this one function.
 """
 

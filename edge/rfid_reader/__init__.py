@@ -1,4 +1,4 @@
-"""RFID reader wire protocols, byte-exact frame codecs (built in issue 4).
+"""RFID reader wire protocols, byte-exact frame codecs.
 
 One incremental decoder per protocol turns the byte stream a reader sends into typed messages;
 module-level functions in `r2000` and `m100` encode the commands the host sends. The serial/TCP
