@@ -17,9 +17,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from tracehub.batch import BatchFormatError, envelope_at, read_header
-from tracehub.epcis.batch import BatchFormatError as EventBatchFormatError
-from tracehub.epcis.batch import decode_event_batch
+from tracehub.batch import ReadingBatchFormatError, envelope_at, read_header
+from tracehub.epcis.batch import EventBatchFormatError, decode_event_batch
 from tracehub.epcis.errors import EPCISValidationError
 from tracehub.epcis.hashing import event_hash
 from tracehub.epcis.proof import EventProof
@@ -64,7 +63,7 @@ def verify_proof(
         batch = ipfs.cat(proof.ipfs_cid)
         header = read_header(batch)
         envelope = envelope_at(batch, proof.index)
-    except (IPFSError, BatchFormatError) as exc:
+    except (IPFSError, ReadingBatchFormatError) as exc:
         return result.fail("ipfs", str(exc))
     if header.batch_id != proof.batch_id or header.root.hex() != proof.root:
         return result.fail("ipfs", "the batch object names another batch or root")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tracehub.envelope import MAX_ENVELOPE_BYTES
+from tracehub.errors import InvalidError
 from tracehub.merkle import MerkleTree
 from tracehub.proof import BATCH_ID_PATTERN
 from tracehub.strictjson import refuse_duplicate_members
@@ -23,9 +24,9 @@ __all__ = [
     "FORMAT",
     "HASH",
     "LEAF",
-    "BatchFormatError",
     "BatchHeader",
     "DecodedBatch",
+    "ReadingBatchFormatError",
     "batch_tree",
     "decode_batch",
     "encode_batch",
@@ -45,7 +46,7 @@ _HEX_256 = re.compile(r"[0-9a-f]{64}")
 _ENVELOPE = re.compile(rb"[\x21-\x7e]+")
 
 
-class BatchFormatError(ValueError):
+class ReadingBatchFormatError(InvalidError):
     """The bytes are not a well-formed batch object (or cannot become one); says why."""
 
 
@@ -76,10 +77,10 @@ def encode_batch(batch_id: str, envelopes: Sequence[bytes]) -> bytes:
     """The batch object for ``envelopes`` in order: header line, then one envelope per line."""
     _check_batch_id(batch_id)
     if not envelopes:
-        raise BatchFormatError("a batch holds at least one envelope")
+        raise ReadingBatchFormatError("a batch holds at least one envelope")
     for index, envelope in enumerate(envelopes):
         if not isinstance(envelope, bytes):
-            raise BatchFormatError(f"envelope {index} is not bytes")
+            raise ReadingBatchFormatError(f"envelope {index} is not bytes")
         _check_envelope(envelope, index)
     leaves = _leaf_data(envelopes)
     header = _header_line(batch_id, len(envelopes), MerkleTree(leaves).root)
@@ -95,17 +96,17 @@ def decode_batch(data: bytes) -> DecodedBatch:
     """Parse a batch object and check everything: header, count, every envelope, the root."""
     header, body_start = _parse_header(data)
     if not data.endswith(b"\n") or len(data) == body_start:
-        raise BatchFormatError("batch must end with a newline after the last envelope")
+        raise ReadingBatchFormatError("batch must end with a newline after the last envelope")
     envelopes = data[body_start:-1].split(b"\n")
     if len(envelopes) != header.count:
-        raise BatchFormatError(
+        raise ReadingBatchFormatError(
             f"header says count {header.count} but the batch holds {len(envelopes)} lines"
         )
     for index, envelope in enumerate(envelopes):
         _check_envelope(envelope, index)
     root = MerkleTree(_leaf_data(envelopes)).root
     if root != header.root:
-        raise BatchFormatError(
+        raise ReadingBatchFormatError(
             f"root mismatch: header says {header.root.hex()}, the envelopes give {root.hex()}"
         )
     return DecodedBatch(batch_id=header.batch_id, envelopes=tuple(envelopes), root=root)
@@ -123,7 +124,7 @@ def envelope_at(data: bytes, index: int) -> bytes:
         raise IndexError(f"envelope index {index} outside a batch of {header.count}")
     # bytes.count runs in C; it rejects a truncated or padded object before we trust offsets.
     if not data.endswith(b"\n") or data.count(b"\n") != header.count + 1:
-        raise BatchFormatError(f"batch does not hold exactly {header.count} envelope lines")
+        raise ReadingBatchFormatError(f"batch does not hold exactly {header.count} envelope lines")
     start = body_start
     for _ in range(index):
         start = data.index(b"\n", start) + 1
@@ -147,50 +148,58 @@ def _header_line(batch_id: str, count: int, root: bytes) -> bytes:
 
 def _parse_header(data: bytes) -> tuple[BatchHeader, int]:
     if not isinstance(data, bytes):
-        raise BatchFormatError("a batch object is bytes")
+        raise ReadingBatchFormatError("a batch object is bytes")
     end = data.find(b"\n", 0, _MAX_HEADER_BYTES + 1)
     if end < 0:
-        raise BatchFormatError(f"no header line within the first {_MAX_HEADER_BYTES} bytes")
+        raise ReadingBatchFormatError(f"no header line within the first {_MAX_HEADER_BYTES} bytes")
     line = data[:end]
     try:
         header = json.loads(line.decode("ascii"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise BatchFormatError(f"header line is not ASCII JSON: {exc}") from exc
+        raise ReadingBatchFormatError(f"header line is not ASCII JSON: {exc}") from exc
     if not isinstance(header, dict) or set(header) != set(_HEADER_KEYS):
-        raise BatchFormatError(f"header must be a JSON object with exactly {list(_HEADER_KEYS)}")
+        raise ReadingBatchFormatError(
+            f"header must be a JSON object with exactly {list(_HEADER_KEYS)}"
+        )
     if header["format"] != FORMAT:
-        raise BatchFormatError(f"unknown batch format {header['format']!r}, expected {FORMAT!r}")
+        raise ReadingBatchFormatError(
+            f"unknown batch format {header['format']!r}, expected {FORMAT!r}"
+        )
     if header["hash"] != HASH or header["leaf"] != LEAF:
-        raise BatchFormatError(f"header hash/leaf must be {HASH!r} and {LEAF!r}")
+        raise ReadingBatchFormatError(f"header hash/leaf must be {HASH!r} and {LEAF!r}")
     _check_batch_id(header["batch_id"])
     count = header["count"]
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise BatchFormatError("header count must be an integer >= 1")
+        raise ReadingBatchFormatError("header count must be an integer >= 1")
     root = header["root"]
     if not isinstance(root, str) or not _HEX_256.fullmatch(root):
-        raise BatchFormatError("header root must be 64 lowercase hex digits")
+        raise ReadingBatchFormatError("header root must be 64 lowercase hex digits")
     if line != _header_line(header["batch_id"], count, bytes.fromhex(root)):
-        raise BatchFormatError("header line is not in canonical form (member order, spacing)")
+        raise ReadingBatchFormatError(
+            "header line is not in canonical form (member order, spacing)"
+        )
     return BatchHeader(batch_id=header["batch_id"], count=count, root=bytes.fromhex(root)), end + 1
 
 
 _no_duplicates = refuse_duplicate_members(
-    lambda names: BatchFormatError(f"header repeats member {names[0]!r}")
+    lambda names: ReadingBatchFormatError(f"header repeats member {names[0]!r}")
 )
 
 
 def _check_batch_id(batch_id: object) -> None:
     if not isinstance(batch_id, str) or not BATCH_ID_PATTERN.fullmatch(batch_id):
-        raise BatchFormatError("batch_id must be 1-128 of A-Z a-z 0-9 . _ : - (not first . _ : -)")
+        raise ReadingBatchFormatError(
+            "batch_id must be 1-128 of A-Z a-z 0-9 . _ : - (not first . _ : -)"
+        )
 
 
 def _check_envelope(envelope: bytes, index: int) -> None:
     if not envelope:
-        raise BatchFormatError(f"envelope {index} is empty")
+        raise ReadingBatchFormatError(f"envelope {index} is empty")
     if len(envelope) > MAX_ENVELOPE_BYTES:
-        raise BatchFormatError(f"envelope {index} exceeds {MAX_ENVELOPE_BYTES} bytes")
+        raise ReadingBatchFormatError(f"envelope {index} exceeds {MAX_ENVELOPE_BYTES} bytes")
     if not _ENVELOPE.fullmatch(envelope):
-        raise BatchFormatError(
+        raise ReadingBatchFormatError(
             f"envelope {index} has a byte outside printable ASCII (newline, space, control, 8-bit)"
         )
 
@@ -202,6 +211,6 @@ def _leaf_data(envelopes: Sequence[bytes]) -> list[bytes]:
         seen: dict[bytes, int] = {}
         for index, leaf in enumerate(leaves):
             if leaf in seen:
-                raise BatchFormatError(f"envelope {index} repeats envelope {seen[leaf]}")
+                raise ReadingBatchFormatError(f"envelope {index} repeats envelope {seen[leaf]}")
             seen[leaf] = index
     return leaves

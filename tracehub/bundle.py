@@ -22,12 +22,12 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tracehub.batch import BatchFormatError, decode_batch
-from tracehub.epcis.batch import BatchFormatError as EventBatchFormatError
-from tracehub.epcis.batch import decode_event_batch
+from tracehub.batch import ReadingBatchFormatError, decode_batch
+from tracehub.epcis.batch import EventBatchFormatError, decode_event_batch
 from tracehub.epcis.errors import EPCISValidationError
 from tracehub.epcis.hashing import event_hash, hash_hex
 from tracehub.epcis.proof import EVENT_PROOF_KIND, EventProof
+from tracehub.errors import InvalidError
 from tracehub.merkle import MerkleTree
 from tracehub.proof import Proof, ProofFormatError
 from tracehub.verify import (
@@ -57,8 +57,8 @@ BUNDLE_VERSION = 1
 MAX_RECORDS = 20_000
 
 
-class BundleError(ValueError):
-    """The selection cannot be bundled (unknown, too large) or the file is not a bundle."""
+class BundleError(InvalidError):
+    """The file is not an audit bundle, or one of its entries fails a check."""
 
 
 class _Ipfs(Protocol):
@@ -159,7 +159,7 @@ def check_batch_entry(entry: Any, ledger: _Ledger | None) -> CheckedBatch:
     if entry.get("kind") == "readings":
         try:
             decoded = decode_batch(data)
-        except BatchFormatError as exc:
+        except ReadingBatchFormatError as exc:
             raise BundleError(f"batch object: {exc}") from exc
         if decoded.batch_id != batch_id or decoded.root.hex() != anchor.get("root"):
             raise BundleError("the batch object's root is not the anchored root")

@@ -22,6 +22,7 @@ from joserfc.jwa import ESAlgorithm
 from joserfc.jwk import ECKey
 from joserfc.jws import JWSRegistry
 
+from tracehub.errors import InvalidError
 from tracehub.reading import Reading, ReadingError
 
 __all__ = [
@@ -48,7 +49,7 @@ _HEADER_CACHE: dict[bytes, tuple[dict[str, str], bytes]] = {}
 _HEADER_CACHE_SIZE = 4096
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(InvalidError):
     """The bytes are not a well-formed reading envelope; the message says why."""
 
 

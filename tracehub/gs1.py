@@ -33,6 +33,8 @@ from urllib.parse import quote, unquote
 
 from epcpy.utils.parsers import hex_to_tag_encodable
 
+from tracehub.errors import InvalidError
+
 __all__ = [
     "DIGITAL_LINK_BASE",
     "DigitalLink",
@@ -61,7 +63,7 @@ _DATE_AIS = {"17": "expiry date", "15": "best before date"}
 _MAX_CSET82 = 20
 
 
-class DigitalLinkError(ValueError):
+class DigitalLinkError(InvalidError):
     """The URI is not a valid GS1 Digital Link for a GTIN; the message says why."""
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 
+from tracehub.errors import UpstreamError
 
-class IPFSError(Exception):
+
+class IPFSError(UpstreamError):
     """Kubo answered with an error, or could not be reached."""
 
 

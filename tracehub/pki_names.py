@@ -1,5 +1,8 @@
 """Naming rules shared by the PKI and its consumers: device ids, URIs, and ``PKIError``.
 
+``PKIError`` is the root of the PKI's errors (certs re-exports it): it lives here, with the
+naming rules that already refuse with it, so that the kernel never imports certs.
+
 A device id is one safe MQTT topic level, URI segment and directory name:
 ``^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$``. A device certificate names its device twice, as
 subject CN and as the URI SAN ``urn:tracehub:device:<id>``; both must agree.
@@ -12,10 +15,13 @@ import re
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from tracehub.errors import InvalidError, TraceHubError
+
 __all__ = [
     "DEVICE_URI_PREFIX",
     "SERVICE_URI_PREFIX",
     "PKIError",
+    "PKINameError",
     "device_id_from_certificate",
     "device_uri",
     "service_uri",
@@ -29,14 +35,18 @@ SERVICE_URI_PREFIX = "urn:tracehub:service:"
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-class PKIError(Exception):
-    """A PKI operation was refused; the message says why."""
+class PKIError(TraceHubError):
+    """Root of the PKI's errors (certs): an operation was refused; the message says why."""
+
+
+class PKINameError(PKIError, InvalidError):
+    """A device id or service name breaks the naming rule."""
 
 
 def validate_device_id(device_id: str) -> str:
-    """Return ``device_id`` unchanged if it follows the id rule, else raise ``PKIError``."""
+    """Return ``device_id`` unchanged if it follows the id rule, else raise ``PKINameError``."""
     if not isinstance(device_id, str) or _ID_RE.fullmatch(device_id) is None:
-        raise PKIError(
+        raise PKINameError(
             f"invalid device id {device_id!r}: use 1-64 characters from A-Z a-z 0-9 . _ -, "
             "starting with a letter or digit"
         )
@@ -47,8 +57,8 @@ def validate_service_name(name: str) -> str:
     """Service names follow the device id rule (they become directory names and URIs)."""
     try:
         return validate_device_id(name)
-    except PKIError:
-        raise PKIError(
+    except PKINameError:
+        raise PKINameError(
             f"invalid service name {name!r}: use 1-64 characters from A-Z a-z 0-9 . _ -, "
             "starting with a letter or digit"
         ) from None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol, Self
 
+from tracehub.errors import InvalidError
 from tracehub.merkle import MerkleTree, leaf_data_from_reading_hash, leaf_hash, verify_inclusion
 from tracehub.strictjson import refuse_duplicate_members
 
@@ -30,7 +31,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,248}")
 _MAX_PATH = 64
 
 
-class ProofFormatError(ValueError):
+class ProofFormatError(InvalidError):
     """The proof document is malformed; the message names the field."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
+from tracehub.errors import InvalidError
 from tracehub.strictjson import refuse_duplicate_members
 
 __all__ = [
@@ -53,7 +54,7 @@ _REQUIRED = frozenset({"v", "device", "seq", "ts", "kind", "data", "prev"})
 _OPTIONAL = frozenset({"loc"})
 
 
-class ReadingError(ValueError):
+class ReadingError(InvalidError):
     """A reading (or its JSON) does not follow the schema; the message says where and why."""
 
 

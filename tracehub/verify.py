@@ -33,6 +33,7 @@ from tracehub.envelope import (
     parse_envelope,
     reading_hash,
 )
+from tracehub.errors import UnprocessableError
 from tracehub.pki_names import DEVICE_URI_PREFIX, device_id_from_certificate
 from tracehub.reading import Reading, format_ts
 
@@ -69,7 +70,7 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad_signature"
 
 
-class VerificationError(Exception):
+class VerificationError(UnprocessableError):
     """An envelope failed verification: ``reason`` for machines, ``detail`` for people."""
 
     def __init__(self, reason: Reason, detail: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 from ingest.epcis.readings import reading_event_id, reading_to_event
 from ingest.epcis.store import encode_event, normalise_vocabulary
 from tracehub.epcis import EPCISValidationError
-from tracehub.epcis.batch import BatchFormatError, decode_event_batch, encode_event_batch
+from tracehub.epcis.batch import EventBatchFormatError, decode_event_batch, encode_event_batch
 from tracehub.epcis.hashing import (
     document_hashes,
     document_prehashes,
@@ -227,9 +227,9 @@ def test_batch_layout_round_trip_and_errors() -> None:
     assert data.count(b"\n") == 3  # header + 2 events; the newline inside a string is escaped
     batch = decode_event_batch(data)
     assert batch.events == tuple(events) and batch.batch_id == "ev-1"
-    with pytest.raises(BatchFormatError):
+    with pytest.raises(EventBatchFormatError):
         decode_event_batch(data[:-1])
-    with pytest.raises(BatchFormatError, match="says 2 events"):
+    with pytest.raises(EventBatchFormatError, match="says 2 events"):
         decode_event_batch(data.rsplit(b"\n", 2)[0] + b"\n")
 
 

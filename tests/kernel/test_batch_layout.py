@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracehub.batch import (
-    BatchFormatError,
+    ReadingBatchFormatError,
     batch_tree,
     decode_batch,
     encode_batch,
@@ -201,12 +201,12 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     ("data", "message"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED]
 )
 def test_malformed_batches_are_refused_with_a_reason(data: bytes, message: str) -> None:
-    with pytest.raises(BatchFormatError, match=message.replace("(", r"\(")):
+    with pytest.raises(ReadingBatchFormatError, match=message.replace("(", r"\(")):
         decode_batch(data)
 
 
 def test_not_bytes_is_refused() -> None:
-    with pytest.raises(BatchFormatError, match="is bytes"):
+    with pytest.raises(ReadingBatchFormatError, match="is bytes"):
         decode_batch(GOOD.decode("ascii"))  # type: ignore[arg-type]
 
 
@@ -217,13 +217,13 @@ def test_envelope_at_checks_header_count_and_line() -> None:
         envelope_at(GOOD, -1)
     with pytest.raises(TypeError):
         envelope_at(GOOD, True)
-    with pytest.raises(BatchFormatError, match="exactly 4 envelope lines"):
+    with pytest.raises(ReadingBatchFormatError, match="exactly 4 envelope lines"):
         envelope_at(GOOD + b"\n", 0)
-    with pytest.raises(BatchFormatError, match="exactly 4 envelope lines"):
+    with pytest.raises(ReadingBatchFormatError, match="exactly 4 envelope lines"):
         envelope_at(GOOD[:-1], 0)
-    with pytest.raises(BatchFormatError, match="unknown batch format"):
+    with pytest.raises(ReadingBatchFormatError, match="unknown batch format"):
         envelope_at(_with_header(GOOD, format="x"), 0)
-    with pytest.raises(BatchFormatError, match="envelope 1 has"):
+    with pytest.raises(ReadingBatchFormatError, match="envelope 1 has"):
         envelope_at(_with_byte(1, 9, b" "), 1)
     assert envelope_at(_with_byte(1, 200, b"A"), 2) == ENVELOPES[2]  # the root is not checked
 
@@ -244,7 +244,7 @@ def test_envelope_at_checks_header_count_and_line() -> None:
 def test_encode_refuses_what_decode_would(
     batch_id: str, envelopes: list[bytes], message: str
 ) -> None:
-    with pytest.raises(BatchFormatError, match=message):
+    with pytest.raises(ReadingBatchFormatError, match=message):
         encode_batch(batch_id, envelopes)
 
 

@@ -11,13 +11,21 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["FORMAT", "BatchFormatError", "EventBatch", "decode_event_batch", "encode_event_batch"]
+from tracehub.errors import InvalidError
+
+__all__ = [
+    "FORMAT",
+    "EventBatch",
+    "EventBatchFormatError",
+    "decode_event_batch",
+    "encode_event_batch",
+]
 
 FORMAT = "tracehub-epcis-batch/1"
 LEAF = "cbv2.0-event-sha256"
 
 
-class BatchFormatError(ValueError):
+class EventBatchFormatError(InvalidError):
     """The bytes are not an event batch."""
 
 
@@ -41,24 +49,26 @@ def encode_event_batch(batch_id: str, root: str, events: Sequence[bytes]) -> byt
     lines = [json.dumps(header, separators=(",", ":")).encode("ascii")]
     for i, event in enumerate(events):
         if b"\n" in event:
-            raise BatchFormatError(f"event {i} contains a newline")
+            raise EventBatchFormatError(f"event {i} contains a newline")
         lines.append(bytes(event))
     return b"\n".join(lines) + b"\n"
 
 
 def decode_event_batch(data: bytes) -> EventBatch:
-    """Parse a batch object; raises :class:`BatchFormatError`."""
+    """Parse a batch object; raises :class:`EventBatchFormatError`."""
     if not data.endswith(b"\n"):
-        raise BatchFormatError("a batch ends with a newline")
+        raise EventBatchFormatError("a batch ends with a newline")
     head, *events = data[:-1].split(b"\n")
     try:
         header = json.loads(head)
     except ValueError as exc:
-        raise BatchFormatError(f"header is not JSON: {exc}") from exc
+        raise EventBatchFormatError(f"header is not JSON: {exc}") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise BatchFormatError(f"header format is not {FORMAT}")
+        raise EventBatchFormatError(f"header format is not {FORMAT}")
     if header.get("count") != len(events):
-        raise BatchFormatError(f"header says {header.get('count')} events, found {len(events)}")
+        raise EventBatchFormatError(
+            f"header says {header.get('count')} events, found {len(events)}"
+        )
     return EventBatch(
         batch_id=str(header["batch_id"]), root=str(header["root"]), events=tuple(events)
     )

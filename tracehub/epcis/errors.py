@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from tracehub.errors import InvalidError
+
 __all__ = ["EPCISValidationError"]
 
 
-class EPCISValidationError(ValueError):
+class EPCISValidationError(InvalidError):
     """An EPCIS document or event is not valid; the message names the failing field's path."""
 
     def __init__(self, message: str, *, path: str = "") -> None:

@@ -19,6 +19,8 @@ import grpc
 from fabric_protos.gateway import gateway_pb2 as _gateway_pb2
 from fabric_protos.peer import transaction_pb2 as _transaction_pb2
 
+from tracehub.errors import UnavailableError, UpstreamError
+
 # The generated protobuf modules carry no type information.
 gateway_pb2: Any = _gateway_pb2
 transaction_pb2: Any = _transaction_pb2
@@ -51,8 +53,10 @@ class ErrorDetail:
         return f"{where}: {self.message}"
 
 
-class LedgerError(Exception):
-    """Base class of every error raised by :mod:`tracehub.ledger`."""
+class LedgerError(UpstreamError):
+    """Base class of every error raised by :mod:`tracehub.ledger`: the ledger refused or failed
+    (an upstream error), or, for the two subclasses that are also UnavailableErrors, could not
+    be reached in time."""
 
     def __init__(
         self,
@@ -161,7 +165,7 @@ class MVCCConflictError(CommitError):
     """
 
 
-class LedgerTimeoutError(LedgerError):
+class LedgerTimeoutError(LedgerError, UnavailableError):
     """A gateway call exceeded its deadline (gRPC ``DEADLINE_EXCEEDED``)."""
 
     def __init__(self, message: str, *, timeout: float | None = None, **kwargs: Any) -> None:
@@ -169,7 +173,7 @@ class LedgerTimeoutError(LedgerError):
         self.timeout = timeout
 
 
-class LedgerUnavailableError(LedgerError):
+class LedgerUnavailableError(LedgerError, UnavailableError):
     """The gateway peer (or the nodes behind it) could not be reached (``UNAVAILABLE``)."""
 
 
