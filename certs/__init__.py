@@ -4,13 +4,26 @@ device registry on the ledger (certs.registry). Generated keys stay in .run/pki/
 Naming rules (device ids, URIs) are the kernel's (tracehub.pki_names), re-exported here.
 """
 
-from certs.pki import PKI, DeviceCertificate, PKIError, generate_device_key_and_csr
+from certs.pki import (
+    PKI,
+    DeviceCertificate,
+    PKIError,
+    PKINameError,
+    PKIRequestError,
+    PKIStateError,
+    UnknownDeviceError,
+    generate_device_key_and_csr,
+)
 from tracehub.pki_names import device_id_from_certificate, device_uri, validate_device_id
 
 __all__ = [
     "PKI",
     "DeviceCertificate",
     "PKIError",
+    "PKINameError",
+    "PKIRequestError",
+    "PKIStateError",
+    "UnknownDeviceError",
     "device_id_from_certificate",
     "device_uri",
     "generate_device_key_and_csr",

@@ -15,8 +15,13 @@ Layout under the PKI root (directories 0700, private keys 0600)::
     index.sqlite3                         every device certificate ever issued (SQLite, WAL)
     .lock                                 ``flock``-ed by every writer, across processes
 
-CA material is never overwritten: ``init()`` creates what is missing and refuses (``PKIError``)
-to continue from an inconsistent state. Derived files are replaced atomically.
+CA material is never overwritten: ``init()`` creates what is missing and refuses
+(``PKIStateError``) to continue from an inconsistent state. Derived files are replaced atomically.
+
+Errors: ``PKIError`` is the root (defined with the naming rules in tracehub.pki_names, which
+refuse with ``PKINameError``, so that the kernel never imports certs); the PKI refuses with
+``PKIRequestError`` (a bad argument, CSR or validity), ``PKIStateError`` (its files do not allow
+it now) or ``UnknownDeviceError``.
 """
 
 from __future__ import annotations
@@ -40,8 +45,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tracehub.errors import ConflictError, NotFoundError, UnprocessableError
 from tracehub.pki_names import (
     PKIError,
+    PKINameError,
     device_id_from_certificate,
     device_uri,
     service_uri,
@@ -54,7 +61,11 @@ __all__ = [
     "CAName",
     "DeviceCertificate",
     "PKIError",
+    "PKINameError",
+    "PKIRequestError",
+    "PKIStateError",
     "Status",
+    "UnknownDeviceError",
     "device_id_from_certificate",
     "device_uri",
     "generate_device_key_and_csr",
@@ -87,6 +98,19 @@ CREATE TABLE IF NOT EXISTS certificates (
 );
 CREATE INDEX IF NOT EXISTS certificates_device ON certificates (device_id, id);
 """
+
+
+class PKIRequestError(PKIError, UnprocessableError):
+    """The PKI cannot do this as asked: a bad argument, certificate signing request or validity."""
+
+
+class PKIStateError(PKIError, ConflictError):
+    """The PKI's files do not allow this now: not initialised, an inconsistent CA, or a device
+    that already has an active certificate."""
+
+
+class UnknownDeviceError(PKIError, NotFoundError):
+    """No certificate was ever issued to the device."""
 
 
 @dataclass(frozen=True)
@@ -200,13 +224,13 @@ class PKI:
         Existing CAs are kept as they are (``organisation`` names new CAs only).
         """
         if not organisation.strip():
-            raise PKIError("organisation must not be empty")
+            raise PKIRequestError("organisation must not be empty")
         with self._locked():
             changed = False
             if not self.ca_paths("root")[0].exists() and any(
                 (self.root / ca).exists() for ca in _CAS[1:]
             ):
-                raise PKIError(
+                raise PKIStateError(
                     f"{self.root} has intermediate CAs but no root CA; restore root/ or start "
                     "from an empty directory"
                 )
@@ -310,7 +334,7 @@ class PKI:
         """
         validate_device_id(device_id)
         if reason == x509.ReasonFlags.remove_from_crl:
-            raise PKIError("removeFromCRL is only meaningful in delta CRLs")
+            raise PKIRequestError("removeFromCRL is only meaningful in delta CRLs")
         when = _now() if at is None else _aware(at, "at")
         with self._locked():
             self._require_initialised()
@@ -319,7 +343,9 @@ class PKI:
                     "SELECT serial, revoked_at FROM certificates WHERE device_id = ?", (device_id,)
                 ).fetchall()
                 if not rows:
-                    raise PKIError(f"unknown device {device_id!r}: no certificate was issued to it")
+                    raise UnknownDeviceError(
+                        f"unknown device {device_id!r}: no certificate was issued to it"
+                    )
                 pending = {int(row["serial"], 16) for row in rows if row["revoked_at"] is None}
                 if pending:
                     db.execute(
@@ -399,7 +425,7 @@ class PKI:
 
     def _require_initialised(self) -> None:
         if not (self.ca_paths("root")[0].exists() and self.index_path.exists()):
-            raise PKIError(f"no PKI at {self.root}: run init() first")
+            raise PKIStateError(f"no PKI at {self.root}: run init() first")
 
     def _ensure_index(self) -> bool:
         existed = self.index_path.exists()
@@ -412,19 +438,19 @@ class PKI:
     def _load_cert(self, ca: CAName) -> x509.Certificate:
         path = self.ca_paths(ca)[0]
         if not path.exists():
-            raise PKIError(f"no {ca} certificate at {path}: run init() first")
+            raise PKIStateError(f"no {ca} certificate at {path}: run init() first")
         return x509.load_pem_x509_certificate(path.read_bytes())
 
     def _authority(self, ca: CAName) -> _Authority:
         cert_path, key_path, _ = self.ca_paths(ca)
         if not (cert_path.exists() and key_path.exists()):
-            raise PKIError(f"{ca} is incomplete or missing in {self.root}: run init() first")
+            raise PKIStateError(f"{ca} is incomplete or missing in {self.root}: run init() first")
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey) or _spki(key.public_key()) != _spki(
             cert.public_key()
         ):
-            raise PKIError(f"{key_path} does not hold the private key of {cert_path}")
+            raise PKIStateError(f"{key_path} does not hold the private key of {cert_path}")
         return _Authority(cert, key)
 
     def _ensure_ca(
@@ -437,10 +463,10 @@ class PKI:
         if cert_path.exists() and key_path.exists():
             authority = self._authority(ca)
             if issuer is not None and not _issued_by(authority.cert, issuer.cert):
-                raise PKIError(f"{cert_path} was not issued by this PKI's root CA")
+                raise PKIStateError(f"{cert_path} was not issued by this PKI's root CA")
             return authority, False
         if cert_path.exists() or key_path.exists():
-            raise PKIError(
+            raise PKIStateError(
                 f"{cert_path.parent} holds half a CA (certificate or key missing); "
                 "restore it or remove the directory"
             )
@@ -462,13 +488,17 @@ class PKI:
 
     def _issue_service(self, spec: _ServiceSpec, ca: _Authority) -> x509.Certificate:
         if not (spec.server or spec.client):
-            raise PKIError(f"service {spec.name!r}: a certificate must be for server or client")
+            raise PKIRequestError(
+                f"service {spec.name!r}: a certificate must be for server or client"
+            )
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in spec.dns]
         for ip in spec.ips:
             try:
                 sans.append(x509.IPAddress(ipaddress.ip_address(ip)))
             except ValueError:
-                raise PKIError(f"service {spec.name!r}: {ip!r} is not an IP address") from None
+                raise PKIRequestError(
+                    f"service {spec.name!r}: {ip!r} is not an IP address"
+                ) from None
         if spec.uri is not None:
             sans.append(x509.UniformResourceIdentifier(spec.uri))
         usages = [ExtendedKeyUsageOID.SERVER_AUTH] if spec.server else []
@@ -515,7 +545,7 @@ class PKI:
             ).fetchall()
             active = [r for r in rows if _record(r, now).status == "active"]
             if active and not replace:
-                raise PKIError(
+                raise PKIStateError(
                     f"device {device_id!r} already has an active certificate "
                     f"(fingerprint {active[0]['fingerprint']}); pass replace=True to issue another"
                 )
@@ -708,10 +738,10 @@ def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
 
 def _not_after(start: datetime, days: int, ca: x509.Certificate) -> datetime:
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise PKIError(f"validity must be a whole number of days >= 1, got {days!r}")
+        raise PKIRequestError(f"validity must be a whole number of days >= 1, got {days!r}")
     end = start + timedelta(days=days)
     if end > ca.not_valid_after_utc:
-        raise PKIError(
+        raise PKIRequestError(
             f"a certificate valid until {end:%Y-%m-%d} would outlive its CA "
             f"(valid until {ca.not_valid_after_utc:%Y-%m-%d})"
         )
@@ -725,13 +755,15 @@ def _csr_public_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
         valid = csr.is_signature_valid
         key = csr.public_key()
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise PKIError(f"not a usable PEM certificate signing request: {exc}") from None
+        raise PKIRequestError(f"not a usable PEM certificate signing request: {exc}") from None
     if not valid:
-        raise PKIError("the CSR's signature does not verify: it was not signed by its own key")
+        raise PKIRequestError(
+            "the CSR's signature does not verify: it was not signed by its own key"
+        )
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise PKIError(f"device keys must be EC P-256, the CSR has a {type(key).__name__}")
+        raise PKIRequestError(f"device keys must be EC P-256, the CSR has a {type(key).__name__}")
     if not isinstance(key.curve, ec.SECP256R1):
-        raise PKIError(f"device keys must be EC P-256, the CSR's key is on {key.curve.name}")
+        raise PKIRequestError(f"device keys must be EC P-256, the CSR's key is on {key.curve.name}")
     return key
 
 
@@ -875,5 +907,5 @@ def _now() -> datetime:
 
 def _aware(value: datetime, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise PKIError(f"{what} must be a timezone-aware datetime")
+        raise PKIRequestError(f"{what} must be a timezone-aware datetime")
     return value.astimezone(UTC).replace(microsecond=0)
