@@ -14,7 +14,7 @@ from edge.rfid_reader import (
     R2000Decoder,
     Rdm6300Decoder,
 )
-from tests.edge import test_rfid_codecs as golden
+from tests.support import rfid_frames as golden
 
 DECODERS: dict[str, Callable[[], FrameDecoder]] = {
     "rdm6300": Rdm6300Decoder,

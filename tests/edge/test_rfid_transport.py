@@ -38,7 +38,7 @@ from edge.rfid_reader.transport import (
     rdm6300_profile,
     run,
 )
-from tests.edge.test_rfid_codecs import (
+from tests.support.rfid_frames import (
     M100_NO_TAG,
     M100_NOTICE,
     M100_STOP,
