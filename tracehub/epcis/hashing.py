@@ -3,7 +3,7 @@
 The package expands the JSON-LD document with pyld to resolve bare CBV values ("shipping" ->
 ``https://ref.gs1.org/cbv/BizStep-shipping``), so it needs the EPCIS context. We install a
 document loader that serves the EPCIS 2.0 context from the package's own bundled copy (the
-ratified context with its CBV sub-contexts inlined; ``../shared/epcis/epcis-context.jsonld``
+ratified context with its CBV sub-contexts inlined; GS1's published ``epcis-context.jsonld``
 refers to those sub-contexts by URL) and refuses every other URL: hashing never uses the network.
 The package keeps module-global state (collected namespaces, the join string), so calls are
 serialised and that state reset each time; otherwise an earlier document's prefixes would leak
