@@ -1,4 +1,5 @@
-"""Alert rules: what they are, and which ones apply to a shipment.
+"""Alert rules: what they are, which ones apply to a shipment, and the rules table (alert_rules)
+as people edit it through the API (async: list, get, create, replace, delete).
 
 A rule (table alert_rules) targets a product, a lot or a shipment and applies to every shipment
 carrying that product or lot, or to that shipment. A product with a storage band in `products`
@@ -13,6 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
 import psycopg
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from alerts.errors import AlertsError, RuleExistsError, RuleNotFoundError
+from alerts.store import row_of, rows_of, shipment_exists
+from tracehub.errors import UnprocessableError
 
 Kind = Literal[
     "temperature_excursion",
@@ -31,8 +38,8 @@ DEFAULT_GRACE_S = 600.0
 MAX_SECONDS = 366 * 86400.0
 
 
-class RuleError(ValueError):
-    """A rule's parameters do not fit its kind; the message says which and why."""
+class RuleError(AlertsError, UnprocessableError):
+    """A rule's target or parameters do not fit its kind; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -239,3 +246,124 @@ def rules_for(conn: psycopg.Connection, ctx: ShipmentContext) -> list[Rule]:
                 )
             )
     return [r for r in rules if not r.inert]
+
+
+# -- the rules table, as the API edits it -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A rule as a person states it: an alert_rules row without who made it and when."""
+
+    rule_id: str
+    kind: str
+    gtin: str | None
+    lot: str | None
+    shipment_id: str | None
+    params: Mapping[str, Any]
+    severity: str
+    enabled: bool
+
+
+RULE_COLUMNS = (
+    "rule_id, kind, gtin, lot, shipment_id, params, severity, enabled, created_by,"
+    " created_at, updated_at"
+)
+
+
+def _checked(rule: RuleSpec) -> dict[str, Any]:
+    """Check a rule's target and params; returns the params normalised (RuleError if not)."""
+    if sum([rule.shipment_id is not None, rule.gtin is not None]) != 1:
+        raise RuleError("a rule targets exactly one of: shipment_id, gtin (a product), gtin + lot")
+    if rule.lot is not None and rule.gtin is None:
+        raise RuleError("a lot rule needs the lot's gtin")
+    return check_params(rule.kind, rule.params)
+
+
+async def _check_target(conn: AsyncConnection, rule: RuleSpec) -> None:
+    if rule.shipment_id is not None:
+        if not await shipment_exists(conn, rule.shipment_id):
+            raise RuleError(f"shipment {rule.shipment_id} does not exist")
+        return
+    if rule.lot is not None:
+        found = await row_of(
+            conn, "SELECT 1 FROM lots WHERE gtin = %s AND lot = %s", (rule.gtin, rule.lot)
+        )
+        what = f"lot {rule.gtin}/{rule.lot}"
+    else:
+        found = await row_of(conn, "SELECT 1 FROM products WHERE gtin = %s", (rule.gtin,))
+        what = f"product {rule.gtin}"
+    if found is None:
+        raise RuleError(f"{what} does not exist")
+
+
+async def list_rules(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Every alert rule (the products' default bands are implicit, not listed)."""
+    return await rows_of(conn, f"SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY rule_id")
+
+
+async def get_rule(conn: AsyncConnection, rule_id: str) -> dict[str, Any]:
+    row = await row_of(
+        conn, f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE rule_id = %s", (rule_id,)
+    )
+    if row is None:
+        raise RuleNotFoundError(f"no alert rule {rule_id}")
+    return row
+
+
+async def create_rule(conn: AsyncConnection, rule: RuleSpec, created_by: str) -> dict[str, Any]:
+    """Add a rule for a product, a lot or a shipment (RuleExistsError if its id is taken)."""
+    params = _checked(rule)
+    await _check_target(conn, rule)
+    cur = await conn.execute(
+        "INSERT INTO alert_rules (rule_id, kind, gtin, lot, shipment_id, params, severity,"
+        " enabled, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (rule_id) DO NOTHING RETURNING rule_id",
+        (
+            rule.rule_id,
+            rule.kind,
+            rule.gtin,
+            rule.lot,
+            rule.shipment_id,
+            Jsonb(params),
+            rule.severity,
+            rule.enabled,
+            created_by,
+        ),
+    )
+    if await cur.fetchone() is None:
+        raise RuleExistsError(f"alert rule {rule.rule_id} already exists")
+    return await get_rule(conn, rule.rule_id)
+
+
+async def replace_rule(conn: AsyncConnection, rule_id: str, rule: RuleSpec) -> dict[str, Any]:
+    """Replace a rule's kind, target, params, severity or enabled flag."""
+    if rule.rule_id != rule_id:
+        raise RuleError("rule_id in the body must match the path")
+    params = _checked(rule)
+    await _check_target(conn, rule)
+    cur = await conn.execute(
+        "UPDATE alert_rules SET kind = %s, gtin = %s, lot = %s, shipment_id = %s, params = %s,"
+        " severity = %s, enabled = %s, updated_at = now() WHERE rule_id = %s RETURNING rule_id",
+        (
+            rule.kind,
+            rule.gtin,
+            rule.lot,
+            rule.shipment_id,
+            Jsonb(params),
+            rule.severity,
+            rule.enabled,
+            rule_id,
+        ),
+    )
+    if await cur.fetchone() is None:
+        raise RuleNotFoundError(f"no alert rule {rule_id}")
+    return await get_rule(conn, rule_id)
+
+
+async def delete_rule(conn: AsyncConnection, rule_id: str) -> None:
+    """Delete a rule and the engine's memory of its breaches."""
+    cur = await conn.execute("DELETE FROM alert_rules WHERE rule_id = %s", (rule_id,))
+    if cur.rowcount == 0:
+        raise RuleNotFoundError(f"no alert rule {rule_id}")
+    await conn.execute("DELETE FROM alert_rule_state WHERE rule_id = %s", (rule_id,))

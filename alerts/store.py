@@ -3,19 +3,25 @@
 Every change of an alert (opened, cleared, acknowledged, resolved) writes, in the caller's
 transaction: the alert row, an alert_history row, the outbox rows of each delivery channel
 (alert_deliveries) and NOTIFY tracehub_alerts {alert_id, state, shipment_id, kind}. The SQL is
-shared by the engine (sync psycopg) and the API (async psycopg).
+shared by the engine (sync psycopg) and the API (async psycopg): the engine opens and clears
+alerts, people acknowledge and resolve them (:func:`transition`), and the API's queries of
+alerts, their history and deliveries are the async functions at the end.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+from alerts.errors import AlertNotFoundError, AlertStateError
 
 NOTIFY_CHANNEL = "tracehub_alerts"
 MQTT_TOPIC = "tracehub/v1/alerts/{kind}"
@@ -145,3 +151,162 @@ def clear_alert(conn: psycopg.Connection, alert_id: str, ended_at: datetime, not
         return
     conn.execute(HISTORY_SQL, (alert_id, "engine", row[0], row[0], note))
     announce(conn, alert_id, "cleared")
+
+
+# -- the API's side (async psycopg) -------------------------------------------------------
+
+
+async def row_of(conn: AsyncConnection, sql: str, args: Any = None) -> dict[str, Any] | None:
+    """The first row of a query as a dict by column name, or None."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql, args)
+    return await cur.fetchone()
+
+
+async def rows_of(conn: AsyncConnection, sql: str, args: Any = None) -> list[dict[str, Any]]:
+    """Every row of a query, each a dict by column name."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql, args)
+    return await cur.fetchall()
+
+
+async def shipment_exists(conn: AsyncConnection, shipment_id: str) -> bool:
+    return (
+        await row_of(conn, "SELECT 1 FROM shipments WHERE shipment_id = %s", (shipment_id,))
+        is not None
+    )
+
+
+def change_of(doc: Mapping[str, Any]) -> str:
+    """What happened to an alert, judged from its row (NOTIFY carries only the state)."""
+    if doc["state"] == "open":
+        return "cleared" if doc.get("ended_at") else "opened"
+    return str(doc["state"])
+
+
+async def find_alert(conn: AsyncConnection, alert_id: str | uuid.UUID) -> dict[str, Any] | None:
+    """An alert's row (ALERT_COLUMNS), or None."""
+    return await row_of(conn, SELECT_ALERT, (alert_id,))
+
+
+async def list_alerts(
+    conn: AsyncConnection,
+    *,
+    state: str | None = None,
+    shipment_id: str | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Alerts, newest first, filtered by state, shipment and kind."""
+    return await rows_of(
+        conn,
+        f"SELECT {ALERT_COLUMNS} FROM alerts"
+        " WHERE (%(state)s::text IS NULL OR state = %(state)s)"
+        " AND (%(shipment)s::text IS NULL OR shipment_id = %(shipment)s)"
+        " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
+        " ORDER BY opened_at DESC LIMIT %(limit)s",
+        {"state": state, "shipment": shipment_id, "kind": kind, "limit": limit},
+    )
+
+
+async def alert_detail(conn: AsyncConnection, alert_id: uuid.UUID) -> dict[str, Any]:
+    """An alert's row with its `history` and the state of each of its `deliveries`."""
+    row = await find_alert(conn, alert_id)
+    if row is None:
+        raise AlertNotFoundError(f"no alert {alert_id}")
+    history = await rows_of(
+        conn,
+        "SELECT at, actor, from_state, to_state, note FROM alert_history WHERE alert_id = %s"
+        " ORDER BY at, id",
+        (alert_id,),
+    )
+    deliveries = await rows_of(
+        conn,
+        "SELECT id, change, channel, target, state, attempts, last_error, created_at,"
+        " delivered_at FROM alert_deliveries WHERE alert_id = %s ORDER BY id",
+        (alert_id,),
+    )
+    return {**row, "history": history, "deliveries": deliveries}
+
+
+async def transition(
+    conn: AsyncConnection, alert_id: uuid.UUID, wanted: str, actor: str, note: str
+) -> dict[str, Any]:
+    """A person moves an alert to `wanted` (acknowledged or resolved; the note becomes the
+    resolution), with its history row, outbox rows and NOTIFY, and commits; returns
+    :func:`alert_detail`. AlertStateError when the state does not allow it."""
+    cur = await conn.execute("SELECT state FROM alerts WHERE alert_id = %s FOR UPDATE", (alert_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise AlertNotFoundError(f"no alert {alert_id}")
+    error = transition_error(row[0], wanted)
+    if error:
+        raise AlertStateError(error)
+    if wanted == "acknowledged":
+        sql = (
+            "UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s,"
+            " acknowledged_at = now() WHERE alert_id = %s"
+        )
+        args: tuple[Any, ...] = (actor, alert_id)
+    else:
+        sql = (
+            "UPDATE alerts SET state = 'resolved', resolved_by = %s, resolved_at = now(),"
+            " resolution = %s WHERE alert_id = %s"
+        )
+        args = (actor, note or None, alert_id)
+    await conn.execute(sql, args)
+    await conn.execute(HISTORY_SQL, (alert_id, actor, row[0], wanted, note))
+    doc = alert_document(await find_alert(conn, alert_id) or {})
+    await conn.execute(OUTBOX_SQL, outbox_params(doc, wanted))
+    await conn.execute(NOTIFY_SQL, (notify_payload(doc, wanted),))
+    await conn.commit()
+    return await alert_detail(conn, alert_id)
+
+
+async def record_stream_delivery(
+    conn: AsyncConnection, doc: Mapping[str, Any], change: str, target: str
+) -> None:
+    """A change pushed to dashboards (Server-Sent Events), as a delivered `sse` outbox row."""
+    await conn.execute(
+        "INSERT INTO alert_deliveries (alert_id, change, channel, target, payload,"
+        " state, attempts, delivered_at) VALUES (%s, %s, 'sse', %s, %s,"
+        " 'delivered', 1, now())",
+        (doc["alert_id"], change, target, Jsonb({"change": change, "alert": doc})),
+    )
+
+
+async def unresolved_alerts(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    """Alerts not yet resolved, newest first (the dashboard's columns)."""
+    return await rows_of(
+        conn,
+        "SELECT alert_id::text, rule_id, kind, severity, state, shipment_id, gtin, lot,"
+        " device_id, started_at, ended_at, opened_at, detail FROM alerts"
+        " WHERE state <> 'resolved' ORDER BY opened_at DESC LIMIT %s",
+        (limit,),
+    )
+
+
+async def unresolved_counts(conn: AsyncConnection, shipment_ids: Sequence[str]) -> dict[str, int]:
+    """How many alerts of each of these shipments are not resolved (shipments without any are
+    left out)."""
+    rows = await rows_of(
+        conn,
+        "SELECT shipment_id, count(*) AS n FROM alerts WHERE shipment_id = ANY(%s)"
+        " AND state <> 'resolved' GROUP BY shipment_id",
+        (list(shipment_ids),),
+    )
+    return {row["shipment_id"]: row["n"] for row in rows}
+
+
+async def lot_alerts(conn: AsyncConnection, gtin: str, lot: str) -> list[dict[str, Any]]:
+    """Alerts on a lot or its shipments, as the public may see them: kind, severity, state and
+    when (ISO 8601), not who or why."""
+    rows = await rows_of(
+        conn,
+        "SELECT kind, severity, state, started_at, ended_at FROM alerts"
+        " WHERE (gtin = %s AND lot = %s) OR shipment_id IN"
+        " (SELECT shipment_id FROM shipment_lots WHERE gtin = %s AND lot = %s)"
+        " ORDER BY started_at LIMIT 100",
+        (gtin, lot, gtin, lot),
+    )
+    return [alert_document(row) for row in rows]

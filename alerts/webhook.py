@@ -11,11 +11,14 @@ import hashlib
 import hmac
 import time
 
+from alerts.errors import AlertsError
+from tracehub.errors import InvalidError
+
 SIGNATURE_HEADER = "TraceHub-Signature"
 DEFAULT_TOLERANCE_S = 300
 
 
-class SignatureError(ValueError):
+class WebhookSignatureError(AlertsError, InvalidError):
     """A webhook signature is missing, malformed, stale or wrong."""
 
 
@@ -34,23 +37,23 @@ def verify(
     tolerance_s: int = DEFAULT_TOLERANCE_S,
     now: float | None = None,
 ) -> int:
-    """Check a received signature header; returns its timestamp or raises SignatureError."""
+    """Check a received signature header; returns its timestamp or raises WebhookSignatureError."""
     if not header:
-        raise SignatureError(f"no {SIGNATURE_HEADER} header")
+        raise WebhookSignatureError(f"no {SIGNATURE_HEADER} header")
     parts: dict[str, list[str]] = {}
     for item in header.split(","):
         key, sep, value = item.strip().partition("=")
         if not sep:
-            raise SignatureError(f"malformed {SIGNATURE_HEADER} element {item!r}")
+            raise WebhookSignatureError(f"malformed {SIGNATURE_HEADER} element {item!r}")
         parts.setdefault(key, []).append(value)
     try:
         t = int(parts["t"][0])
     except (KeyError, ValueError):
-        raise SignatureError("the signature has no numeric timestamp t=") from None
+        raise WebhookSignatureError("the signature has no numeric timestamp t=") from None
     current = time.time() if now is None else now
     if abs(current - t) > tolerance_s:
-        raise SignatureError(f"timestamp {t} is more than {tolerance_s} s from now")
+        raise WebhookSignatureError(f"timestamp {t} is more than {tolerance_s} s from now")
     expected = sign(secret, body, t).split("v1=", 1)[1]
     if not any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
-        raise SignatureError("no v1 signature matches the body")
+        raise WebhookSignatureError("no v1 signature matches the body")
     return t

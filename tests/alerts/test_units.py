@@ -8,7 +8,7 @@ import pytest
 
 from alerts.event import alert_event
 from alerts.rules import RuleError, check_params
-from alerts.webhook import SignatureError, sign, verify
+from alerts.webhook import WebhookSignatureError, sign, verify
 from tracehub.epcis.schema import validate_document
 
 
@@ -17,15 +17,15 @@ def test_webhook_signature_round_trip_and_refusals() -> None:
     header = sign("s3cret", body, timestamp=1_700_000_000)
     assert header.startswith("t=1700000000,v1=")
     assert verify("s3cret", body, header, now=1_700_000_100) == 1_700_000_000
-    with pytest.raises(SignatureError, match="no v1 signature matches"):
+    with pytest.raises(WebhookSignatureError, match="no v1 signature matches"):
         verify("s3cret", body + b" ", header, now=1_700_000_100)
-    with pytest.raises(SignatureError, match="no v1 signature matches"):
+    with pytest.raises(WebhookSignatureError, match="no v1 signature matches"):
         verify("other", body, header, now=1_700_000_100)
-    with pytest.raises(SignatureError, match="more than 300 s"):
+    with pytest.raises(WebhookSignatureError, match="more than 300 s"):
         verify("s3cret", body, header, now=1_700_000_301)  # a replay, later
-    with pytest.raises(SignatureError, match="no TraceHub-Signature"):
+    with pytest.raises(WebhookSignatureError, match="no TraceHub-Signature"):
         verify("s3cret", body, None)
-    with pytest.raises(SignatureError, match="numeric timestamp"):
+    with pytest.raises(WebhookSignatureError, match="numeric timestamp"):
         verify("s3cret", body, "v1=abc")
     # A receiver rotating secrets accepts any of several v1 values.
     rotated = header + ",v1=" + "0" * 64

@@ -19,7 +19,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from aiosmtpd.controller import Controller
 
-from alerts.webhook import SIGNATURE_HEADER, SignatureError, verify
+from alerts.webhook import SIGNATURE_HEADER, WebhookSignatureError, verify
 from api.config import ApiConfig
 from tests.support.browser import serve
 from tests.support.mqtt import close, connect, gateway_client
@@ -81,7 +81,7 @@ def webhook_receiver(fail_first: int) -> Iterator[WebhookReceiver]:
                 return
             try:
                 verify(receiver.secret, body, self.headers.get(SIGNATURE_HEADER))
-            except SignatureError as exc:
+            except WebhookSignatureError as exc:
                 receiver.rejected.append(str(exc))
                 self.send_response(401)
                 self.end_headers()

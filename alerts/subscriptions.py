@@ -1,0 +1,110 @@
+"""Subscriptions (alert_subscriptions): who else hears of alert changes, by webhook or e-mail,
+optionally narrowed to kinds and a shipment. The deliverer (alerts/delivery.py) reads them when
+it fills the outbox; people edit them through the API with these (async) functions.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from alerts.errors import SubscriptionChannelError, SubscriptionError, SubscriptionNotFoundError
+from alerts.store import row_of, rows_of, shipment_exists
+
+__all__ = [
+    "SUBSCRIPTION_COLUMNS",
+    "SubscriptionSpec",
+    "create_subscription",
+    "delete_subscription",
+    "get_subscription",
+    "list_subscriptions",
+    "replace_subscription",
+]
+
+SUBSCRIPTION_COLUMNS = (
+    "subscription_id, channel, target, kinds, shipment_id, enabled, created_by, created_at"
+)
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    """A subscription as a person states it (its secret and bookkeeping are the hub's)."""
+
+    channel: str
+    target: str
+    kinds: list[str] | None
+    shipment_id: str | None
+    enabled: bool
+
+
+async def _check(conn: AsyncConnection, sub: SubscriptionSpec) -> None:
+    """The target fits the channel and the shipment, if one is named, exists."""
+    if sub.channel == "webhook":
+        if not sub.target.startswith(("http://", "https://")) or " " in sub.target:
+            raise SubscriptionError("a webhook target must be an http(s) URL")
+    elif sub.target.count("@") != 1 or any(c in sub.target for c in " \r\n<>,"):
+        raise SubscriptionError("an e-mail target must be one address like ops@example.com")
+    if sub.shipment_id is not None and not await shipment_exists(conn, sub.shipment_id):
+        raise SubscriptionError(f"shipment {sub.shipment_id} does not exist")
+
+
+async def list_subscriptions(conn: AsyncConnection) -> list[dict[str, Any]]:
+    return await rows_of(
+        conn, f"SELECT {SUBSCRIPTION_COLUMNS} FROM alert_subscriptions ORDER BY created_at"
+    )
+
+
+async def get_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -> dict[str, Any]:
+    row = await row_of(
+        conn,
+        f"SELECT {SUBSCRIPTION_COLUMNS} FROM alert_subscriptions WHERE subscription_id = %s",
+        (subscription_id,),
+    )
+    if row is None:
+        raise SubscriptionNotFoundError(f"no subscription {subscription_id}")
+    return row
+
+
+async def create_subscription(
+    conn: AsyncConnection, sub: SubscriptionSpec, created_by: str
+) -> dict[str, Any]:
+    """Subscribe a webhook or an e-mail address; the row comes back with `secret`, a webhook's
+    new HMAC key (None for e-mail), which is shown only this once."""
+    await _check(conn, sub)
+    secret = secrets.token_urlsafe(32) if sub.channel == "webhook" else None
+    row = await row_of(
+        conn,
+        "INSERT INTO alert_subscriptions (channel, target, secret, kinds, shipment_id, enabled,"
+        f" created_by) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {SUBSCRIPTION_COLUMNS}",
+        (sub.channel, sub.target, secret, sub.kinds, sub.shipment_id, sub.enabled, created_by),
+    )
+    assert row is not None
+    return {**row, "secret": secret}
+
+
+async def replace_subscription(
+    conn: AsyncConnection, subscription_id: uuid.UUID, sub: SubscriptionSpec
+) -> dict[str, Any]:
+    """Change target, filters or enabled flag (the channel and a webhook's secret stay)."""
+    await _check(conn, sub)
+    current = await get_subscription(conn, subscription_id)
+    if current["channel"] != sub.channel:
+        raise SubscriptionChannelError("a subscription's channel cannot change; create a new one")
+    await conn.execute(
+        "UPDATE alert_subscriptions SET target = %s, kinds = %s, shipment_id = %s, enabled = %s"
+        " WHERE subscription_id = %s",
+        (sub.target, sub.kinds, sub.shipment_id, sub.enabled, subscription_id),
+    )
+    return await get_subscription(conn, subscription_id)
+
+
+async def delete_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -> None:
+    cur = await conn.execute(
+        "DELETE FROM alert_subscriptions WHERE subscription_id = %s", (subscription_id,)
+    )
+    if cur.rowcount == 0:
+        raise SubscriptionNotFoundError(f"no subscription {subscription_id}")
