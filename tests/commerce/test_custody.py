@@ -3,7 +3,6 @@ ObjectEvent naming a shipment's SSCC with bizStep shipping, then receiving."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,12 +13,10 @@ from ingest.epcis.store import capture_events
 from tests.support.api import ApiHarness
 from tests.support.commerce import (
     GTIN_A,
-    commerce_harness,
     move_order,
     party_headers,
     place_order,
 )
-from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
 SSCC_URI = "urn:epc:id:sscc:0950600.0123456789"
@@ -32,12 +29,6 @@ def test_sscc_uri_to_digits() -> None:
     assert sscc_of_uri("urn:epc:id:sscc:0614141.1234567890") == "106141412345678908"
     assert sscc_of_uri("urn:epc:id:sgtin:0614141.112345.400") is None
     assert sscc_of_uri("urn:epc:id:sscc:0614141.12") is None
-
-
-@pytest.fixture()
-def h(stack: Settings) -> Iterator[ApiHarness]:
-    with commerce_harness(stack) as harness:
-        yield harness
 
 
 def _event(step: str, at: datetime) -> dict[str, Any]:

@@ -4,7 +4,6 @@ placement under concurrency, FX stored on the order, state machines refusing bad
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,27 +13,12 @@ from tests.support.api import ApiHarness
 from tests.support.commerce import (
     GTIN_A,
     GTIN_B,
-    commerce_harness,
     move_order,
     party_headers,
     place_order,
-    stripe_proxy,
 )
-from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def proxy() -> Iterator[Any]:
-    with stripe_proxy() as p:
-        yield p
-
-
-@pytest.fixture()
-def h(stack: Settings, proxy: Any) -> Iterator[ApiHarness]:
-    with commerce_harness(stack, api_base=proxy.url, timeout_s=5) as harness:
-        yield harness
 
 
 def _rfq(h: ApiHarness, buyer: dict[str, str], **body: Any) -> Any:

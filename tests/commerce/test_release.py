@@ -19,6 +19,7 @@ from tests.support.alert_peers import smtp_server
 from tests.support.api import ApiHarness
 from tests.support.commerce import (
     GTIN_A,
+    StripeProxy,
     commerce_harness,
     move_order,
     party_headers,
@@ -26,7 +27,6 @@ from tests.support.commerce import (
     place_order,
     sign_stripe,
     stripe_event,
-    stripe_proxy,
 )
 from tracehub import db
 from tracehub.config import Settings
@@ -36,9 +36,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def env(stack: Settings) -> Iterator[tuple[ApiHarness, Any, int, list[Any]]]:
+def env(stack: Settings, proxy: StripeProxy) -> Iterator[tuple[ApiHarness, Any, int, list[Any]]]:
+    """The commerce API behind ``proxy`` (tests/commerce/conftest.py) mailing an SMTP server."""
     with (
-        stripe_proxy() as proxy,
         smtp_server() as (smtp_port, inbox),
         commerce_harness(stack, api_base=proxy.url, smtp_port=smtp_port, timeout_s=5) as harness,
     ):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,26 +9,25 @@ from typing import Any
 import pytest
 
 from commerce.scorecards import customer_rfm
-from tests.support.api import ApiHarness, api_harness
-from tests.support.commerce import GTIN_A, commerce_config, party_headers, seed
-from tracehub.config import Settings
+from tests.support.api import ApiHarness
+from tests.support.commerce import GTIN_A, party_headers
 
 pytestmark = pytest.mark.integration
 AS_OF = datetime(2026, 6, 30, tzinfo=UTC)
 
 
 @pytest.fixture()
-def h(stack: Settings) -> Iterator[ApiHarness]:
-    with api_harness(stack, extra={"commerce": commerce_config()}) as harness:
-        with harness.connect() as conn:
-            seed(conn)
-            conn.execute(
-                "INSERT INTO organisations (org_id, name, kind) VALUES"
-                " ('sup-c', 'C', 'supplier'), ('sup-d', 'D', 'supplier'),"
-                " ('sup-e', 'E', 'supplier'), ('buy-c', 'C', 'buyer'), ('buy-d', 'D', 'buyer')"
-            )
-            conn.commit()
-        yield harness
+def h(h: ApiHarness) -> ApiHarness:
+    """The area's harness (tests/commerce/conftest.py) with three more suppliers, two more
+    buyers."""
+    with h.connect() as conn:
+        conn.execute(
+            "INSERT INTO organisations (org_id, name, kind) VALUES"
+            " ('sup-c', 'C', 'supplier'), ('sup-d', 'D', 'supplier'),"
+            " ('sup-e', 'E', 'supplier'), ('buy-c', 'C', 'buyer'), ('buy-d', 'D', 'buyer')"
+        )
+        conn.commit()
+    return h
 
 
 def _shipments(conn: Any, org: str, on_time: int, late: int) -> None:
@@ -179,11 +177,12 @@ def test_customer_rfm_tiers(h: ApiHarness) -> None:
 
 def test_quality_comes_from_inspections_when_there_are_any(h: ApiHarness) -> None:
     admin = party_headers(h, "admin", None)
-    h.client.put(
+    inputs = h.client.put(
         "/commerce/scorecards/suppliers/sup-a/inputs",
         headers=admin,
         json={"cost": "80", "innovation": "70", "environmental": "90", "quality_pass_rate": "95"},
     )
+    assert inputs.status_code == 200, inputs.text
     with h.connect() as conn:
         _shipments(conn, "sup-a", on_time=3, late=1)
         # 0006's inspections of sup-a's lots: 3 pass, 1 fail -> 75 % (the manual 95 is ignored)
