@@ -8,7 +8,6 @@ from __future__ import annotations
 import queue
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
@@ -16,12 +15,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from certs.pki import PKI
-from certs.registry import LedgerCertificateDirectory, LedgerRegistry
+from certs.registry import LedgerCertificateDirectory
 from tests.support.mqtt import close, connect, device_client, gateway_client
 from tests.support.processes import run_cli
 from tracehub.config import Settings
 from tracehub.envelope import reading_hash, sign_reading
-from tracehub.ledger.local import connect_org
 from tracehub.reading import GENESIS_PREV, Reading
 from tracehub.verify import (
     Reason,
@@ -32,14 +30,6 @@ from tracehub.verify import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def directory(stack: Settings) -> Iterator[LedgerCertificateDirectory]:
-    # The auditor's view: Org2's peer, no access to the hub's PKI index or database.
-    with connect_org(stack.fabric, 2) as gateway:
-        contract = gateway.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
-        yield LedgerCertificateDirectory(LedgerRegistry(contract))
 
 
 def _cli(*args: str) -> None:

@@ -389,9 +389,14 @@ def test_expired_and_not_yet_valid_certificates(pki: PKI) -> None:
     future = pki.enrol_simulated_device("new-1", not_before=now + timedelta(days=2))
     with pytest.raises(VerificationError):
         _client_verifier(pki).verify(future.certificate, [pki.device_ca_certificate()])
-    _client_verifier(pki, now + timedelta(days=3)).verify(
+    verified = _client_verifier(pki, now + timedelta(days=3)).verify(
         future.certificate, [pki.device_ca_certificate()]
     )
+    assert verified.chain == [
+        future.certificate,
+        pki.device_ca_certificate(),
+        pki.root_certificate(),
+    ]
 
 
 def test_enrol_argument_checks(pki: PKI) -> None:
