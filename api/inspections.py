@@ -8,26 +8,16 @@
   IPFS, served only if they still hash to the recorded SHA-256 (502 otherwise).
 
 Reports are public evidence for the buyer page, but listing and reading them here needs a token;
-the resolver shows them to the public with its own rules.
+the resolver shows them to the public with its own rules. Refusals are ingest.inspections'
+errors (and IPFS's), answered by api/errors.py according to their kind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
-from fastapi import (
-    APIRouter,
-    Depends,
-    File,
-    Form,
-    HTTPException,
-    Query,
-    Request,
-    UploadFile,
-    status,
-)
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Principal, current_principal, require
 from api.db import sync_connection
 from ingest import inspections as core
-from tracehub.ipfs import IPFSError, KuboClient
+from tracehub.ipfs import KuboClient
 
 router = APIRouter(prefix="/inspections", tags=["inspections"])
 
@@ -64,31 +54,8 @@ def _out(inspection: core.Inspection) -> InspectionOut:
     )
 
 
-def _http(exc: core.InspectionError) -> HTTPException:
-    code = {
-        core.InvalidReport: status.HTTP_400_BAD_REQUEST,
-        core.ReportTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
-        core.UnknownSubject: status.HTTP_404_NOT_FOUND,
-        core.ReportIntegrityError: status.HTTP_502_BAD_GATEWAY,
-    }.get(type(exc), status.HTTP_400_BAD_REQUEST)
-    return HTTPException(code, detail=str(exc))
-
-
 def _ipfs(request: Request) -> KuboClient:
     return KuboClient(request.app.state.config.stack.ipfs_api)
-
-
-_T = TypeVar("_T")
-
-
-async def _in_thread(work: Callable[[], _T]) -> _T:
-    """Run ``work`` in a worker thread; inspection errors -> their status, IPFS ones -> 502."""
-    try:
-        return await run_in_threadpool(work)
-    except core.InspectionError as exc:
-        raise _http(exc) from exc
-    except IPFSError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"IPFS: {exc}") from exc
 
 
 @router.post(
@@ -132,7 +99,7 @@ async def upload(
             conn.commit()
             return inspection
 
-    return _out(await _in_thread(work))
+    return _out(await run_in_threadpool(work))
 
 
 @router.get("", response_model=list[InspectionOut])
@@ -160,7 +127,7 @@ async def _one(request: Request, inspection_id: str) -> core.Inspection:
         with sync_connection(request) as conn:
             return core.get_inspection(conn, inspection_id)
 
-    return await _in_thread(work)
+    return await run_in_threadpool(work)
 
 
 @router.get(
@@ -198,7 +165,7 @@ async def report_pdf(
         with _ipfs(request) as ipfs:
             return core.report_bytes(ipfs, inspection)
 
-    data = await _in_thread(work)
+    data = await run_in_threadpool(work)
     return Response(
         data,
         media_type="application/pdf",

@@ -15,14 +15,28 @@ from typing import Any, Protocol
 import psycopg
 
 from certs.registry import LedgerRegistry
-from tracehub.bundle import BUNDLE_KIND, BUNDLE_VERSION, MAX_RECORDS, BundleError
+from ingest.errors import IngestError
+from ingest.proofs import Anchored, tree_of
+from tracehub.bundle import BUNDLE_KIND, BUNDLE_VERSION, MAX_RECORDS
 from tracehub.epcis.hashing import hash_hex
-from tracehub.epcis.proof import EventProof
+from tracehub.errors import InvalidError, NotFoundError
 from tracehub.gs1 import DIGITAL_LINK_BASE, build_uri
-from tracehub.merkle import MerkleTree
-from tracehub.proof import Proof
 
-__all__ = ["Selection", "build_bundle", "select"]
+__all__ = [
+    "BundleSelectionError",
+    "Selection",
+    "SelectionNotFoundError",
+    "build_bundle",
+    "select",
+]
+
+
+class BundleSelectionError(IngestError, InvalidError):
+    """The selection is malformed (not exactly one kind of criterion) or too large to bundle."""
+
+
+class SelectionNotFoundError(IngestError, NotFoundError):
+    """The selection names a batch, shipment or lot that does not exist."""
 
 
 class _Ipfs(Protocol):
@@ -70,7 +84,9 @@ def select(
     inspections."""
     given = [batch_id is not None, lot is not None, shipment_id is not None, since is not None]
     if sum(given) != 1:
-        raise BundleError("choose exactly one of batch_id, gtin + lot, shipment_id, since/until")
+        raise BundleSelectionError(
+            "choose exactly one of batch_id, gtin + lot, shipment_id, since/until"
+        )
     sel = Selection(scope={})
     reading_sql = ""
     event_sql = ""
@@ -94,7 +110,7 @@ def select(
             (batch_id, batch_id),
         ).fetchone()
         if exists is None:
-            raise BundleError(f"no batch {batch_id}")
+            raise SelectionNotFoundError(f"no batch {batch_id}")
     elif since is not None:
         end = until or datetime.now(UTC)
         sel.scope = {"since": since.isoformat(), "until": end.isoformat()}
@@ -120,10 +136,10 @@ def select(
                 ).fetchone()
                 is None
             ):
-                raise BundleError(f"no shipment {shipment_id}")
+                raise SelectionNotFoundError(f"no shipment {shipment_id}")
         else:
             if gtin is None or lot is None:
-                raise BundleError("a lot is named by gtin and lot")
+                raise BundleSelectionError("a lot is named by gtin and lot")
             sel.scope = {"gtin": gtin, "lot": lot}
             if (
                 conn.execute(
@@ -131,7 +147,7 @@ def select(
                 ).fetchone()
                 is None
             ):
-                raise BundleError(f"no lot {gtin}/{lot}")
+                raise SelectionNotFoundError(f"no lot {gtin}/{lot}")
             lots = [(gtin, lot)]
             shipments = [
                 r[0]
@@ -162,7 +178,7 @@ def select(
         for batch, index in rows:
             target.setdefault(batch, []).append(index)
         if sel.size > MAX_RECORDS:
-            raise BundleError(f"more than {MAX_RECORDS} records: narrow the selection")
+            raise BundleSelectionError(f"more than {MAX_RECORDS} records: narrow the selection")
     for indexes in (*sel.readings.values(), *sel.events.values()):
         indexes.sort()
     return sel
@@ -204,29 +220,19 @@ def build_bundle(
         ).fetchone()
         assert row is not None
         cid, tx_id, block, first_ts, last_ts = row
+        anchored = Anchored(batch_id, cid, tx_id, block, channel, chaincode)
         keys = conn.execute(
             "SELECT batch_index, reading_hash, certificate_sha256, device_id, seq FROM readings"
             " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
             (batch_id, first_ts, last_ts),
         ).fetchall()
-        tree = MerkleTree([bytes.fromhex(k[1]) for k in keys])
+        tree = tree_of(k[1] for k in keys)
         wanted = set(indexes)
         for index, reading_hash, cert_sha, device_id, seq in keys:
             if index not in wanted:
                 continue
             fingerprints.add(cert_sha)
-            proof = Proof.from_tree(
-                tree,
-                index,
-                reading_hash,
-                batch_id=batch_id,
-                ipfs_cid=cid,
-                tx_id=tx_id,
-                block_number=block,
-                channel=channel,
-                chaincode=chaincode,
-                device_certificate_sha256=cert_sha,
-            )
+            proof = anchored.reading_proof(tree, index, reading_hash, cert_sha)
             records.append(
                 {"type": "reading", "id": f"{device_id}#{seq}", "proof": proof.to_dict()}
             )
@@ -238,29 +244,19 @@ def build_bundle(
         ).fetchone()
         assert row is not None
         cid, tx_id, block = row
+        anchored = Anchored(batch_id, cid, tx_id, block, channel, chaincode)
         rows = conn.execute(
             "SELECT event_id, event_hash, batch_index FROM epcis_events WHERE batch_id = %s"
             " ORDER BY batch_index",
             (batch_id,),
         ).fetchall()
         # One tree per batch, every wanted proof taken from it.
-        tree = MerkleTree([bytes.fromhex(hash_hex(r[1])) for r in rows])
+        tree = tree_of(hash_hex(r[1]) for r in rows)
         wanted = set(indexes)
         for event_id, uri, index in rows:
             if index not in wanted:
                 continue
-            event_doc = EventProof.from_tree(
-                tree,
-                index,
-                event_id=event_id,
-                event_hash=uri,
-                batch_id=batch_id,
-                ipfs_cid=cid,
-                tx_id=tx_id,
-                block_number=block,
-                channel=channel,
-                chaincode=chaincode,
-            )
+            event_doc = anchored.event_proof(tree, index, event_id, uri)
             records.append({"type": "event", "id": event_id, "proof": event_doc.to_dict()})
         batches.append(_batch_entry("events", batch_id, cid, block, ipfs, ledger))
     # The ledger's registry first (independent of the hub); the hub's own PKI for devices

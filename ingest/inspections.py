@@ -24,7 +24,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest.epcis import capture_events
+from ingest.errors import IngestError
 from tracehub.epcis.schema import DEFAULT_CONTEXT
+from tracehub.errors import InvalidError, NotFoundError, TooLargeError, UpstreamError
 from tracehub.gs1 import DigitalLinkError, build_uri
 
 __all__ = [
@@ -32,10 +34,10 @@ __all__ = [
     "MAX_REPORT_BYTES",
     "Inspection",
     "InspectionError",
-    "InvalidReport",
+    "InvalidReportError",
     "ReportIntegrityError",
-    "ReportTooLarge",
-    "UnknownSubject",
+    "ReportTooLargeError",
+    "UnknownSubjectError",
     "get_inspection",
     "inspection_event",
     "list_inspections",
@@ -55,23 +57,23 @@ RESULTS = ("pass", "fail")
 _MAX_SUMMARY = 4000
 
 
-class InspectionError(ValueError):
-    """An inspection cannot be recorded or read as asked."""
+class InspectionError(IngestError):
+    """An inspection cannot be recorded or read as asked (root of the inspections' errors)."""
 
 
-class InvalidReport(InspectionError):
-    """The upload is not a PDF, or a field is invalid (HTTP 400)."""
+class InvalidReportError(InspectionError, InvalidError):
+    """The upload is not a PDF, or a field is invalid."""
 
 
-class ReportTooLarge(InspectionError):
-    """The report exceeds MAX_REPORT_BYTES (HTTP 413)."""
+class ReportTooLargeError(InspectionError, TooLargeError):
+    """The report exceeds MAX_REPORT_BYTES."""
 
 
-class UnknownSubject(InspectionError):
-    """The lot, shipment or inspection does not exist (HTTP 404)."""
+class UnknownSubjectError(InspectionError, NotFoundError):
+    """The lot, shipment or inspection does not exist."""
 
 
-class ReportIntegrityError(InspectionError):
+class ReportIntegrityError(InspectionError, UpstreamError):
     """The bytes IPFS returned do not hash to the recorded SHA-256."""
 
 
@@ -108,15 +110,17 @@ class Inspection:
 def check_pdf(pdf: bytes) -> None:
     """Refuse what is not plausibly a PDF: empty, too large, or without the ``%PDF-`` header."""
     if len(pdf) > MAX_REPORT_BYTES:
-        raise ReportTooLarge(f"the report is {len(pdf)} bytes; the limit is {MAX_REPORT_BYTES}")
+        raise ReportTooLargeError(
+            f"the report is {len(pdf)} bytes; the limit is {MAX_REPORT_BYTES}"
+        )
     if not pdf:
-        raise InvalidReport("the report is empty")
+        raise InvalidReportError("the report is empty")
     # PDF readers accept the header within the first 1024 bytes; we insist on byte 0 so the
     # stored object is unambiguous.
     if not pdf.startswith(PDF_MAGIC):
-        raise InvalidReport("the report is not a PDF (it must start with %PDF-)")
+        raise InvalidReportError("the report is not a PDF (it must start with %PDF-)")
     if b"%%EOF" not in pdf[-1024:]:
-        raise InvalidReport("the report is not a complete PDF (no %%EOF marker at its end)")
+        raise InvalidReportError("the report is not a complete PDF (no %%EOF marker at its end)")
 
 
 def inspection_event(
@@ -154,17 +158,17 @@ def _check_fields(
     gtin: str, lot: str, result: str, summary: str, inspector: str, shipment_id: str | None
 ) -> str:
     if result not in RESULTS:
-        raise InvalidReport(f"result must be one of {list(RESULTS)}, got {result!r}")
+        raise InvalidReportError(f"result must be one of {list(RESULTS)}, got {result!r}")
     if len(summary) > _MAX_SUMMARY:
-        raise InvalidReport(f"summary is longer than {_MAX_SUMMARY} characters")
+        raise InvalidReportError(f"summary is longer than {_MAX_SUMMARY} characters")
     if not inspector:
-        raise InvalidReport("the inspector must be named")
+        raise InvalidReportError("the inspector must be named")
     if "\x00" in summary or (shipment_id is not None and "\x00" in shipment_id):
-        raise InvalidReport("summary and shipment_id cannot contain NUL characters")
+        raise InvalidReportError("summary and shipment_id cannot contain NUL characters")
     try:
         uri = build_uri(EPC_BASE, gtin, lot)
     except DigitalLinkError as exc:
-        raise InvalidReport(str(exc)) from exc
+        raise InvalidReportError(str(exc)) from exc
     # The canonical 14-digit GTIN, as stored in lots.
     return uri.split("/01/", 1)[1].split("/", 1)[0]
 
@@ -189,13 +193,13 @@ def record_inspection(
         conn.execute("SELECT 1 FROM lots WHERE gtin = %s AND lot = %s", (gtin, lot)).fetchone()
         is None
     ):
-        raise UnknownSubject(f"lot {gtin}/{lot} does not exist")
+        raise UnknownSubjectError(f"lot {gtin}/{lot} does not exist")
     if shipment_id is not None:
         found = conn.execute(
             "SELECT 1 FROM shipments WHERE shipment_id = %s", (shipment_id,)
         ).fetchone()
         if found is None:
-            raise UnknownSubject(f"shipment {shipment_id} does not exist")
+            raise UnknownSubjectError(f"shipment {shipment_id} does not exist")
     inspection_id = str(uuid.uuid4())
     sha256 = hashlib.sha256(pdf).hexdigest()
     cid = ipfs.add(pdf, filename=f"inspection-{inspection_id}.pdf")
@@ -255,17 +259,17 @@ _COLUMNS = (
 
 
 def get_inspection(conn: psycopg.Connection, inspection_id: str) -> Inspection:
-    """One inspection; UnknownSubject if there is none with that id."""
+    """One inspection; UnknownSubjectError if there is none with that id."""
     try:
         key = str(uuid.UUID(inspection_id))
     except ValueError:
-        raise UnknownSubject(f"no inspection {inspection_id!r} (not a UUID)") from None
+        raise UnknownSubjectError(f"no inspection {inspection_id!r} (not a UUID)") from None
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             f"SELECT {_COLUMNS} FROM inspections WHERE inspection_id = %s", (key,)
         ).fetchone()
     if row is None:
-        raise UnknownSubject(f"no inspection {inspection_id}")
+        raise UnknownSubjectError(f"no inspection {inspection_id}")
     return Inspection(**row)
 
 

@@ -29,7 +29,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from ingest.errors import IngestError
 from tracehub.db import timescaledb_available
+from tracehub.errors import ConflictError
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -59,7 +61,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-class MigrationError(RuntimeError):
+class MigrationError(IngestError, ConflictError):
     """The migrations cannot be applied as they are (bad file, edited migration, no schema)."""
 
 

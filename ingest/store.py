@@ -31,7 +31,9 @@ import psycopg
 from psycopg import errors
 from psycopg.types.json import set_json_dumps
 
+from ingest.errors import IngestError
 from ingest.schema import ensure_partitions
+from tracehub.errors import ConflictError, NotFoundError
 from tracehub.reading import DEVICE_ID_PATTERN, GENESIS_PREV
 from tracehub.verify import VerifiedReading
 
@@ -41,10 +43,10 @@ __all__ = [
     "BatchState",
     "BatchStateError",
     "ChainGap",
-    "Conflict",
     "DeviceState",
     "OutboxItem",
     "QuarantineRow",
+    "ReadingConflict",
     "ReadingKey",
     "ReadingStore",
     "StoreError",
@@ -63,16 +65,24 @@ T = TypeVar("T")
 
 BatchState = Literal["sealed", "stored", "anchored"]
 
+#: A batch's reading hashes in Merkle leaf order, by (batch_id, first_ts, last_ts): the time
+#: bounds keep the scan to the batch's partitions.
+BATCH_LEAVES = (
+    "SELECT reading_hash FROM readings"
+    " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index"
+)
 
-class StoreError(RuntimeError):
-    """A storage operation was refused; nothing was changed."""
+
+class StoreError(IngestError):
+    """A storage operation was refused; nothing was changed. (Root of the store's errors; each
+    takes its own kind.)"""
 
 
-class UnknownBatchError(StoreError, LookupError):
+class UnknownBatchError(StoreError, NotFoundError):
     """No batch has this id."""
 
 
-class BatchConflictError(StoreError):
+class BatchConflictError(StoreError, ConflictError):
     """The batch contradicts what is stored: another root or size under the same id, or keys
     that are unknown, carry another hash, or already belong to a batch (``keys`` lists them)."""
 
@@ -81,7 +91,7 @@ class BatchConflictError(StoreError):
         self.keys = list(keys)
 
 
-class BatchStateError(StoreError):
+class BatchStateError(StoreError, ConflictError):
     """The transition does not apply to the batch's state (e.g. anchoring before storing, or a
     second, different CID or transaction for the same batch)."""
 
@@ -164,7 +174,7 @@ class VerifiedRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Conflict:
+class ReadingConflict:
     """An incoming row whose (device_id, seq) is stored with another hash: replay or forgery.
 
     ``stored_hash`` is the hash on record for that (device_id, seq) -- or ``None`` when instead
@@ -196,7 +206,7 @@ class StoreResult:
     stored: list[ReadingKey]
     #: Rows already stored with the same hash (or repeated within the batch): not stored again.
     duplicates: int
-    conflicts: list[Conflict]
+    conflicts: list[ReadingConflict]
     gaps: list[ChainGap]
     chain_breaks: list[ChainGap]
 
@@ -639,7 +649,7 @@ class ReadingStore:
             cur.execute(_KEY_HASHES, ([r.device_id for r in old], [r.seq for r in old]))
             on_record = {(d, s): h for d, s, h in cur.fetchall()}
         duplicates = 0
-        conflicts: list[Conflict] = []
+        conflicts: list[ReadingConflict] = []
         for key, rows in groups.items():
             if key in new_keys:
                 stored_hash: str | None = rows[0].reading_hash
@@ -651,7 +661,7 @@ class ReadingStore:
                 if row.reading_hash == stored_hash:
                     duplicates += 1
                 else:
-                    conflicts.append(Conflict(row, stored_hash))
+                    conflicts.append(ReadingConflict(row, stored_hash))
 
         gaps, breaks, advances = self._check_chains(cur, new, state)
         found = gaps + breaks
@@ -792,11 +802,7 @@ class ReadingStore:
             ).fetchone()
             if span is None:
                 raise UnknownBatchError(f"no batch {batch_id!r}")
-            rows = conn.execute(
-                "SELECT reading_hash FROM readings"
-                " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
-                (batch_id, *span),
-            ).fetchall()
+            rows = conn.execute(BATCH_LEAVES, (batch_id, *span)).fetchall()
             return [row[0] for row in rows]
 
         return self._transaction(work)

@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
-from ingest.epcis.store import CapturedEvent, EventQuery, capture_events, event_by_id, query_events
+from ingest.epcis.store import (
+    CapturedEvent,
+    CaptureNotFoundError,
+    CaptureTooLargeError,
+    EPCISQueryError,
+    EventNotFoundError,
+    EventQuery,
+    capture_events,
+    event_by_id,
+    query_events,
+)
 
-__all__ = ["CapturedEvent", "EventQuery", "capture_events", "event_by_id", "query_events"]
+__all__ = [
+    "CaptureNotFoundError",
+    "CaptureTooLargeError",
+    "CapturedEvent",
+    "EPCISQueryError",
+    "EventNotFoundError",
+    "EventQuery",
+    "capture_events",
+    "event_by_id",
+    "query_events",
+]

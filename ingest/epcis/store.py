@@ -14,14 +14,20 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ingest.errors import IngestError
 from tracehub.epcis.errors import EPCISValidationError
 from tracehub.epcis.hashing import event_hash, hash_hex
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_event
+from tracehub.errors import InvalidError, NotFoundError, TooLargeError
 from tracehub.merkle import leaf_hash
 
 __all__ = [
     "EVENT_TYPES",
+    "CaptureNotFoundError",
+    "CaptureTooLargeError",
     "CapturedEvent",
+    "EPCISQueryError",
+    "EventNotFoundError",
     "EventQuery",
     "capture_events",
     "encode_event",
@@ -47,6 +53,22 @@ _VOCAB_PREFIXES = (
     "urn:epcglobal:cbv:disp:",
 )
 _QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+
+
+class EPCISQueryError(IngestError, InvalidError):
+    """A query parameter is malformed or not supported; the message names it first."""
+
+
+class CaptureTooLargeError(IngestError, TooLargeError):
+    """An EPCIS document is larger than a capture may be."""
+
+
+class CaptureNotFoundError(IngestError, NotFoundError):
+    """No capture job has this id."""
+
+
+class EventNotFoundError(IngestError, NotFoundError):
+    """No event has this eventID (or, for one captured without, this hash URI)."""
 
 
 @dataclass(frozen=True)
