@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -30,6 +30,13 @@ from joserfc.jwk import OctKey
 from pydantic import BaseModel
 
 from api.db import Connection
+from tracehub.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    TraceHubError,
+    UnauthorizedError,
+)
 
 ROLES = ("buyer", "supplier", "logistics", "inspector", "auditor", "admin")
 _ISSUER = "tracehub"
@@ -41,8 +48,24 @@ _DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-class AuthError(ValueError):
-    """A user cannot be created as asked (bad role, taken name)."""
+class AuthError(TraceHubError):
+    """Root of the API's own errors: who is calling, and what they may do."""
+
+
+class NotAuthenticatedError(AuthError, UnauthorizedError):
+    """No valid bearer token (missing, forged, malformed or expired), or wrong credentials."""
+
+
+class MissingRoleError(AuthError, ForbiddenError):
+    """The caller holds none of the roles the route admits."""
+
+
+class InvalidRolesError(AuthError, InvalidError):
+    """Roles that are not a non-empty subset of ROLES."""
+
+
+class UserExistsError(AuthError, ConflictError):
+    """A user of that name already exists."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +103,7 @@ def _check_roles(roles: Iterable[str]) -> list[str]:
     roles = sorted(set(roles))
     unknown = set(roles) - set(ROLES)
     if unknown or not roles:
-        raise AuthError(f"roles must be a non-empty subset of {list(ROLES)}; got {roles}")
+        raise InvalidRolesError(f"roles must be a non-empty subset of {list(ROLES)}; got {roles}")
     return roles
 
 
@@ -103,7 +126,7 @@ def create_user(
             (username, hash_password(password), checked, org_id, email, locale),
         ).fetchone()
     except psycopg.errors.UniqueViolation as exc:
-        raise AuthError(f"user {username!r} already exists") from exc
+        raise UserExistsError(f"user {username!r} already exists") from exc
     assert row is not None
     conn.commit()
     return str(row[0])
@@ -125,7 +148,8 @@ def issue_token(key: bytes, principal: Principal, ttl_s: int) -> str:
 
 
 def read_token(key: bytes, token: str) -> Principal:
-    """The principal a token names; `AuthError` if it is forged, malformed or expired."""
+    """The principal a token names; `NotAuthenticatedError` if it is forged, malformed or
+    expired."""
     try:
         decoded = jwt.decode(token, OctKey.import_key(key), algorithms=["HS256"])
         jwt.JWTClaimsRegistry(
@@ -134,11 +158,11 @@ def read_token(key: bytes, token: str) -> Principal:
             exp={"essential": True},
         ).validate(decoded.claims)
     except (JoseError, ValueError) as exc:
-        raise AuthError(f"invalid token: {exc}") from exc
+        raise NotAuthenticatedError(f"invalid token: {exc}") from exc
     claims = decoded.claims
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
-        raise AuthError("invalid token: scope is not a string")
+        raise NotAuthenticatedError("invalid token: scope is not a string")
     return Principal(
         user_id=str(claims["sub"]),
         username=str(claims.get("name", "")),
@@ -147,21 +171,12 @@ def read_token(key: bytes, token: str) -> Principal:
     )
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
 async def current_principal(
     request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     if not token:
-        raise _unauthorized("a bearer token is required")
-    try:
-        return read_token(request.app.state.config.token_key, token)
-    except AuthError as exc:
-        raise _unauthorized(str(exc)) from exc
+        raise NotAuthenticatedError("a bearer token is required")
+    return read_token(request.app.state.config.token_key, token)
 
 
 async def optional_principal(
@@ -172,7 +187,7 @@ async def optional_principal(
         return None
     try:
         return read_token(request.app.state.config.token_key, token)
-    except AuthError:
+    except NotAuthenticatedError:
         return None
 
 
@@ -184,10 +199,7 @@ def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
         if not principal.has(*roles, "admin"):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"this needs one of the roles {sorted(roles)}",
-            )
+            raise MissingRoleError(f"this needs one of the roles {sorted(roles)}")
         return principal
 
     return dependency
@@ -217,9 +229,9 @@ async def token(
     try:
         _hasher.verify(stored_hash, form.password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise _unauthorized("wrong username or password") from None
+        raise NotAuthenticatedError("wrong username or password") from None
     if row is None:
-        raise _unauthorized("wrong username or password")
+        raise NotAuthenticatedError("wrong username or password")
     user_id, _, roles, org_id = row
     if _hasher.check_needs_rehash(stored_hash):
         await conn.execute(

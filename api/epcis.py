@@ -23,13 +23,20 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, current_principal, require
 from api.db import sync_connection
-from ingest.epcis import EventQuery, capture_events
+from ingest.epcis import (
+    CaptureNotFoundError,
+    CaptureTooLargeError,
+    EPCISQueryError,
+    EventNotFoundError,
+    EventQuery,
+    capture_events,
+)
 from ingest.epcis.readings import readings_as_events
 from ingest.epcis.store import EVENT_TYPES, event_by_id, query_rows
 from tracehub.epcis import EPCISValidationError
@@ -55,15 +62,11 @@ _TIME_PARAMS = {"GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime"
 _OTHER_PARAMS = {"perPage", "nextPageToken", "includeReadings"}
 
 
-def _bad(message: str) -> HTTPException:
-    return HTTPException(status.HTTP_400_BAD_REQUEST, detail=message)
-
-
 def _document_events(document: dict[str, Any]) -> list[Any]:
     """The events of an EPCISDocument (or of an EPCISQueryDocument's results)."""
     body = document.get("epcisBody")
     if not isinstance(body, dict):
-        raise _bad("epcisBody: missing or not an object")
+        raise EPCISValidationError("epcisBody: missing or not an object")
     if document.get("type") == "EPCISQueryDocument":
         results = body.get("queryResults")
         results = results.get("resultsBody") if isinstance(results, dict) else None
@@ -75,7 +78,7 @@ def _document_events(document: dict[str, Any]) -> list[Any]:
     else:
         events = []
     if not isinstance(events, list):
-        raise _bad("epcisBody.eventList: must be a list")
+        raise EPCISValidationError("epcisBody.eventList: must be a list")
     return events
 
 
@@ -91,15 +94,15 @@ async def capture(
     """Capture an EPCISDocument; 202 with the capture job's location."""
     raw = await request.body()
     if len(raw) > _MAX_BODY:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "document too large")
+        raise CaptureTooLargeError("document too large")
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise _bad(f"$: the body is not JSON: {exc}") from exc
+        raise EPCISValidationError(f"$: the body is not JSON: {exc}") from exc
     if not isinstance(document, dict):
-        raise _bad("$: an EPCIS document must be a JSON object")
+        raise EPCISValidationError("$: an EPCIS document must be a JSON object")
     if document.get("type") not in ("EPCISDocument", "EPCISQueryDocument"):
-        raise _bad("type: must be EPCISDocument")
+        raise EPCISValidationError("type: must be EPCISDocument")
     capture_id = secrets.token_hex(16)
     source = f"api:{principal.username}"
 
@@ -128,12 +131,12 @@ async def capture(
 
     try:
         count = await run_in_threadpool(work)
-    except EPCISValidationError as exc:
-        raise _bad(str(exc)) from exc
     except RecursionError as exc:
-        raise _bad("$: the document is nested too deeply") from exc
+        raise EPCISValidationError("$: the document is nested too deeply") from exc
     except psycopg.DataError as exc:  # e.g. a NUL character, which PostgreSQL text cannot hold
-        raise _bad(f"$: the document holds a value PostgreSQL cannot store: {exc}") from exc
+        raise EPCISValidationError(
+            f"$: the document holds a value PostgreSQL cannot store: {exc}"
+        ) from exc
     location = f"/epcis/capture/{capture_id}"
     return JSONResponse(
         {"captureID": capture_id, "captured": count},
@@ -158,7 +161,7 @@ async def capture_job(
 
     row = await run_in_threadpool(work)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"capture {capture_id} not found")
+        raise CaptureNotFoundError(f"capture {capture_id} not found")
     created, finished, running, success, captured, errors = row
     return {
         "captureID": capture_id,
@@ -176,9 +179,9 @@ def _time(name: str, value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _bad(f"{name}: not an ISO 8601 date-time: {value!r}") from exc
+        raise EPCISQueryError(f"{name}: not an ISO 8601 date-time: {value!r}") from exc
     if parsed.tzinfo is None:
-        raise _bad(f"{name}: needs a time zone offset (e.g. Z)")
+        raise EPCISQueryError(f"{name}: needs a time zone offset (e.g. Z)")
     return parsed
 
 
@@ -202,12 +205,12 @@ def _decode_token(token: str) -> int:
             raise ValueError(text)
         return seq
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise _bad("nextPageToken: not a token this server issued") from exc
+        raise EPCISQueryError("nextPageToken: not a token this server issued") from exc
 
 
 def _no_nul(name: str, value: str) -> str:
     if "\x00" in value:
-        raise _bad(f"{name}: contains a NUL character")
+        raise EPCISQueryError(f"{name}: contains a NUL character")
     return value
 
 
@@ -217,11 +220,11 @@ def parse_query(request: Request) -> tuple[EventQuery, bool]:
         _no_nul(name, value)
     unknown = set(request.query_params) - _LIST_PARAMS - _TIME_PARAMS - _OTHER_PARAMS
     if unknown:
-        raise _bad(f"{sorted(unknown)[0]}: unsupported query parameter")
+        raise EPCISQueryError(f"{sorted(unknown)[0]}: unsupported query parameter")
     event_types = _values(request, "eventType")
     for event_type in event_types:
         if event_type not in EVENT_TYPES:
-            raise _bad(f"eventType: {event_type!r} is not one of {list(EVENT_TYPES)}")
+            raise EPCISQueryError(f"eventType: {event_type!r} is not one of {list(EVENT_TYPES)}")
     times = {
         name: _time(name, request.query_params[name])
         for name in _TIME_PARAMS
@@ -231,13 +234,13 @@ def parse_query(request: Request) -> tuple[EventQuery, bool]:
     try:
         per_page = int(per_page_text)
     except ValueError as exc:
-        raise _bad(f"perPage: not an integer: {per_page_text!r}") from exc
+        raise EPCISQueryError(f"perPage: not an integer: {per_page_text!r}") from exc
     if not 1 <= per_page <= _MAX_PER_PAGE:
-        raise _bad(f"perPage: must be between 1 and {_MAX_PER_PAGE}")
+        raise EPCISQueryError(f"perPage: must be between 1 and {_MAX_PER_PAGE}")
     token = request.query_params.get("nextPageToken")
     include = request.query_params.get("includeReadings", "false").lower()
     if include not in ("true", "false"):
-        raise _bad("includeReadings: must be true or false")
+        raise EPCISQueryError("includeReadings: must be true or false")
     query = EventQuery(
         event_types=event_types,
         ge_event_time=times.get("GE_eventTime"),
@@ -318,5 +321,5 @@ async def event(
 
     found = await run_in_threadpool(work)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"event {event_id} not found")
+        raise EventNotFoundError(f"event {event_id} not found")
     return JSONResponse(found, media_type=_JSONLD)

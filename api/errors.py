@@ -28,7 +28,7 @@ __all__ = ["install", "status_of"]
 
 #: Most specific kind first: UnprocessableError and TooLargeError are InvalidErrors too.
 _STATUS: tuple[tuple[type[TraceHubError], int], ...] = (
-    (UnprocessableError, status.HTTP_422_UNPROCESSABLE_ENTITY),
+    (UnprocessableError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (TooLargeError, status.HTTP_413_CONTENT_TOO_LARGE),
     (InvalidError, status.HTTP_400_BAD_REQUEST),
     (NotFoundError, status.HTTP_404_NOT_FOUND),
@@ -59,7 +59,7 @@ async def _database_refusal(request: Request, exc: Exception) -> JSONResponse:
     # input is unusable (422), never a server error.
     assert isinstance(exc, psycopg.Error)
     detail = exc.diag.message_primary or str(exc)
-    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 def install(app: FastAPI) -> None:

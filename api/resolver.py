@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api import i18n
 from api.chart import line_chart
+from api.config import ApiConfig
 from api.db import pool_of
 from api.lot_view import LotView, load_lot_view
+from ingest.inspections import ReportIntegrityError
 from tracehub.gs1 import DigitalLink, DigitalLinkError, parse_path
-from tracehub.ipfs import IPFSError, KuboClient
+from tracehub.ipfs import KuboClient
 
 router = APIRouter(tags=["resolver"])
 templates = Environment(
@@ -62,9 +63,8 @@ _CACHE_LIMIT = 1000
 
 
 def _cache_seconds(request: Request) -> float:
-    extra: dict[str, object] = request.app.state.config.extra
-    value = extra.get("page_cache_s", os.environ.get("TRACEHUB_PAGE_CACHE_S", "2"))
-    return float(str(value))
+    config: ApiConfig = request.app.state.config
+    return float(str(config.extra.get("page_cache_s", config.page_cache_s)))
 
 
 def wants_json(accept: str | None) -> bool:
@@ -226,13 +226,13 @@ async def _certification(request: Request, view: LotView) -> Response:
             data = ipfs.cat(report["cid"])
         # The bytes are served only if they are the ones recorded (and anchored).
         if hashlib.sha256(data).hexdigest() != report["sha256"]:
-            raise ValueError(f"IPFS object {report['cid']} does not hash to the recorded SHA-256")
+            raise ReportIntegrityError(
+                f"report unavailable: IPFS object {report['cid']} does not hash to the recorded "
+                "SHA-256"
+            )
         return data
 
-    try:
-        pdf = await run_in_threadpool(fetch)
-    except (IPFSError, ValueError) as exc:
-        return JSONResponse({"detail": f"report unavailable: {exc}"}, status_code=502)
+    pdf = await run_in_threadpool(fetch)  # IPFS or integrity failures answer 502
     name = f"inspection-{report['inspection_id']}.pdf"
     return Response(
         pdf,
