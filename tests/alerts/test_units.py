@@ -32,6 +32,33 @@ def test_webhook_signature_round_trip_and_refusals() -> None:
     assert verify("s3cret", body, rotated, now=1_700_000_000) == 1_700_000_000
 
 
+# A fixed known-answer vector for the webhook signature, computed outside Python with OpenSSL
+# by the scheme in alerts/webhook.py and docs/alerts.md (HMAC-SHA256 keyed with the secret, over
+# the ASCII timestamp, a full stop and the raw body bytes; the body holds a UTF-8 "°"):
+#   printf '%s' '1764000000.{"change":"opened","alert":{"alert_id":"42",'\
+#   '"kind":"temperature_excursion","detail":"12.5 °C"}}' \
+#     | openssl dgst -sha256 -hmac 'whsec_test_vector_0001'
+#   SHA2-256(stdin)= 6e9366f6ce5d0be73aeb2dc23f548f6d814ceb5a7d923c7105217866cbbab3b5
+VECTOR_SECRET = "whsec_test_vector_0001"
+VECTOR_TIMESTAMP = 1_764_000_000
+VECTOR_BODY = (
+    '{"change":"opened","alert":{"alert_id":"42",'
+    '"kind":"temperature_excursion","detail":"12.5 °C"}}'
+).encode()
+VECTOR_HEADER = "t=1764000000,v1=6e9366f6ce5d0be73aeb2dc23f548f6d814ceb5a7d923c7105217866cbbab3b5"
+
+
+def test_webhook_signature_matches_the_known_answer_vector() -> None:
+    assert sign(VECTOR_SECRET, VECTOR_BODY, timestamp=VECTOR_TIMESTAMP) == VECTOR_HEADER
+    assert verify(VECTOR_SECRET, VECTOR_BODY, VECTOR_HEADER, now=VECTOR_TIMESTAMP) == (
+        VECTOR_TIMESTAMP
+    )
+    last = VECTOR_HEADER[-1]
+    altered = VECTOR_HEADER[:-1] + ("0" if last != "0" else "1")
+    with pytest.raises(WebhookSignatureError, match="no v1 signature matches"):
+        verify(VECTOR_SECRET, VECTOR_BODY, altered, now=VECTOR_TIMESTAMP)
+
+
 def test_rule_params_are_checked_per_kind() -> None:
     assert check_params("temperature_excursion", {"min": 2, "max": 8, "grace_s": 600}) == {
         "min": 2.0,
