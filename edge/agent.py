@@ -33,7 +33,7 @@ from edge.rfid_reader.transport import profile_for
 from edge.rfid_reader.transport import run as run_reader
 from edge.sensors import ModbusSensor, SensorSample, SensorSpec, poll_forever
 from edge.smoothing import ReadEvent, ReadSmoother
-from edge.spool import Spool, SpoolFull
+from edge.spool import Spool, SpoolFullError
 from tracehub.envelope import sign_reading
 from tracehub.reading import Reading, format_ts
 
@@ -217,7 +217,7 @@ class Agent:
     def _append(self, items: list[tuple[str, Callable[[int, str], bytes]]]) -> None:
         try:
             self.spool.append_many(items)
-        except SpoolFull as exc:
+        except SpoolFullError as exc:
             self.refused += len(items)
             log.error("%s", exc)
 

@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except edge_config.ConfigError as exc:
+    except edge_config.EdgeConfigError as exc:
         print(f"tracehub-edge: {exc}", file=sys.stderr)
         return 2
     return code

@@ -39,10 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.errors import EdgeError
 from edge.spool import WhenFull
+from tracehub.errors import InvalidError
 
 
-class ConfigError(Exception):
+class EdgeConfigError(EdgeError, InvalidError):
     """The configuration file is missing something or holds a wrong value."""
 
 
@@ -87,18 +89,18 @@ class AgentConfig:
 def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
     value = data.get(name)
     if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] section missing")
+        raise EdgeConfigError(f"[{name}] section missing")
     return value
 
 
 def _require(section: dict[str, Any], where: str, key: str, kind: type) -> Any:
     if key not in section:
-        raise ConfigError(f"{where}: {key} missing")
+        raise EdgeConfigError(f"{where}: {key} missing")
     value = section[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {value!r}")
+        raise EdgeConfigError(f"{where}: {key} must be a {kind.__name__}, got {value!r}")
     return value
 
 
@@ -107,7 +109,7 @@ def load(path: Path) -> AgentConfig:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise EdgeConfigError(f"{path}: {exc}") from exc
     base = path.resolve().parent
 
     def resolve(value: str) -> Path:
@@ -135,11 +137,11 @@ def load(path: Path) -> AgentConfig:
     ]
     names = [r.name for r in readers] + [s.name for s in sensors]
     if len(set(names)) != len(names):
-        raise ConfigError("reader and sensor names must be unique")
+        raise EdgeConfigError("reader and sensor names must be unique")
     try:
         when_full = WhenFull(spool.get("when_full", "drop-oldest"))
     except ValueError as exc:
-        raise ConfigError(f"[spool] when_full: {exc}") from exc
+        raise EdgeConfigError(f"[spool] when_full: {exc}") from exc
     return AgentConfig(
         device_id=_require(device, "[device]", "id", str),
         certificate=resolve(_require(device, "[device]", "certificate", str)),

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from edge.errors import EdgeError
 from tracehub.envelope import reading_hash
+from tracehub.errors import UnavailableError
 from tracehub.reading import GENESIS_PREV
 
 log = logging.getLogger(__name__)
@@ -49,10 +51,10 @@ class WhenFull(StrEnum):
     """What `append` does when the spool holds `max_readings`."""
 
     DROP_OLDEST = "drop-oldest"  # keep the newest: the gateway sees the gap in the hash chain
-    REFUSE_NEW = "refuse-new"  # keep the oldest: new readings are refused (SpoolFull)
+    REFUSE_NEW = "refuse-new"  # keep the oldest: new readings are refused (SpoolFullError)
 
 
-class SpoolFull(Exception):
+class SpoolFullError(EdgeError, UnavailableError):
     """The spool is full and its policy refuses new readings."""
 
 
@@ -104,7 +106,7 @@ class Spool:
         with self._lock:
             try:
                 self._append_all(items, created, stored)
-            except SpoolFull:
+            except SpoolFullError:
                 # The batch rolled back; the refusal itself is recorded in its own transaction.
                 with self._transaction():
                     self._count("refused_full", 1)
@@ -141,7 +143,7 @@ class Spool:
         if self._depth < self.max_readings:
             return
         if self.when_full is WhenFull.REFUSE_NEW:
-            raise SpoolFull(
+            raise SpoolFullError(
                 f"spool full ({self.max_readings} readings); reading from {device} refused"
             )
         oldest = self._db.execute(

@@ -30,6 +30,9 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.framer.rtu import FramerRTU
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
+from edge.errors import EdgeError
+from tracehub.errors import InvalidError, UnavailableError
+
 __all__ = [
     "HUMIDITY_RANGE_PCT",
     "TEMPERATURE_RANGE_C",
@@ -55,7 +58,7 @@ TEMPERATURE_RANGE_C = (-40.0, 125.0)
 HUMIDITY_RANGE_PCT = (0.0, 100.0)
 
 
-class SensorConfigError(ValueError):
+class SensorConfigError(EdgeError, InvalidError):
     """The sensor settings are invalid or cannot be applied to the port (retrying won't help)."""
 
 
@@ -230,7 +233,9 @@ _SILENCE_LABELS = {
 }
 
 
-class _ReadFailed(Exception):
+class SensorReadError(EdgeError, UnavailableError):
+    """A poll got no usable answer; ``kind`` names the counter it goes to."""
+
     def __init__(self, kind: _Failure, message: str) -> None:
         super().__init__(message)
         self.kind: _Failure = kind
@@ -327,7 +332,7 @@ class ModbusSensor:
         self._stats.polls += 1
         try:
             raw = self._read_registers()
-        except _ReadFailed as failure:
+        except SensorReadError as failure:
             self._fail(failure.kind, str(failure))
             return None
         except SensorConfigError as exc:
@@ -375,7 +380,7 @@ class ModbusSensor:
         if not self.connect():
             missing = "://" not in self.spec.port and not os.path.exists(self.spec.port)
             reason = " (no such device)" if missing else ""
-            raise _ReadFailed("connection_errors", f"cannot open {self.spec.port}{reason}")
+            raise SensorReadError("connection_errors", f"cannot open {self.spec.port}{reason}")
         self._received = b""
         self._bad_crc_seen = False
         try:
@@ -391,26 +396,28 @@ class ModbusSensor:
             # pymodbus closes the port itself when a read or write fails with an OSError (the
             # device node vanished, the pty peer hung up); make sure, so the next read reopens.
             self.close()
-            raise _ReadFailed("connection_errors", f"port lost: {exc}") from None
+            raise SensorReadError("connection_errors", f"port lost: {exc}") from None
         except ModbusIOException as exc:
             kind = "crc_errors" if self._bad_crc_seen else classify_silence(self._received)
-            raise _ReadFailed(kind, f"{_SILENCE_LABELS[kind]}: {exc}") from None
+            raise SensorReadError(kind, f"{_SILENCE_LABELS[kind]}: {exc}") from None
         except Exception as exc:  # pyserial raises undocumented types (termios.error, ...)
             self.close()
-            raise _ReadFailed("other_errors", f"{type(exc).__name__}: {exc}") from None
+            raise SensorReadError("other_errors", f"{type(exc).__name__}: {exc}") from None
         return self._check_response(response, address, count)
 
     def _check_response(self, response: ModbusPDU, address: int, count: int) -> list[int]:
         if isinstance(response, ExceptionResponse) or response.isError():
             code = getattr(response, "exception_code", None)
-            raise _ReadFailed(
+            raise SensorReadError(
                 "modbus_exceptions",
                 f"exception response {code} to function {self.spec.function_code} "
                 f"at register {address:#06x}",
             )
         registers = list(response.registers)
         if len(registers) != count:
-            raise _ReadFailed("other_errors", f"asked for {count} registers, got {len(registers)}")
+            raise SensorReadError(
+                "other_errors", f"asked for {count} registers, got {len(registers)}"
+            )
         return registers
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:

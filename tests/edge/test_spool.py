@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.spool import Spool, SpoolFull, WhenFull
+from edge.spool import Spool, SpoolFullError, WhenFull
 from tracehub.envelope import reading_hash
 from tracehub.reading import GENESIS_PREV
 
@@ -74,7 +74,7 @@ def test_full_spool_can_refuse_new_readings(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.sqlite3", max_readings=2, when_full=WhenFull.REFUSE_NEW)
     spool.append("dev", _builder)
     spool.append("dev", _builder)
-    with pytest.raises(SpoolFull):
+    with pytest.raises(SpoolFullError):
         spool.append("dev", _builder)
     assert [r.seq for r in spool.pending()] == [1, 2]
     assert spool.counters() == {"refused_full": 1}
