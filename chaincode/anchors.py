@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from chaincode.base import ContractError, Function, creator_msp, dumps, expect_args, key, tx_time
+from chaincode.base import ChaincodeError, Function, creator_msp, dumps, expect_args, key, tx_time
 
 ANCHOR = "anchor"
 ANCHORING_MSP = "Org1MSP"
@@ -31,16 +31,16 @@ def _parse_anchor(text: str) -> dict[str, Any]:
     try:
         anchor = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ContractError(f"anchor is not JSON: {exc.msg}") from exc
+        raise ChaincodeError(f"anchor is not JSON: {exc.msg}") from exc
     if not isinstance(anchor, dict) or set(anchor) != set(_FIELDS):
-        raise ContractError(f"anchor must have exactly the fields {sorted(_FIELDS)}")
+        raise ChaincodeError(f"anchor must have exactly the fields {sorted(_FIELDS)}")
     for field, kind in _FIELDS.items():
         if not isinstance(anchor[field], kind) or isinstance(anchor[field], bool):
-            raise ContractError(f"anchor field {field} must be a {kind.__name__}")
+            raise ChaincodeError(f"anchor field {field} must be a {kind.__name__}")
     if not _HEX_256.fullmatch(anchor["root"]):
-        raise ContractError("anchor root must be 64 lowercase hex digits (SHA-256)")
+        raise ChaincodeError("anchor root must be 64 lowercase hex digits (SHA-256)")
     if anchor["count"] < 1:
-        raise ContractError("anchor count must be at least 1")
+        raise ChaincodeError("anchor count must be at least 1")
     return anchor
 
 
@@ -48,11 +48,11 @@ async def anchor_batch(stub: Any, args: list[str]) -> bytes:
     """AnchorBatch(anchor_json): record a batch's Merkle root; an existing batch id is refused."""
     expect_args(args, ("anchor",))
     if creator_msp(stub) != ANCHORING_MSP:
-        raise ContractError(f"access denied: only {ANCHORING_MSP} anchors batches")
+        raise ChaincodeError(f"access denied: only {ANCHORING_MSP} anchors batches")
     anchor = _parse_anchor(args[0])
     ledger_key = key(stub, ANCHOR, anchor["batch_id"])
     if await stub.get_state(ledger_key):
-        raise ContractError(f"batch {anchor['batch_id']} is already anchored")
+        raise ChaincodeError(f"batch {anchor['batch_id']} is already anchored")
     anchor.update(tx_id=stub.get_txid(), anchored_at=tx_time(stub))
     data = dumps(anchor)
     await stub.put_state(ledger_key, data)
@@ -64,7 +64,7 @@ async def get_anchor(stub: Any, args: list[str]) -> bytes:
     expect_args(args, ("batch_id",))
     data = await stub.get_state(key(stub, ANCHOR, args[0]))
     if not data:
-        raise ContractError(f"batch {args[0]} is not anchored")
+        raise ChaincodeError(f"batch {args[0]} is not anchored")
     return bytes(data)
 
 

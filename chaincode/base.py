@@ -9,14 +9,19 @@ from typing import Any
 Function = Callable[[Any, list[str]], Awaitable[bytes]]
 
 
-class ContractError(Exception):
-    """A refusal with a message meant for the client (returned as a status 500 response)."""
+class ChaincodeError(Exception):
+    """A refusal with a message meant for the client (returned as a status 500 response).
+
+    The root of the chaincode's errors. It does not derive from tracehub.errors.TraceHubError:
+    the chaincode runs in the peers' trust domain and imports nothing of the hub (an
+    import-linter contract), and a client sees its refusals as ledger errors anyway.
+    """
 
 
 def expect_args(args: list[str], names: tuple[str, ...]) -> None:
     """Refuse a call whose argument count differs from the function's parameters."""
     if len(args) != len(names):
-        raise ContractError(
+        raise ChaincodeError(
             f"expected {len(names)} argument(s) ({', '.join(names)}), got {len(args)}"
         )
 
@@ -24,7 +29,7 @@ def expect_args(args: list[str], names: tuple[str, ...]) -> None:
 def key(stub: Any, object_type: str, *attributes: str) -> str:
     """A composite ledger key; empty attributes are refused."""
     if not all(attributes):
-        raise ContractError(f"{object_type} id must not be empty")
+        raise ChaincodeError(f"{object_type} id must not be empty")
     composite: str = stub.create_composite_key(object_type, list(attributes))
     return composite
 

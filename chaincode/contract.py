@@ -1,7 +1,7 @@
 """TraceHub's chaincode: dispatches each invocation by function name.
 
 Functions live in one module per concept (records, devices, anchors); each takes the stub and
-its string arguments and returns the response payload, or raises ContractError to refuse.
+its string arguments and returns the response payload, or raises ChaincodeError to refuse.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fabric_chaincode_python.fabric_shim import response
 from fabric_chaincode_python.fabric_shim.interfaces import Chaincode, ChaincodeStubInterface
 
 from chaincode import anchors, devices, records
-from chaincode.base import ContractError, Function
+from chaincode.base import ChaincodeError, Function
 
 FUNCTIONS: dict[str, Function] = {**records.FUNCTIONS, **devices.FUNCTIONS, **anchors.FUNCTIONS}
 
@@ -33,5 +33,5 @@ class TraceHubChaincode(Chaincode):  # type: ignore[misc]
             return response.error(f"unknown function {function_name!r}; known: {known}")
         try:
             return response.success(await function(stub, list(args)))
-        except ContractError as exc:
+        except ChaincodeError as exc:
             return response.error(str(exc))

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from chaincode.base import (
-    ContractError,
+    ChaincodeError,
     Function,
     creator_msp,
     dumps,
@@ -37,7 +37,7 @@ DEVICE_URI_PREFIX = "urn:tracehub:device:"
 def _require_registrar(stub: Any) -> None:
     msp = creator_msp(stub)
     if msp != REGISTRAR_MSP:
-        raise ContractError(
+        raise ChaincodeError(
             f"access denied: only {REGISTRAR_MSP} may enrol or revoke devices, not {msp}"
         )
 
@@ -50,9 +50,9 @@ def _parse_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ContractError(f"not an RFC 3339 time: {text!r}") from exc
+        raise ChaincodeError(f"not an RFC 3339 time: {text!r}") from exc
     if moment.tzinfo is None:
-        raise ContractError(f"time {text!r} has no time zone")
+        raise ChaincodeError(f"time {text!r} has no time zone")
     return moment
 
 
@@ -62,18 +62,18 @@ def _device_id(certificate: x509.Certificate) -> str:
             x509.SubjectAlternativeName
         ).value.get_values_for_type(x509.UniformResourceIdentifier)
     except x509.ExtensionNotFound as exc:
-        raise ContractError("certificate has no subject alternative name") from exc
+        raise ChaincodeError("certificate has no subject alternative name") from exc
     ids = [uri.removeprefix(DEVICE_URI_PREFIX) for uri in uris if uri.startswith(DEVICE_URI_PREFIX)]
     common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(ids) != 1 or not common_names or common_names[0].value != ids[0]:
-        raise ContractError("certificate must name one device, in its URI SAN and its CN alike")
+        raise ChaincodeError("certificate must name one device, in its URI SAN and its CN alike")
     return ids[0]
 
 
 async def _load(stub: Any, ledger_key: str, what: str) -> dict[str, Any]:
     data = await stub.get_state(ledger_key)
     if not data:
-        raise ContractError(f"{what} not found")
+        raise ChaincodeError(f"{what} not found")
     loaded: dict[str, Any] = json.loads(data)
     return loaded
 
@@ -85,12 +85,12 @@ async def enrol_device(stub: Any, args: list[str]) -> bytes:
     try:
         certificate = x509.load_pem_x509_certificate(args[0].encode())
     except ValueError as exc:
-        raise ContractError(f"not a PEM certificate: {exc}") from exc
+        raise ChaincodeError(f"not a PEM certificate: {exc}") from exc
     device_id = _device_id(certificate)
     fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
     cert_key = key(stub, CERTIFICATE, fingerprint)
     if await stub.get_state(cert_key):
-        raise ContractError(f"certificate {fingerprint} is already enrolled")
+        raise ChaincodeError(f"certificate {fingerprint} is already enrolled")
     record = {
         "device_id": device_id,
         "fingerprint_sha256": fingerprint,
@@ -133,7 +133,7 @@ async def revoke_device(stub: Any, args: list[str]) -> bytes:
     changed = []
     for target in targets:
         if target not in device["certificates"]:
-            raise ContractError(f"certificate {target} does not belong to device {device_id}")
+            raise ChaincodeError(f"certificate {target} does not belong to device {device_id}")
         cert_key = key(stub, CERTIFICATE, target)
         record = await _load(stub, cert_key, f"certificate {target}")
         if record["status"] == "revoked":

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from chaincode.base import (
-    ContractError,
+    ChaincodeError,
     Function,
     creator_msp,
     dumps,
@@ -30,10 +30,10 @@ async def put_record(stub: Any, args: list[str]) -> bytes:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise ContractError(f"value of record {record_id} is not JSON: {exc.msg}") from exc
+        raise ChaincodeError(f"value of record {record_id} is not JSON: {exc.msg}") from exc
     ledger_key = key(stub, RECORD, record_id)
     if await stub.get_state(ledger_key):
-        raise ContractError(f"record {record_id} already exists")
+        raise ChaincodeError(f"record {record_id} already exists")
     record = {
         "id": record_id,
         "value": parsed,
@@ -51,7 +51,7 @@ async def get_record(stub: Any, args: list[str]) -> bytes:
     expect_args(args, ("id",))
     data = await stub.get_state(key(stub, RECORD, args[0]))
     if not data:
-        raise ContractError(f"record {args[0]} not found")
+        raise ChaincodeError(f"record {args[0]} not found")
     return bytes(data)
 
 
