@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import smtplib
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 
 from alerts.webhook import SIGNATURE_HEADER, sign
+from tracehub.config import SmtpSettings
 from tracehub.mqtt import tls_client
 
 log = logging.getLogger(__name__)
@@ -47,24 +47,15 @@ class DeliveryError(RuntimeError):
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_sender: str = "alerts@tracehub.local"
+    """The mail relay (the settings tree's `smtp`, shared with commerce) and the retry policy."""
+
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
     webhook_timeout_s: float = 5.0
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
     max_attempts: int = 8
     lease_s: float = 120.0
     poll_s: float = 1.0
-
-    @classmethod
-    def from_env(cls) -> DeliverySettings:
-        """SMTP server from TRACEHUB_SMTP_HOST / _PORT / _SENDER (no host: e-mail fails)."""
-        return cls(
-            smtp_host=os.environ.get("TRACEHUB_SMTP_HOST") or None,
-            smtp_port=int(os.environ.get("TRACEHUB_SMTP_PORT", "25")),
-            smtp_sender=os.environ.get("TRACEHUB_SMTP_SENDER", "alerts@tracehub.local"),
-        )
 
 
 class MqttPublisher:
@@ -262,10 +253,11 @@ class Deliverer:
             raise DeliveryError(f"unknown channel {channel}")
 
     def _email(self, to: str, payload: Mapping[str, Any]) -> None:
-        if not self.settings.smtp_host:
+        relay = self.settings.smtp
+        if not relay.host:
             raise DeliveryError("no SMTP server configured (TRACEHUB_SMTP_HOST)")
-        message = email_message(self.settings.smtp_sender, to, payload)
-        with smtplib.SMTP(self.settings.smtp_host, self.settings.smtp_port, timeout=10) as smtp:
+        message = email_message(relay.sender, to, payload)
+        with smtplib.SMTP(relay.host, relay.port, timeout=10) as smtp:
             smtp.send_message(message)
 
     def _webhook(self, delivery_id: int, url: str, secret: str, body: bytes, change: str) -> None:

@@ -28,6 +28,6 @@ def gateway_alert_worker(settings: Settings, pki: PKI, *, tick_s: float = 5.0) -
     )
     return AlertWorker(
         AlertEngine(connect),
-        Deliverer(connect, DeliverySettings.from_env(), mqtt=publisher),
+        Deliverer(connect, DeliverySettings(smtp=settings.smtp), mqtt=publisher),
         tick_s=tick_s,
     )

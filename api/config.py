@@ -7,11 +7,11 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracehub.config import Settings
+from tracehub.config import API_HOST, API_PORT, ApiSettings, Settings
 
 #: Where `python -m api` listens by default (loopback; a reverse proxy fronts it in production).
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 18000
+DEFAULT_HOST = API_HOST
+DEFAULT_PORT = API_PORT
 
 
 def load_token_key(path: Path) -> bytes:
@@ -34,13 +34,18 @@ def load_token_key(path: Path) -> bytes:
 
 @dataclass(frozen=True)
 class ApiConfig:
-    """One API deployment. `search_path` selects a schema (tests use one of their own)."""
+    """One API deployment. `search_path` selects a schema (tests use one of their own).
+
+    `from_settings` takes search_path, public_base_url and page_cache_s from the settings tree's
+    `api` section; the defaults here are that section's.
+    """
 
     stack: Settings
     token_key: bytes
-    search_path: str | None = None
+    search_path: str | None = ApiSettings.search_path
     token_ttl_s: int = 3600
-    public_base_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+    public_base_url: str = ApiSettings.public_url
+    page_cache_s: float = ApiSettings.page_cache_s
     pool_min: int = 2
     pool_max: int = 10
     extra: dict[str, object] = field(default_factory=dict)
@@ -54,13 +59,17 @@ class ApiConfig:
         return f"-c search_path={self.search_path}" if self.search_path else None
 
     @classmethod
-    def from_env(cls) -> ApiConfig:
-        stack = Settings.from_env()
+    def from_settings(cls, stack: Settings) -> ApiConfig:
+        """The deployment the settings tree describes (token key from the run dir)."""
         return cls(
             stack=stack,
             token_key=load_token_key(stack.run_dir / "api" / "token.key"),
-            search_path=os.environ.get("TRACEHUB_API_SEARCH_PATH") or None,
-            public_base_url=os.environ.get(
-                "TRACEHUB_PUBLIC_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
-            ),
+            search_path=stack.api.search_path,
+            public_base_url=stack.api.public_url,
+            page_cache_s=stack.api.page_cache_s,
         )
+
+    @classmethod
+    def from_env(cls) -> ApiConfig:
+        """`from_settings` of this process's environment (what `python -m api` serves)."""
+        return cls.from_settings(Settings.from_env())

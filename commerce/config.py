@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracehub.config import Settings
+from tracehub.config import STRIPE_MOCK_KEY, Settings, SmtpSettings
 
-#: stripe-mock accepts any key of this shape; it is not a secret (real keys come from the env).
-STRIPE_MOCK_KEY = "sk_test_tracehubStripeMock"
+__all__ = ["STRIPE_MOCK_KEY", "CommerceConfig"]
 
 
 def _secret(path: Path) -> str:
@@ -30,26 +29,23 @@ def _secret(path: Path) -> str:
 
 @dataclass(frozen=True)
 class CommerceConfig:
-    """Payment provider, webhook signing secret, SMTP relay and the retry back-off."""
+    """Payment provider, webhook signing secret, mail relay and the retry back-off."""
 
     stripe_api_key: str
     stripe_api_base: str
     webhook_secret: str
     stripe_timeout_s: float = 10.0
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    mail_from: str = "tracehub@localhost"
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
     backoff_s: tuple[float, ...] = (1.0, 2.0, 4.0)
 
     @classmethod
-    def from_env(cls, stack: Settings | None = None) -> CommerceConfig:
-        stack = stack or Settings.from_env()
+    def from_settings(cls, settings: Settings) -> CommerceConfig:
+        """Stripe and SMTP from the settings tree; with no webhook secret set, the run dir's."""
+        stripe = settings.stripe
         return cls(
-            stripe_api_key=os.environ.get("TRACEHUB_STRIPE_API_KEY", STRIPE_MOCK_KEY),
-            stripe_api_base=os.environ.get("TRACEHUB_STRIPE_API_BASE", "http://127.0.0.1:12111"),
-            webhook_secret=os.environ.get("TRACEHUB_STRIPE_WEBHOOK_SECRET")
-            or _secret(stack.run_dir / "commerce" / "stripe_webhook_secret"),
-            smtp_host=os.environ.get("TRACEHUB_SMTP_HOST", "127.0.0.1"),
-            smtp_port=int(os.environ.get("TRACEHUB_SMTP_PORT", "1025")),
-            mail_from=os.environ.get("TRACEHUB_MAIL_FROM", "tracehub@localhost"),
+            stripe_api_key=stripe.api_key,
+            stripe_api_base=stripe.api_base,
+            webhook_secret=stripe.webhook_secret
+            or _secret(settings.run_dir / "commerce" / "stripe_webhook_secret"),
+            smtp=settings.smtp,
         )

@@ -45,8 +45,8 @@ def custody_step(conn: Any, ledger: RecordLedger, provider: PaymentProvider) -> 
 
 def run(schema: str | None, sweep_s: float) -> None:
     settings = Settings.from_env()
-    config = CommerceConfig.from_env(settings)
-    mailer = Mailer(config.smtp_host, config.smtp_port, config.mail_from)
+    config = CommerceConfig.from_settings(settings)
+    mailer = Mailer(config.smtp.host, config.smtp.port, config.smtp.sender)
     provider = StripeProvider(
         config.stripe_api_key, config.stripe_api_base, config.stripe_timeout_s
     )

@@ -478,13 +478,11 @@ def build_scenario(
 
 
 def main() -> int:
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m demo.scenario", description=__doc__)
     parser.add_argument("--schema", default=None, help="database schema (default: public)")
-    parser.add_argument(
-        "--base-url", default=os.environ.get("TRACEHUB_PUBLIC_URL", "http://127.0.0.1:18000")
-    )
+    parser.add_argument("--base-url", default=settings.api.public_url)
     args = parser.parse_args()
-    settings = Settings.from_env()
     started = time.monotonic()
     result = build_scenario(settings, schema=args.schema, base_url=args.base_url)
     print(f"scenario: lot {result.lot} of GTIN {result.gtin}, shipment {result.shipment_id}")

@@ -19,14 +19,14 @@ from tracehub.ledger.local import connect_org
 
 
 def commerce_config(request: Request) -> CommerceConfig:
-    """From ``ApiConfig.extra["commerce"]`` (tests) or the environment, made once per app."""
+    """From ``ApiConfig.extra["commerce"]`` (tests) or the settings tree, made once per app."""
     state = request.app.state
     if not hasattr(state, "commerce_config"):
         given = state.config.extra.get("commerce")
         state.commerce_config = (
             given
             if isinstance(given, CommerceConfig)
-            else CommerceConfig.from_env(state.config.stack)
+            else CommerceConfig.from_settings(state.config.stack)
         )
     config: CommerceConfig = state.commerce_config
     return config
@@ -46,7 +46,7 @@ def provider_of(request: Request) -> StripeProvider:
 
 def mailer_of(request: Request) -> Mailer:
     config = commerce_config(request)
-    return Mailer(config.smtp_host, config.smtp_port, config.mail_from)
+    return Mailer(config.smtp.host, config.smtp.port, config.smtp.sender)
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from tests.support.alert_peers import (
 )
 from tests.support.api import ApiHarness, api_harness
 from tests.support.processes import wait_until
-from tracehub.config import Settings
+from tracehub.config import Settings, SmtpSettings
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,9 @@ def test_excursion_one_alert_all_channels_acknowledged_and_resolved(
         )
         deliverer = Deliverer(
             h.connect,
-            DeliverySettings(smtp_host="127.0.0.1", smtp_port=smtp_port, backoff_base_s=0.3),
+            DeliverySettings(
+                smtp=SmtpSettings(host="127.0.0.1", port=smtp_port), backoff_base_s=0.3
+            ),
             mqtt=publisher,
         )
         deliverer.start()

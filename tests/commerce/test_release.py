@@ -120,7 +120,7 @@ def test_excursion_holds_payment_and_release_follows_evidence(
     twice = _custody(h, carrier, shipment_id, "shipping")
     assert twice.status_code == 409 and "'in_transit'" in twice.json()["detail"]
 
-    mailer = Mailer("127.0.0.1", smtp_port, config.mail_from)
+    mailer = Mailer("127.0.0.1", smtp_port, config.smtp.sender)
     provider = StripeProvider(config.stripe_api_key, proxy.url, 5)
     fabric = stack.fabric
     options = f"-c search_path={h.schema}"

@@ -22,7 +22,7 @@ import httpx
 from commerce.config import STRIPE_MOCK_KEY, CommerceConfig
 from tests.support.api import ApiHarness, api_harness
 from tests.support.processes import http_server
-from tracehub.config import Settings
+from tracehub.config import Settings, SmtpSettings
 
 STRIPE_MOCK = ("127.0.0.1", 12111)
 GTIN_A = "09506000134352"
@@ -126,7 +126,7 @@ def commerce_config(
         stripe_api_base=api_base,
         webhook_secret="whsec_" + secrets.token_hex(16),
         stripe_timeout_s=timeout_s,
-        smtp_port=smtp_port,
+        smtp=SmtpSettings(port=smtp_port),
     )
 
 

@@ -2,14 +2,13 @@
 
 The schema file is GS1's ``EPCIS-JSON-Schema.json`` (draft-07). All its references are local
 (``#/definitions/...``), so the validator never touches the network; it is compiled once per
-process. Where the file lives: ``$TRACEHUB_EPCIS_SCHEMA``, else ``../shared/epcis/schema`` next to
-the repository.
+process. Where the file lives: the settings tree's ``epcis.schema`` (``$TRACEHUB_EPCIS_SCHEMA``,
+else ``../shared/epcis/schema`` next to the repository).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,23 +17,20 @@ from typing import Any
 from jsonschema import Draft7Validator, FormatChecker  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError, best_match  # type: ignore[import-untyped]
 
+from tracehub.config import Settings
 from tracehub.epcis.errors import EPCISValidationError
 
 __all__ = ["DEFAULT_CONTEXT", "schema_path", "validate_document", "validate_event"]
 
 #: The context an event gets when it arrives without one (EPCIS 2.0 requires @context).
 DEFAULT_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-_REPO = Path(__file__).resolve().parents[2]
 _lock = threading.Lock()
 _validator: Draft7Validator | None = None
 
 
 def schema_path() -> Path:
-    """Where GS1's EPCIS JSON Schema is read from."""
-    env = os.environ.get("TRACEHUB_EPCIS_SCHEMA")
-    if env:
-        return Path(env)
-    return _REPO.parent / "shared" / "epcis" / "schema" / "EPCIS-JSON-Schema.json"
+    """Where GS1's EPCIS JSON Schema is read from (the settings tree's ``epcis.schema``)."""
+    return Settings.from_env().epcis.schema
 
 
 def _compiled() -> Draft7Validator:

@@ -1,0 +1,120 @@
+"""The settings tree (tracehub/config.py): one reader of the environment, typed values with
+defaults, and docs/configuration.md in step with it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tracehub.config import (
+    PROJECT_DIR,
+    ApiSettings,
+    Settings,
+    SmtpSettings,
+    StripeSettings,
+    markdown_table,
+    variables,
+)
+
+DOC = PROJECT_DIR / "docs" / "configuration.md"
+TABLE = re.compile(r"<!-- settings-table: begin[^>]*-->\n(.*?)<!-- settings-table: end -->", re.S)
+
+
+def test_nothing_set_gives_the_local_stack() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.run_dir == PROJECT_DIR / ".run"
+    assert settings.postgres_dsn == "postgresql://tracehub@127.0.0.1:15432/tracehub"
+    assert settings.mqtt_tls_port == 18883
+    assert settings.fabric.crypto_dir == PROJECT_DIR / ".run" / "fabric" / "crypto"
+    assert settings.api == ApiSettings(None, "http://127.0.0.1:18000", 2.0)
+    assert settings.smtp == SmtpSettings("127.0.0.1", 1025, "tracehub@localhost")
+    assert settings.stripe.webhook_secret is None
+
+
+def test_values_are_typed_and_empty_counts_as_unset(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "TRACEHUB_RUN": str(tmp_path),
+            "TRACEHUB_MQTT_TLS_PORT": "28883",
+            "TRACEHUB_PAGE_CACHE_S": "0",
+            "TRACEHUB_API_SEARCH_PATH": "",
+            "TRACEHUB_SMTP_HOST": "",
+            "TRACEHUB_EPCIS_SCHEMA": str(tmp_path / "schema.json"),
+            "TRACEHUB_STRIPE_WEBHOOK_SECRET": "whsec_x",
+        }
+    )
+    assert settings.run_dir == tmp_path
+    assert settings.pki_dir == tmp_path / "pki"
+    assert settings.fabric.crypto_dir == tmp_path / "fabric" / "crypto"
+    assert settings.mqtt_tls_port == 28883
+    assert settings.api.page_cache_s == 0.0
+    assert settings.api.search_path is None
+    assert settings.smtp.host == "127.0.0.1"
+    assert settings.epcis.schema == tmp_path / "schema.json"
+    assert settings.stripe == StripeSettings(
+        "sk_test_tracehubStripeMock", "http://127.0.0.1:12111", "whsec_x"
+    )
+
+
+def test_a_bad_number_names_its_variable() -> None:
+    with pytest.raises(ValueError, match="TRACEHUB_SMTP_PORT='smtp': not an integer"):
+        Settings.from_env({"TRACEHUB_SMTP_PORT": "smtp"})
+
+
+def test_mail_from_is_a_deprecated_alias_of_the_smtp_sender() -> None:
+    assert Settings.from_env({"TRACEHUB_MAIL_FROM": "a@x"}).smtp.sender == "a@x"
+    both = {"TRACEHUB_MAIL_FROM": "a@x", "TRACEHUB_SMTP_SENDER": "b@x"}
+    assert Settings.from_env(both).smtp.sender == "b@x"
+
+
+def test_every_variable_is_declared_once() -> None:
+    names = [v.name for v in variables()] + [a for v in variables() for a in v.aliases]
+    assert len(names) == len(set(names))
+    assert all(name.startswith("TRACEHUB_") for name in names)
+
+
+def test_the_documented_table_is_the_trees() -> None:
+    match = TABLE.search(DOC.read_text())
+    assert match, "docs/configuration.md lost its settings-table markers"
+    assert match.group(1) == markdown_table(), (
+        "docs/configuration.md disagrees with tracehub/config.py: paste the output of"
+        " `.venv/bin/python -m tracehub.config` between the settings-table markers"
+    )
+
+
+def test_every_stack_script_variable_is_documented() -> None:
+    doc = DOC.read_text()
+    scripts = (PROJECT_DIR / "network").rglob("*.sh")
+    honoured = {
+        name
+        for path in scripts
+        for name in re.findall(r"\$\{([A-Z_][A-Z0-9_]*):-", path.read_text())
+    }
+    assert honoured, "no ${VAR:-default} in network/*.sh: the pattern is out of date"
+    missing = sorted(name for name in honoured if f"`{name}`" not in doc)
+    assert not missing, f"network/*.sh honour {missing}; list them in docs/configuration.md"
+
+
+# Reads of the environment: os.environ.get / [...] and getenv. `{**os.environ, ...}` (the
+# environment handed to a subprocess) is not a read.
+_ENV_READ = re.compile(r"\bgetenv\b|\benviron\s*(\.get\b|\[)")
+# The chaincode runs in the peer's trust domain and may not import the kernel (pyproject.toml's
+# `chaincode` contract); it reads Fabric's CHAINCODE_* variables itself.
+_ALLOWED = {Path("tracehub/config.py"), Path("chaincode/__main__.py")}
+_PACKAGES = (
+    "tracehub", "certs", "ingest", "alerts", "commerce", "gateway", "api", "demo", "edge",
+    "chaincode", "bench",
+)  # fmt: skip
+
+
+def test_only_the_settings_tree_reads_the_environment() -> None:
+    readers = sorted(
+        str(path.relative_to(PROJECT_DIR))
+        for package in _PACKAGES
+        for path in (PROJECT_DIR / package).rglob("*.py")
+        if path.relative_to(PROJECT_DIR) not in _ALLOWED and _ENV_READ.search(path.read_text())
+    )
+    assert readers == [], f"read the environment through tracehub.config.Settings: {readers}"
