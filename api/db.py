@@ -1,23 +1,28 @@
 """The API's PostgreSQL pools (psycopg 3): async for handlers, and a synchronous one, opened on
 first use, for the modules that run in a worker thread (EPCIS, proofs, commerce's provider
-paths) — a fresh connection per request costs more than the query it serves."""
+paths) — a fresh connection per request costs more than the query it serves.
+
+Connections are tracehub.db's `AsyncConnection` and `Connection` (tuple rows); `Connection` here
+is the handlers' dependency: ``conn: Connection`` receives the request's pooled AsyncConnection."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
-import psycopg
 from fastapi import Depends, FastAPI, Request
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.config import ApiConfig
+from tracehub import db
+
+AsyncPool: TypeAlias = AsyncConnectionPool[db.AsyncConnection]
+SyncPool: TypeAlias = ConnectionPool[db.Connection]
 
 
-def make_pool(config: ApiConfig) -> AsyncConnectionPool:
+def make_pool(config: ApiConfig) -> AsyncPool:
     kwargs: dict[str, object] = {}
     if config.connect_options:
         kwargs["options"] = config.connect_options
@@ -30,26 +35,26 @@ def make_pool(config: ApiConfig) -> AsyncConnectionPool:
     )
 
 
-def pool_of(request: Request) -> AsyncConnectionPool:
-    pool: AsyncConnectionPool = request.app.state.pool
+def pool_of(request: Request) -> AsyncPool:
+    pool: AsyncPool = request.app.state.pool
     return pool
 
 
-async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
+async def _connection(request: Request) -> AsyncIterator[db.AsyncConnection]:
     """One pooled connection for the request; committed when the handler returns normally."""
     async with pool_of(request).connection() as conn:
         yield conn
 
 
-Connection = Annotated[AsyncConnection, Depends(_connection)]
+Connection = Annotated[db.AsyncConnection, Depends(_connection)]
 
 
 _sync_lock = threading.Lock()
 
 
-def _sync_pool(app: FastAPI) -> ConnectionPool:
+def _sync_pool(app: FastAPI) -> SyncPool:
     with _sync_lock:
-        pool: ConnectionPool | None = getattr(app.state, "sync_pool", None)
+        pool: SyncPool | None = getattr(app.state, "sync_pool", None)
         if pool is None:
             config: ApiConfig = app.state.config
             kwargs: dict[str, object] = {}
@@ -68,7 +73,7 @@ def _sync_pool(app: FastAPI) -> ConnectionPool:
 
 
 @contextmanager
-def sync_connection(request: Request) -> Iterator[psycopg.Connection]:
+def sync_connection(request: Request) -> Iterator[db.Connection]:
     """A pooled synchronous connection (for code run in a worker thread); committed on normal
     exit, rolled back on an exception."""
     with _sync_pool(request.app).connection() as conn:
@@ -78,7 +83,7 @@ def sync_connection(request: Request) -> Iterator[psycopg.Connection]:
 def close_sync_pool(app: FastAPI) -> None:
     """Close the synchronous pool if it was opened (at app shutdown)."""
     with _sync_lock:
-        pool: ConnectionPool | None = getattr(app.state, "sync_pool", None)
+        pool: SyncPool | None = getattr(app.state, "sync_pool", None)
         app.state.sync_pool = None
     if pool is not None:
         pool.close()

@@ -1,16 +1,28 @@
-"""PostgreSQL connection helpers shared by the parts that store data."""
+"""PostgreSQL connection helpers shared by the parts that store data.
+
+`Connection` and `AsyncConnection` are the connection types every part annotates with: psycopg 3
+connections whose rows are tuples (psycopg's default row factory), named once here.
+"""
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import psycopg
+from psycopg.rows import TupleRow
+
+#: A synchronous connection returning tuple rows (what `connect` opens).
+Connection: TypeAlias = psycopg.Connection[TupleRow]
+#: An asyncio connection returning tuple rows (the API's pooled connections).
+AsyncConnection: TypeAlias = psycopg.AsyncConnection[TupleRow]
 
 
-def connect(dsn: str, **kwargs: object) -> psycopg.Connection:
+def connect(dsn: str, **kwargs: object) -> Connection:
     """A psycopg 3 connection to the TraceHub database."""
     return psycopg.connect(dsn, **kwargs)  # type: ignore[arg-type]
 
 
-def timescaledb_available(conn: psycopg.Connection) -> bool:
+def timescaledb_available(conn: Connection) -> bool:
     """Whether the server can load TimescaleDB (Debian ships no package for it)."""
     row = conn.execute(
         "select 1 from pg_available_extensions where name = 'timescaledb'"
