@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from alerts import store
 from alerts.event import alert_event, lot_class_uri
 from alerts.rules import VALUE_FIELD, VALUE_KINDS, Rule, ShipmentContext, load_context
 from alerts.rules import rules_for as load_rules
+from tracehub import db
 from tracehub.gs1 import DIGITAL_LINK_BASE, decode_epc
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ CUSTODY_STEPS = (
     "holding",
     "inspecting",
 )
-Connect = Callable[[], psycopg.Connection]
+Connect = Callable[[], db.Connection]
 
 
 #: Cache size at which expired entries are swept out (each miss past it sweeps).
@@ -89,12 +89,12 @@ class AlertEngine:
     def __init__(self, connect: Connect, settings: EngineSettings | None = None) -> None:
         self._connect = connect
         self.settings = settings or EngineSettings()
-        self._conn: psycopg.Connection | None = None
+        self._conn: db.Connection | None = None
         self._cache: dict[tuple[str, str], _Cached] = {}
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _connection(self) -> psycopg.Connection:
+    def _connection(self) -> db.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = self._connect()
         return self._conn
@@ -118,7 +118,7 @@ class AlertEngine:
         self._cache[key] = _Cached(now, value)
         return value
 
-    def _run(self, work: Callable[[psycopg.Connection, _Run], None]) -> list[str]:
+    def _run(self, work: Callable[[db.Connection, _Run], None]) -> list[str]:
         """Run `work` in one transaction, write back dirty state, commit; alerts changed."""
         conn = self._connection()
         run = _Run()
@@ -139,7 +139,7 @@ class AlertEngine:
             raise
         return run.changed
 
-    def _state(self, conn: psycopg.Connection, run: _Run, rule_id: str, subject: str) -> _State:
+    def _state(self, conn: db.Connection, run: _Run, rule_id: str, subject: str) -> _State:
         key = (rule_id, subject)
         if key not in run.states:
             conn.execute(
@@ -157,7 +157,7 @@ class AlertEngine:
         return run.states[key]
 
     def _shipment(
-        self, conn: psycopg.Connection, shipment_id: str
+        self, conn: db.Connection, shipment_id: str
     ) -> tuple[ShipmentContext, list[Rule]] | None:
         def load() -> tuple[ShipmentContext, list[Rule]] | None:
             ctx = load_context(conn, shipment_id)
@@ -169,7 +169,7 @@ class AlertEngine:
         return result
 
     def _assignments(
-        self, conn: psycopg.Connection, device_id: str
+        self, conn: db.Connection, device_id: str
     ) -> list[tuple[str, datetime, datetime | None]]:
         def load() -> list[tuple[str, datetime, datetime | None]]:
             return [
@@ -187,7 +187,7 @@ class AlertEngine:
         )
         return result
 
-    def _tag_shipments(self, conn: psycopg.Connection, epc: str) -> list[str]:
+    def _tag_shipments(self, conn: db.Connection, epc: str) -> list[str]:
         """Shipments a tag belongs to: its SSCC's, or those in transit carrying its GTIN."""
 
         def load() -> list[str]:
@@ -208,7 +208,7 @@ class AlertEngine:
         result: list[str] = self._cached(("tag", epc), load)
         return result
 
-    def shipments_of(self, conn: psycopg.Connection, row: Mapping[str, Any]) -> list[str]:
+    def shipments_of(self, conn: db.Connection, row: Mapping[str, Any]) -> list[str]:
         """The shipments a reading describes."""
         ts = row["ts"]
         found = [
@@ -225,7 +225,7 @@ class AlertEngine:
 
     def _raise(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         run: _Run,
         rule: Rule,
         ctx: ShipmentContext,
@@ -271,7 +271,7 @@ class AlertEngine:
         run.changed.append(alert_id)
         log.info("alert %s: %s on %s (%s)", alert_id, rule.kind, ctx.shipment_id, rule.rule_id)
 
-    def _capture(self, conn: psycopg.Connection, alert_id: str, event: dict[str, Any]) -> None:
+    def _capture(self, conn: db.Connection, alert_id: str, event: dict[str, Any]) -> None:
         """Record the alert's EPCIS event (hashed and anchored by tracehub.epcis)."""
         try:
             # Imported here: an EPCIS module that fails must not stop alerts being raised.
@@ -295,9 +295,7 @@ class AlertEngine:
             ),
         )
 
-    def _clear(
-        self, conn: psycopg.Connection, run: _Run, st: _State, at: datetime, note: str
-    ) -> None:
+    def _clear(self, conn: db.Connection, run: _Run, st: _State, at: datetime, note: str) -> None:
         if st.alert_id is not None:
             store.clear_alert(conn, st.alert_id, at, note)
             run.changed.append(st.alert_id)
@@ -311,9 +309,7 @@ class AlertEngine:
             return []
         return self._run(lambda conn, run: self._evaluate(conn, run, rows))
 
-    def _evaluate(
-        self, conn: psycopg.Connection, run: _Run, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
+    def _evaluate(self, conn: db.Connection, run: _Run, rows: Sequence[Mapping[str, Any]]) -> None:
         devices = sorted({str(r["device_id"]) for r in rows})
         # Lock the devices' cursors (in a fixed order: no deadlock between two gateways), so
         # one reading is evaluated once even if a catch-up and the hook both bring it.
@@ -375,7 +371,7 @@ class AlertEngine:
 
     def _value(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         run: _Run,
         rule: Rule,
         ctx: ShipmentContext,
@@ -402,7 +398,7 @@ class AlertEngine:
 
     def _raise_value(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         run: _Run,
         rule: Rule,
         ctx: ShipmentContext,
@@ -430,7 +426,7 @@ class AlertEngine:
 
     def _location(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         run: _Run,
         rule: Rule,
         ctx: ShipmentContext,
@@ -483,7 +479,7 @@ class AlertEngine:
         """Raise what time alone reveals: grace periods run out, silence, custody gaps."""
         return self._run(lambda conn, run: self._tick(conn, run, now))
 
-    def _tick(self, conn: psycopg.Connection, run: _Run, now: datetime) -> None:
+    def _tick(self, conn: db.Connection, run: _Run, now: datetime) -> None:
         shipments = [
             r[0]
             for r in conn.execute(
@@ -524,7 +520,7 @@ class AlertEngine:
 
     def _tick_value(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         run: _Run,
         rule: Rule,
         ctx: ShipmentContext,
@@ -545,7 +541,7 @@ class AlertEngine:
 
     def _tick_silent(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         run: _Run,
         rule: Rule,
         ctx: ShipmentContext,
@@ -574,7 +570,7 @@ class AlertEngine:
         )
 
     def _last_custody_event(
-        self, conn: psycopg.Connection, ctx: ShipmentContext, now: datetime
+        self, conn: db.Connection, ctx: ShipmentContext, now: datetime
     ) -> list[datetime]:
         """The latest custody EPCIS event (shipping, receiving, ...) naming the shipment's
         lots or logistic units, as captured through tracehub.epcis."""
@@ -591,7 +587,7 @@ class AlertEngine:
 
     def _tick_custody(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         run: _Run,
         rule: Rule,
         ctx: ShipmentContext,

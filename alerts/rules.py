@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
-import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from alerts.errors import AlertsError, RuleExistsError, RuleNotFoundError
 from alerts.store import row_of, rows_of, shipment_exists
+from tracehub import db
 from tracehub.errors import UnprocessableError
 
 Kind = Literal[
@@ -141,7 +141,7 @@ class ShipmentContext:
     bands: Mapping[str, Mapping[str, float | None]]  # gtin -> temp_min_c, ... (None: unset)
 
 
-def load_context(conn: psycopg.Connection, shipment_id: str) -> ShipmentContext | None:
+def load_context(conn: db.Connection, shipment_id: str) -> ShipmentContext | None:
     row = conn.execute(
         "SELECT state, shipped_at FROM shipments WHERE shipment_id = %s", (shipment_id,)
     ).fetchone()
@@ -192,7 +192,7 @@ def _band(kind: str, gtins: list[str], ctx: ShipmentContext) -> tuple[float | No
     return (max(lows) if lows else None, min(highs) if highs else None)
 
 
-def rules_for(conn: psycopg.Connection, ctx: ShipmentContext) -> list[Rule]:
+def rules_for(conn: db.Connection, ctx: ShipmentContext) -> list[Rule]:
     """Every enabled rule that applies to the shipment, plus the products' default bands."""
     gtins = sorted({g for g, _ in ctx.lots})
     rows = conn.execute(

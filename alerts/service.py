@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg
-
 from alerts.delivery import Deliverer, DeliverySettings, MqttPublisher
 from alerts.engine import AlertEngine
 from alerts.worker import AlertWorker
@@ -16,7 +14,7 @@ def gateway_alert_worker(settings: Settings, pki: PKI, *, tick_s: float = 5.0) -
     """An alert worker on the stack's database, publishing with the gateway's certificate."""
     cert, key, _ = pki.service_paths("gateway")
 
-    def connect() -> psycopg.Connection:
+    def connect() -> db.Connection:
         return db.connect(settings.postgres_dsn)
 
     publisher = MqttPublisher(

@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alerts.errors import AlertNotFoundError, AlertStateError
+from tracehub import db
 
 NOTIFY_CHANNEL = "tracehub_alerts"
 MQTT_TOPIC = "tracehub/v1/alerts/{kind}"
@@ -100,13 +100,13 @@ def outbox_params(doc: Mapping[str, Any], change: str) -> dict[str, Any]:
     }
 
 
-def fetch_alert(conn: psycopg.Connection, alert_id: str) -> dict[str, Any] | None:
+def fetch_alert(conn: db.Connection, alert_id: str) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(SELECT_ALERT, (alert_id,)).fetchone()
     return alert_document(row) if row else None
 
 
-def announce(conn: psycopg.Connection, alert_id: str, change: str) -> dict[str, Any]:
+def announce(conn: db.Connection, alert_id: str, change: str) -> dict[str, Any]:
     """Queue the change for every channel and NOTIFY listeners; returns the alert document."""
     doc = fetch_alert(conn, alert_id)
     assert doc is not None
@@ -116,7 +116,7 @@ def announce(conn: psycopg.Connection, alert_id: str, change: str) -> dict[str, 
 
 
 def open_alert(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     *,
     rule_id: str,
     kind: str,
@@ -141,7 +141,7 @@ def open_alert(
     return alert_id
 
 
-def clear_alert(conn: psycopg.Connection, alert_id: str, ended_at: datetime, note: str) -> None:
+def clear_alert(conn: db.Connection, alert_id: str, ended_at: datetime, note: str) -> None:
     """The condition is over: set ended_at (the alert stays open until someone resolves it)."""
     row = conn.execute(
         "UPDATE alerts SET ended_at = %s WHERE alert_id = %s AND ended_at IS NULL RETURNING state",

@@ -30,6 +30,7 @@ from joserfc.jwk import OctKey
 from pydantic import BaseModel
 
 from api.db import Connection
+from tracehub import db
 from tracehub.errors import (
     ConflictError,
     ForbiddenError,
@@ -108,7 +109,7 @@ def _check_roles(roles: Iterable[str]) -> list[str]:
 
 
 def create_user(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     username: str,
     password: str,
     roles: Sequence[str],

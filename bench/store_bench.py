@@ -31,7 +31,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -78,13 +77,13 @@ def make_rows(n: int, devices: int, size: int) -> list[VerifiedRow]:
 
 
 @contextmanager
-def bench_schema(dsn: str, keep: bool) -> Iterator[Callable[[], psycopg.Connection]]:
+def bench_schema(dsn: str, keep: bool) -> Iterator[Callable[[], db.Connection]]:
     name = f"bench_{secrets.token_hex(5)}"
     with db.connect(dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     try:
 
-        def factory() -> psycopg.Connection:
+        def factory() -> db.Connection:
             return db.connect(dsn, options=f"-c search_path={name}")
 
         with factory() as conn:
@@ -110,7 +109,7 @@ def rate(n: int, seconds: float, per_batch: list[float]) -> dict[str, float]:
 
 
 def bench_store(
-    factory: Callable[[], psycopg.Connection], rows: list[VerifiedRow], batch: int
+    factory: Callable[[], db.Connection], rows: list[VerifiedRow], batch: int
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with ReadingStore(factory) as store:
@@ -164,7 +163,7 @@ def _tuple(r: VerifiedRow, data: Any = None) -> tuple[Any, ...]:
     )
 
 
-def write_unnest_copy(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None:
+def write_unnest_copy(conn: db.Connection, rows: list[VerifiedRow]) -> None:
     """Keys through unnest() arrays, then binary COPY of the new rows straight into readings."""
     new = {
         (d, s)
@@ -187,7 +186,7 @@ def write_unnest_copy(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None
                 copy.write_row(_tuple(r))
 
 
-def write_temp_copy(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None:
+def write_temp_copy(conn: db.Connection, rows: list[VerifiedRow]) -> None:
     """The store's way: one binary COPY into a temp table, then INSERT ... SELECT ... ON CONFLICT
     into reading_keys and readings in one statement."""
     conn.execute(
@@ -207,7 +206,7 @@ def write_temp_copy(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None:
     )
 
 
-def write_executemany(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None:
+def write_executemany(conn: db.Connection, rows: list[VerifiedRow]) -> None:
     """Pipelined executemany: one INSERT per key, then one per new reading."""
     cur = conn.cursor()
     cur.executemany(
@@ -227,7 +226,7 @@ def write_executemany(conn: psycopg.Connection, rows: list[VerifiedRow]) -> None
     )
 
 
-WRITERS: dict[str, Callable[[psycopg.Connection, list[VerifiedRow]], None]] = {
+WRITERS: dict[str, Callable[[db.Connection, list[VerifiedRow]], None]] = {
     "temp_table_copy+insert_select": write_temp_copy,
     "unnest_keys+copy_readings": write_unnest_copy,
     "pipelined_executemany": write_executemany,
@@ -235,8 +234,8 @@ WRITERS: dict[str, Callable[[psycopg.Connection, list[VerifiedRow]], None]] = {
 
 
 def bench_writer(
-    factory: Callable[[], psycopg.Connection],
-    write: Callable[[psycopg.Connection, list[VerifiedRow]], None],
+    factory: Callable[[], db.Connection],
+    write: Callable[[db.Connection, list[VerifiedRow]], None],
     rows: list[VerifiedRow],
     batch: int,
 ) -> dict[str, float]:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -203,7 +202,7 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _setup_trace(
-    conn: psycopg.Connection, lot: str, shipment_id: str, shipped: datetime, delivered: datetime
+    conn: db.Connection, lot: str, shipment_id: str, shipped: datetime, delivered: datetime
 ) -> None:
     orgs = [
         ("coolvax-sz", "CoolVax Biologics (Shenzhen)", "supplier", "CN"),
@@ -355,7 +354,7 @@ def report_pdf(lines: list[str]) -> bytes:
 
 def _capture_and_anchor(
     settings: Settings,
-    connect: Callable[[], psycopg.Connection],
+    connect: Callable[[], db.Connection],
     events: list[dict[str, Any]],
     lot: str,
     shipment_id: str,
@@ -411,7 +410,7 @@ def build_scenario(
     """Build the whole scenario into `schema` (the connection's default when None)."""
     dsn = dsn_for(settings, schema)
 
-    def connect() -> psycopg.Connection:
+    def connect() -> db.Connection:
         return db.connect(dsn)
 
     with connect() as conn:

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import psycopg
-
 from certs.registry import LedgerRegistry
 from ingest.errors import IngestError
 from ingest.proofs import Anchored, tree_of
+from tracehub import db
 from tracehub.bundle import BUNDLE_KIND, BUNDLE_VERSION, MAX_RECORDS
 from tracehub.epcis.hashing import hash_hex
 from tracehub.errors import InvalidError, NotFoundError
@@ -68,7 +67,7 @@ def _lot_classes(lots: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def select(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     *,
     batch_id: str | None = None,
     gtin: str | None = None,
@@ -193,7 +192,7 @@ def _anchor(ledger: _Ledger, batch_id: str) -> dict[str, Any]:
 
 
 def build_bundle(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     selection: Selection,
     *,
     ipfs: _Ipfs,

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import psycopg
 from psycopg.rows import dict_row
 
 from ingest.epcis import capture_events
 from ingest.errors import IngestError
+from tracehub import db
 from tracehub.epcis.schema import DEFAULT_CONTEXT
 from tracehub.errors import InvalidError, NotFoundError, TooLargeError, UpstreamError
 from tracehub.gs1 import DigitalLinkError, build_uri
@@ -174,7 +174,7 @@ def _check_fields(
 
 
 def record_inspection(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     ipfs: _Ipfs,
     *,
     pdf: bytes,
@@ -258,7 +258,7 @@ _COLUMNS = (
 )
 
 
-def get_inspection(conn: psycopg.Connection, inspection_id: str) -> Inspection:
+def get_inspection(conn: db.Connection, inspection_id: str) -> Inspection:
     """One inspection; UnknownSubjectError if there is none with that id."""
     try:
         key = str(uuid.UUID(inspection_id))
@@ -274,7 +274,7 @@ def get_inspection(conn: psycopg.Connection, inspection_id: str) -> Inspection:
 
 
 def list_inspections(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     *,
     gtin: str | None = None,
     lot: str | None = None,

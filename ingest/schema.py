@@ -30,6 +30,7 @@ import psycopg
 from psycopg import sql
 
 from ingest.errors import IngestError
+from tracehub import db
 from tracehub.db import timescaledb_available
 from tracehub.errors import ConflictError
 
@@ -117,20 +118,20 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def _current_schema(conn: psycopg.Connection) -> str:
+def _current_schema(conn: db.Connection) -> str:
     row = conn.execute("SELECT current_schema()").fetchone()
     if row is None or row[0] is None:
         raise MigrationError("no schema of the search_path exists: nothing to migrate into")
     return str(row[0])
 
 
-def _lock(conn: psycopg.Connection, prefix: str, schema: str) -> None:
+def _lock(conn: db.Connection, prefix: str, schema: str) -> None:
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (prefix + schema,), prepare=False
     )
 
 
-def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def migrate(conn: db.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply the pending migrations in order, each in its own transaction; idempotent.
 
     ``conn`` must not be inside a transaction (each migration commits on its own). Returns the
@@ -191,7 +192,7 @@ def partition_name(month: datetime) -> str:
 
 
 def ensure_partitions(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     around: datetime,
     *,
     months_before: int = 1,
@@ -250,7 +251,7 @@ def ensure_partitions(
 
 
 def _attach_month(
-    conn: psycopg.Connection, schema: str, name: str, low: datetime, high: datetime
+    conn: db.Connection, schema: str, name: str, low: datetime, high: datetime
 ) -> None:
     parent = sql.Identifier(schema, "readings")
     default = sql.Identifier(schema, "readings_default")

@@ -33,6 +33,7 @@ from psycopg.types.json import set_json_dumps
 
 from ingest.errors import IngestError
 from ingest.schema import ensure_partitions
+from tracehub import db
 from tracehub.errors import ConflictError, NotFoundError
 from tracehub.reading import DEVICE_ID_PATTERN, GENESIS_PREV
 from tracehub.verify import VerifiedReading
@@ -486,14 +487,14 @@ class ReadingStore:
 
     def __init__(
         self,
-        conn_factory: Callable[[], psycopg.Connection],
+        conn_factory: Callable[[], db.Connection],
         *,
         partition_months_back: int = 24,
         partition_months_ahead: int = 2,
         retries: int = 3,
     ) -> None:
         self._factory = conn_factory
-        self._conn: psycopg.Connection | None = None
+        self._conn: db.Connection | None = None
         self._lock = threading.RLock()
         self._months_ready: set[int] = set()
         self._months_back = partition_months_back
@@ -514,7 +515,7 @@ class ReadingStore:
                 self._conn.close()
                 self._conn = None
 
-    def _connection(self) -> psycopg.Connection:
+    def _connection(self) -> db.Connection:
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
@@ -530,7 +531,7 @@ class ReadingStore:
         self._conn = conn
         return conn
 
-    def _transaction(self, work: Callable[[psycopg.Connection], T]) -> T:
+    def _transaction(self, work: Callable[[db.Connection], T]) -> T:
         with self._lock:
             attempt = 0
             while True:
@@ -602,7 +603,7 @@ class ReadingStore:
 
     def _store(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         groups: dict[tuple[str, int], list[VerifiedRow]],
         firsts: list[VerifiedRow],
         devices: dict[str, _Device],
@@ -763,7 +764,7 @@ class ReadingStore:
         partition when the query starts (a join on ts would probe every partition).
         """
 
-        def work(conn: psycopg.Connection) -> StoredReading | None:
+        def work(conn: db.Connection) -> StoredReading | None:
             row = conn.execute(
                 f"SELECT {_SELECT_READING} FROM readings r"
                 " WHERE r.device_id = %(d)s AND r.seq = %(s)s AND r.ts = (SELECT k.ts FROM"
@@ -777,7 +778,7 @@ class ReadingStore:
     def readings_in_batch(self, batch_id: str) -> list[StoredReading]:
         """A batch's readings in Merkle leaf order (batch_index); raises UnknownBatchError."""
 
-        def work(conn: psycopg.Connection) -> list[StoredReading]:
+        def work(conn: db.Connection) -> list[StoredReading]:
             span = conn.execute(
                 "SELECT first_ts, last_ts FROM batches WHERE batch_id = %s", (batch_id,)
             ).fetchone()
@@ -796,7 +797,7 @@ class ReadingStore:
         """A batch's reading hashes in Merkle leaf order: enough to rebuild its tree, without
         fetching the envelopes; raises UnknownBatchError."""
 
-        def work(conn: psycopg.Connection) -> list[str]:
+        def work(conn: db.Connection) -> list[str]:
             span = conn.execute(
                 "SELECT first_ts, last_ts FROM batches WHERE batch_id = %s", (batch_id,)
             ).fetchone()
@@ -815,7 +816,7 @@ class ReadingStore:
         ``received_before`` leaves out what arrived since (a running batcher still holds those).
         """
 
-        def work(conn: psycopg.Connection) -> list[ReadingKey]:
+        def work(conn: db.Connection) -> list[ReadingKey]:
             rows = conn.execute(
                 "SELECT device_id, seq, reading_hash FROM readings"
                 " WHERE batch_id IS NULL AND (%s::timestamptz IS NULL OR received_at < %s)"
@@ -827,7 +828,7 @@ class ReadingStore:
         return self._transaction(work)
 
     def device(self, device_id: str) -> DeviceState | None:
-        def work(conn: psycopg.Connection) -> DeviceState | None:
+        def work(conn: db.Connection) -> DeviceState | None:
             row = conn.execute(
                 "SELECT device_id, certificate_sha256, first_seen, last_seen, last_seq, last_hash"
                 " FROM devices WHERE device_id = %s",
@@ -840,7 +841,7 @@ class ReadingStore:
     def chain_gaps(self, device_id: str) -> list[ChainGap]:
         """The gaps and breaks recorded for a device, by position in its chain."""
 
-        def work(conn: psycopg.Connection) -> list[ChainGap]:
+        def work(conn: db.Connection) -> list[ChainGap]:
             rows = conn.execute(
                 "SELECT device_id, kind, after_seq, next_seq, expected_prev, actual_prev"
                 " FROM chain_gaps WHERE device_id = %s ORDER BY after_seq, next_seq, kind",
@@ -865,7 +866,7 @@ class ReadingStore:
             [bytes(r.raw) for r in rows],
         )
 
-        def work(conn: psycopg.Connection) -> list[int]:
+        def work(conn: db.Connection) -> list[int]:
             return [i for (i,) in conn.execute(_INSERT_QUARANTINE, params).fetchall()]
 
         return self._transaction(work)
@@ -898,7 +899,7 @@ class ReadingStore:
         if len({(k.device_id, k.seq) for k in keys}) != len(keys):
             raise ValueError("keys repeat a (device_id, seq)")
 
-        def work(conn: psycopg.Connection) -> BatchRecord:
+        def work(conn: db.Connection) -> BatchRecord:
             row = conn.execute(
                 f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = %s FOR UPDATE",
                 (batch_id,),
@@ -956,7 +957,7 @@ class ReadingStore:
     assign_batch = seal_batch
 
     def batch(self, batch_id: str) -> BatchRecord | None:
-        def work(conn: psycopg.Connection) -> BatchRecord | None:
+        def work(conn: db.Connection) -> BatchRecord | None:
             row = conn.execute(
                 f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = %s", (batch_id,)
             ).fetchone()
@@ -964,7 +965,7 @@ class ReadingStore:
 
         return self._transaction(work)
 
-    def _get_batch(self, conn: psycopg.Connection, batch_id: str) -> BatchRecord:
+    def _get_batch(self, conn: db.Connection, batch_id: str) -> BatchRecord:
         row = conn.execute(
             f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = %s FOR UPDATE", (batch_id,)
         ).fetchone()
@@ -977,7 +978,7 @@ class ReadingStore:
         if not cid or "\x00" in cid:
             raise ValueError("cid must be a non-empty string")
 
-        def work(conn: psycopg.Connection) -> BatchRecord:
+        def work(conn: db.Connection) -> BatchRecord:
             batch = self._get_batch(conn, batch_id)
             if batch.state == "sealed":
                 row = conn.execute(
@@ -1009,7 +1010,7 @@ class ReadingStore:
         if block_number < 0:
             raise ValueError("block_number must not be negative")
 
-        def work(conn: psycopg.Connection) -> BatchRecord:
+        def work(conn: db.Connection) -> BatchRecord:
             batch = self._get_batch(conn, batch_id)
             if batch.state == "sealed":
                 raise BatchStateError(f"batch {batch_id!r} is not on IPFS yet (mark_stored)")
@@ -1049,7 +1050,7 @@ class ReadingStore:
         if limit < 1:
             raise ValueError("limit must be at least 1")
 
-        def work(conn: psycopg.Connection) -> list[OutboxItem]:
+        def work(conn: db.Connection) -> list[OutboxItem]:
             rows = conn.execute(
                 _CLAIM_OUTBOX, {"now": now, "limit": limit, "lease": lease}
             ).fetchall()
@@ -1062,7 +1063,7 @@ class ReadingStore:
         """Record a failed attempt and when to try again; False if the batch is not queued
         (already anchored, or unknown)."""
 
-        def work(conn: psycopg.Connection) -> bool:
+        def work(conn: db.Connection) -> bool:
             cur = conn.execute(
                 "UPDATE anchor_outbox SET last_error = %s, next_attempt_at = %s"
                 " WHERE batch_id = %s",

@@ -17,8 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import psycopg
-
+from tracehub import db
 from tracehub.anchoring import AnchorContract, submit_anchor
 from tracehub.epcis.batch import encode_event_batch
 from tracehub.merkle import MerkleTree
@@ -35,12 +34,10 @@ class _Ipfs(Protocol):
     def add(self, data: bytes, *, pin: bool = True, filename: str = "data") -> str: ...
 
 
-ConnFactory = Callable[[], psycopg.Connection]
+ConnFactory = Callable[[], db.Connection]
 
 
-def seal_pending(
-    conn: psycopg.Connection, *, max_events: int, max_age_s: float = 0.0
-) -> str | None:
+def seal_pending(conn: db.Connection, *, max_events: int, max_age_s: float = 0.0) -> str | None:
     """Seal up to ``max_events`` unbatched events into a new batch (one transaction, committed).
 
     With ``max_age_s`` > 0 a batch smaller than ``max_events`` is sealed only once its oldest
@@ -82,7 +79,7 @@ def seal_pending(
     return batch_id
 
 
-def _claim(conn: psycopg.Connection) -> tuple[str, int] | None:
+def _claim(conn: db.Connection) -> tuple[str, int] | None:
     with conn.transaction():
         row = conn.execute(
             "SELECT batch_id, attempts FROM epcis_anchor_outbox WHERE next_attempt_at <= now()"
@@ -99,7 +96,7 @@ def _claim(conn: psycopg.Connection) -> tuple[str, int] | None:
 
 
 def _anchor_one(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     batch_id: str,
     ipfs: _Ipfs,
     contract: AnchorContract,
@@ -152,7 +149,7 @@ def _anchor_one(
 
 
 def drain_outbox(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     ipfs: _Ipfs,
     contract: AnchorContract,
     *,
@@ -184,7 +181,7 @@ def drain_outbox(
 
 
 def anchor_on(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     ipfs: _Ipfs,
     contract: AnchorContract,
     *,
@@ -258,7 +255,7 @@ class EventAnchorLoop:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        conn: psycopg.Connection | None = None
+        conn: db.Connection | None = None
         while not self._stop.is_set():
             try:
                 # One connection kept across passes; a new one after any failure.

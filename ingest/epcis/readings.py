@@ -23,10 +23,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import psycopg
 from psycopg.rows import dict_row
 
 from ingest.epcis.store import EventQuery
+from tracehub import db
 from tracehub.epcis.schema import DEFAULT_CONTEXT
 from tracehub.gs1 import decode_epc
 
@@ -113,7 +113,7 @@ def _matches(event: Mapping[str, Any], query: EventQuery) -> bool:
 
 
 def readings_as_events(
-    conn: psycopg.Connection, query: EventQuery, *, limit: int
+    conn: db.Connection, query: EventQuery, *, limit: int
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` stored readings matching ``query``, as EPCIS events (oldest first).
 

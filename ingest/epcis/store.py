@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 
 from ingest.errors import IngestError
+from tracehub import db
 from tracehub.epcis.errors import EPCISValidationError
 from tracehub.epcis.hashing import event_hash, hash_hex
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_event
@@ -178,7 +178,7 @@ ON CONFLICT (event_id) DO NOTHING
 
 
 def capture_events(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     events: Sequence[Mapping[str, Any]],
     *,
     source: str,
@@ -212,7 +212,7 @@ def capture_events(
 
 
 def _insert(
-    conn: psycopg.Connection,
+    conn: db.Connection,
     stored: Mapping[str, Any],
     uri: str,
     source: str,
@@ -289,7 +289,7 @@ def _where(params: EventQuery) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def query_rows(conn: psycopg.Connection, params: EventQuery) -> list[dict[str, Any]]:
+def query_rows(conn: db.Connection, params: EventQuery) -> list[dict[str, Any]]:
     """Matching rows (event_json, record_time, seq, ids) in capture order."""
     where, args = _where(params)
     with conn.cursor(row_factory=dict_row) as cur:
@@ -302,7 +302,7 @@ def query_rows(conn: psycopg.Connection, params: EventQuery) -> list[dict[str, A
         return list(cur.fetchall())
 
 
-def query_events(conn: psycopg.Connection, params: EventQuery) -> list[dict[str, Any]]:
+def query_events(conn: db.Connection, params: EventQuery) -> list[dict[str, Any]]:
     """Events matching ``params`` as EPCIS JSON (with recordTime), in capture order."""
     return [_row_to_event(row) for row in query_rows(conn, params)]
 
@@ -313,7 +313,7 @@ FIND_EVENT = (
 )
 
 
-def event_by_id(conn: psycopg.Connection, event_id: str) -> dict[str, Any] | None:
+def event_by_id(conn: db.Connection, event_id: str) -> dict[str, Any] | None:
     """One event by its eventID, else by its CBV 2.0 hash URI (see :data:`FIND_EVENT`)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
