@@ -1,15 +1,30 @@
 """Shared fixtures. Integration tests run against the real local stack (`make up`); a missing
-service fails the test with the component's name rather than skipping it."""
+service fails the test with the component's name rather than skipping it.
+
+Each area (tests/<area>/) has a conftest.py for the fixtures its test modules share; helpers
+that are not fixtures live in tests/support/. A test that needs the stack (the `stack`
+fixture, directly or through another fixture) is marked `integration` here, whatever its
+module says, so `-m 'not integration'` never reaches for a service."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tracehub.config import PROJECT_DIR, Settings
-from tracehub.ipfs import KuboClient
+
+if TYPE_CHECKING:
+    from tests.support.api import ApiHarness
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +48,11 @@ def stack(settings: Settings) -> Settings:
     return settings
 
 
-@pytest.fixture()
-def kubo(stack: Settings) -> Iterator[KuboClient]:
-    with KuboClient(stack.ipfs_api) as client:
-        yield client
+@pytest.fixture(scope="module")
+def api(stack: Settings) -> Iterator[ApiHarness]:
+    """The API in-process on a migrated schema of the test module's own, shared by its tests
+    (tests/support/api.py)."""
+    from tests.support.api import api_harness  # here, so a test that needs no API never loads it
+
+    with api_harness(stack) as harness:
+        yield harness

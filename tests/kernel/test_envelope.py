@@ -173,8 +173,14 @@ def test_invalid_rfid_data_is_rejected(fields: dict[str, Any], message: str) -> 
 
 
 def test_rfid_and_event_readings_are_accepted() -> None:
-    reading(kind="rfid", data=RFID | {"first_seen": "2026-06-01T12:00:00.000Z"})
-    reading(kind="event", data={"type": "door_open", "nested": {"list": [1, 2.5, None, True]}})
+    rfid = RFID | {"first_seen": "2026-06-01T12:00:00.000Z"}
+    event = {"type": "door_open", "nested": {"list": [1, 2.5, None, True]}}
+    for kind, data in (("rfid", rfid), ("event", event)):
+        r = reading(kind=kind, data=data)
+        assert (r.kind, r.data) == (kind, data)
+        raw = r.to_json_bytes()
+        assert json.loads(raw)["kind"] == kind and json.loads(raw)["data"] == data
+        assert Reading.from_json_bytes(raw) == r
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,21 @@ def check(
     return verify_envelope(envelope, store or trust(), directory, **kwargs)
 
 
+def accepted(
+    envelope: bytes,
+    *args: Any,
+    device: Issued = DEVICE,
+    expected: Reading | None = None,
+    **kwargs: Any,
+) -> None:
+    """``envelope`` verifies, and the result names the reading signed (``signed()``'s unless
+    ``expected``), the envelope's hash and ``device``."""
+    verified = check(envelope, *args, **kwargs)
+    assert verified.reading == (expected or reading(device=_device_id(device)))
+    assert verified.hash == hashlib.sha256(envelope).hexdigest()
+    assert verified.fingerprint == device.cert.fingerprint(hashes.SHA256()).hex()
+
+
 def reason_of(envelope: bytes, *args: Any, **kwargs: Any) -> Reason:
     with pytest.raises(VerificationError) as caught:
         check(envelope, *args, **kwargs)
@@ -89,7 +104,7 @@ def test_from_pem_files(tmp_path: Path) -> None:
     store = TrustStore.from_pem_files(bundle, crl_file)
     assert store.roots == (PKI.root.cert,) and store.intermediates == (PKI.device_ca.cert,)
     assert len(store.crls) == 2
-    check(signed(), store)
+    accepted(signed(), store)
 
 
 def test_works_with_the_project_pki(tmp_path: Path) -> None:
@@ -175,7 +190,7 @@ def test_validity_is_judged_at_the_reading_time_not_now() -> None:
     """An auditor years later: the certificate has long expired, the reading still verifies."""
     device = PKI.device("dev-1", not_before=T0 - timedelta(1), not_after=T0 + timedelta(1))
     assert device.cert.not_valid_after_utc < datetime.now(UTC)
-    check(signed(device), certs=[device.cert])
+    accepted(signed(device), certs=[device.cert], device=device)
 
 
 def test_expired_device_ca_at_reading_time_is_expired() -> None:
@@ -200,7 +215,7 @@ def test_revoked_exactly_at_revocation_time() -> None:
 
 def test_reading_before_revocation_time_is_still_valid() -> None:
     crl = PKI.crl([(DEVICE.cert.serial_number, T0 + timedelta(seconds=1), None)])
-    check(signed(), trust([crl]))
+    accepted(signed(), trust([crl]))
 
 
 def test_key_compromise_revokes_every_reading() -> None:
@@ -239,20 +254,20 @@ def test_forged_root_crl_is_crl_unavailable() -> None:
 
 def test_forged_crl_beside_a_genuine_one_is_ignored() -> None:
     forged = PKI.crl([(DEVICE.cert.serial_number, T0, None)], signing_key=new_key(), number=9)
-    check(signed(), trust([forged, PKI.crl()]))
+    accepted(signed(), trust([forged, PKI.crl()]))
 
 
 def test_newest_crl_by_number_wins() -> None:
     listed = PKI.crl([(DEVICE.cert.serial_number, T0, None)], number=2)
     assert reason_of(signed(), trust([listed, PKI.crl(number=1)])) is Reason.REVOKED
-    check(signed(), trust([listed, PKI.crl(number=3)]))
+    accepted(signed(), trust([listed, PKI.crl(number=3)]))
 
 
 def test_stale_crl_is_crl_unavailable_unless_allowed() -> None:
     now = datetime.now(UTC)
     stale = PKI.crl(last_update=now - timedelta(days=9), next_update=now - timedelta(days=2))
     assert reason_of(signed(), trust([stale])) is Reason.CRL_UNAVAILABLE
-    check(signed(), trust([stale], allow_stale_crls=True))
+    accepted(signed(), trust([stale], allow_stale_crls=True))
 
 
 def test_reading_device_differs_from_certificate_is_identity_mismatch() -> None:
@@ -355,11 +370,11 @@ def test_checks_run_in_the_documented_order() -> None:
 
 def test_replace_crls_invalidates_the_cache() -> None:
     store = trust()
-    check(signed(), store)
+    accepted(signed(), store)
     store.replace_crls([PKI.crl([(DEVICE.cert.serial_number, T0, None)], number=2)])
     assert reason_of(signed(), store) is Reason.REVOKED
     store.replace_crls([PKI.crl(number=3)])
-    check(signed(), store)
+    accepted(signed(), store)
 
 
 def test_certificate_facts_are_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -374,10 +389,11 @@ def test_certificate_facts_are_computed_once(monkeypatch: pytest.MonkeyPatch) ->
     store = trust()
     for seq in range(1, 6):
         prev = "0" * 64 if seq == 1 else "ab" * 32
-        check(sign_reading(reading(seq=seq, prev=prev), DEVICE.key, DEVICE.cert), store)
+        r = reading(seq=seq, prev=prev)
+        accepted(sign_reading(r, DEVICE.key, DEVICE.cert), store, expected=r)
     assert len(calls) == 1
     store.replace_crls([PKI.crl(number=2)])
-    check(signed(), store)
+    accepted(signed(), store)
     assert len(calls) == 2
 
 
