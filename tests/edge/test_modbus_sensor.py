@@ -45,6 +45,11 @@ def rtu(frame_without_crc: bytes) -> bytes:
     return frame_without_crc + FramerRTU.compute_CRC(frame_without_crc).to_bytes(2, "big")
 
 
+def values(sample: SensorSample | None) -> tuple[float, float] | None:
+    """(temperature, humidity) of a sample, or None when the read failed."""
+    return None if sample is None else (sample.temperature_c, sample.humidity_pct)
+
+
 def accounted(stats: SensorStats) -> int:
     return (
         stats.ok
@@ -259,7 +264,7 @@ def test_silence_and_wrong_slave_are_timeouts(
         sensor.close()  # the port is opened exclusively
         assert other.read() is None
         assert other.stats.timeouts == 1
-    assert sensor.read() is not None
+    assert values(sensor.read()) == (4.2, 55.6)
     assert (sensor.stats.timeouts, sensor.stats.ok) == (1, 1)
 
 
@@ -269,7 +274,7 @@ def test_crc_errors_are_counted(sim: tuple[SimulatedXYMD02, str], sensor: Modbus
     stats = sensor.stats
     assert (stats.crc_errors, stats.timeouts) == (1, 0)
     assert stats.last_error is not None and "CRC" in stats.last_error
-    assert sensor.read() is not None
+    assert values(sensor.read()) == (4.2, 55.6)
 
 
 def test_exception_responses_are_counted(
@@ -279,7 +284,7 @@ def test_exception_responses_are_counted(
     assert sensor.read() is None
     assert sensor.stats.modbus_exceptions == 1
     assert sensor.stats.last_error == "exception response 4 to function 4 at register 0x0001"
-    assert sensor.read() is not None
+    assert values(sensor.read()) == (4.2, 55.6)
 
 
 def test_unmapped_register_is_an_illegal_address_exception(
@@ -314,7 +319,7 @@ def test_implausible_values_are_rejected(
 def test_rs485_is_not_applied_by_default(sensor: ModbusSensor) -> None:
     # A pty refuses TIOCSRS485, so merely opening and reading proves it was not attempted.
     assert sensor.connect()
-    assert sensor.read() is not None
+    assert values(sensor.read()) == (4.2, 55.6)
 
 
 def test_rs485_forced_on_a_pty_is_a_clear_error(sim: tuple[SimulatedXYMD02, str]) -> None:
@@ -333,7 +338,7 @@ def test_reconnects_when_the_port_vanishes_and_returns(tmp_path: Path) -> None:
     simulator = SimulatedXYMD02(pair.device_path, temperature_c=3.0).start()
     sensor = ModbusSensor(SensorSpec(port=pair.host_path, timeout_s=TIMEOUT_S))
     try:
-        assert sensor.read() is not None
+        assert values(sensor.read()) == (3.0, 45.0)
         simulator.stop()
         pair.close()  # socat exits: the pty hangs up and the link disappears
         assert sensor.read() is None  # I/O error on the open port

@@ -113,7 +113,12 @@ def test_mutated_golden_frames_never_raise(
 ) -> None:
     stream = data.draw(mutated_stream(protocol))
     decoder = DECODERS[protocol]()
-    feed_in_chunks(decoder, stream, sizes)
+    messages = feed_in_chunks(decoder, stream, sizes)
+    while decoder.buffered:
+        messages.extend(decoder.discard_partial())
+        check_invariants(decoder, messages)
+    assert decoder.stats.bytes_in == len(stream)
+    assert decoder.stats.junk_bytes + decoder.stats.bytes_framed == len(stream)
 
 
 @FUZZ

@@ -248,17 +248,21 @@ def test_socket_m100_start_notices_and_stop(tcp_server: socket.socket) -> None:
 def test_socket_reconnects_after_peer_closes(tcp_server: socket.socket) -> None:
     runner = Runner(socket_url(tcp_server), M100Decoder(), m100_profile())
     try:
+        start = m100.multi_poll(0xFFFF)
         first, _ = tcp_server.accept()
         with first:
-            recv_exactly(first, 10)
+            assert recv_exactly(first, len(start)) == start
             # Half a frame, then the connection drops: the fragment must not leak into the next.
             first.sendall(M100_NOTICE + M100_NOTICE[:9])
-            assert isinstance(runner.next(), TagRead)
+            epc = bytes.fromhex("30751FEB705C5904E3D50D70")
+            assert runner.next() == TagRead("m100", epc, None, -55.0, 0x3400, M100_NOTICE)
         second, _ = tcp_server.accept()
         with second:
-            recv_exactly(second, 10)
+            assert recv_exactly(second, len(start)) == start  # inventory restarts on reconnect
             second.sendall(M100_NO_TAG)
-            assert isinstance(runner.next(), ReaderError)
+            no_tag = ReaderError("m100", 0xFF, 0x15, "no_tag_in_inventory_round", M100_NO_TAG)
+            assert runner.next() == no_tag
+            assert runner.messages.empty()
     finally:
         runner.close()
 
