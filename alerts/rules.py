@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from alerts.errors import AlertsError, RuleExistsError, RuleNotFoundError
 from alerts.store import row_of, rows_of, shipment_exists
 from tracehub import db
+from tracehub.db import AsyncConnection
 from tracehub.errors import UnprocessableError
 
 Kind = Literal[

@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alerts.errors import AlertNotFoundError, AlertStateError
 from tracehub import db
+from tracehub.db import AsyncConnection
 
 NOTIFY_CHANNEL = "tracehub_alerts"
 MQTT_TOPIC = "tracehub/v1/alerts/{kind}"

@@ -10,10 +10,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
-
 from alerts.errors import SubscriptionChannelError, SubscriptionError, SubscriptionNotFoundError
 from alerts.store import row_of, rows_of, shipment_exists
+from tracehub.db import AsyncConnection
 
 __all__ = [
     "SUBSCRIPTION_COLUMNS",
