@@ -22,6 +22,7 @@ from api import (
     epcis,
     errors,
     inspections,
+    ledger,
     proofs,
     qr,
     resolver,
@@ -42,7 +43,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         finally:
             await pool.close()
             close_sync_pool(app)
-            proofs.close_ledger(app)
+            ledger.close(app)
 
     app = FastAPI(
         title="TraceHub",
