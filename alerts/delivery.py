@@ -24,8 +24,10 @@ import httpx
 import paho.mqtt.client as mqtt
 import psycopg
 
+from alerts.errors import AlertsError
 from alerts.webhook import SIGNATURE_HEADER, sign
 from tracehub.config import SmtpSettings
+from tracehub.errors import UpstreamError
 from tracehub.mqtt import tls_client
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ LANES: dict[str, tuple[tuple[str, ...], int]] = {
 }
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(AlertsError, UpstreamError):
     """One attempt failed; the message is recorded as the delivery's last_error."""
 
 
