@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Annotated
 
 import pytest
 from fastapi import Depends
 
 from api.auth import AuthError, Principal, issue_token, read_token, require
-from tests.support.api import ApiHarness, api_harness
-from tracehub.config import Settings
+from tests.support.api import ApiHarness
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def api(stack: Settings) -> Iterator[ApiHarness]:
-    with api_harness(stack) as harness:
+def api(api: ApiHarness) -> ApiHarness:
+    """The shared harness (tests/conftest.py) with a route only logistics staff may call."""
 
-        @harness.app.get("/test/logistics-only")
-        async def logistics_only(
-            who: Annotated[Principal, Depends(require("logistics"))],
-        ) -> dict[str, str]:
-            return {"hello": who.username}
+    @api.app.get("/test/logistics-only")
+    async def logistics_only(
+        who: Annotated[Principal, Depends(require("logistics"))],
+    ) -> dict[str, str]:
+        return {"hello": who.username}
 
-        yield harness
+    return api
 
 
 def test_password_grant_gives_a_token_that_names_the_user(api: ApiHarness) -> None:
