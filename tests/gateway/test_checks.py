@@ -83,6 +83,8 @@ def test_reading_from_the_future_is_rejected_but_late_ones_are_fine() -> None:
     assert isinstance(ahead, Rejected) and ahead.reason == "clock_skew"
     late = _check(envelope, received_offset=timedelta(days=3))  # spooled through an outage
     assert isinstance(late, Accepted)
+    row = reading_row(late)
+    assert (row["device_id"], row["seq"], row["envelope"]) == ("dev-1", 1, envelope)
 
 
 def test_topic_parsing() -> None:
