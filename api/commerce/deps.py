@@ -10,12 +10,12 @@ from typing import Any
 import psycopg
 from fastapi import HTTPException, Request, status
 
+from api.ledger import HUB_ORG, app_ledger
 from commerce.config import CommerceConfig
 from commerce.errors import CommerceError, Forbidden
 from commerce.ledger import FabricRecords
 from commerce.notify import Mailer
 from commerce.payments.stripe_provider import StripeProvider
-from tracehub.ledger.local import connect_org
 
 
 def commerce_config(request: Request) -> CommerceConfig:
@@ -51,9 +51,8 @@ def mailer_of(request: Request) -> Mailer:
 
 @contextmanager
 def ledger_session(request: Request) -> Iterator[FabricRecords]:
-    fabric = request.app.state.config.stack.fabric
-    with connect_org(fabric, 1) as gateway:
-        yield FabricRecords(gateway.get_network(fabric.channel).get_contract(fabric.chaincode))
+    """Commerce's records on the app's one ledger (api/ledger.py), as the hub's organisation."""
+    yield FabricRecords(app_ledger(request).contract(HUB_ORG))
 
 
 @contextmanager
