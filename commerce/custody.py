@@ -15,7 +15,7 @@ from typing import Any
 from epcpy.epc_schemes.sscc import SSCC
 
 from commerce.shipments import apply_custody_event
-from commerce.states import InvalidTransition
+from commerce.states import InvalidTransitionError
 
 
 def sscc_of_uri(uri: str) -> str | None:
@@ -55,7 +55,7 @@ def sync_epcis_custody(conn: Any, *, actor: str = "epcis", days: int = 30) -> li
                 state = apply_custody_event(
                     conn, shipment_id, biz_step, event_time, event_hash=event_hash, actor=actor
                 )
-            except InvalidTransition:
+            except InvalidTransitionError:
                 conn.execute("ROLLBACK TO SAVEPOINT custody")
                 continue
             conn.execute("RELEASE SAVEPOINT custody")

@@ -1,33 +1,46 @@
-"""Commerce errors, each carrying the HTTP status the API answers with."""
+"""Commerce errors: the root, and one class per kind of refusal (tracehub.errors gives the kinds,
+which the API answers with statuses in one place, api/errors.py)."""
 
 from __future__ import annotations
 
+from tracehub.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    TraceHubError,
+    UnprocessableError,
+    UpstreamError,
+)
 
-class CommerceError(Exception):
-    """Base: a request commerce refuses, with the status code that says why."""
-
-    status = 400
-
-
-class Invalid(CommerceError):
-    """The request is malformed or refers to something unusable (422)."""
-
-    status = 422
-
-
-class NotFound(CommerceError, LookupError):
-    """No such rfq, quote, order, payment or shipment (404)."""
-
-    status = 404
-
-
-class Forbidden(CommerceError):
-    """The caller's organisation is not a party to this (403)."""
-
-    status = 403
+__all__ = [
+    "CommerceConflictError",
+    "CommerceError",
+    "CommerceForbiddenError",
+    "CommerceInvalidError",
+    "CommerceNotFoundError",
+    "PaymentCaptureError",
+]
 
 
-class Conflict(CommerceError):
-    """The request clashes with the current state (409)."""
+class CommerceError(TraceHubError):
+    """Root of every error commerce raises on purpose."""
 
-    status = 409
+
+class CommerceInvalidError(CommerceError, UnprocessableError):
+    """The request is malformed or refers to something unusable."""
+
+
+class CommerceNotFoundError(CommerceError, NotFoundError):
+    """No such rfq, quote, order, payment or shipment."""
+
+
+class CommerceForbiddenError(CommerceError, ForbiddenError):
+    """The caller's organisation is not a party to this."""
+
+
+class CommerceConflictError(CommerceError, ConflictError):
+    """The request clashes with the current state."""
+
+
+class PaymentCaptureError(CommerceError, UpstreamError):
+    """The payment provider refused or failed to capture an authorized payment."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from commerce.errors import Invalid
+from commerce.errors import CommerceInvalidError
 from commerce.money import MINOR_UNITS
 
 
@@ -26,9 +26,11 @@ class Rate:
 def check_pair(base: str, quote: str) -> None:
     for code in (base, quote):
         if code not in MINOR_UNITS:
-            raise Invalid(f"unsupported currency {code!r}; supported: {sorted(MINOR_UNITS)}")
+            raise CommerceInvalidError(
+                f"unsupported currency {code!r}; supported: {sorted(MINOR_UNITS)}"
+            )
     if base == quote:
-        raise Invalid("an FX rate needs two different currencies")
+        raise CommerceInvalidError("an FX rate needs two different currencies")
 
 
 async def add_rate(
@@ -37,7 +39,7 @@ async def add_rate(
     """Record an observed rate; returns its fx_id."""
     check_pair(base, quote)
     if not rate.is_finite() or rate <= 0:
-        raise Invalid("rate must be a positive decimal")
+        raise CommerceInvalidError("rate must be a positive decimal")
     cur = await conn.execute(
         "INSERT INTO fx_rates (base, quote, rate, source, observed_at)"
         " VALUES (%s, %s, %s, %s, %s) RETURNING fx_id",

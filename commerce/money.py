@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from commerce.errors import Invalid
+from commerce.errors import CommerceInvalidError
 
 ROUNDING = ROUND_HALF_EVEN
 
@@ -37,7 +37,7 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 
-class MoneyError(Invalid, ValueError):
+class MoneyError(CommerceInvalidError):
     """An unknown currency or an amount that is not a valid decimal in it."""
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from commerce import fx, money
-from commerce.errors import Forbidden, Invalid, NotFound
+from commerce.errors import CommerceForbiddenError, CommerceInvalidError, CommerceNotFoundError
 from commerce.states import atransition
 
 INCOTERMS = ("EXW", "FCA", "CPT", "CIP", "DAP", "DPU", "DDP", "FAS", "FOB", "CFR", "CIF")
@@ -42,7 +42,7 @@ class Placed:
 def _total(lines: list[Line]) -> int:
     total = sum(line.quantity * line.unit_price_minor for line in lines)
     if total > _BIGINT_MAX:
-        raise Invalid("order total is too large")
+        raise CommerceInvalidError("order total is too large")
     return total
 
 
@@ -55,7 +55,7 @@ async def _settlement(
     cur = await conn.execute(fx.LATEST_SQL, (currency, settlement_currency))
     row = await cur.fetchone()
     if row is None:
-        raise Invalid(f"no FX rate {currency}->{settlement_currency} recorded")
+        raise CommerceInvalidError(f"no FX rate {currency}->{settlement_currency} recorded")
     rate = fx.rate_from_row(row)
     return money.convert(total_minor, currency, settlement_currency, rate.rate), rate
 
@@ -144,16 +144,16 @@ async def _insert(
         )
         row = await cur.fetchone()
         if row is None:
-            raise Invalid("order could not be placed; retry")
+            raise CommerceInvalidError("order could not be placed; retry")
     return Placed(order_id=row[0], created=bool(row[1]))
 
 
 def _check_common(currency: str, incoterm: str | None, lines: list[Line]) -> None:
     money.exponent(currency)
     if incoterm is not None and incoterm not in INCOTERMS:
-        raise Invalid(f"incoterm must be an Incoterms 2020 rule: {list(INCOTERMS)}")
+        raise CommerceInvalidError(f"incoterm must be an Incoterms 2020 rule: {list(INCOTERMS)}")
     if not lines:
-        raise Invalid("an order needs at least one line")
+        raise CommerceInvalidError("an order needs at least one line")
 
 
 async def place_order(
@@ -190,7 +190,7 @@ async def place_order(
     prices = {gtin: price for gtin, price in await cur.fetchall()}
     missing = sorted(g for g in gtins if prices.get(g) is None)
     if missing:
-        raise Invalid(f"supplier {supplier_org} has no {currency} price for {missing}")
+        raise CommerceInvalidError(f"supplier {supplier_org} has no {currency} price for {missing}")
     priced = [Line(line.gtin, line.quantity, int(prices[line.gtin])) for line in lines]
     return await _insert(
         conn,
@@ -277,7 +277,9 @@ async def _place_same_currency(
         if order_id is not None:
             return Placed(order_id=order_id, created=bool(created))
         if missing:
-            raise Invalid(f"supplier {supplier_org} has no {currency} price for {missing}")
+            raise CommerceInvalidError(
+                f"supplier {supplier_org} has no {currency} price for {missing}"
+            )
     # A concurrent twin committed after this statement's snapshot (see _insert).
     cur = await conn.execute(
         "SELECT order_id::text FROM orders WHERE buyer_org = %s AND idempotency_key = %s",
@@ -285,7 +287,7 @@ async def _place_same_currency(
     )
     row = await cur.fetchone()
     if row is None:
-        raise Invalid("order could not be placed; retry")
+        raise CommerceInvalidError("order could not be placed; retry")
     return Placed(order_id=row[0], created=False)
 
 
@@ -305,7 +307,7 @@ async def create_rfq(
         "SELECT 1 FROM organisations WHERE org_id = %s AND kind = 'supplier'", (supplier_org,)
     )
     if await cur.fetchone() is None:
-        raise Invalid(f"{supplier_org!r} is not a supplier organisation")
+        raise CommerceInvalidError(f"{supplier_org!r} is not a supplier organisation")
     cur = await conn.execute(
         "INSERT INTO rfqs (buyer_org, supplier_org, currency, incoterm, lines, note, created_by)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING rfq_id::text",
@@ -345,13 +347,15 @@ async def create_quote(
     )
     row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"rfq {rfq_id} not found")
+        raise CommerceNotFoundError(f"rfq {rfq_id} not found")
     buyer_org, rfq_supplier, currency = row
     if supplier_org is not None and supplier_org != rfq_supplier:
-        raise Forbidden(f"rfq {rfq_id} was sent to {rfq_supplier}, not to your organisation")
+        raise CommerceForbiddenError(
+            f"rfq {rfq_id} was sent to {rfq_supplier}, not to your organisation"
+        )
     _check_common(currency, incoterm, lines)
     if valid_until <= datetime.now(UTC):
-        raise Invalid("valid_until must be in the future")
+        raise CommerceInvalidError("valid_until must be in the future")
     await atransition(conn, "rfq", rfq_id, "quoted", actor)
     cur = await conn.execute(
         "INSERT INTO quotes (rfq_id, buyer_org, supplier_org, currency, incoterm, named_place,"
@@ -402,10 +406,12 @@ async def accept_quote(
     )
     row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"quote {quote_id} not found")
+        raise CommerceNotFoundError(f"quote {quote_id} not found")
     q_buyer, supplier, currency, incoterm, place, valid_until, state = row
     if buyer_org is not None and buyer_org != q_buyer:
-        raise Forbidden(f"quote {quote_id} was made for {q_buyer}, not your organisation")
+        raise CommerceForbiddenError(
+            f"quote {quote_id} was made for {q_buyer}, not your organisation"
+        )
     cur = await conn.execute(
         "SELECT order_id::text FROM orders WHERE buyer_org = %s AND idempotency_key = %s",
         (q_buyer, key),
@@ -416,7 +422,7 @@ async def accept_quote(
     if state == "sent" and valid_until <= datetime.now(UTC):
         await atransition(conn, "quote", quote_id, "expired", "system", "validity passed")
         await conn.commit()
-        raise Invalid(f"quote {quote_id} expired at {valid_until.isoformat()}")
+        raise CommerceInvalidError(f"quote {quote_id} expired at {valid_until.isoformat()}")
     await atransition(conn, "quote", quote_id, "accepted", actor)
     cur = await conn.execute(
         "SELECT gtin, quantity, unit_price_minor FROM quote_lines WHERE quote_id = %s"
@@ -451,7 +457,7 @@ async def order_view(conn: Any, order_id: str) -> dict[str, Any]:
     )
     row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"order {order_id} not found")
+        raise CommerceNotFoundError(f"order {order_id} not found")
     names = [d.name for d in cur.description]
     view: dict[str, Any] = dict(zip(names, row, strict=True))
     cur = await conn.execute(

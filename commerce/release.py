@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from commerce.errors import PaymentCaptureError
 from commerce.ledger import RecordLedger, publish_pending
 from commerce.payments.provider import PaymentProvider
 from commerce.payments.retry import call_with_retry
@@ -119,7 +120,7 @@ def evaluate_release(
         outcome = call_with_retry(lambda: provider.capture(ref, idempotency_key=f"{key}:capture"))
         if outcome.final != "ok":
             conn.rollback()
-            raise RuntimeError(f"capture of payment {payment_id} failed: {outcome.error}")
+            raise PaymentCaptureError(f"capture of payment {payment_id} failed: {outcome.error}")
     transition(conn, "payment", payment_id, "released", actor, "; ".join(decision.reasons))
     _store(conn, order_id, decision)
     conn.commit()

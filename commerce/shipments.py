@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from commerce.errors import Conflict, Invalid, NotFound
+from commerce.errors import CommerceConflictError, CommerceInvalidError, CommerceNotFoundError
 from commerce.states import transition
 
 _BIZ_STEPS = {
@@ -39,17 +39,17 @@ def add_shipment(
         "SELECT supplier_org, buyer_org, state FROM orders WHERE order_id = %s", (order_id,)
     ).fetchone()
     if row is None:
-        raise NotFound(f"order {order_id} not found")
+        raise CommerceNotFoundError(f"order {order_id} not found")
     supplier, buyer, state = row
     if state not in ("confirmed", "shipped"):
-        raise Conflict(f"order {order_id} is {state!r}; only confirmed orders ship")
+        raise CommerceConflictError(f"order {order_id} is {state!r}; only confirmed orders ship")
     if not lots:
-        raise Invalid("a shipment carries at least one lot")
+        raise CommerceInvalidError("a shipment carries at least one lot")
     exists = conn.execute(
         "SELECT 1 FROM shipments WHERE shipment_id = %s", (shipment_id,)
     ).fetchone()
     if exists:
-        raise Conflict(f"shipment {shipment_id} already exists")
+        raise CommerceConflictError(f"shipment {shipment_id} already exists")
     conn.execute(
         "INSERT INTO shipments (shipment_id, origin, destination, shipper_org, receiver_org,"
         " expected_delivery) VALUES (%s, %s, %s, %s, %s, %s)",
@@ -61,7 +61,7 @@ def add_shipment(
                 "SELECT 1 FROM lots WHERE gtin = %s AND lot = %s", (lot["gtin"], lot["lot"])
             ).fetchone()
             if not known:
-                raise Invalid(f"lot {lot['gtin']}/{lot['lot']} is not registered")
+                raise CommerceInvalidError(f"lot {lot['gtin']}/{lot['lot']} is not registered")
             cur.execute(
                 "INSERT INTO shipment_lots (shipment_id, gtin, lot, sscc, quantity)"
                 " VALUES (%s, %s, %s, %s, %s)",
@@ -89,11 +89,13 @@ def apply_custody_event(
 ) -> str:
     """Move the shipment (and its order) on a custody event; returns the new shipment state.
 
-    The caller commits. Refused (InvalidTransition, 409) if the step does not fit the state.
+    The caller commits. Refused (InvalidTransitionError, 409) if the step does not fit the state.
     """
     target = _BIZ_STEPS.get(biz_step)
     if target is None:
-        raise Invalid(f"bizStep {biz_step!r} is not a custody step (shipping, receiving)")
+        raise CommerceInvalidError(
+            f"bizStep {biz_step!r} is not a custody step (shipping, receiving)"
+        )
     stamp = {"shipped_at": at} if target == "in_transit" else {"delivered_at": at}
     transition(conn, "shipment", shipment_id, target, actor, event_hash or "", **stamp)
     step = "shipping" if target == "in_transit" else "receiving"

@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg import sql
 
-from commerce.errors import Conflict, NotFound
+from commerce.errors import CommerceConflictError, CommerceNotFoundError
 
 ALLOWED: dict[str, dict[str, frozenset[str]]] = {
     "rfq": {
@@ -50,8 +50,8 @@ _TABLES = {
 }
 
 
-class InvalidTransition(Conflict):
-    """A state change the machine does not allow (the API answers 409)."""
+class InvalidTransitionError(CommerceConflictError):
+    """A state change the machine does not allow."""
 
     def __init__(self, entity: str, entity_id: str, current: str, target: str) -> None:
         allowed = sorted(ALLOWED[entity].get(current, frozenset()))
@@ -63,9 +63,9 @@ class InvalidTransition(Conflict):
 
 
 def check(entity: str, entity_id: str, current: str, target: str) -> None:
-    """Raise InvalidTransition unless ``current -> target`` is allowed."""
+    """Raise InvalidTransitionError unless ``current -> target`` is allowed."""
     if target not in ALLOWED[entity].get(current, frozenset()):
-        raise InvalidTransition(entity, entity_id, current, target)
+        raise InvalidTransitionError(entity, entity_id, current, target)
 
 
 def _sql(entity: str, extra: dict[str, Any]) -> sql.Composed:
@@ -102,9 +102,9 @@ def transition(
     row = conn.execute(_sql(entity, extra), params).fetchone()
     current, changed = row
     if current is None:
-        raise NotFound(f"{entity} {entity_id} not found")
+        raise CommerceNotFoundError(f"{entity} {entity_id} not found")
     if not changed:
-        raise InvalidTransition(entity, entity_id, current, target)
+        raise InvalidTransitionError(entity, entity_id, current, target)
     conn.execute(*_record(entity, entity_id, actor, current, target, note))
     return str(current)
 
@@ -117,8 +117,8 @@ async def atransition(
     cur = await conn.execute(_sql(entity, extra), params)
     current, changed = await cur.fetchone()
     if current is None:
-        raise NotFound(f"{entity} {entity_id} not found")
+        raise CommerceNotFoundError(f"{entity} {entity_id} not found")
     if not changed:
-        raise InvalidTransition(entity, entity_id, current, target)
+        raise InvalidTransitionError(entity, entity_id, current, target)
     await conn.execute(*_record(entity, entity_id, actor, current, target, note))
     return str(current)

@@ -1,5 +1,6 @@
-"""What the commerce routers share: configuration, the provider, a ledger session and
-CommerceError -> HTTP translation. (Their sync connections are api/db.py's pooled ones.)"""
+"""What the commerce routers share: configuration, the provider, a ledger session and the party
+checks. (Their sync connections are api/db.py's pooled ones; commerce's errors are answered by
+api/errors.py according to their kind.)"""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-from fastapi import HTTPException, Request, status
+from fastapi import Request
 
 from api.ledger import HUB_ORG, app_ledger
 from commerce.config import CommerceConfig
-from commerce.errors import CommerceError, Forbidden
+from commerce.errors import CommerceForbiddenError, CommerceNotFoundError
 from commerce.ledger import FabricRecords
 from commerce.notify import Mailer
 from commerce.payments.stripe_provider import StripeProvider
@@ -55,22 +55,10 @@ def ledger_session(request: Request) -> Iterator[FabricRecords]:
     yield FabricRecords(app_ledger(request).contract(HUB_ORG))
 
 
-@contextmanager
-def translate() -> Iterator[None]:
-    """CommerceError -> its status; database refusals of bad input -> 422 (never a 500)."""
-    try:
-        yield
-    except CommerceError as exc:
-        raise HTTPException(exc.status, detail=str(exc)) from exc
-    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-        detail = exc.diag.message_primary or str(exc)
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=detail) from exc
-
-
 def own_org(principal: Any) -> str | None:
     """The caller's organisation, or None for admins acting across organisations."""
     if principal.org_id is None and not principal.has("admin"):
-        raise Forbidden("your user belongs to no organisation")
+        raise CommerceForbiddenError("your user belongs to no organisation")
     return None if principal.has("admin") and principal.org_id is None else principal.org_id
 
 
@@ -79,4 +67,4 @@ def check_party(principal: Any, *orgs: str) -> None:
     if principal.has("admin"):
         return
     if principal.org_id not in orgs:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="not found")
+        raise CommerceNotFoundError("not found")

@@ -11,9 +11,9 @@ from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, require
-from api.commerce.deps import check_party, translate
+from api.commerce.deps import check_party
 from api.db import sync_connection
-from commerce.errors import NotFound
+from commerce.errors import CommerceNotFoundError
 from commerce.shipments import add_shipment, apply_custody_event
 
 router = APIRouter(tags=["commerce shipments"])
@@ -54,7 +54,7 @@ async def create_shipment(
                 "SELECT supplier_org FROM orders WHERE order_id = %s", (order_id,)
             ).fetchone()
             if row is None:
-                raise NotFound(f"order {order_id} not found")
+                raise CommerceNotFoundError(f"order {order_id} not found")
             if not principal.has("logistics"):
                 check_party(principal, row[0])
             add_shipment(
@@ -69,8 +69,7 @@ async def create_shipment(
             )
             conn.commit()
 
-    with translate():
-        await run_in_threadpool(work)
+    await run_in_threadpool(work)
     return {"shipment_id": body.shipment_id, "state": "planned"}
 
 
@@ -105,6 +104,5 @@ async def custody_event(
             conn.commit()
             return state
 
-    with translate():
-        state = await run_in_threadpool(work)
+    state = await run_in_threadpool(work)
     return {"shipment_id": shipment_id, "state": state}

@@ -11,7 +11,7 @@ import uuid
 from contextlib import ExitStack
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -21,19 +21,14 @@ from api.commerce.deps import (
     commerce_config,
     ledger_session,
     provider_of,
-    translate,
 )
 from api.db import sync_connection
-from commerce.errors import NotFound
+from commerce.errors import CommerceNotFoundError
 from commerce.payments import reconcile, service, webhooks
 from commerce.release import evaluate_release
+from tracehub.ledger import LedgerUnavailableError
 
 router = APIRouter(tags=["commerce payments"])
-
-
-class LedgerUnavailable(Exception):
-    """The Fabric gateway cannot be reached (503)."""
-
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "bad signature"},
@@ -75,7 +70,7 @@ def _order_parties(conn: Any, order_id: str) -> tuple[str, str]:
         "SELECT buyer_org, supplier_org FROM orders WHERE order_id = %s", (order_id,)
     ).fetchone()
     if row is None:
-        raise NotFound(f"order {order_id} not found")
+        raise CommerceNotFoundError(f"order {order_id} not found")
     return row[0], row[1]
 
 
@@ -110,8 +105,7 @@ async def start_payment(
                 backoff=config.backoff_s,
             )
 
-    with translate():
-        result = await run_in_threadpool(work)
+    result = await run_in_threadpool(work)
     return PaymentOut(payment_id=result.payment_id, state=result.state, created=result.created)
 
 
@@ -129,8 +123,7 @@ async def get_payment(
             check_party(principal, *_order_parties(conn, view["order_id"]))
             return view
 
-    with translate():
-        return await run_in_threadpool(work)
+    return await run_in_threadpool(work)
 
 
 @router.post("/payments/{payment_id}/confirm", responses=_ERRORS)
@@ -145,8 +138,7 @@ async def confirm_payment(
         with sync_connection(request) as conn:
             return service.confirm_manual(conn, str(payment_id), principal.username)
 
-    with translate():
-        state = await run_in_threadpool(work)
+    state = await run_in_threadpool(work)
     return {"payment_id": str(payment_id), "state": state}
 
 
@@ -181,8 +173,7 @@ async def stripe_webhook(
         with sync_connection(request) as conn:
             return webhooks.apply_stripe_webhook(conn, payload, signature, secret)
 
-    with translate():
-        result = await run_in_threadpool(work)
+    result = await run_in_threadpool(work)
     return {k: str(v) for k, v in result.items()}
 
 
@@ -216,16 +207,11 @@ async def release_check(
             try:
                 ledger = stack.enter_context(ledger_session(request))
             except Exception as exc:  # no decision without its ledger record
-                raise LedgerUnavailable(f"the ledger is unreachable: {exc}") from exc
+                raise LedgerUnavailableError(f"the ledger is unreachable: {exc}") from exc
             return evaluate_release(conn, str(order_id), ledger=ledger, provider=provider)
 
-    with translate():
-        try:
-            state = await run_in_threadpool(work)
-        except RuntimeError as exc:  # the provider refused or failed the capture
-            raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from exc
-        except LedgerUnavailable as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+    # A refused capture is a PaymentCaptureError (502), an unreachable ledger 503.
+    state = await run_in_threadpool(work)
     return {"order_id": str(order_id), "payment_state": state}
 
 
@@ -248,5 +234,4 @@ async def payment_decisions(
             names = [d.name for d in cur.description or []]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
-    with translate():
-        return await run_in_threadpool(work)
+    return await run_in_threadpool(work)

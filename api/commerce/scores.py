@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, require
-from api.commerce.deps import translate
 from api.db import sync_connection
+from commerce.errors import CommerceInvalidError
 from commerce.scorecards import customer_rfm, supplier_scorecards
 
 router = APIRouter(tags=["commerce scorecards"])
@@ -57,8 +57,7 @@ async def put_inputs(
             )
             conn.commit()
 
-    with translate():
-        await run_in_threadpool(work)
+    await run_in_threadpool(work)
     return {"supplier_org": supplier_org, **body.model_dump()}
 
 
@@ -84,11 +83,10 @@ async def customers(
     """Every buyer's recency, frequency, monetary value (USD) and RFM tier."""
     moment = as_of or datetime.now(UTC)
     if moment.year < 2:  # the trailing 365-day window would start before year 1
-        raise HTTPException(422, "as_of must be in year 2 or later")
+        raise CommerceInvalidError("as_of must be in year 2 or later")
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
             return customer_rfm(conn, moment)
 
-    with translate():
-        return await run_in_threadpool(work)
+    return await run_in_threadpool(work)

@@ -11,15 +11,15 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.auth import Principal, require
 from api.commerce import logistics, payments, scores
-from api.commerce.deps import check_party, own_org, translate
+from api.commerce.deps import check_party, own_org
 from api.db import Connection
 from commerce import fx, money, orders
-from commerce.errors import Invalid, NotFound
+from commerce.errors import CommerceInvalidError, CommerceNotFoundError
 from commerce.states import atransition
 
 router = APIRouter(prefix="/commerce", tags=["commerce"])
@@ -48,11 +48,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _acting_buyer(principal: Principal, action: str) -> str:
-    """The caller's organisation as buyer (call inside ``translate()``); an admin without one
-    cannot ``action``."""
+    """The caller's organisation as buyer; an admin without one cannot ``action``."""
     buyer = own_org(principal)
     if buyer is None:
-        raise Invalid(f"admins without an organisation cannot {action}")
+        raise CommerceInvalidError(f"admins without an organisation cannot {action}")
     return buyer
 
 
@@ -78,18 +77,17 @@ async def put_price(
     principal: Annotated[Principal, Depends(require("supplier"))],
 ) -> PriceOut:
     """Set a supplier's price of a product in one currency."""
-    with translate():
-        supplier = own_org(principal) or body.supplier_org
-        if supplier is None:
-            raise Invalid("supplier_org is required for admins")
-        minor = money.to_minor(body.unit_price, body.currency)
-        await conn.execute(
-            "INSERT INTO price_lists (supplier_org, gtin, currency, unit_price_minor)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (supplier_org, gtin, currency)"
-            " DO UPDATE SET unit_price_minor = EXCLUDED.unit_price_minor, updated_at = now()",
-            (supplier, body.gtin, body.currency, minor),
-        )
-        await conn.commit()
+    supplier = own_org(principal) or body.supplier_org
+    if supplier is None:
+        raise CommerceInvalidError("supplier_org is required for admins")
+    minor = money.to_minor(body.unit_price, body.currency)
+    await conn.execute(
+        "INSERT INTO price_lists (supplier_org, gtin, currency, unit_price_minor)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (supplier_org, gtin, currency)"
+        " DO UPDATE SET unit_price_minor = EXCLUDED.unit_price_minor, updated_at = now()",
+        (supplier, body.gtin, body.currency, minor),
+    )
+    await conn.commit()
     return PriceOut(
         supplier_org=supplier,
         gtin=body.gtin,
@@ -139,11 +137,10 @@ async def add_fx_rate(
     body: FxIn, conn: Connection, _: Annotated[Principal, Depends(require("admin"))]
 ) -> FxOut:
     """Record an observed FX rate (1 base = rate quote) with its source and time."""
-    with translate():
-        fx_id = await fx.add_rate(
-            conn, body.base, body.quote, Decimal(body.rate), body.source, body.observed_at
-        )
-        await conn.commit()
+    fx_id = await fx.add_rate(
+        conn, body.base, body.quote, Decimal(body.rate), body.source, body.observed_at
+    )
+    await conn.commit()
     return FxOut(fx_id=fx_id, **body.model_dump())
 
 
@@ -169,19 +166,18 @@ async def create_rfq(
     body: RfqIn, conn: Connection, principal: Annotated[Principal, Depends(require("buyer"))]
 ) -> Created:
     """A buyer asks a supplier for a quote."""
-    with translate():
-        buyer = _acting_buyer(principal, "request quotes")
-        rfq_id = await orders.create_rfq(
-            conn,
-            buyer_org=buyer,
-            supplier_org=body.supplier_org,
-            currency=body.currency,
-            incoterm=body.incoterm,
-            lines=[orders.Line(x.gtin, x.quantity) for x in body.lines],
-            note=body.note,
-            actor=principal.username,
-        )
-        await conn.commit()
+    buyer = _acting_buyer(principal, "request quotes")
+    rfq_id = await orders.create_rfq(
+        conn,
+        buyer_org=buyer,
+        supplier_org=body.supplier_org,
+        currency=body.currency,
+        incoterm=body.incoterm,
+        lines=[orders.Line(x.gtin, x.quantity) for x in body.lines],
+        note=body.note,
+        actor=principal.username,
+    )
+    await conn.commit()
     return Created(id=rfq_id)
 
 
@@ -204,26 +200,24 @@ async def create_quote(
     principal: Annotated[Principal, Depends(require("supplier"))],
 ) -> Created:
     """The supplier answers an RFQ with lines, Incoterms 2020 rule, place and validity."""
-    with translate():
-        cur = await conn.execute("SELECT currency FROM rfqs WHERE rfq_id = %s", (rfq_id,))
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"rfq {rfq_id} not found")
-        lines = [
-            orders.Line(x.gtin, x.quantity, money.to_minor(x.unit_price, row[0]))
-            for x in body.lines
-        ]
-        quote_id = await orders.create_quote(
-            conn,
-            rfq_id=str(rfq_id),
-            supplier_org=own_org(principal),
-            incoterm=body.incoterm,
-            named_place=body.named_place,
-            valid_until=body.valid_until,
-            lines=lines,
-            actor=principal.username,
-        )
-        await conn.commit()
+    cur = await conn.execute("SELECT currency FROM rfqs WHERE rfq_id = %s", (rfq_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise CommerceNotFoundError(f"rfq {rfq_id} not found")
+    lines = [
+        orders.Line(x.gtin, x.quantity, money.to_minor(x.unit_price, row[0])) for x in body.lines
+    ]
+    quote_id = await orders.create_quote(
+        conn,
+        rfq_id=str(rfq_id),
+        supplier_org=own_org(principal),
+        incoterm=body.incoterm,
+        named_place=body.named_place,
+        valid_until=body.valid_until,
+        lines=lines,
+        actor=principal.username,
+    )
+    await conn.commit()
     return Created(id=quote_id)
 
 
@@ -247,17 +241,16 @@ async def accept_quote(
     principal: Annotated[Principal, Depends(require("buyer"))],
 ) -> OrderRef:
     """Accept a quote: it becomes 'accepted' and an order is placed (201; 200 on replay)."""
-    with translate():
-        placed = await orders.accept_quote(
-            conn,
-            quote_id=str(quote_id),
-            buyer_org=own_org(principal),
-            key=key,
-            settlement_currency=body.settlement_currency,
-            hold=body.hold_until_delivery,
-            actor=principal.username,
-        )
-        await conn.commit()
+    placed = await orders.accept_quote(
+        conn,
+        quote_id=str(quote_id),
+        buyer_org=own_org(principal),
+        key=key,
+        settlement_currency=body.settlement_currency,
+        hold=body.hold_until_delivery,
+        actor=principal.username,
+    )
+    await conn.commit()
     response.status_code = status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK
     return OrderRef(order_id=placed.order_id, created=placed.created)
 
@@ -269,14 +262,13 @@ async def reject_quote(
     principal: Annotated[Principal, Depends(require("buyer"))],
 ) -> dict[str, str]:
     """The buyer declines a quote."""
-    with translate():
-        cur = await conn.execute("SELECT buyer_org FROM quotes WHERE quote_id = %s", (quote_id,))
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"quote {quote_id} not found")
-        check_party(principal, row[0])
-        await atransition(conn, "quote", str(quote_id), "rejected", principal.username)
-        await conn.commit()
+    cur = await conn.execute("SELECT buyer_org FROM quotes WHERE quote_id = %s", (quote_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise CommerceNotFoundError(f"quote {quote_id} not found")
+    check_party(principal, row[0])
+    await atransition(conn, "quote", str(quote_id), "rejected", principal.username)
+    await conn.commit()
     return {"quote_id": str(quote_id), "state": "rejected"}
 
 
@@ -304,22 +296,21 @@ async def place_order(
     principal: Annotated[Principal, Depends(require("buyer"))],
 ) -> OrderRef:
     """Place an order priced from the supplier's price list; idempotent per Idempotency-Key."""
-    with translate():
-        buyer = _acting_buyer(principal, "place orders")
-        placed = await orders.place_order(
-            conn,
-            buyer_org=buyer,
-            supplier_org=body.supplier_org,
-            key=key,
-            currency=body.currency,
-            incoterm=body.incoterm,
-            named_place=body.named_place,
-            lines=[orders.Line(x.gtin, x.quantity) for x in body.lines],
-            settlement_currency=body.settlement_currency,
-            hold=body.hold_until_delivery,
-            actor=principal.username,
-        )
-        await conn.commit()
+    buyer = _acting_buyer(principal, "place orders")
+    placed = await orders.place_order(
+        conn,
+        buyer_org=buyer,
+        supplier_org=body.supplier_org,
+        key=key,
+        currency=body.currency,
+        incoterm=body.incoterm,
+        named_place=body.named_place,
+        lines=[orders.Line(x.gtin, x.quantity) for x in body.lines],
+        settlement_currency=body.settlement_currency,
+        hold=body.hold_until_delivery,
+        actor=principal.username,
+    )
+    await conn.commit()
     if not placed.created:
         response.status_code = status.HTTP_200_OK
     return OrderRef(order_id=placed.order_id, created=placed.created)
@@ -332,8 +323,7 @@ async def get_order(
     principal: Annotated[Principal, Depends(require("buyer", "supplier", "logistics"))],
 ) -> dict[str, Any]:
     """The order with lines, shipments, alerts and its state history."""
-    with translate():
-        view = await orders.order_view(conn, str(order_id))
+    view = await orders.order_view(conn, str(order_id))
     check_party(principal, view["buyer_org"], view["supplier_org"])
     return view
 
@@ -352,18 +342,15 @@ async def order_transition(
 ) -> dict[str, str]:
     """Confirm (supplier), cancel (either party) or complete (buyer) an order; 409 if the
     state machine does not allow it. Shipping and delivery follow custody events."""
-    with translate():
-        cur = await conn.execute(
-            "SELECT buyer_org, supplier_org FROM orders WHERE order_id = %s", (order_id,)
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"order {order_id} not found")
-        check_party(principal, *row)
-        old = await atransition(
-            conn, "order", str(order_id), body.to, principal.username, body.note
-        )
-        await conn.commit()
+    cur = await conn.execute(
+        "SELECT buyer_org, supplier_org FROM orders WHERE order_id = %s", (order_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise CommerceNotFoundError(f"order {order_id} not found")
+    check_party(principal, *row)
+    old = await atransition(conn, "order", str(order_id), body.to, principal.username, body.note)
+    await conn.commit()
     return {"order_id": str(order_id), "from": old, "to": body.to}
 
 
@@ -379,7 +366,7 @@ async def order_history(
     )
     row = await cur.fetchone()
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"order {order_id} not found")
+        raise CommerceNotFoundError(f"order {order_id} not found")
     check_party(principal, *row)
     return await orders.history(conn, "order", str(order_id))
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from commerce.errors import CommerceInvalidError
+
 #: IBAN length per country (ISO 13616 registry, SWIFT IBAN Registry) for the countries we trade
 #: with; other countries are checked by format and checksum only.
 IBAN_LENGTHS = {
@@ -22,28 +24,29 @@ _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 _SWIFT_X = re.compile(r"^[A-Za-z0-9/\-?:().,'+ \r\n]*$")
 
 
-class FieldError(ValueError):
+class BankFieldError(CommerceInvalidError):
     """A bank field with the wrong format (never retried; manual review)."""
 
 
 def check_iban(iban: str) -> str:
-    """The IBAN without spaces, upper case; FieldError if format, length or checksum is wrong."""
+    """The IBAN without spaces, upper case; BankFieldError if its format, length or checksum is
+    wrong."""
     compact = iban.replace(" ", "").upper()
     if not _IBAN.match(compact):
-        raise FieldError(f"IBAN {iban!r}: not 2 letters, 2 check digits and 11-30 characters")
+        raise BankFieldError(f"IBAN {iban!r}: not 2 letters, 2 check digits and 11-30 characters")
     expected = IBAN_LENGTHS.get(compact[:2])
     if expected and len(compact) != expected:
-        raise FieldError(f"IBAN {iban!r}: {compact[:2]} IBANs have {expected} characters")
+        raise BankFieldError(f"IBAN {iban!r}: {compact[:2]} IBANs have {expected} characters")
     digits = "".join(str(int(c, 36)) for c in compact[4:] + compact[:4])
     if int(digits) % 97 != 1:
-        raise FieldError(f"IBAN {iban!r}: check digits do not match (mod 97)")
+        raise BankFieldError(f"IBAN {iban!r}: check digits do not match (mod 97)")
     return compact
 
 
 def check_bic(bic: str) -> str:
     """The BIC (8 or 11 characters: bank, country, location, optional branch)."""
     if not _BIC.match(bic):
-        raise FieldError(
+        raise BankFieldError(
             f"BIC {bic!r}: expected 4 letters bank, 2 letters country,"
             " 2 location and an optional 3-character branch"
         )
@@ -53,8 +56,10 @@ def check_bic(bic: str) -> str:
 def check_swift_text(name: str, value: str, max_len: int) -> str:
     """A free-text field in the SWIFT x character set, at most ``max_len`` characters."""
     if len(value) > max_len:
-        raise FieldError(f"{name}: at most {max_len} characters (SWIFT field), got {len(value)}")
+        raise BankFieldError(
+            f"{name}: at most {max_len} characters (SWIFT field), got {len(value)}"
+        )
     if not _SWIFT_X.match(value):
         bad = sorted({c for c in value if not _SWIFT_X.match(c)})
-        raise FieldError(f"{name}: characters outside the SWIFT x set: {bad}")
+        raise BankFieldError(f"{name}: characters outside the SWIFT x set: {bad}")
     return value

@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from commerce.errors import CommerceError
+from tracehub.errors import UnavailableError, UpstreamError
 
-class TransientError(Exception):
+
+class ProviderTransientError(CommerceError, UnavailableError):
     """Timeout, connection failure or 5xx: retry with the same idempotency key."""
 
 
-class PermanentError(Exception):
+class ProviderPermanentError(CommerceError, UpstreamError):
     """Format/validation error or refusal: never retried; goes to manual review."""
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from commerce.payments.provider import PaymentProvider, PermanentError, TransientError
+from commerce.payments.provider import (
+    PaymentProvider,
+    ProviderPermanentError,
+    ProviderTransientError,
+)
 
 #: Our states that the provider knows about (manual states and pending ones it has not seen).
 _COMPARED = ("submitted", "authorized", "succeeded", "cancelled")
@@ -36,7 +40,7 @@ def reconcile(conn: Any, provider: PaymentProvider) -> tuple[int, list[Mismatch]
         try:
             view = provider.retrieve(ref)
             theirs = provider.our_state(view.status)
-        except (TransientError, PermanentError) as exc:
+        except (ProviderTransientError, ProviderPermanentError) as exc:
             mismatches.append(Mismatch(payment_id, ref, ours, f"unreachable: {exc}", "unknown"))
             continue
         if _EQUIVALENT.get(ours, ours) != theirs:

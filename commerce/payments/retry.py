@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from commerce.payments.provider import PermanentError, TransientError
+from commerce.payments.provider import ProviderPermanentError, ProviderTransientError
 
 T = TypeVar("T")
 
@@ -45,7 +45,8 @@ def call_with_retry(
     backoff: tuple[float, ...] = BACKOFF_S,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RetryOutcome[T]:
-    """Run ``call``; retry on TransientError after each back-off; stop on PermanentError."""
+    """Run ``call``; retry on ProviderTransientError after each back-off; stop on
+    ProviderPermanentError."""
     outcome: RetryOutcome[T] = RetryOutcome(value=None)
     delays = (0.0, *backoff)
     for number, delay in enumerate(delays, start=1):
@@ -53,11 +54,11 @@ def call_with_retry(
             sleep(delay)
         try:
             outcome.value = call()
-        except PermanentError as exc:
+        except ProviderPermanentError as exc:
             outcome.attempts.append(Attempt(number, delay, "permanent", str(exc)))
             outcome.final, outcome.error = "manual_review", str(exc)
             return outcome
-        except TransientError as exc:
+        except ProviderTransientError as exc:
             outcome.attempts.append(Attempt(number, delay, "transient", str(exc)))
             outcome.error = str(exc)
             continue

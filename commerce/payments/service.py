@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from commerce.errors import Conflict, Invalid, NotFound
+from commerce.errors import CommerceConflictError, CommerceInvalidError, CommerceNotFoundError
 from commerce.payments import banking
 from commerce.payments.provider import PaymentProvider
 from commerce.payments.retry import BACKOFF_S, RetryOutcome, call_with_retry
@@ -40,7 +40,7 @@ def _existing(conn: Any, key: str) -> PaymentResult | None:
 
 
 def check_manual_details(method: str, details: dict[str, Any]) -> dict[str, Any]:
-    """Validate bank transfer / letter of credit fields; raises banking.FieldError."""
+    """Validate bank transfer / letter of credit fields; raises banking.BankFieldError."""
     checked: dict[str, Any] = {
         "bic": banking.check_bic(str(details.get("bic", ""))),
         "reference": banking.check_swift_text("reference", str(details.get("reference", "")), 140),
@@ -52,7 +52,9 @@ def check_manual_details(method: str, details: dict[str, Any]) -> dict[str, Any]
             "lc_number", str(details.get("lc_number", "")), 16
         )
         if not checked["lc_number"]:
-            raise banking.FieldError("lc_number: a letter of credit needs its number (MT700 :20:)")
+            raise banking.BankFieldError(
+                "lc_number: a letter of credit needs its number (MT700 :20:)"
+            )
     return checked
 
 
@@ -76,16 +78,16 @@ def start_payment(
         (order_id,),
     ).fetchone()
     if row is None:
-        raise NotFound(f"order {order_id} not found")
+        raise CommerceNotFoundError(f"order {order_id} not found")
     amount, currency, hold, order_state = row
     payment_key = f"{order_id}:{key}"
     found = _existing(conn, payment_key)
     if found:
         return found
     if order_state == "cancelled":
-        raise Conflict(f"order {order_id} is cancelled")
+        raise CommerceConflictError(f"order {order_id} is cancelled")
     if method not in ("card", *MANUAL_METHODS):
-        raise Invalid(f"method must be one of card, {', '.join(MANUAL_METHODS)}")
+        raise CommerceInvalidError(f"method must be one of card, {', '.join(MANUAL_METHODS)}")
     inserted = conn.execute(
         "INSERT INTO payments (order_id, method, provider, idempotency_key, amount_minor,"
         " currency) VALUES (%s, %s, %s, %s, %s, %s)"
@@ -105,7 +107,7 @@ def start_payment(
         found = _existing(conn, payment_key)
         if found:
             return found
-        raise Conflict(f"order {order_id} already has a live payment")
+        raise CommerceConflictError(f"order {order_id} already has a live payment")
     payment_id = inserted[0]
     conn.execute(
         "INSERT INTO state_changes (entity, entity_id, actor, to_state)"
@@ -116,7 +118,7 @@ def start_payment(
     if method in MANUAL_METHODS:
         return _manual(conn, payment_id, method, details or {}, actor)
     if provider is None:
-        raise Invalid("no card payment provider is configured")
+        raise CommerceInvalidError("no card payment provider is configured")
     outcome = call_with_retry(
         lambda: provider.create(
             amount_minor=amount,
@@ -191,7 +193,7 @@ def _manual(
     """A bank transfer / letter of credit: validated once, never retried; awaits funds."""
     try:
         checked = check_manual_details(method, details)
-    except banking.FieldError as exc:
+    except banking.BankFieldError as exc:
         conn.execute(
             "UPDATE payments SET details = %s WHERE payment_id = %s",
             (Jsonb({k: str(v)[:200] for k, v in details.items()}), payment_id),
@@ -213,9 +215,11 @@ def confirm_manual(conn: Any, payment_id: str, actor: str) -> str:
         (payment_id,),
     ).fetchone()
     if row is None:
-        raise NotFound(f"payment {payment_id} not found")
+        raise CommerceNotFoundError(f"payment {payment_id} not found")
     if row[0] not in MANUAL_METHODS:
-        raise Conflict("only bank transfers and letters of credit are confirmed by hand")
+        raise CommerceConflictError(
+            "only bank transfers and letters of credit are confirmed by hand"
+        )
     target = "authorized" if row[1] else "succeeded"
     transition(conn, "payment", payment_id, target, actor, "funds received")
     conn.commit()
@@ -231,7 +235,7 @@ def payment_view(conn: Any, payment_id: str) -> dict[str, Any]:
     )
     row = cur.fetchone()
     if row is None:
-        raise NotFound(f"payment {payment_id} not found")
+        raise CommerceNotFoundError(f"payment {payment_id} not found")
     view = dict(zip([d.name for d in cur.description], row, strict=True))
     view["attempt_log"] = [
         {"attempt": n, "at": at, "delay_before_s": float(d), "outcome": o, "error": e}

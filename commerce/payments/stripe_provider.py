@@ -10,7 +10,11 @@ from typing import Any
 
 import stripe
 
-from commerce.payments.provider import PermanentError, ProviderPayment, TransientError
+from commerce.payments.provider import (
+    ProviderPayment,
+    ProviderPermanentError,
+    ProviderTransientError,
+)
 
 #: Stripe PaymentIntent status -> our payment state.
 _STATES = {
@@ -42,12 +46,16 @@ class StripeProvider:
         try:
             return fn(*args, **kwargs)
         except stripe.APIConnectionError as exc:  # timeouts, refused connections
-            raise TransientError(f"stripe: connection: {exc.user_message or exc}") from exc
+            raise ProviderTransientError(f"stripe: connection: {exc.user_message or exc}") from exc
         except stripe.StripeError as exc:
             status = exc.http_status or 0
             if status >= 500 or status == 429:
-                raise TransientError(f"stripe: HTTP {status}: {exc.user_message or exc}") from exc
-            raise PermanentError(f"stripe: HTTP {status}: {exc.user_message or exc}") from exc
+                raise ProviderTransientError(
+                    f"stripe: HTTP {status}: {exc.user_message or exc}"
+                ) from exc
+            raise ProviderPermanentError(
+                f"stripe: HTTP {status}: {exc.user_message or exc}"
+            ) from exc
 
     @staticmethod
     def _view(intent: Any) -> ProviderPayment:

@@ -13,8 +13,9 @@ from typing import Any
 import stripe
 from psycopg.types.json import Jsonb
 
-from commerce.errors import Invalid
-from commerce.states import InvalidTransition, transition
+from commerce.errors import CommerceError, CommerceInvalidError
+from commerce.states import InvalidTransitionError, transition
+from tracehub.errors import InvalidError
 
 #: Stripe event type -> our payment state.
 EVENT_STATES = {
@@ -25,10 +26,8 @@ EVENT_STATES = {
 }
 
 
-class SignatureError(Invalid):
-    """The webhook's signature does not verify (400)."""
-
-    status = 400
+class StripeSignatureError(CommerceError, InvalidError):
+    """The webhook's signature does not verify."""
 
 
 def apply_stripe_webhook(
@@ -38,9 +37,9 @@ def apply_stripe_webhook(
     try:
         event = stripe.Webhook.construct_event(payload, signature, secret, tolerance_s)
     except stripe.SignatureVerificationError as exc:
-        raise SignatureError(f"webhook signature does not verify: {exc}") from exc
+        raise StripeSignatureError(f"webhook signature does not verify: {exc}") from exc
     except ValueError as exc:
-        raise Invalid(f"webhook payload is not a JSON event: {exc}") from exc
+        raise CommerceInvalidError(f"webhook payload is not a JSON event: {exc}") from exc
     event_id, event_type = str(event["id"]), str(event["type"])
     ref = str(event["data"]["object"]["id"])
     row = conn.execute(
@@ -63,7 +62,7 @@ def apply_stripe_webhook(
         try:
             transition(conn, "payment", payment_id, target, "stripe-webhook", event_id)
             outcome = f"applied: payment {payment_id} -> {target}"
-        except InvalidTransition as exc:
+        except InvalidTransitionError as exc:
             outcome = f"ignored: {exc}"
     conn.execute(
         "UPDATE webhook_events SET outcome = %s WHERE provider = 'stripe' AND event_id = %s",

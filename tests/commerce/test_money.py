@@ -8,9 +8,9 @@ import pytest
 
 from commerce import money
 from commerce.payments import banking
-from commerce.payments.provider import PermanentError, TransientError
+from commerce.payments.provider import ProviderPermanentError, ProviderTransientError
 from commerce.payments.retry import call_with_retry
-from commerce.states import InvalidTransition, check
+from commerce.states import InvalidTransitionError, check
 
 
 @pytest.mark.parametrize(
@@ -82,15 +82,15 @@ def test_conversion_refuses_float_rates() -> None:
 def test_bank_fields() -> None:
     assert banking.check_iban("GB82 WEST 1234 5698 7654 32") == "GB82WEST12345698765432"
     assert banking.check_iban("de89370400440532013000") == "DE89370400440532013000"
-    with pytest.raises(banking.FieldError, match="mod 97"):
+    with pytest.raises(banking.BankFieldError, match="mod 97"):
         banking.check_iban("GB82WEST12345698765433")
-    with pytest.raises(banking.FieldError, match="22 characters"):
+    with pytest.raises(banking.BankFieldError, match="22 characters"):
         banking.check_iban("DE8937040044053201300")
     assert banking.check_bic("DEUTDEFF500") == "DEUTDEFF500"
     for bad in ("DEUTDEF", "DEU1DEFF", "deutdeff", "DEUTDEFF50"):
-        with pytest.raises(banking.FieldError):
+        with pytest.raises(banking.BankFieldError):
             banking.check_bic(bad)
-    with pytest.raises(banking.FieldError, match="at most 16"):
+    with pytest.raises(banking.BankFieldError, match="at most 16"):
         banking.check_swift_text("lc", "X" * 17, 16)
 
 
@@ -100,7 +100,7 @@ def test_retry_policy_schedule_and_classes() -> None:
 
     def always_transient() -> int:
         calls.append(1)
-        raise TransientError("boom")
+        raise ProviderTransientError("boom")
 
     outcome = call_with_retry(always_transient, sleep=slept.append)
     assert slept == [1.0, 2.0, 4.0] and len(calls) == 4 and outcome.final == "failed"
@@ -110,7 +110,7 @@ def test_retry_policy_schedule_and_classes() -> None:
 
     def permanent() -> int:
         calls.append(1)
-        raise PermanentError("bad field")
+        raise ProviderPermanentError("bad field")
 
     outcome = call_with_retry(permanent, sleep=slept.append)
     assert slept == [] and len(calls) == 1 and outcome.final == "manual_review"
@@ -118,7 +118,7 @@ def test_retry_policy_schedule_and_classes() -> None:
 
 def test_state_machine_table() -> None:
     check("order", "o", "placed", "confirmed")
-    with pytest.raises(InvalidTransition, match="'delivered'; it cannot become 'placed'"):
+    with pytest.raises(InvalidTransitionError, match="'delivered'; it cannot become 'placed'"):
         check("order", "o", "delivered", "placed")
-    with pytest.raises(InvalidTransition, match="final"):
+    with pytest.raises(InvalidTransitionError, match="final"):
         check("payment", "p", "released", "held")
