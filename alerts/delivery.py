@@ -22,16 +22,16 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
-import psycopg
 
 from alerts.errors import AlertsError
 from alerts.webhook import SIGNATURE_HEADER, sign
+from tracehub import db
 from tracehub.config import SmtpSettings
 from tracehub.errors import UpstreamError
 from tracehub.mqtt import tls_client
 
 log = logging.getLogger(__name__)
-Connect = Callable[[], psycopg.Connection]
+Connect = Callable[[], db.Connection]
 
 
 #: Delivery lanes, one thread each, so a slow SMTP server or webhook never holds up the MQTT
@@ -157,7 +157,7 @@ class Deliverer:
         self._http.close()
 
     def _loop(self, lane: str) -> None:
-        conn: psycopg.Connection | None = None
+        conn: db.Connection | None = None
         wake = self._wakes[lane]
         while not self._stop.is_set():
             wake.wait(self.settings.poll_s)
@@ -179,7 +179,7 @@ class Deliverer:
             min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempts - 1))
         )
 
-    def run_once(self, conn: psycopg.Connection, lane: str = "mqtt") -> int:
+    def run_once(self, conn: db.Connection, lane: str = "mqtt") -> int:
         """Claim and attempt a lane's due deliveries; returns how many were attempted."""
         channels, batch = LANES[lane]
         claimed = conn.execute(
@@ -228,7 +228,7 @@ class Deliverer:
 
     def _send(
         self,
-        conn: psycopg.Connection,
+        conn: db.Connection,
         delivery_id: int,
         channel: str,
         target: str,
