@@ -48,6 +48,7 @@ from tracehub import db
 from tracehub import mqtt as tracehub_mqtt
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.envelope import reading_hash, sign_reading
+from tracehub.errors import UnavailableError
 from tracehub.gs1 import build_uri, check_digit
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
@@ -65,6 +66,11 @@ READINGS = 48
 #: before the device CA became valid: the gateway refuses readings dated before a certificate.
 WINDOW = timedelta(minutes=60)
 SLOTS = READINGS + 6
+
+
+class DemoError(UnavailableError):
+    """The stack did not do what the scenario needs (a process exited, the broker refused a
+    device, a wait timed out); the demo's only error."""
 
 
 def gln(body: str) -> str:
@@ -154,7 +160,7 @@ def _gateway(settings: Settings, schema: str | None, log: Path) -> Iterator[None
         # The gateway subscribes with a persistent session; publish only once it is there.
         time.sleep(2.0)
         if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited at start; see {log}")
+            raise DemoError(f"the gateway exited at start; see {log}")
         yield
     finally:
         process.terminate()
@@ -184,7 +190,7 @@ def _publish(settings: Settings, signer: _Signer, envelopes: list[bytes]) -> Non
     client.loop_start()
     try:
         if not connected.wait(15):
-            raise RuntimeError(f"MQTT broker refused device {signer.id}")
+            raise DemoError(f"MQTT broker refused device {signer.id}")
         infos = [client.publish(signer.topic, envelope, qos=1) for envelope in envelopes]
         for info in infos:
             info.wait_for_publish(15)
@@ -197,7 +203,7 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.25)
 
 
