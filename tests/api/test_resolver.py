@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from api import i18n
-from api.lot_view import excursions
 from api.resolver import wants_json
+from ingest.lot_view import excursions
 from tests.support.api import ApiHarness, api_harness
 from tracehub.config import Settings
 

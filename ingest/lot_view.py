@@ -1,0 +1,308 @@
+"""What the store holds of a lot, for the buyer's page: product, lot, shipments, journey,
+conditions with their excursions, inspections.
+
+`load_lot(conn, link)` assembles it from the traceability tables (0003_trace) and the readings of
+the devices assigned to the lot's shipments (0001_initial). Only public fields are selected: no
+prices, no parties' contacts, no user ids. Every reading carries what the browser needs to
+verify it (its signed envelope, device and seq for the proof URL), every EPCIS event its CBV 2.0
+hash. The page's view of it (with the lot's alerts, from alerts/) is api/lot_view.py's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from tracehub.db import AsyncConnection
+from tracehub.gs1 import DIGITAL_LINK_BASE, DigitalLink, build_uri
+
+__all__ = ["MAX_JOURNEY", "MAX_SERIES", "Excursion", "LotRecord", "excursions", "load_lot"]
+
+#: Readings drawn at most per lot (the newest); a reefer logger at one reading a minute for a
+#: two-week voyage stays below it. Bounded so a page never grows without limit.
+MAX_SERIES = 2000
+MAX_JOURNEY = 500
+
+
+@dataclass
+class Excursion:
+    """A run of consecutive readings outside the allowed band."""
+
+    quantity: str  # "temperature" | "humidity"
+    start: str
+    end: str
+    extreme: float
+    points: int
+
+
+@dataclass
+class LotRecord:
+    """One lot as stored: JSON-ready dicts (its product alone when the link names no lot)."""
+
+    link: DigitalLink
+    product: dict[str, Any]
+    lot: dict[str, Any]
+    shipments: list[dict[str, Any]]
+    journey: list[dict[str, Any]]
+    series: list[dict[str, Any]]
+    band: dict[str, float | None]
+    excursions: list[Excursion] = field(default_factory=list)
+    inspections: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _num(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None:
+    """The lot as stored, or None when the GTIN (or lot) is unknown."""
+    cur = await conn.execute(
+        "SELECT p.gtin, p.name, p.description, o.name, o.country, p.temp_min_c, p.temp_max_c,"
+        " p.humidity_min, p.humidity_max FROM products p"
+        " LEFT JOIN organisations o ON o.org_id = p.owner_org WHERE p.gtin = %s",
+        (link.gtin,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    product = {
+        "gtin": row[0],
+        "name": row[1],
+        "description": row[2],
+        "brand_owner": row[3],
+        "brand_owner_country": row[4],
+    }
+    band = {
+        "temp_min_c": _num(row[5]),
+        "temp_max_c": _num(row[6]),
+        "humidity_min": _num(row[7]),
+        "humidity_max": _num(row[8]),
+    }
+    lot: dict[str, Any] = {}
+    shipments: list[dict[str, Any]] = []
+    journey: list[dict[str, Any]] = []
+    series: list[dict[str, Any]] = []
+    if link.lot is not None:
+        cur = await conn.execute(
+            "SELECT l.lot, l.produced_on, l.expires_on, l.quantity, o.name, o.country"
+            " FROM lots l LEFT JOIN organisations o ON o.org_id = l.supplier_org"
+            " WHERE l.gtin = %s AND l.lot = %s",
+            (link.gtin, link.lot),
+        )
+        lrow = await cur.fetchone()
+        if lrow is None:
+            return None
+        lot = {
+            "lot": lrow[0],
+            "produced_on": _iso(lrow[1]),
+            "expires_on": _iso(lrow[2]),
+            "quantity": lrow[3],
+            "supplier": lrow[4],
+            "supplier_country": lrow[5],
+        }
+        shipments = await _shipments(conn, link)
+        journey, series = await _readings(conn, link)
+    record = LotRecord(
+        link=link,
+        product=product,
+        lot=lot,
+        shipments=shipments,
+        journey=journey,
+        series=series,
+        band=band,
+        excursions=excursions(series, band),
+    )
+    if link.lot is not None:
+        record.inspections = await _inspections(conn, link)
+        record.journey = sorted(record.journey + await _epcis_journey(conn, link), key=_when)
+    return record
+
+
+def _when(entry: dict[str, Any]) -> str:
+    return str(entry["ts"])
+
+
+def lot_class(link: DigitalLink) -> str:
+    """The lot's class identifier in EPCIS quantity lists (its GS1 Digital Link URI)."""
+    return build_uri(DIGITAL_LINK_BASE, link.gtin, link.lot)
+
+
+async def _epcis_journey(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:
+    """Custody EPCIS events naming the lot (its LGTIN), with their CBV 2.0 hashes."""
+    cur = await conn.execute(
+        "SELECT event_id, event_time, biz_step, biz_location, read_point, disposition,"
+        " event_hash, hash_hex, batch_id FROM epcis_events WHERE epcs @> ARRAY[%s]"
+        " ORDER BY event_time LIMIT %s",
+        (lot_class(link), MAX_JOURNEY),
+    )
+    return [
+        {
+            "kind": "epcis",
+            "ts": r[1].isoformat(),
+            "event_id": r[0],
+            "step": r[2] or "event",
+            "where": _place(r[3] or r[4]),
+            "loc": r[3] or r[4],
+            "disposition": r[5],
+            "event_hash": r[6],
+            "hash_hex": r[7],
+            "batch_id": r[8],
+        }
+        for r in await cur.fetchall()
+    ]
+
+
+def _place(identifier: str | None) -> str | None:
+    """`GLN 9506000134005` for a GS1 Digital Link location URI, else the identifier."""
+    if identifier and identifier.startswith(f"{DIGITAL_LINK_BASE}/414/"):
+        return "GLN " + identifier.rsplit("/", 1)[-1]
+    return identifier
+
+
+async def _inspections(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:
+    """Inspection reports of the lot: result, summary, the PDF's hash and CID, its event."""
+    cur = await conn.execute(
+        "SELECT i.inspection_id, i.result, i.summary, i.report_sha256, i.report_cid,"
+        " i.report_size, i.event_id, e.event_hash, e.hash_hex, i.inspected_at"
+        " FROM inspections i JOIN epcis_events e USING (event_id)"
+        " WHERE i.gtin = %s AND i.lot = %s ORDER BY i.inspected_at LIMIT 20",
+        (link.gtin, link.lot),
+    )
+    return [
+        {
+            "inspection_id": str(r[0]),
+            "result": r[1],
+            "summary": r[2],
+            "sha256": r[3],
+            "cid": r[4],
+            "size": r[5],
+            "event_id": r[6],
+            "event_hash": r[7],
+            "hash_hex": r[8],
+            "inspected_at": _iso(r[9]),
+            "pdf_url": f"{link.path}?linkType=gs1:certificationInfo&report={r[0]}",
+        }
+        for r in await cur.fetchall()
+    ]
+
+
+async def _shipments(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT s.origin, s.destination, s.state, s.shipped_at, s.delivered_at,"
+        " so.name, ro.name, co.name FROM shipments s"
+        " JOIN (SELECT DISTINCT shipment_id FROM shipment_lots WHERE gtin = %s AND lot = %s) sl"
+        "   ON sl.shipment_id = s.shipment_id"
+        " LEFT JOIN organisations so ON so.org_id = s.shipper_org"
+        " LEFT JOIN organisations ro ON ro.org_id = s.receiver_org"
+        " LEFT JOIN organisations co ON co.org_id = s.carrier_org"
+        " ORDER BY s.shipped_at NULLS LAST, s.created_at",
+        (link.gtin, link.lot),
+    )
+    return [
+        {
+            "origin": r[0],
+            "destination": r[1],
+            "state": r[2],
+            "shipped_at": _iso(r[3]),
+            "delivered_at": _iso(r[4]),
+            "shipper": r[5],
+            "receiver": r[6],
+            "carrier": r[7],
+        }
+        for r in await cur.fetchall()
+    ]
+
+
+async def _readings(
+    conn: AsyncConnection, link: DigitalLink
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Readings of the devices assigned to the lot's shipments, within their assignment."""
+    cur = await conn.execute(
+        "SELECT r.device_id, r.seq, r.ts, r.kind, r.data, r.loc, r.envelope, r.batch_id"
+        " FROM device_assignments a"
+        " JOIN (SELECT DISTINCT shipment_id FROM shipment_lots WHERE gtin = %s AND lot = %s) sl"
+        "   ON sl.shipment_id = a.shipment_id"
+        " JOIN readings r ON r.device_id = a.device_id AND r.ts >= a.valid_from"
+        "   AND (a.valid_to IS NULL OR r.ts < a.valid_to)"
+        " ORDER BY r.ts, r.device_id, r.seq LIMIT %s",
+        (link.gtin, link.lot, MAX_SERIES + MAX_JOURNEY),
+    )
+    journey: list[dict[str, Any]] = []
+    series: list[dict[str, Any]] = []
+    for device_id, seq, ts, kind, data, loc, envelope, batch_id in await cur.fetchall():
+        base = {
+            "ts": ts.isoformat(),
+            "device_id": device_id,
+            "seq": seq,
+            "batch_id": batch_id,
+            "envelope": bytes(envelope).decode("ascii"),
+        }
+        if kind == "environment":
+            if len(series) < MAX_SERIES:
+                series.append(
+                    {
+                        **base,
+                        "temperature_c": float(data["temperature_c"]),
+                        "humidity_pct": float(data["humidity_pct"]),
+                    }
+                )
+        elif len(journey) < MAX_JOURNEY:
+            journey.append({**base, **_journey_entry(kind, data, loc)})
+    return journey, series
+
+
+def _journey_entry(kind: str, data: dict[str, Any], loc: str | None) -> dict[str, Any]:
+    """A custody event (an `event` reading) or an RFID read, as the timeline shows it."""
+    if kind == "rfid":
+        return {
+            "kind": "rfid",
+            "step": "observed",
+            "where": data.get("reader") or loc,
+            "loc": loc,
+            "epc": data.get("epc"),
+        }
+    return {
+        "kind": "event",
+        "step": str(data.get("bizStep", data.get("type", "event"))),
+        "where": data.get("where") or loc,
+        "loc": loc,
+        "disposition": data.get("disposition"),
+    }
+
+
+def excursions(series: list[dict[str, Any]], band: dict[str, float | None]) -> list[Excursion]:
+    """Runs of consecutive readings outside the band, per quantity."""
+    out: list[Excursion] = []
+    for quantity, key, low, high in (
+        ("temperature", "temperature_c", band["temp_min_c"], band["temp_max_c"]),
+        ("humidity", "humidity_pct", band["humidity_min"], band["humidity_max"]),
+    ):
+        run: list[dict[str, Any]] = []
+        for point in [*series, None]:
+            value = point[key] if point else None
+            outside = value is not None and (
+                (low is not None and value < low) or (high is not None and value > high)
+            )
+            if outside and point is not None:
+                run.append(point)
+                continue
+            if run:
+                values = [p[key] for p in run]
+                above = high is not None and max(values) > high
+                out.append(
+                    Excursion(
+                        quantity=quantity,
+                        start=run[0]["ts"],
+                        end=run[-1]["ts"],
+                        extreme=max(values) if above else min(values),
+                        points=len(run),
+                    )
+                )
+                run = []
+    return out
