@@ -21,7 +21,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
@@ -31,6 +30,7 @@ from alerts.subscriptions import SubscriptionSpec
 from api.auth import Principal, require
 from api.config import ApiConfig
 from api.db import Connection
+from tracehub.db import AsyncConnection
 from tracehub.errors import UnavailableError
 
 log = logging.getLogger(__name__)

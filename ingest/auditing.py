@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import psycopg
 from cryptography.hazmat.primitives.serialization import Encoding
 from psycopg.rows import dict_row
 
@@ -26,6 +25,7 @@ from ingest import bundle as bundles
 from ingest.errors import IngestError
 from tracehub.audit import AuditResult, verify_proof
 from tracehub.bundle import BundleError, check_batch_entry
+from tracehub.db import Connection
 from tracehub.errors import NotFoundError
 from tracehub.ipfs import IPFSError, KuboClient
 from tracehub.ledger import Contract, LedgerError
@@ -55,7 +55,7 @@ class _Ipfs(Protocol):
     def cat(self, cid: str) -> bytes: ...
 
 
-def _dict_rows(conn: psycopg.Connection, sql: str, args: Any) -> list[dict[str, Any]]:
+def _dict_rows(conn: Connection, sql: str, args: Any) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(sql, args).fetchall()
 
@@ -64,7 +64,7 @@ def _dict_rows(conn: psycopg.Connection, sql: str, args: Any) -> list[dict[str, 
 
 
 def find_batches(
-    conn: psycopg.Connection,
+    conn: Connection,
     *,
     kind: str | None = None,
     state: str | None = None,
@@ -98,7 +98,7 @@ def find_batches(
 
 
 def find_devices(
-    conn: psycopg.Connection, *, q: str | None = None, limit: int = 100
+    conn: Connection, *, q: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Devices the gateway has seen (id containing ``q``), with the fingerprint of the
     certificate they sign with."""
@@ -112,7 +112,7 @@ def find_devices(
 
 
 def find_events(
-    conn: psycopg.Connection,
+    conn: Connection,
     *,
     biz_step: str | None = None,
     epc: str | None = None,
@@ -143,7 +143,7 @@ class StoredBatch:
     state: str
 
 
-def stored_batch(conn: psycopg.Connection, batch_id: str) -> StoredBatch:
+def stored_batch(conn: Connection, batch_id: str) -> StoredBatch:
     """The batch of readings or events with this id (AuditNotFoundError if none)."""
     row = conn.execute(
         "SELECT 'readings', ipfs_cid, state FROM batches WHERE batch_id = %s UNION ALL"
@@ -194,7 +194,7 @@ def verify_reading(
     return verify_proof(proof, ipfs=ipfs, ledger=ledger, trust=trust, directory=directory)
 
 
-def device_fingerprint(conn: psycopg.Connection, device_id: str) -> str:
+def device_fingerprint(conn: Connection, device_id: str) -> str:
     """The fingerprint of the certificate the gateway recorded for a device
     (AuditNotFoundError if it never saw the device)."""
     row = conn.execute(
@@ -232,7 +232,7 @@ def verify_device(device_id: str, fingerprint: str, *, ledger: Contract) -> Audi
 
 
 def audit_bundle(
-    conn: psycopg.Connection,
+    conn: Connection,
     *,
     ipfs: _Ipfs,
     ledger: Contract,

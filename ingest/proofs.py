@@ -20,12 +20,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-import psycopg
-from psycopg import AsyncConnection
-
 from ingest.epcis.store import FIND_EVENT
 from ingest.errors import IngestError
 from ingest.store import BATCH_LEAVES, ReadingStore
+from tracehub.db import AsyncConnection, Connection
 from tracehub.epcis.hashing import leaf_data
 from tracehub.epcis.proof import EventProof
 from tracehub.errors import ConflictError, NotFoundError
@@ -208,7 +206,7 @@ async def anchored_reading_proof(
 
 
 def event_proof(
-    conn: psycopg.Connection,
+    conn: Connection,
     event_id: str,
     *,
     channel: str = "trace",
@@ -243,7 +241,7 @@ def event_proof(
 
 
 def anchored_event_proof(
-    conn: psycopg.Connection, event_id: str, *, channel: str, chaincode: str
+    conn: Connection, event_id: str, *, channel: str, chaincode: str
 ) -> EventProof:
     """:func:`event_proof`, or ProofUnavailableError while there is none."""
     if "\x00" in event_id:  # PostgreSQL text cannot hold it: no event has it
@@ -271,7 +269,7 @@ def ledger_anchor(ledger: _Ledger, batch_id: str) -> dict[str, Any]:
     return record
 
 
-def block_number(conn: psycopg.Connection, batch_id: str) -> int | None:
+def block_number(conn: Connection, batch_id: str) -> int | None:
     """The block our database records for a batch's anchor (None if it knows none)."""
     table = "epcis_batches" if batch_id.startswith("ev-") else "batches"
     row = conn.execute(f"SELECT block_number FROM {table} WHERE batch_id = %s", (batch_id,))
