@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.support.api import ApiHarness, api_harness
+from tests.support.api import ApiHarness
 from tests.support.epcis_reference import EXAMPLES, events_of, reference_hashes
-from tracehub.config import Settings
 from tracehub.epcis.hashing import document_hashes
 
 pytestmark = pytest.mark.integration
@@ -30,12 +28,6 @@ def examples() -> list[Path]:
     paths = sorted(EXAMPLES.glob("*.jsonld"))
     assert len(paths) == 38, "GS1's 38 example files are expected under ../shared/epcis/examples"
     return paths
-
-
-@pytest.fixture(scope="module")
-def api(stack: Settings) -> Iterator[ApiHarness]:
-    with api_harness(stack) as harness:
-        yield harness
 
 
 @pytest.fixture(scope="module")

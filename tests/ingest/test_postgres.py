@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -27,11 +28,17 @@ def test_database_accepts_writes_and_reads(stack: Settings) -> None:
             conn.execute(f"drop table {table}")
 
 
-def test_timescaledb_detection_matches_the_catalogue(stack: Settings) -> None:
+def test_timescaledb_detection_matches_the_servers_extension_files(stack: Settings) -> None:
+    """The expected answer comes from the server's files, not from the catalogue it queries:
+    an extension is available exactly when its control file is in SHAREDIR/extension (the
+    stack's server runs on this machine, so the directory can be read from here)."""
     with db.connect(stack.postgres_dsn) as conn:
-        names = {row[0] for row in conn.execute("select name from pg_available_extensions")}
-        assert "plpgsql" in names  # the catalogue query itself works
-        assert db.timescaledb_available(conn) == ("timescaledb" in names)
+        row = conn.execute("select setting from pg_config where name = 'SHAREDIR'").fetchone()
+        detected = db.timescaledb_available(conn)
+    assert row is not None  # pg_config always has SHAREDIR (it needs a superuser: ours is one)
+    extensions = Path(row[0]) / "extension"
+    assert (extensions / "plpgsql.control").is_file(), f"not the server's files: {extensions}"
+    assert detected == (extensions / "timescaledb.control").is_file()
 
 
 def test_listens_on_loopback_only(stack: Settings) -> None:

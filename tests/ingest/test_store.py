@@ -252,8 +252,9 @@ def test_partitions_are_created_on_demand_and_catch_early_rows(connect: Connect)
     dev2 = device_id()
     later = chain(dev2, 3, t0=datetime.now(UTC).replace(microsecond=0) - timedelta(days=40))
     with ReadingStore(connect) as wide:
-        wide.store_verified(later)
-        assert wide.reading(dev2, 2) is not None
+        assert len(wide.store_verified(later).stored) == 3
+        back = wide.reading(dev2, 2)
+        assert back is not None and back.key == later[1].key
     with connect() as conn:
         parts = {name for (name, _) in conn.execute(where, (dev2,)).fetchall()}
     assert parts == {partition_name(r.ts) for r in later}

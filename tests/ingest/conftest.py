@@ -1,0 +1,1 @@
+"""Ingest: reading storage in PostgreSQL, EPCIS capture and anchoring, inspections, proofs."""
