@@ -135,7 +135,7 @@ class EpcisSettings:
     """EPCIS 2.0 validation."""
 
     schema: Path = field(
-        default=PROJECT_DIR.parent / "shared" / "epcis" / "schema" / "EPCIS-JSON-Schema.json",
+        default=Path(__file__).resolve().parent / "epcis" / "gs1" / "EPCIS-JSON-Schema.json",
         metadata=_env(
             "TRACEHUB_EPCIS_SCHEMA",
             "GS1's EPCIS JSON Schema file (draft-07), compiled once per process",

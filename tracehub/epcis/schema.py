@@ -3,7 +3,7 @@
 The schema file is GS1's ``EPCIS-JSON-Schema.json`` (draft-07). All its references are local
 (``#/definitions/...``), so the validator never touches the network; it is compiled once per
 process. Where the file lives: the settings tree's ``epcis.schema`` (``$TRACEHUB_EPCIS_SCHEMA``,
-else ``../shared/epcis/schema`` next to the repository).
+else the copy of GS1's file shipped in ``tracehub/epcis/gs1/``).
 """
 
 from __future__ import annotations
