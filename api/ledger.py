@@ -29,7 +29,6 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 
 from tracehub.config import FabricSettings
-from tracehub.errors import UnavailableError
 from tracehub.ledger import (
     Commit,
     Contract,
@@ -57,8 +56,9 @@ HUB_ORG = 1
 AUDIT_ORG = 2
 
 
-class LedgerUnreachableError(UnavailableError):
-    """No gateway to the ledger could be opened (the message says why, per organisation)."""
+class LedgerUnreachableError(LedgerUnavailableError):
+    """No gateway to the ledger could be opened (the message says why, per organisation): the
+    kernel's LedgerUnavailableError, raised before any call could be made."""
 
 
 class _Watched(Contract):

@@ -49,7 +49,7 @@ from tracehub import mqtt as tracehub_mqtt
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.envelope import reading_hash, sign_reading
 from tracehub.errors import UnavailableError
-from tracehub.gs1 import build_uri, check_digit
+from tracehub.gs1 import DIGITAL_LINK_BASE, build_uri, check_digit
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 from tracehub.reading import GENESIS_PREV, Reading
@@ -304,7 +304,7 @@ def _tag(epc: str, antenna: int, rssi: float, reader: str) -> dict[str, Any]:
 
 def _epcis_events(lot: str, custody: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The custody steps as EPCIS 2.0 ObjectEvents on the lot (LGTIN quantity)."""
-    lgtin = f"https://id.gs1.org/01/{GTIN}/10/{quote(lot, safe='')}"
+    lgtin = build_uri(DIGITAL_LINK_BASE, GTIN, lot)
     events = []
     for step in custody:
         ts: datetime = step["ts"]
@@ -318,8 +318,8 @@ def _epcis_events(lot: str, custody: list[dict[str, Any]]) -> list[dict[str, Any
                 "action": "ADD" if step["data"]["bizStep"] == "commissioning" else "OBSERVE",
                 "bizStep": step["data"]["bizStep"],
                 "disposition": step["data"]["disposition"],
-                "readPoint": {"id": f"https://id.gs1.org/414/{step['loc']}"},
-                "bizLocation": {"id": f"https://id.gs1.org/414/{step['loc']}"},
+                "readPoint": {"id": f"{DIGITAL_LINK_BASE}/414/{step['loc']}"},
+                "bizLocation": {"id": f"{DIGITAL_LINK_BASE}/414/{step['loc']}"},
             }
         )
     return events

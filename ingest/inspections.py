@@ -27,7 +27,7 @@ from ingest.errors import IngestError
 from tracehub import db
 from tracehub.epcis.schema import DEFAULT_CONTEXT
 from tracehub.errors import InvalidError, NotFoundError, TooLargeError, UpstreamError
-from tracehub.gs1 import DigitalLinkError, build_uri
+from tracehub.gs1 import DIGITAL_LINK_BASE, DigitalLinkError, build_uri
 
 __all__ = [
     "EXTENSION_NAMESPACE",
@@ -51,7 +51,6 @@ MAX_REPORT_BYTES = 20 * 1024 * 1024
 #: it names, it is not fetched.
 EXTENSION_NAMESPACE = "https://tracehub.invalid/ns/epcis#"
 #: Digital Link URIs in events use GS1's canonical resolver host, whoever resolves them.
-EPC_BASE = "https://id.gs1.org"
 PDF_MAGIC = b"%PDF-"
 RESULTS = ("pass", "fail")
 _MAX_SUMMARY = 4000
@@ -143,7 +142,7 @@ def inspection_event(
         "epcList": [],
         "action": "OBSERVE",
         "bizStep": "inspecting",
-        "quantityList": [{"epcClass": build_uri(EPC_BASE, gtin, lot)}],
+        "quantityList": [{"epcClass": build_uri(DIGITAL_LINK_BASE, gtin, lot)}],
         "certificationInfo": [f"ni:///sha-256;{report_sha256}", f"ipfs://{report_cid}"],
         "th:inspection": {
             "th:inspectionID": inspection_id,
@@ -166,7 +165,7 @@ def _check_fields(
     if "\x00" in summary or (shipment_id is not None and "\x00" in shipment_id):
         raise InvalidReportError("summary and shipment_id cannot contain NUL characters")
     try:
-        uri = build_uri(EPC_BASE, gtin, lot)
+        uri = build_uri(DIGITAL_LINK_BASE, gtin, lot)
     except DigitalLinkError as exc:
         raise InvalidReportError(str(exc)) from exc
     # The canonical 14-digit GTIN, as stored in lots.

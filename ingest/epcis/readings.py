@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from ingest.epcis.store import EventQuery
 from tracehub import db
 from tracehub.epcis.schema import DEFAULT_CONTEXT
-from tracehub.gs1 import decode_epc
+from tracehub.gs1 import DIGITAL_LINK_BASE, decode_epc
 
 __all__ = ["reading_event_id", "reading_to_event", "readings_as_events"]
 
@@ -50,7 +50,7 @@ def _read_point(loc: str | None) -> dict[str, str] | None:
     if not loc:
         return None
     if _GLN.fullmatch(loc):
-        return {"id": f"https://id.gs1.org/414/{loc}"}
+        return {"id": f"{DIGITAL_LINK_BASE}/414/{loc}"}
     return {"id": loc}
 
 
