@@ -6,8 +6,8 @@ spool keeps every reading until the hub says it is stored. Each acknowledgement 
 publishes on ``tracehub/v1/acks/<device>`` is handled here:
 
 - what it accounts for leaves the spool (`Spool.settle`);
-- what it lists as missing and was sent more than ``missing_grace_s`` ago is resent at once
-  (sooner than its resend timer);
+- what it lists as missing is resent ``missing_grace_s`` after it was last sent, instead of
+  waiting for its resend timer;
 - what it lists as missing and the spool no longer holds is answered with a signed dropped-range
   report, giving the reason the spool recorded when it dropped it (``unavailable`` when there is
   no record), so the hub can record those readings as lost instead of asking forever.
@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 ReportSigner = Callable[[DroppedRange], bytes]
 """Signs a dropped-range report with the device key (tracehub.dropped.sign_dropped)."""
 
-#: Missing ranges are looked at no more often than this (acknowledgements come every 200 ms).
-MISSING_CHECK_S = 1.0
+#: The spool is searched for missing readings it no longer holds at most this often
+#: (acknowledgements come every 200 ms while readings flow).
+LACKING_CHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class AckPolicy:
     resend_after_s: float = 30.0
     #: doubling with each attempt up to this (a hub that is down is not flooded).
     max_resend_after_s: float = 600.0
-    #: A reading the hub lists as missing is resent once it was sent at least this long ago
-    #: (shorter gaps are usually another gateway of the group that has not committed yet).
+    #: A reading the hub lists as missing is resent this long after it was last sent (sooner,
+    #: and a hole is usually another gateway of the group that has not committed yet).
     missing_grace_s: float = 5.0
     #: The same dropped-range report is not sent again within this time.
     report_again_after_s: float = 10.0
@@ -55,7 +56,7 @@ class AckStats:
     hub_acks: int = 0
     bad_acks: int = 0
     settled: int = 0  # readings removed from the spool because the hub acknowledged them
-    resent_missing: int = 0  # readings made due because the hub listed them as missing
+    resent_missing: int = 0  # readings due sooner because the hub listed them as missing
     reports_signed: int = 0
     last_through: int = 0
     last_missing: int = 0  # readings the last acknowledgement listed as missing
@@ -73,7 +74,7 @@ class HubAcks:
         self.sign = sign
         self.policy = policy or AckPolicy()
         self.stats = AckStats()
-        self._missing_checked = 0.0
+        self._lacking_checked = 0.0
         self._reported: dict[SeqRange, float] = {}
 
     def on_message(self, payload: bytes, *, now: float | None = None) -> list[bytes]:
@@ -94,12 +95,14 @@ class HubAcks:
         self.stats.last_missing = sum(last - first + 1 for first, last in ack.missing)
         self.stats.last_ack_at = datetime.fromtimestamp(moment, UTC).isoformat()
         self.stats.settled += self.spool.settle(self.device, ack.accounted())
-        if not ack.missing or moment - self._missing_checked < MISSING_CHECK_S:
+        if not ack.missing:
             return []
-        self._missing_checked = moment
         self.stats.resent_missing += self.spool.resend(
-            self.device, ack.missing, sent_before=moment - self.policy.missing_grace_s
+            self.device, ack.missing, grace_s=self.policy.missing_grace_s
         )
+        if moment - self._lacking_checked < LACKING_CHECK_S:
+            return []
+        self._lacking_checked = moment
         return self._reports(ack.missing, moment)
 
     def _reports(self, missing: tuple[SeqRange, ...], now: float) -> list[bytes]:

@@ -261,16 +261,16 @@ class Spool:
                 )
         return removed
 
-    def resend(self, device: str, ranges: Iterable[SeqRange], *, sent_before: float) -> int:
-        """Make the readings of ``ranges`` that were sent before ``sent_before`` due at once
-        (the hub says they are missing). Returns how many."""
+    def resend(self, device: str, ranges: Iterable[SeqRange], *, grace_s: float) -> int:
+        """The hub says the readings of ``ranges`` are missing: resend each ``grace_s`` after
+        it was last sent, if its resend is due later than that. Returns how many moved."""
         changed = 0
         with self._lock, self._transaction():
             for first, last in ranges:
                 changed += self._db.execute(
-                    "update outbox set next_send = 0 where device = ? and seq between ? and ?"
-                    " and sent_at is not null and sent_at < ? and next_send > 0",
-                    (device, first, last, sent_before),
+                    "update outbox set next_send = sent_at + ?"
+                    " where device = ? and seq between ? and ? and next_send > sent_at + ?",
+                    (grace_s, device, first, last, grace_s),
                 ).rowcount
         return changed
 

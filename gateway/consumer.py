@@ -73,6 +73,8 @@ class Consumer:
         )
         self._client.manual_ack_set(True)
         self._client.reconnect_delay_set(1, 10)
+        # Acknowledgements to devices: one per device per interval, so many at once.
+        self._client.max_inflight_messages_set(1000)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message

@@ -76,6 +76,7 @@ class GatewayStats:
     gaps: int = 0
     chain_breaks: int = 0
     dropped_reports: int = 0
+    acks_published: int = 0
     batches_sealed: int = 0
     batches_anchored: int = 0
     anchor_failures: int = 0
@@ -137,6 +138,7 @@ class Gateway:
         for thread in self._threads:
             thread.join(30)
         self.consumer.stop()
+        self.stats.acks_published = self.acks.published
 
     # -- ingest ------------------------------------------------------------------------
 

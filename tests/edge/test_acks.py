@@ -68,9 +68,10 @@ def test_what_the_hub_accounts_for_leaves_the_spool(tmp_path: Path, device: Issu
     assert acks.on_message(_ack(6, (2, 3)), now=AT + 1) == []
     assert spool.held(DEVICE, 1, 10) == [2, 3, 7, 8, 9, 10]
     assert (acks.stats.settled, acks.stats.last_through, acks.stats.last_missing) == (4, 6, 2)
-    # Just sent: a hole may be another gateway that has not committed yet; not resent yet.
-    assert acks.stats.resent_missing == 0
+    # Just sent: a hole may be another gateway that has not committed yet; not resent yet...
     assert spool.pending(now=AT + 2) == []
+    # ...but sooner than the others.
+    assert [r.seq for r in spool.pending(now=AT + 5)] == [2, 3]
 
 
 def test_missing_readings_are_resent_after_the_grace(tmp_path: Path, device: Issued) -> None:
@@ -80,6 +81,7 @@ def test_missing_readings_are_resent_after_the_grace(tmp_path: Path, device: Iss
     assert acks.on_message(_ack(10, (4, 5)), now=AT + 6) == []
     assert acks.stats.resent_missing == 2
     assert [r.seq for r in spool.pending(now=AT + 6)] == [4, 5]
+    assert [r.seq for r in spool.pending(now=AT + 29)] == [4, 5]
 
 
 def test_missing_readings_the_spool_dropped_are_reported_signed(

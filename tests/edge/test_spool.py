@@ -84,10 +84,11 @@ def test_missing_readings_and_a_new_connection_make_sent_ones_due(tmp_path: Path
         spool.append("dev", _builder, now=1000.0)
     _sent(spool, [1, 2, 3], now=1000.0)
     _sent(spool, [4, 5], now=1009.0)
-    # Listed missing: only what was sent before the grace cut-off comes due.
-    assert spool.resend("dev", [(2, 5)], sent_before=1005.0) == 2
-    assert [r.seq for r in spool.pending(now=1010.0)] == [2, 3, 6]
-    assert spool.resend_all() == 3  # 1, 4, 5: a new connection sends everything unsettled
+    # Listed missing: each is resent 5 s after it was sent, not 30 s after.
+    assert spool.resend("dev", [(2, 5)], grace_s=5.0) == 4
+    assert [r.seq for r in spool.pending(now=1010.0)] == [6, 2, 3]
+    assert [r.seq for r in spool.pending(now=1014.0)] == [6, 2, 3, 4, 5]
+    assert spool.resend_all() == 5  # a new connection sends everything unsettled at once
     assert [r.seq for r in spool.pending(now=1010.0)] == [1, 2, 3, 4, 5, 6]
     assert spool.held("dev", 2, 4) == [2, 3, 4]
 

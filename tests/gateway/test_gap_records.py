@@ -1,6 +1,7 @@
 """The gateway's records of holes against the real PostgreSQL: a hole is missing (and asked for
 again) until its readings arrive or the device reports them dropped; only what a report covers
-is lost, whichever comes first, and what the hub acknowledges follows from that."""
+is lost, whichever comes first, and what the hub acknowledges follows from that, once per device
+per interval."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gateway.acks import AckPublisher
 from ingest.store import AckState, DroppedRow, GapState, ReadingStore, VerifiedRow
 from tests.support.db import connector, migrated_schema
 from tracehub import db
+from tracehub.acks import HubAck, ack_topic
 from tracehub.config import Settings
 from tracehub.reading import GENESIS_PREV
 
@@ -154,3 +157,34 @@ def test_devices_with_holes_are_found_for_asking_again(store: ReadingStore) -> N
     holey.store(store, 1, 3)
     found = store.devices_with_holes(datetime.now(UTC) - timedelta(minutes=5), limit=10_000)
     assert holey.id in found and complete.id not in found
+
+
+def test_acknowledgements_are_batched_per_device_and_holes_asked_again(
+    stack: Settings, schema: str, store: ReadingStore
+) -> None:
+    sent: list[tuple[str, bytes]] = []
+
+    def publish(topic: str, payload: bytes) -> bool:
+        sent.append((topic, payload))
+        return True
+
+    connect = connector(stack.postgres_dsn, schema)
+    acks = AckPublisher(publish, lambda: ReadingStore(connect))
+    holey, quiet = Device(6), Device(2)
+    holey.store(store, 1, 2, 6)
+    quiet.store(store, 1, 2)
+    for _ in range(3):  # three ingest groups in one interval: one acknowledgement each
+        acks.note([holey.id, quiet.id])
+    assert acks.flush(store) == 2
+    assert sorted(sent) == sorted(
+        [
+            (ack_topic(holey.id), HubAck(holey.id, 6, ((3, 5),)).to_json_bytes()),
+            (ack_topic(quiet.id), HubAck(quiet.id, 2).to_json_bytes()),
+        ]
+    )
+    sent.clear()
+    assert acks.flush(store) == 0  # nothing new arrived
+    # Asking again: the devices with missing readings hear about them with nothing noted.
+    acks.flush(store, ask_again=True)
+    assert (ack_topic(holey.id), HubAck(holey.id, 6, ((3, 5),)).to_json_bytes()) in sent
+    assert all(topic != ack_topic(quiet.id) for topic, _ in sent)
