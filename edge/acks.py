@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
@@ -51,6 +51,15 @@ class AckPolicy:
     report_again_after_s: float = 10.0
 
 
+@dataclass(frozen=True)
+class AckOutcome:
+    """What one acknowledgement did: the ranges it accounted for (now out of the spool) and the
+    signed reports to publish for missing readings the spool no longer holds."""
+
+    accounted: list[SeqRange] = field(default_factory=list)
+    reports: list[bytes] = field(default_factory=list)
+
+
 @dataclass
 class AckStats:
     hub_acks: int = 0
@@ -77,33 +86,34 @@ class HubAcks:
         self._lacking_checked = 0.0
         self._reported: dict[SeqRange, float] = {}
 
-    def on_message(self, payload: bytes, *, now: float | None = None) -> list[bytes]:
-        """Handle one acknowledgement; returns the signed reports to publish, if any."""
+    def on_message(self, payload: bytes, *, now: float | None = None) -> AckOutcome:
+        """Handle one acknowledgement."""
         moment = time.time() if now is None else now
         try:
             ack = HubAck.from_json_bytes(payload)
         except AckError as exc:
             self.stats.bad_acks += 1
             log.warning("ignoring a malformed acknowledgement: %s", exc)
-            return []
+            return AckOutcome()
         if ack.device != self.device:
             self.stats.bad_acks += 1
             log.warning("ignoring an acknowledgement for device %s", ack.device)
-            return []
+            return AckOutcome()
         self.stats.hub_acks += 1
         self.stats.last_through = ack.through
         self.stats.last_missing = sum(last - first + 1 for first, last in ack.missing)
         self.stats.last_ack_at = datetime.fromtimestamp(moment, UTC).isoformat()
-        self.stats.settled += self.spool.settle(self.device, ack.accounted())
+        accounted = ack.accounted()
+        self.stats.settled += self.spool.settle(self.device, accounted)
         if not ack.missing:
-            return []
+            return AckOutcome(accounted)
         self.stats.resent_missing += self.spool.resend(
             self.device, ack.missing, grace_s=self.policy.missing_grace_s
         )
         if moment - self._lacking_checked < LACKING_CHECK_S:
-            return []
+            return AckOutcome(accounted)
         self._lacking_checked = moment
-        return self._reports(ack.missing, moment)
+        return AckOutcome(accounted, self._reports(ack.missing, moment))
 
     def _reports(self, missing: tuple[SeqRange, ...], now: float) -> list[bytes]:
         """Signed reports for the missing readings this spool does not hold."""

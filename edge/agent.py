@@ -287,7 +287,7 @@ class Agent:
             "spool": {
                 # Not yet acknowledged by the hub as stored; of which not yet taken by the broker.
                 "depth": self.spool.depth(),
-                "unsent": self.spool.unsent(),
+                "unsent": max(0, self.spool.unsent() - self.publisher.stats.unmarked),
                 "dropped": self.spool.counters(),
                 "refused_by_agent": self.refused,
                 "last": self.spool.last(self.config.device_id),

@@ -26,7 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.acks import HubAcks
 from edge.spool import Drop, Spool, SpooledReading
-from tracehub.acks import ack_topic, dropped_topic, readings_topic
+from tracehub.acks import SeqRange, ack_topic, dropped_topic, readings_topic
 from tracehub.dropped import DropReason
 from tracehub.mqtt import tls_client
 
@@ -36,6 +36,9 @@ __all__ = ["BrokerSettings", "Publisher", "PublisherStats", "readings_topic"]
 
 #: How often the publisher looks for dropped ranges it has not reported yet.
 REPORT_CHECK_S = 1.0
+#: A reading the broker took is marked sent in the spool (with its resend time) only if the hub
+#: has not acknowledged it within this time: normally it has, and the spool is spared a write.
+MARK_SENT_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class PublisherStats:
     published: int = 0
     resent: int = 0  # of those published, readings the broker had acknowledged before
     acknowledged: int = 0  # by the broker (PUBACK); the hub's acknowledgements: HubAcks.stats
+    unmarked: int = 0  # taken by the broker less than MARK_SENT_AFTER_S ago: unsent in the spool
     reports_published: int = 0  # dropped-range reports
     refused: int = 0  # PUBACK with a failure reason code: kept in the spool, retried later
     connects: int = 0
@@ -139,6 +143,7 @@ class Publisher:
             self._failed("no CONNACK within 10 s")
         finally:
             self.stats.connected = False
+            self.stats.unmarked = 0  # unsent again: they go on the next connection
             client.disconnect()
             client.loop_stop()
 
@@ -151,20 +156,25 @@ class Publisher:
         self, client: mqtt.Client, events: queue.Queue[tuple[str, object]], stop: threading.Event
     ) -> None:
         in_flight: dict[int, SpooledReading] = {}
+        # Taken by the broker, not yet acknowledged by the hub nor marked sent in the spool.
+        unmarked: dict[tuple[str, int], tuple[SpooledReading, float]] = {}
         reports: dict[int, Drop | None] = {}  # dropped-range reports in flight
         held: dict[tuple[str, int], float] = {}  # refused by the broker: retry later
         next_report_check = 0.0
         while not stop.is_set():
-            acknowledged: list[SpooledReading] = []
+            got_event = False
             try:
                 while True:
-                    kind, payload = events.get(timeout=0.05 if not acknowledged else 0)
+                    kind, payload = events.get(timeout=0 if got_event else 0.05)
+                    got_event = True
                     if kind == "disconnect":
                         self.stats.last_error = f"disconnected: {payload}"
                         log.warning("publisher: disconnected (%s)", payload)
                         return
                     if kind == "ack":
-                        for report in self.acks.on_message(cast(bytes, payload)):
+                        outcome = self.acks.on_message(cast(bytes, payload))
+                        _forget(unmarked, self.acks.device, outcome.accounted)
+                        for report in outcome.reports:
                             if not self._publish_report(client, report, None, reports):
                                 return
                     if kind == "puback":
@@ -180,18 +190,13 @@ class Publisher:
                         if reason.is_failure:
                             self._refused(reading, str(reason), held)
                         else:
-                            acknowledged.append(reading)
+                            self.stats.acknowledged += 1
+                            unmarked[(reading.device, reading.seq)] = (reading, time.monotonic())
             except queue.Empty:
                 pass
-            if acknowledged:
-                policy = self.acks.policy
-                self.stats.acknowledged += len(acknowledged)
-                self.spool.mark_sent(
-                    acknowledged,
-                    resend_after_s=policy.resend_after_s,
-                    max_resend_after_s=policy.max_resend_after_s,
-                )
             now = time.monotonic()
+            self._mark_sent(unmarked, now)
+            self.stats.unmarked = len(unmarked)
             if now >= next_report_check:
                 next_report_check = now + REPORT_CHECK_S
                 if not self._report_drops(client, reports):
@@ -201,7 +206,7 @@ class Publisher:
             room = self.window - len(in_flight)
             if room <= 0:
                 continue
-            busy = {(r.device, r.seq) for r in in_flight.values()} | held.keys()
+            busy = {(r.device, r.seq) for r in in_flight.values()} | held.keys() | unmarked.keys()
             for reading in self.spool.pending(limit=room, exclude=busy):
                 info = client.publish(readings_topic(reading.device), reading.envelope, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -210,6 +215,19 @@ class Publisher:
                 in_flight[info.mid] = reading
                 self.stats.published += 1
                 self.stats.resent += reading.sent
+
+    def _mark_sent(
+        self, unmarked: dict[tuple[str, int], tuple[SpooledReading, float]], now: float
+    ) -> None:
+        """Mark sent, with their resend times, the readings the hub has kept waiting."""
+        late = [key for key, (_, at) in unmarked.items() if now - at >= MARK_SENT_AFTER_S]
+        if late:
+            policy = self.acks.policy
+            self.spool.mark_sent(
+                [unmarked.pop(key)[0] for key in late],
+                resend_after_s=policy.resend_after_s,
+                max_resend_after_s=policy.max_resend_after_s,
+            )
 
     def _report_drops(self, client: mqtt.Client, reports: dict[int, Drop | None]) -> bool:
         """Publish a signed report for each dropped range not reported yet."""
@@ -251,3 +269,15 @@ class Publisher:
             reason,
             self.retry_refused_after_s,
         )
+
+
+def _forget(
+    unmarked: dict[tuple[str, int], tuple[SpooledReading, float]],
+    device: str,
+    ranges: list[SeqRange],
+) -> None:
+    """Drop what the hub has accounted for (the spool has already deleted it)."""
+    if unmarked and ranges:
+        done = [k for k in unmarked if k[0] == device and any(a <= k[1] <= b for a, b in ranges)]
+        for key in done:
+            del unmarked[key]

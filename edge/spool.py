@@ -229,25 +229,18 @@ class Spool:
         doubled for each earlier attempt up to ``max_resend_after_s``, unless the hub
         acknowledges them first. Returns how many are still in the spool."""
         sent_at = time.time() if now is None else now
-        marked = 0
+        batch = list(readings)
         with self._lock, self._transaction():
-            for reading in readings:
-                changed = self._db.execute(
-                    "update outbox set sent_at = ?, attempts = attempts + 1,"
-                    " next_send = ? + min(?, ? * (1 << min(attempts, 20)))"
-                    " where device = ? and seq = ?",
-                    (
-                        sent_at,
-                        sent_at,
-                        max_resend_after_s,
-                        resend_after_s,
-                        reading.device,
-                        reading.seq,
-                    ),
-                ).rowcount
-                marked += changed
-                if changed and not reading.sent:
-                    self._unsent -= 1
+            marked = self._db.executemany(
+                "update outbox set sent_at = ?1, attempts = attempts + 1,"
+                " next_send = ?1 + min(?2, ?3 * (1 << min(attempts, 20)))"
+                " where device = ?4 and seq = ?5",
+                [(sent_at, max_resend_after_s, resend_after_s, r.device, r.seq) for r in batch],
+            ).rowcount
+            if marked == len(batch):
+                self._unsent -= sum(1 for r in batch if not r.sent)
+            else:  # some were settled meanwhile: count again
+                self._depth, self._unsent = self._count_outbox()
         return marked
 
     def settle(self, device: str, ranges: Iterable[SeqRange]) -> int:

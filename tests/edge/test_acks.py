@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.acks import AckPolicy, HubAcks
+from edge.acks import AckOutcome, AckPolicy, HubAcks
 from edge.spool import Spool
 from tests.support.pki import T0, Issued, TestPKI
 from tracehub.acks import HubAck
@@ -65,7 +65,7 @@ def test_what_the_hub_accounts_for_leaves_the_spool(tmp_path: Path, device: Issu
     spool, acks = _acks(tmp_path, device)
     _append(spool, 10)
     _send_all(spool, AT)
-    assert acks.on_message(_ack(6, (2, 3)), now=AT + 1) == []
+    assert acks.on_message(_ack(6, (2, 3)), now=AT + 1).reports == []
     assert spool.held(DEVICE, 1, 10) == [2, 3, 7, 8, 9, 10]
     assert (acks.stats.settled, acks.stats.last_through, acks.stats.last_missing) == (4, 6, 2)
     # Just sent: a hole may be another gateway that has not committed yet; not resent yet...
@@ -78,7 +78,7 @@ def test_missing_readings_are_resent_after_the_grace(tmp_path: Path, device: Iss
     spool, acks = _acks(tmp_path, device)
     _append(spool, 10)
     _send_all(spool, AT)
-    assert acks.on_message(_ack(10, (4, 5)), now=AT + 6) == []
+    assert acks.on_message(_ack(10, (4, 5)), now=AT + 6).reports == []
     assert acks.stats.resent_missing == 2
     assert [r.seq for r in spool.pending(now=AT + 6)] == [4, 5]
     assert [r.seq for r in spool.pending(now=AT + 29)] == [4, 5]
@@ -90,11 +90,11 @@ def test_missing_readings_the_spool_dropped_are_reported_signed(
     spool, acks = _acks(tmp_path, device, max_readings=5)
     _append(spool, 8)  # 1..3 dropped to make room
     _send_all(spool, AT)
-    reports = acks.on_message(_ack(8, (1, 3)), now=AT + 10)
+    reports = acks.on_message(_ack(8, (1, 3)), now=AT + 10).reports
     assert _reports(reports, pki, device) == [(1, 3, "overflow")]
     # Not repeated while the hub has had no time to record it; repeated after that.
-    assert acks.on_message(_ack(8, (1, 3)), now=AT + 12) == []
-    assert len(acks.on_message(_ack(8, (1, 3)), now=AT + 25)) == 1
+    assert acks.on_message(_ack(8, (1, 3)), now=AT + 12).reports == []
+    assert len(acks.on_message(_ack(8, (1, 3)), now=AT + 25).reports) == 1
 
 
 def test_readings_with_no_record_of_dropping_are_reported_unavailable(
@@ -103,7 +103,7 @@ def test_readings_with_no_record_of_dropping_are_reported_unavailable(
     spool, acks = _acks(tmp_path, device, max_readings=3)
     _append(spool, 6)  # 1..3 dropped (overflow); 4..6 held
     spool.settle(DEVICE, [(4, 4)])  # as an earlier acknowledgement would have
-    reports = acks.on_message(_ack(6, (2, 5)), now=AT + 10)
+    reports = acks.on_message(_ack(6, (2, 5)), now=AT + 10).reports
     assert _reports(reports, pki, device) == [(2, 3, "overflow"), (4, 4, "unavailable")]
 
 
@@ -112,8 +112,10 @@ def test_foreign_and_malformed_acknowledgements_change_nothing(
 ) -> None:
     spool, acks = _acks(tmp_path, device)
     _append(spool, 3)
-    assert acks.on_message(_ack(3, device="dev-2")) == []
-    assert acks.on_message(b'{"v":1,"device":"dev-1","through":3,"missing":[[3,1]]}') == []
-    assert acks.on_message(b"not json") == []
+    assert acks.on_message(_ack(3, device="dev-2")) == AckOutcome()
+    assert (
+        acks.on_message(b'{"v":1,"device":"dev-1","through":3,"missing":[[3,1]]}').accounted == []
+    )
+    assert acks.on_message(b"not json").reports == []
     assert spool.depth() == 3
     assert acks.stats.bad_acks == 3
