@@ -4,12 +4,16 @@
 
 1. Spool: appends real signed rfid envelopes (about 560 bytes each), one reading per
    transaction (what the agent does for a lone read event) and 100 per transaction (a burst of
-   read events), then acks them; reports readings/s and the database size per million readings
-   (measured on `--spool-readings`, scaled linearly).
+   read events), then acknowledges them as the agent does: settled by the hub's acknowledgement
+   (`ack_per_s`: the usual case, the hub answers within a second, so nothing else is written),
+   and, for a hub that is slow or down, first marked sent in the batches the broker's PUBACKs
+   come in (`--puback-batch`) and then settled (`ack_per_s_hub_late`); reports readings/s and
+   the database size per million readings (measured on `--spool-readings`, scaled linearly).
 2. Agent at 100 reads/s: runs `tracehub-edge run` against the real broker (the stack must be
-   up: `make bench` brings it up) with a simulated R2000 reader on a pseudo-terminal reporting
-   100 tag reads per second (tags passing by, each reported 4 times, so the smoother makes 25
-   signed read events a second), and samples the agent's CPU time and resident memory from /proc.
+   up: `make bench` brings it up) and a gateway (its own group), which acknowledges what it
+   stores, with a simulated R2000 reader on a pseudo-terminal reporting 100 tag reads per second
+   (tags passing by, each reported 4 times, so the smoother makes 25 signed read events a
+   second), and samples the agent's CPU time and resident memory from /proc.
 Bounded in count and time; writes bench/results/edge.json.
 """
 
@@ -50,7 +54,7 @@ def _signer(pki: PKI, device_id: str) -> tuple[ec.EllipticCurvePrivateKey, Any]:
     return key, pki.device(device_id)[0].certificate
 
 
-def bench_spool(pki: PKI, readings: int) -> dict[str, Any]:
+def bench_spool(pki: PKI, readings: int, puback_batch: int) -> dict[str, Any]:
     device_id = f"bench-{uuid.uuid4().hex[:8]}"
     key, certificate = _signer(pki, device_id)
     ts = datetime.now(UTC).replace(microsecond=0)
@@ -72,7 +76,7 @@ def bench_spool(pki: PKI, readings: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for batch in (1, 100):
             path = Path(tmp) / f"spool-{batch}.sqlite3"
-            spool = Spool(path, max_readings=readings + 1)
+            spool = Spool(path, max_readings=2 * readings + 1)
             count = readings if batch == 100 else min(readings, 20_000)
             started = time.perf_counter()
             for _ in range(count // batch):
@@ -80,16 +84,28 @@ def bench_spool(pki: PKI, readings: int) -> dict[str, Any]:
             append_s = time.perf_counter() - started
             spool.close()
             size = sum(p.stat().st_size for p in Path(tmp).glob(f"spool-{batch}.sqlite3*"))
-            spool = Spool(path)
+            spool = Spool(path, max_readings=2 * readings + 1)
             started = time.perf_counter()
             while pending := spool.pending(limit=500):
-                spool.ack([(r.device, r.seq) for r in pending])
+                spool.settle(device_id, [(pending[0].seq, pending[-1].seq)])
             ack_s = time.perf_counter() - started
+            # The same again with a hub that answers late: marked sent first.
+            for _ in range(count // 100):
+                spool.append_many([(device_id, build)] * 100)
+            started = time.perf_counter()
+            while pending := spool.pending(limit=500):
+                for at in range(0, len(pending), puback_batch):
+                    spool.mark_sent(
+                        pending[at : at + puback_batch], resend_after_s=30, max_resend_after_s=600
+                    )
+                spool.settle(device_id, [(pending[0].seq, pending[-1].seq)])
+            late_s = time.perf_counter() - started
             spool.close()
             results[f"batch_{batch}"] = {
                 "readings": count,
                 "append_per_s_incl_signing": round(count / append_s),
                 "ack_per_s": round(count / ack_s),
+                "ack_per_s_hub_late": round(count / late_s),
                 "bytes_per_reading_on_disk": round(size / count),
                 "mib_per_million_readings": round(size / count * 1e6 / 2**20),
             }
@@ -114,6 +130,21 @@ def bench_agent(settings: Settings, pki: PKI, seconds: float) -> dict[str, Any]:
     time.sleep(1.1)
     master, slave = os.openpty()
     os.set_blocking(master, False)
+    name = f"bench-edge-{uuid.uuid4().hex[:6]}"
+    gateway = subprocess.Popen(
+        [
+            str(PROJECT_DIR / ".venv/bin/python"),
+            "-m",
+            "gateway",
+            "--name",
+            name,
+            "--group",
+            name,
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=PROJECT_DIR,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "agent.toml"
         config.write_text(
@@ -165,13 +196,19 @@ def bench_agent(settings: Settings, pki: PKI, seconds: float) -> dict[str, Any]:
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(20)
+            gateway.send_signal(signal.SIGTERM)
+            gateway.wait(60)
             os.close(master)
             os.close(slave)
+            leave = [str(PROJECT_DIR / ".venv/bin/python"), "-m", "gateway", "--name", name]
+            subprocess.run([*leave, "--leave"], cwd=PROJECT_DIR, check=False, timeout=60)
     return {
         "tag_reads_sent": sent,
         "reads_per_s": round(sent / wall, 1),
         "read_events_spooled": status["readers"]["r"]["read_events"],
         "acknowledged_by_broker": status["publisher"]["acknowledged"],
+        "acknowledged_by_hub": status["hub_acks"]["settled"],
+        "hub_acknowledgements": status["hub_acks"]["hub_acks"],
         "cpu_percent_of_one_core": round((cpu1 - cpu0) / wall * 100, 1),
         "rss_mib": round(rss / 1024, 1),
         "rss_peak_mib": round(rss_peak / 1024, 1),
@@ -182,11 +219,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spool-readings", type=int, default=200_000)
     parser.add_argument("--agent-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--puback-batch",
+        type=int,
+        default=64,
+        help="readings marked sent per transaction (the publisher's in-flight window)",
+    )
     args = parser.parse_args()
     settings = Settings.from_env()
     pki = PKI(settings.pki_dir)
     print(f"edge bench: spool with {args.spool_readings} readings ...", flush=True)
-    spool = bench_spool(pki, args.spool_readings)
+    spool = bench_spool(pki, args.spool_readings, args.puback_batch)
     for name, row in spool.items():
         print(f"  spool {name}: {row}")
     print(f"edge bench: agent at 100 reads/s for {args.agent_seconds:.0f} s ...", flush=True)

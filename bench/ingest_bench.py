@@ -5,7 +5,8 @@
 
 Readings are signed beforehand (signing is the devices' cost, measured in envelope_bench), then
 published with QoS 1 by `--devices` MQTT clients from two publisher processes, as fast as the
-broker takes them, or at a steady offered rate.
+broker takes them, or at a steady offered rate. Each client subscribes to its device's
+acknowledgement topic, as an edge agent does, so the broker delivers what the gateways send.
 (a) broker pass-through: a trivial subscriber counts the messages;
 (b) the verify ceiling of one process (verify_envelope, warm cache);
 (c) `--gateways` gateway processes on one shared subscription (c1 flat out, c2 at each of `--rates`,
@@ -43,6 +44,7 @@ from bench._proc import cpu_and_rss
 from certs.pki import PKI
 from tests.support.mqtt import close, connect, device_client, gateway_client
 from tracehub import db
+from tracehub.acks import ack_topic
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.envelope import reading_hash, sign_reading
 from tracehub.ledger.local import connect_org
@@ -98,6 +100,7 @@ def _publish_part(job: tuple[dict[str, list[bytes]], float | None]) -> list[floa
         client = device_client(settings, device_id)
         client.max_inflight_messages_set(1000)
         assert connect(client, settings), device_id
+        client.subscribe(ack_topic(device_id), qos=1)
         clients.append((device_id, client))
     times: list[float] = []
     infos = []

@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from edge.acks import HubAcks
 from edge.config import AgentConfig, ReaderConfig, SensorConfig
 from edge.publisher import BrokerSettings, Publisher
 from edge.rfid_reader import decoder_for
@@ -34,6 +35,7 @@ from edge.rfid_reader.transport import run as run_reader
 from edge.sensors import ModbusSensor, SensorSample, SensorSpec, poll_forever
 from edge.smoothing import ReadEvent, ReadSmoother
 from edge.spool import Spool, SpoolFullError
+from tracehub.dropped import DroppedRange, sign_dropped
 from tracehub.envelope import sign_reading
 from tracehub.reading import Reading, format_ts
 
@@ -72,6 +74,10 @@ class Signer:
             return sign_reading(reading, self.key, self.certificate)
 
         return build
+
+    def sign_dropped(self, report: DroppedRange) -> bytes:
+        """A dropped-range report, signed like readings."""
+        return sign_dropped(report, self.key, self.certificate)
 
 
 class _ReaderWorker:
@@ -166,6 +172,7 @@ class Agent:
             max_age_s=config.spool_max_age_s,
             when_full=config.spool_when_full,
         )
+        self.acks = HubAcks(self.spool, config.device_id, self.signer.sign_dropped, config.acks)
         self.publisher = Publisher(
             self.spool,
             BrokerSettings(
@@ -176,6 +183,7 @@ class Agent:
                 key_file=config.key,
                 client_id=f"edge-{config.device_id}",
             ),
+            self.acks,
         )
         self.readers = [_ReaderWorker(r, self) for r in config.readers]
         self.sensors = [_SensorWorker(s, self) for s in config.sensors]
@@ -277,12 +285,15 @@ class Agent:
             "updated_at": datetime.now(UTC).isoformat(),
             "started_at": _iso(self.started_at),
             "spool": {
+                # Not yet acknowledged by the hub as stored; of which not yet taken by the broker.
                 "depth": self.spool.depth(),
+                "unsent": max(0, self.spool.unsent() - self.publisher.stats.unmarked),
                 "dropped": self.spool.counters(),
                 "refused_by_agent": self.refused,
                 "last": self.spool.last(self.config.device_id),
             },
             "publisher": asdict(self.publisher.stats),
+            "hub_acks": asdict(self.acks.stats),
             "readers": {w.config.name: w.status() for w in self.readers},
             "sensors": {s.name: s.status() for s in self.sensors},
         }

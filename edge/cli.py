@@ -56,13 +56,20 @@ def status(args: argparse.Namespace) -> int:
         return 0
     age = time.time() - datetime.fromisoformat(state["updated_at"]).timestamp()
     running = "running" if age < 5 else f"not running (status is {age:.0f} s old)"
-    spool, publisher = state["spool"], state["publisher"]
+    spool, publisher, acks = state["spool"], state["publisher"], state["hub_acks"]
     print(f"agent {state['device']}: {running}")
-    print(f"  spool depth {spool['depth']}, last seq {spool['last']}, dropped {spool['dropped']}")
+    print(
+        f"  spool depth {spool['depth']} ({spool['unsent']} unsent, the rest awaiting the hub), "
+        f"last seq {spool['last']}, dropped {spool['dropped']}"
+    )
     print(
         f"  broker {'connected' if publisher['connected'] else 'disconnected'}: "
-        f"{publisher['acknowledged']} acknowledged, {publisher['refused']} refused, "
-        f"last error {publisher['last_error'] or '-'}"
+        f"{publisher['acknowledged']} acknowledged, {publisher['resent']} resent, "
+        f"{publisher['refused']} refused, last error {publisher['last_error'] or '-'}"
+    )
+    print(
+        f"  hub: stored through seq {acks['last_through']}, {acks['last_missing']} missing, "
+        f"{acks['settled']} settled, last acknowledgement {acks['last_ack_at'] or 'never'}"
     )
     for name, reader in state["readers"].items():
         decoder = reader["decoder"]

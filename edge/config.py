@@ -17,6 +17,11 @@
     max_age_days = 30
     when_full = "drop-oldest"      # or "refuse-new"
 
+    [acks]                         # the hub's end-to-end acknowledgement (optional section)
+    resend_after_s = 30            # resend what the hub has not acknowledged after this long,
+    max_resend_after_s = 600       # doubling per attempt up to this
+    missing_grace_s = 5            # resend what the hub reports missing once sent this long ago
+
     [[readers]]
     name = "dock-door-1"
     protocol = "r2000"             # rdm6300 | r2000 | m100
@@ -39,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.acks import AckPolicy
 from edge.errors import EdgeError
 from edge.spool import WhenFull
 from tracehub.errors import InvalidError
@@ -79,6 +85,7 @@ class AgentConfig:
     spool_when_full: WhenFull
     readers: list[ReaderConfig]
     sensors: list[SensorConfig]
+    acks: AckPolicy = field(default_factory=AckPolicy)
 
     @property
     def status_path(self) -> Path:
@@ -142,6 +149,17 @@ def load(path: Path) -> AgentConfig:
         when_full = WhenFull(spool.get("when_full", "drop-oldest"))
     except ValueError as exc:
         raise EdgeConfigError(f"[spool] when_full: {exc}") from exc
+    acks = data.get("acks", {})
+    if not isinstance(acks, dict):
+        raise EdgeConfigError("[acks] must be a section")
+    unknown = acks.keys() - {"resend_after_s", "max_resend_after_s", "missing_grace_s"}
+    if unknown:
+        raise EdgeConfigError(f"[acks]: unknown key(s) {', '.join(sorted(unknown))}")
+    policy = AckPolicy(
+        **{key: float(_require(acks, "[acks]", key, float)) for key in acks},
+    )
+    if not 0 < policy.resend_after_s <= policy.max_resend_after_s:
+        raise EdgeConfigError("[acks]: need 0 < resend_after_s <= max_resend_after_s")
     return AgentConfig(
         device_id=_require(device, "[device]", "id", str),
         certificate=resolve(_require(device, "[device]", "certificate", str)),
@@ -156,4 +174,5 @@ def load(path: Path) -> AgentConfig:
         spool_when_full=when_full,
         readers=readers,
         sensors=sensors,
+        acks=policy,
     )

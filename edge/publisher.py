@@ -1,10 +1,13 @@
-"""Publishes spooled readings to the broker with MQTT 5 QoS 1 over mutual TLS.
+"""Publishes spooled readings to the broker with MQTT 5 QoS 1 over mutual TLS, and takes the
+hub's end-to-end acknowledgements back (edge.acks, docs/acknowledgement.md).
 
 The spool, not the MQTT client, is the source of truth: every connection starts from a fresh
-client with a clean session and sends the oldest unacknowledged readings first, so after a crash
-or an outage the order is the spool's order. A reading is deleted from the spool only when its
-PUBACK arrives with a success code. A redelivered duplicate is possible (QoS 1 is at least once);
-the gateway drops it by (device, seq).
+client with a clean session, makes every unacknowledged reading due again (the broker may have
+lost what it held) and sends the oldest first, so after a crash or an outage the order is the
+spool's order. A PUBACK with a success code marks a reading sent; it leaves the spool only when
+the hub's acknowledgement covers it, and is resent when that does not come in time. Duplicates
+are therefore possible (QoS 1 is at least once, resends more so); the gateway drops them by
+(device, seq). Readings the spool had to drop are reported to the hub, signed.
 """
 
 from __future__ import annotations
@@ -21,14 +24,21 @@ from typing import cast
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.spool import Spool, SpooledReading
+from edge.acks import HubAcks
+from edge.spool import Drop, Spool, SpooledReading
+from tracehub.acks import SeqRange, ack_topic, dropped_topic, readings_topic
+from tracehub.dropped import DropReason
 from tracehub.mqtt import tls_client
 
 log = logging.getLogger(__name__)
 
+__all__ = ["BrokerSettings", "Publisher", "PublisherStats", "readings_topic"]
 
-def readings_topic(device: str) -> str:
-    return f"tracehub/v1/devices/{device}/readings"
+#: How often the publisher looks for dropped ranges it has not reported yet.
+REPORT_CHECK_S = 1.0
+#: A reading the broker took is marked sent in the spool (with its resend time) only if the hub
+#: has not acknowledged it within this time: normally it has, and the spool is spared a write.
+MARK_SENT_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,10 @@ class BrokerSettings:
 @dataclass
 class PublisherStats:
     published: int = 0
-    acknowledged: int = 0
+    resent: int = 0  # of those published, readings the broker had acknowledged before
+    acknowledged: int = 0  # by the broker (PUBACK); the hub's acknowledgements: HubAcks.stats
+    unmarked: int = 0  # taken by the broker less than MARK_SENT_AFTER_S ago: unsent in the spool
+    reports_published: int = 0  # dropped-range reports
     refused: int = 0  # PUBACK with a failure reason code: kept in the spool, retried later
     connects: int = 0
     connection_failures: int = 0
@@ -61,6 +74,7 @@ class Publisher:
         self,
         spool: Spool,
         broker: BrokerSettings,
+        acks: HubAcks,
         *,
         window: int = 64,
         backoff_s: tuple[float, float] = (0.5, 30.0),
@@ -68,6 +82,7 @@ class Publisher:
     ) -> None:
         self.spool = spool
         self.broker = broker
+        self.acks = acks
         self.window = window
         self.backoff_s = backoff_s
         self.retry_refused_after_s = retry_refused_after_s
@@ -97,6 +112,7 @@ class Publisher:
         client.on_connect = lambda c, u, f, reason, p: events.put(("connect", reason))
         client.on_disconnect = lambda c, u, f, reason, p: events.put(("disconnect", reason))
         client.on_publish = lambda c, u, mid, reason, p: events.put(("puback", (mid, reason)))
+        client.on_message = lambda c, u, message: events.put(("ack", bytes(message.payload)))
         return client
 
     def _session(self, stop: threading.Event) -> None:
@@ -118,11 +134,16 @@ class Publisher:
             self.stats.connects += 1
             self.stats.connected = True
             log.info("connected to %s:%d", self.broker.host, self.broker.port)
+            client.subscribe(ack_topic(self.acks.device), qos=1)
+            # What the previous connection sent may be gone with the broker's state: send again
+            # whatever the hub has not acknowledged (it drops what it already has).
+            self.spool.resend_all()
             self._pump(client, events, stop)
         except queue.Empty:
             self._failed("no CONNACK within 10 s")
         finally:
             self.stats.connected = False
+            self.stats.unmarked = 0  # unsent again: they go on the next connection
             client.disconnect()
             client.loop_stop()
 
@@ -135,36 +156,57 @@ class Publisher:
         self, client: mqtt.Client, events: queue.Queue[tuple[str, object]], stop: threading.Event
     ) -> None:
         in_flight: dict[int, SpooledReading] = {}
+        # Taken by the broker, not yet acknowledged by the hub nor marked sent in the spool.
+        unmarked: dict[tuple[str, int], tuple[SpooledReading, float]] = {}
+        reports: dict[int, Drop | None] = {}  # dropped-range reports in flight
         held: dict[tuple[str, int], float] = {}  # refused by the broker: retry later
+        next_report_check = 0.0
         while not stop.is_set():
-            acknowledged: list[tuple[str, int]] = []
+            got_event = False
             try:
                 while True:
-                    kind, payload = events.get(timeout=0.05 if not acknowledged else 0)
+                    kind, payload = events.get(timeout=0 if got_event else 0.05)
+                    got_event = True
                     if kind == "disconnect":
                         self.stats.last_error = f"disconnected: {payload}"
                         log.warning("publisher: disconnected (%s)", payload)
                         return
+                    if kind == "ack":
+                        outcome = self.acks.on_message(cast(bytes, payload))
+                        _forget(unmarked, self.acks.device, outcome.accounted)
+                        for report in outcome.reports:
+                            if not self._publish_report(client, report, None, reports):
+                                return
                     if kind == "puback":
                         mid, reason = cast(tuple[int, ReasonCode], payload)
+                        if mid in reports:
+                            drop = reports.pop(mid)
+                            if drop is not None and not reason.is_failure:
+                                self.spool.mark_reported(drop)
+                            continue
                         reading = in_flight.pop(mid, None)
                         if reading is None:
                             continue
                         if reason.is_failure:
                             self._refused(reading, str(reason), held)
                         else:
-                            acknowledged.append((reading.device, reading.seq))
+                            self.stats.acknowledged += 1
+                            unmarked[(reading.device, reading.seq)] = (reading, time.monotonic())
             except queue.Empty:
                 pass
-            if acknowledged:
-                self.stats.acknowledged += self.spool.ack(acknowledged)
             now = time.monotonic()
+            self._mark_sent(unmarked, now)
+            self.stats.unmarked = len(unmarked)
+            if now >= next_report_check:
+                next_report_check = now + REPORT_CHECK_S
+                if not self._report_drops(client, reports):
+                    return
             for key in [k for k, until in held.items() if until <= now]:
                 del held[key]
             room = self.window - len(in_flight)
             if room <= 0:
                 continue
-            busy = {(r.device, r.seq) for r in in_flight.values()} | held.keys()
+            busy = {(r.device, r.seq) for r in in_flight.values()} | held.keys() | unmarked.keys()
             for reading in self.spool.pending(limit=room, exclude=busy):
                 info = client.publish(readings_topic(reading.device), reading.envelope, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -172,6 +214,47 @@ class Publisher:
                     return
                 in_flight[info.mid] = reading
                 self.stats.published += 1
+                self.stats.resent += reading.sent
+
+    def _mark_sent(
+        self, unmarked: dict[tuple[str, int], tuple[SpooledReading, float]], now: float
+    ) -> None:
+        """Mark sent, with their resend times, the readings the hub has kept waiting."""
+        late = [key for key, (_, at) in unmarked.items() if now - at >= MARK_SENT_AFTER_S]
+        if late:
+            policy = self.acks.policy
+            self.spool.mark_sent(
+                [unmarked.pop(key)[0] for key in late],
+                resend_after_s=policy.resend_after_s,
+                max_resend_after_s=policy.max_resend_after_s,
+            )
+
+    def _report_drops(self, client: mqtt.Client, reports: dict[int, Drop | None]) -> bool:
+        """Publish a signed report for each dropped range not reported yet."""
+        pending = {drop for drop in reports.values() if drop is not None}
+        for drop in self.spool.unreported():
+            if drop in pending:
+                continue
+            reason = cast(DropReason, drop.reason)
+            envelope = self.acks.report(drop.first, drop.last, reason, drop.at)
+            if not self._publish_report(client, envelope, drop, reports):
+                return False
+        return True
+
+    def _publish_report(
+        self,
+        client: mqtt.Client,
+        envelope: bytes,
+        drop: Drop | None,
+        reports: dict[int, Drop | None],
+    ) -> bool:
+        info = client.publish(dropped_topic(self.acks.device), envelope, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.stats.last_error = f"publish: {mqtt.error_string(info.rc)}"
+            return False
+        reports[info.mid] = drop
+        self.stats.reports_published += 1
+        return True
 
     def _refused(
         self, reading: SpooledReading, reason: str, held: dict[tuple[str, int], float]
@@ -186,3 +269,15 @@ class Publisher:
             reason,
             self.retry_refused_after_s,
         )
+
+
+def _forget(
+    unmarked: dict[tuple[str, int], tuple[SpooledReading, float]],
+    device: str,
+    ranges: list[SeqRange],
+) -> None:
+    """Drop what the hub has accounted for (the spool has already deleted it)."""
+    if unmarked and ranges:
+        done = [k for k in unmarked if k[0] == device and any(a <= k[1] <= b for a, b in ranges)]
+        for key in done:
+            del unmarked[key]

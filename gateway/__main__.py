@@ -2,6 +2,10 @@
 
 Connects to the local stack (tracehub.config.Settings), migrates the database (idempotent, safe
 when several gateways start at once), and runs until SIGTERM.
+
+`python -m gateway --name gw-1 --leave` removes a stopped gateway from its group for good: the
+broker ends its session, so it no longer queues a share of the readings for it
+(docs/acknowledgement.md, "Scaling a gateway group down").
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from cryptography import x509
 
 from alerts.service import gateway_alert_worker
 from certs.pki import PKI
-from gateway.consumer import Consumer, ConsumerSettings
+from gateway.consumer import Consumer, ConsumerSettings, leave
 from gateway.service import Gateway, GatewaySettings
 from ingest.epcis.anchoring import EventAnchorLoop
 from ingest.schema import migrate
@@ -53,8 +57,19 @@ def main() -> int:
     parser.add_argument(
         "--session-expiry",
         type=int,
-        default=7 * 86400,
+        default=ConsumerSettings.session_expiry_s,
         help="seconds the broker keeps this group member's session and queue while it is away",
+    )
+    parser.add_argument(
+        "--ack-interval",
+        type=float,
+        default=GatewaySettings.ack_interval_s,
+        help="seconds between a device's end-to-end acknowledgements (they are batched)",
+    )
+    parser.add_argument(
+        "--leave",
+        action="store_true",
+        help="end this (stopped) member's broker session, so it takes no share, and exit",
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args()
@@ -63,23 +78,28 @@ def main() -> int:
     )
     settings = Settings.from_env()
     pki = PKI(settings.pki_dir)
+    cert, key, _ = pki.service_paths("gateway")
+    consumer_settings = ConsumerSettings(
+        host=settings.mqtt_host,
+        port=settings.mqtt_tls_port,
+        ca_file=pki.ca_bundle_path,
+        cert_file=cert,
+        key_file=key,
+        client_id=f"gateway-{args.name}",
+        group=args.group,
+        session_expiry_s=args.session_expiry,
+    )
+    if args.leave:
+        if not leave(consumer_settings):
+            logging.error("gateway %s: the broker did not accept the connection", args.name)
+            return 1
+        logging.info("gateway %s left: the broker ended its session", args.name)
+        return 0
     with db.connect(settings.postgres_dsn) as conn:
         applied = migrate(conn)
     if applied:
         logging.info("gateway: applied migrations %s", applied)
-    cert, key, _ = pki.service_paths("gateway")
-    consumer = Consumer(
-        ConsumerSettings(
-            host=settings.mqtt_host,
-            port=settings.mqtt_tls_port,
-            ca_file=pki.ca_bundle_path,
-            cert_file=cert,
-            key_file=key,
-            client_id=f"gateway-{args.name}",
-            group=args.group,
-            session_expiry_s=args.session_expiry,
-        )
-    )
+    consumer = Consumer(consumer_settings)
     alerts = gateway_alert_worker(settings, pki)  # rules over the readings stored
     ledger_gateway = connect_org(settings.fabric, 1)
     network = ledger_gateway.get_network(settings.fabric.channel)
@@ -90,6 +110,7 @@ def main() -> int:
             batch_max_readings=args.batch_readings,
             batch_max_age_s=args.batch_seconds,
             crl_path=pki.crl_path,
+            ack_interval_s=args.ack_interval,
         ),
         consumer=consumer,
         trust=TrustStore.from_pem_files(pki.ca_bundle_path, pki.crl_path),

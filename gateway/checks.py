@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tracehub.dropped import VerifiedDropped, verify_dropped
 from tracehub.verify import (
     CertificateDirectory,
     TrustStore,
@@ -22,6 +23,7 @@ from tracehub.verify import (
 )
 
 TOPIC = re.compile(r"tracehub/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/readings")
+DROPPED_TOPIC = re.compile(r"tracehub/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/dropped")
 MAX_ENVELOPE = 16 * 1024
 
 
@@ -82,6 +84,49 @@ def check_message(
             "clock_skew", f"reading time is {ahead:.0f} s ahead of the gateway", device_id
         )
     return Accepted(verified, payload, received_at)
+
+
+@dataclass(frozen=True)
+class AcceptedDrop:
+    """A dropped-range report whose signature verified (docs/dropped-report.md)."""
+
+    verified: VerifiedDropped
+    envelope: bytes
+    received_at: datetime
+
+
+def is_dropped_report(topic: str) -> bool:
+    return DROPPED_TOPIC.fullmatch(topic) is not None
+
+
+def check_dropped(
+    topic: str,
+    payload: bytes,
+    *,
+    trust: TrustStore,
+    directory: CertificateDirectory,
+    received_at: datetime,
+    max_future_skew: timedelta,
+) -> AcceptedDrop | Rejected:
+    """Accept a device's dropped-range report, verified as readings are, or say why not."""
+    match = DROPPED_TOPIC.fullmatch(topic)
+    device_id = match.group(1) if match else None
+
+    def reject(reason: str, detail: str) -> Rejected:
+        return Rejected(topic, device_id, reason, detail, payload, received_at)
+
+    if device_id is None:
+        return reject("bad_topic", f"not a dropped-range topic: {topic!r}")
+    if len(payload) > MAX_ENVELOPE:
+        return reject("oversize", f"{len(payload)} bytes > {MAX_ENVELOPE}")
+    try:
+        verified = verify_dropped(payload, trust, directory, topic_device_id=device_id)
+    except VerificationError as exc:
+        return reject(str(exc.reason), exc.detail)
+    if verified.report.ts - received_at > max_future_skew:
+        ahead = (verified.report.ts - received_at).total_seconds()
+        return reject("clock_skew", f"report time is {ahead:.0f} s ahead of the gateway")
+    return AcceptedDrop(verified, payload, received_at)
 
 
 def reading_row(accepted: Accepted) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Messages are acknowledged only after the store has committed them (or their quarantine entry),
 so a gateway that dies holding messages gets them redelivered; the store's uniqueness on
 (device, seq) makes the redelivery harmless. Several gateway processes with the same group
-split the load (MQTT 5 shared subscription).
+split the load (MQTT 5 shared subscription). The same client publishes the hub's end-to-end
+acknowledgements to the devices (gateway.acks); `leave` ends a departed member's session.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 Properties: Any = _Properties
 
 READINGS = "tracehub/v1/devices/+/readings"
+DROPPED = "tracehub/v1/devices/+/dropped"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,10 @@ class ConsumerSettings:
     key_file: Path
     client_id: str
     group: str = "ingest"
-    session_expiry_s: int = 7 * 86400
+    # How long the broker keeps this member's session (and queues its share) while it is away:
+    # long enough for a restart, short enough that a member that never comes back stops taking
+    # a share soon (docs/acknowledgement.md, "Scaling a gateway group down").
+    session_expiry_s: int = 300
     receive_maximum: int = 4000
 
 
@@ -68,6 +73,8 @@ class Consumer:
         )
         self._client.manual_ack_set(True)
         self._client.reconnect_delay_set(1, 10)
+        # Acknowledgements to devices: one per device per interval, so many at once.
+        self._client.max_inflight_messages_set(1000)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -96,6 +103,11 @@ class Consumer:
             if delivery.qos > 0:
                 self._client.ack(delivery.mid, delivery.qos)
 
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """Publish with QoS 1 (queued by the client while disconnected); False if refused."""
+        info = self._client.publish(topic, payload, qos=1)
+        return info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)
+
     def _on_connect(
         self,
         client: mqtt.Client,
@@ -107,7 +119,8 @@ class Consumer:
         if getattr(reason, "is_failure", True):
             log.error("gateway: broker refused the connection: %s", reason)
             return
-        client.subscribe(f"$share/{self.settings.group}/{READINGS}", qos=1)
+        group = self.settings.group
+        client.subscribe([(f"$share/{group}/{READINGS}", 1), (f"$share/{group}/{DROPPED}", 1)])
         self.connected.set()
         log.info("gateway: connected, subscribed as group %s", self.settings.group)
 
@@ -125,6 +138,39 @@ class Consumer:
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         payload = bytes(message.payload)
         self.deliveries.put(Delivery(message.topic, payload, message.mid, message.qos))
+
+
+def leave(settings: ConsumerSettings, timeout: float = 10) -> bool:
+    """End the broker session of the group member ``settings.client_id``, which must not be
+    running: connect with its client id, a clean start and no session expiry, and disconnect.
+    The broker stops giving it a share; what it had queued there is discarded (the devices hold
+    it until the hub acknowledges it, and send it again). True if the broker accepted."""
+    client = tls_client(
+        settings.client_id,
+        ca_file=settings.ca_file,
+        cert_file=settings.cert_file,
+        key_file=settings.key_file,
+    )
+    accepted = threading.Event()
+
+    def on_connect(
+        c: mqtt.Client, userdata: object, flags: object, reason: Any, props: object
+    ) -> None:
+        if not reason.is_failure:
+            accepted.set()
+
+    client.on_connect = on_connect
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 0
+    client.connect(
+        settings.host, settings.port, keepalive=30, clean_start=True, properties=properties
+    )
+    client.loop_start()
+    try:
+        return accepted.wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def drain(

@@ -1,7 +1,10 @@
 """The gateway process: ingest, batch, anchor — three loops over one durable store.
 
 - Ingest: deliveries from the shared subscription are checked (gateway.checks), stored in one
-  transaction per drained group, rejects and replays quarantined, and only then acknowledged.
+  transaction per drained group, rejects and replays quarantined, and only then acknowledged;
+  the devices they came from are then told how far the hub has stored their readings
+  (gateway.acks, a fourth loop, batched per device). Devices' signed dropped-range reports
+  arrive on the same subscription and are recorded (docs/acknowledgement.md).
 - Batch: every `batch_max_age_s`, or as soon as `batch_max_readings` wait, the oldest unbatched
   readings are sealed into a batch (Merkle root over their hashes, outbox entry, one
   transaction) and the batch object is put on IPFS. The store, not memory, says what is
@@ -21,11 +24,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.checks import Accepted, Rejected, check_message
+from gateway.acks import AckPublisher
+from gateway.checks import (
+    Accepted,
+    AcceptedDrop,
+    Rejected,
+    check_dropped,
+    check_message,
+    is_dropped_report,
+)
 from gateway.consumer import AlertHook, Consumer, Delivery, drain
 from ingest.store import (
     BatchConflictError,
     BatchRecord,
+    DroppedRow,
     QuarantineRow,
     ReadingStore,
     VerifiedRow,
@@ -52,6 +64,7 @@ class GatewaySettings:
     anchor_lease: timedelta = timedelta(seconds=30)
     crl_path: Path | None = None
     crl_check_s: float = 10.0
+    ack_interval_s: float = 0.2  # end-to-end acknowledgements: at most one per device per this
 
 
 @dataclass
@@ -62,6 +75,8 @@ class GatewayStats:
     quarantined: int = 0
     gaps: int = 0
     chain_breaks: int = 0
+    dropped_reports: int = 0
+    acks_published: int = 0
     batches_sealed: int = 0
     batches_anchored: int = 0
     anchor_failures: int = 0
@@ -99,6 +114,9 @@ class Gateway:
         self.block_lookup = block_lookup
         self.channel = channel
         self.stats = GatewayStats()
+        self.acks = AckPublisher(
+            consumer.publish, store_factory, interval_s=settings.ack_interval_s
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._last_seal = 0.0  # monotonic time of this gateway's last seal
@@ -109,6 +127,7 @@ class Gateway:
             ("ingest", self._ingest_loop),
             ("batch", self._batch_loop),
             ("anchor", self._anchor_loop),
+            ("acks", lambda: self.acks.run(self._stop)),
         ):
             thread = threading.Thread(target=loop, name=name, daemon=True)
             thread.start()
@@ -119,6 +138,7 @@ class Gateway:
         for thread in self._threads:
             thread.join(30)
         self.consumer.stop()
+        self.stats.acks_published = self.acks.published
 
     # -- ingest ------------------------------------------------------------------------
 
@@ -165,8 +185,23 @@ class Gateway:
         now = datetime.now(UTC)
         skew = timedelta(seconds=self.settings.max_future_skew_s)
         rows: list[VerifiedRow] = []
+        drops: list[DroppedRow] = []
         rejected: list[QuarantineRow] = []
         for delivery in deliveries:
+            if is_dropped_report(delivery.topic):
+                report = check_dropped(
+                    delivery.topic,
+                    delivery.payload,
+                    trust=self.trust,
+                    directory=self.directory,
+                    received_at=now,
+                    max_future_skew=skew,
+                )
+                if isinstance(report, AcceptedDrop):
+                    drops.append(DroppedRow.from_verified(report.verified, report.envelope, now))
+                else:
+                    rejected.append(_quarantine_row(report))
+                continue
             outcome = check_message(
                 delivery.topic,
                 delivery.payload,
@@ -192,9 +227,14 @@ class Gateway:
                 )
                 for c in result.conflicts
             )
+        if drops:
+            self.stats.dropped_reports += store.record_dropped(drops)
         if rejected:
             store.quarantine(rejected)
         self.consumer.ack(deliveries)
+        # Only now, with everything durable: tell the devices (duplicates included, since a
+        # resend means the device is still waiting for its acknowledgement).
+        self.acks.note({r.device_id for r in rows} | {d.device_id for d in drops})
         self.stats.received += len(deliveries)
         self.stats.quarantined += len(rejected)
         if result is not None:

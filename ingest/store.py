@@ -7,6 +7,13 @@ the caller what was new, what it had already (``duplicates``), what contradicts 
 and where a device's chain has holes (``gaps``) or does not link (``chain_breaks``). Gaps and
 breaks are recorded in ``chain_gaps`` and are not errors: the readings are stored anyway.
 
+Holes are also kept as state, in ``missing_readings``: recorded when a device's sequence jumps
+past them, shrunk or split when their readings arrive late, in the same transaction. With the
+devices' signed dropped-range reports (:meth:`ReadingStore.record_dropped`) they give what the
+gateway acknowledges to each device (:meth:`ReadingStore.ack_states`: stored through N, and the
+ranges below N still missing) and what is lost (:meth:`ReadingStore.gap_state`): only the part
+of a hole that the device itself reported dropped. See ``docs/acknowledgement.md``.
+
 The batcher then seals the newly stored keys into Merkle batches (:meth:`ReadingStore.seal_batch`,
 which also enqueues the batch in ``anchor_outbox``), and the anchoring worker drains the outbox
 (:meth:`~ReadingStore.outbox_due`, :meth:`~ReadingStore.mark_stored`,
@@ -34,17 +41,22 @@ from psycopg.types.json import set_json_dumps
 from ingest.errors import IngestError
 from ingest.schema import ensure_partitions
 from tracehub import db
+from tracehub.acks import SeqRange
+from tracehub.dropped import VerifiedDropped
 from tracehub.errors import ConflictError, NotFoundError
 from tracehub.reading import DEVICE_ID_PATTERN, GENESIS_PREV
 from tracehub.verify import VerifiedReading
 
 __all__ = [
+    "AckState",
     "BatchConflictError",
     "BatchRecord",
     "BatchState",
     "BatchStateError",
     "ChainGap",
     "DeviceState",
+    "DroppedRow",
+    "GapState",
     "OutboxItem",
     "QuarantineRow",
     "ReadingConflict",
@@ -244,6 +256,56 @@ class DeviceState:
 
 
 @dataclass(frozen=True, slots=True)
+class DroppedRow:
+    """A device's verified dropped-range report, as the gateway hands it to the store."""
+
+    report_hash: str
+    device_id: str
+    first_seq: int
+    last_seq: int
+    reason: str
+    reported_at: datetime
+    received_at: datetime
+    certificate_sha256: str
+    envelope: bytes
+
+    @classmethod
+    def from_verified(
+        cls, verified: VerifiedDropped, envelope: bytes, received_at: datetime
+    ) -> DroppedRow:
+        r = verified.report
+        return cls(
+            verified.hash,
+            r.device,
+            r.first,
+            r.last,
+            r.reason,
+            r.ts,
+            received_at,
+            verified.fingerprint,
+            envelope,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AckState:
+    """What the hub has of a device: every seq up to ``through`` is stored, recorded lost, or
+    inside one of the ``missing`` ranges (ascending, inclusive), which the hub asks for again."""
+
+    device_id: str
+    through: int
+    missing: list[SeqRange]
+
+
+@dataclass(frozen=True, slots=True)
+class GapState:
+    """A device's holes: ``missing`` (asked for again) and ``lost`` (covered by its report)."""
+
+    missing: list[SeqRange]
+    lost: list[SeqRange]
+
+
+@dataclass(frozen=True, slots=True)
 class QuarantineRow:
     """A rejected message, kept as received. ``device_id`` is whatever the topic claimed."""
 
@@ -353,6 +415,45 @@ FROM unnest(%s::text[], %s::int8[]) AS u(device_id, seq)
 JOIN reading_keys k ON k.device_id = u.device_id AND k.seq = u.seq
 JOIN readings r ON r.device_id = k.device_id AND r.seq = k.seq AND r.ts = k.ts
 """
+# Holes (missing_readings) that late arrivals fall into, and their replacement pieces.
+_HOLES_HIT = """
+SELECT DISTINCT m.device_id, m.first_seq, m.last_seq, m.detected_at
+FROM missing_readings m
+JOIN unnest(%s::text[], %s::int8[]) AS u(device_id, seq)
+  ON m.device_id = u.device_id AND u.seq BETWEEN m.first_seq AND m.last_seq
+"""
+_DELETE_HOLES = """
+DELETE FROM missing_readings m
+USING unnest(%s::text[], %s::int8[]) AS u(device_id, first_seq)
+WHERE m.device_id = u.device_id AND m.first_seq = u.first_seq
+"""
+_INSERT_HOLES = """
+INSERT INTO missing_readings (device_id, first_seq, last_seq, detected_at)
+SELECT u.device_id, u.first_seq, u.last_seq, coalesce(u.detected_at, now())
+FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::timestamptz[])
+    AS u(device_id, first_seq, last_seq, detected_at)
+ON CONFLICT DO NOTHING
+"""
+_INSERT_DROPPED = """
+INSERT INTO dropped_reports (report_hash, device_id, first_seq, last_seq, reason, reported_at,
+                             received_at, certificate_sha256, envelope)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[], %s::text[],
+                     %s::timestamptz[], %s::timestamptz[], %s::text[], %s::bytea[])
+ON CONFLICT DO NOTHING
+"""
+# A device's holes and reported drops as multiranges; one statement, so one snapshot.
+_HOLES = """coalesce((SELECT range_agg(int8range(m.first_seq, m.last_seq, '[]'))
+    FROM missing_readings m WHERE m.device_id = d.device_id), '{}'::int8multirange)"""
+_REPORTED = """coalesce((SELECT range_agg(int8range(r.first_seq, r.last_seq, '[]'))
+    FROM dropped_reports r WHERE r.device_id = d.device_id), '{}'::int8multirange)"""
+_ACK_STATES = f"""
+SELECT d.device_id, d.last_seq, {_HOLES} - {_REPORTED}
+FROM devices d WHERE d.device_id = ANY(%s) ORDER BY d.device_id
+"""
+_GAP_STATE = f"""
+SELECT {_HOLES} - {_REPORTED}, {_HOLES} * {_REPORTED}
+FROM devices d WHERE d.device_id = %s
+"""
 _INSERT_GAPS = """
 INSERT INTO chain_gaps (device_id, kind, after_seq, next_seq, expected_prev, actual_prev)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[], %s::text[], %s::text[])
@@ -440,6 +541,32 @@ def _clean_text(text: str) -> str:
 def _month_index(ts: datetime) -> int:
     ts = ts.astimezone(UTC)
     return ts.year * 12 + ts.month - 1
+
+
+def _seq_ranges(multirange: Any) -> list[SeqRange]:
+    """Inclusive (first, last) pairs of an int8multirange as psycopg returns it."""
+    pairs = []
+    for r in multirange:
+        first = r.lower if r.lower_inc else r.lower + 1
+        last = r.upper - 1 if not r.upper_inc else r.upper
+        pairs.append((int(first), int(last)))
+    return pairs
+
+
+def _split_holes(
+    hit: Sequence[Sequence[Any]], filled: dict[str, set[int]]
+) -> list[tuple[str, int, int, datetime]]:
+    """What is left of holes (device, first, last, detected_at) once ``filled`` seqs arrived."""
+    pieces = []
+    for device, first, last, detected in hit:
+        low = first
+        for seq in sorted(s for s in filled[device] if first <= s <= last):
+            if seq > low:
+                pieces.append((device, low, seq - 1, detected))
+            low = seq + 1
+        if low <= last:
+            pieces.append((device, low, last, detected))
+    return pieces
 
 
 def _batch(row: Sequence[Any]) -> BatchRecord:
@@ -665,6 +792,7 @@ class ReadingStore:
                     conflicts.append(ReadingConflict(row, stored_hash))
 
         gaps, breaks, advances = self._check_chains(cur, new, state)
+        self._track_holes(cur, new, state, gaps)
         found = gaps + breaks
         if found:
             cur.execute(
@@ -689,6 +817,38 @@ class ReadingStore:
                 ),
             )
         return StoreResult([r.key for r in new], duplicates, conflicts, gaps, breaks)
+
+    @staticmethod
+    def _track_holes(
+        cur: psycopg.Cursor[Any],
+        new: list[VerifiedRow],
+        state: dict[str, tuple[int, str]],
+        gaps: list[ChainGap],
+    ) -> None:
+        """Keep missing_readings right: late arrivals (seq at or below the device's last_seq
+        before this batch) shrink or split the hole they fall into; each new gap is a hole."""
+        late = [r for r in new if r.seq <= state[r.device_id][0]]
+        pieces: list[tuple[str, int, int, datetime | None]] = []
+        if late:
+            cur.execute(_HOLES_HIT, ([r.device_id for r in late], [r.seq for r in late]))
+            hit = cur.fetchall()
+            if hit:
+                filled: dict[str, set[int]] = {}
+                for r in late:
+                    filled.setdefault(r.device_id, set()).add(r.seq)
+                cur.execute(_DELETE_HOLES, ([h[0] for h in hit], [h[1] for h in hit]))
+                pieces.extend(_split_holes(hit, filled))
+        pieces.extend((g.device_id, g.after_seq + 1, g.next_seq - 1, None) for g in gaps)
+        if pieces:
+            cur.execute(
+                _INSERT_HOLES,
+                (
+                    [p[0] for p in pieces],
+                    [p[1] for p in pieces],
+                    [p[2] for p in pieces],
+                    [p[3] for p in pieces],
+                ),
+            )
 
     @staticmethod
     def _check_chains(
@@ -848,6 +1008,66 @@ class ReadingStore:
                 (device_id,),
             ).fetchall()
             return [ChainGap(*row) for row in rows]
+
+        return self._transaction(work)
+
+    # -- acknowledgements and dropped ranges
+
+    def record_dropped(self, rows: Sequence[DroppedRow]) -> int:
+        """Store verified dropped-range reports (each once, by hash); returns how many were new.
+
+        The readings a report covers count as lost only where they are also a hole; a report
+        may arrive before or after the hole is seen, and stored readings it names stay stored.
+        """
+        if not rows:
+            return 0
+        params = (
+            [r.report_hash for r in rows],
+            [r.device_id for r in rows],
+            [r.first_seq for r in rows],
+            [r.last_seq for r in rows],
+            [r.reason for r in rows],
+            [r.reported_at for r in rows],
+            [r.received_at for r in rows],
+            [r.certificate_sha256 for r in rows],
+            [r.envelope for r in rows],
+        )
+        return self._transaction(lambda conn: conn.execute(_INSERT_DROPPED, params).rowcount)
+
+    def ack_states(self, device_ids: Iterable[str]) -> list[AckState]:
+        """What to acknowledge to each of ``device_ids`` (devices never stored are left out)."""
+        ids = sorted(set(device_ids))
+        if not ids:
+            return []
+
+        def work(conn: db.Connection) -> list[AckState]:
+            rows = conn.execute(_ACK_STATES, (ids,)).fetchall()
+            return [AckState(d, int(n), _seq_ranges(m)) for d, n, m in rows]
+
+        return self._transaction(work)
+
+    def gap_state(self, device_id: str) -> GapState:
+        """A device's holes, split into missing (asked for again) and lost (reported)."""
+
+        def work(conn: db.Connection) -> GapState:
+            row = conn.execute(_GAP_STATE, (device_id,)).fetchone()
+            if row is None:
+                return GapState([], [])
+            return GapState(_seq_ranges(row[0]), _seq_ranges(row[1]))
+
+        return self._transaction(work)
+
+    def devices_with_holes(self, seen_since: datetime, limit: int = 1000) -> list[str]:
+        """Devices seen since ``seen_since`` with a hole in their sequence (missing or lost)."""
+
+        def work(conn: db.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT d.device_id FROM devices d WHERE d.last_seen >= %s AND EXISTS"
+                " (SELECT 1 FROM missing_readings m WHERE m.device_id = d.device_id)"
+                " ORDER BY d.device_id LIMIT %s",
+                (seen_since, limit),
+            ).fetchall()
+            return [row[0] for row in rows]
 
         return self._transaction(work)
 

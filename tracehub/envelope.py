@@ -31,13 +31,16 @@ __all__ = [
     "TYP",
     "EnvelopeError",
     "ParsedEnvelope",
+    "SignedParts",
     "b64url_decode",
     "b64url_encode",
     "certificate_thumbprint",
     "parse_envelope",
     "protected_header",
     "reading_hash",
+    "sign_payload",
     "sign_reading",
+    "split_envelope",
 ]
 
 ALG = "ES256"
@@ -51,6 +54,22 @@ _HEADER_CACHE_SIZE = 4096
 
 class EnvelopeError(InvalidError):
     """The bytes are not a well-formed reading envelope; the message says why."""
+
+
+@dataclass(frozen=True)
+class SignedParts:
+    """A compact JWS of ours, split and checked, whatever its payload (``typ`` says what it is);
+    the signature has not been checked yet."""
+
+    header: dict[str, str]
+    #: ``BASE64URL(header) "." BASE64URL(payload)``: the bytes the signature covers.
+    signing_input: bytes
+    #: The raw 64-byte ``r || s`` signature.
+    signature: bytes
+    #: The raw 32-byte SHA-256 of the signer's DER certificate (``x5t#S256``).
+    x5t: bytes
+    #: The exact payload bytes.
+    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -91,9 +110,9 @@ def certificate_thumbprint(certificate: Certificate) -> bytes:
     return certificate.fingerprint(hashes.SHA256())
 
 
-def protected_header(certificate: Certificate) -> bytes:
+def protected_header(certificate: Certificate, typ: str = TYP) -> bytes:
     """The exact protected-header JSON for envelopes signed with ``certificate``'s key."""
-    return _header_bytes(_header_for(certificate))
+    return _header_bytes(_header_for(certificate, typ))
 
 
 def reading_hash(envelope: bytes) -> str:
@@ -105,14 +124,21 @@ def sign_reading(
     reading: Reading, private_key: ec.EllipticCurvePrivateKey, certificate: Certificate
 ) -> bytes:
     """Sign ``reading`` as the device holding ``certificate``; returns the ASCII envelope."""
+    return sign_payload(reading.to_json_bytes(), TYP, private_key, certificate)
+
+
+def sign_payload(
+    payload: bytes, typ: str, private_key: ec.EllipticCurvePrivateKey, certificate: Certificate
+) -> bytes:
+    """Sign canonical ``payload`` as a compact JWS of type ``typ`` with the header rules of
+    readings (§1 of docs/reading-envelope.md); other signed device messages use it too."""
     if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
         private_key.curve, ec.SECP256R1
     ):
         raise TypeError("the device key must be an ECDSA P-256 private key")
     if private_key.public_key() != certificate.public_key():
         raise ValueError("the private key does not belong to the certificate")
-    header = _header_for(certificate)
-    payload = reading.to_json_bytes()
+    header = _header_for(certificate, typ)
     envelope = jws.serialize_compact(
         header, payload, ECKey.import_key(private_key), registry=_SIGNING_REGISTRY
     ).encode("ascii")
@@ -126,29 +152,42 @@ def sign_reading(
 
 def parse_envelope(envelope: bytes) -> ParsedEnvelope:
     """Check an envelope's structure, header and payload; the signature is not verified."""
+    parts = split_envelope(envelope, TYP)
+    try:
+        reading = Reading.from_json_bytes(parts.payload)
+    except ReadingError as exc:
+        raise EnvelopeError(f"payload: {exc}") from None
+    if reading.to_json_bytes() != parts.payload:
+        raise EnvelopeError(
+            "payload is not canonical JSON (sorted keys, no whitespace, unescaped UTF-8, "
+            "shortest numbers)"
+        )
+    return ParsedEnvelope(
+        header=parts.header,
+        reading=reading,
+        signing_input=parts.signing_input,
+        signature=parts.signature,
+        x5t=parts.x5t,
+        payload=parts.payload,
+    )
+
+
+def split_envelope(envelope: bytes, typ: str) -> SignedParts:
+    """Check a compact JWS's size, parts, header (of type ``typ``) and signature length; the
+    payload is returned as bytes for the caller to parse, and the signature is not verified."""
     if len(envelope) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(f"envelope is {len(envelope)} bytes, over {MAX_ENVELOPE_BYTES}")
     parts = envelope.split(b".")
     if len(parts) != 3:
         raise EnvelopeError(f"expected 3 dot-separated parts, got {len(parts)}")
     header_b64, payload_b64, signature_b64 = parts
-    header, x5t = _header(header_b64)
+    header, x5t = _header(header_b64, typ)
     payload = b64url_decode(payload_b64, "payload")
-    try:
-        reading = Reading.from_json_bytes(payload)
-    except ReadingError as exc:
-        raise EnvelopeError(f"payload: {exc}") from None
-    if reading.to_json_bytes() != payload:
-        raise EnvelopeError(
-            "payload is not canonical JSON (sorted keys, no whitespace, unescaped UTF-8, "
-            "shortest numbers)"
-        )
     signature = b64url_decode(signature_b64, "signature")
     if len(signature) != 64:
         raise EnvelopeError(f"ES256 signature must be 64 bytes (r || s), got {len(signature)}")
-    return ParsedEnvelope(
+    return SignedParts(
         header=header,
-        reading=reading,
         signing_input=header_b64 + b"." + payload_b64,
         signature=signature,
         x5t=x5t,
@@ -159,23 +198,25 @@ def parse_envelope(envelope: bytes) -> ParsedEnvelope:
 # ---------------------------------------------------------------------- internals
 
 
-def _header_for(certificate: Certificate) -> dict[str, str]:
+def _header_for(certificate: Certificate, typ: str) -> dict[str, str]:
     x5t = b64url_encode(certificate_thumbprint(certificate)).decode("ascii")
-    return {"alg": ALG, "typ": TYP, "x5t#S256": x5t}
+    return {"alg": ALG, "typ": typ, "x5t#S256": x5t}
 
 
-def _header(segment: bytes) -> tuple[dict[str, str], bytes]:
+def _header(segment: bytes, typ: str) -> tuple[dict[str, str], bytes]:
     """The checked header and raw x5t of a header segment, memoized: a device sends the same
     header with every reading, so the hot path skips decoding it."""
     cached = _HEADER_CACHE.get(segment)
     if cached is None:
-        header = _parse_header(b64url_decode(segment, "header"))
+        header = _parse_header(b64url_decode(segment, "header"), typ)
         x5t = b64url_decode(header["x5t#S256"].encode("ascii"), "x5t#S256")
         if len(x5t) != 32:
             raise EnvelopeError(f"x5t#S256 must be a 32-byte SHA-256, got {len(x5t)} bytes")
         if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
             _HEADER_CACHE.clear()
         cached = _HEADER_CACHE[segment] = (header, x5t)
+    elif cached[0]["typ"] != typ:  # the same header bytes, expected as another message type
+        raise EnvelopeError(f"typ must be {typ!r}, got {cached[0]['typ']!r}")
     return dict(cached[0]), cached[1]
 
 
@@ -183,7 +224,7 @@ def _header_bytes(header: dict[str, str]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _parse_header(raw: bytes) -> dict[str, str]:
+def _parse_header(raw: bytes, typ: str) -> dict[str, str]:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -197,8 +238,8 @@ def _parse_header(raw: bytes) -> dict[str, str]:
         raise EnvelopeError(f"header keys must be exactly alg, typ, x5t#S256; got {keys}")
     if header["alg"] != ALG:
         raise EnvelopeError(f"alg must be {ALG}, got {header['alg']!r}")
-    if header["typ"] != TYP:
-        raise EnvelopeError(f"typ must be {TYP!r}, got {header['typ']!r}")
+    if header["typ"] != typ:
+        raise EnvelopeError(f"typ must be {typ!r}, got {header['typ']!r}")
     if not isinstance(header["x5t#S256"], str) or not header["x5t#S256"].isascii():
         raise EnvelopeError("x5t#S256 must be an ASCII string")
     if _header_bytes(header) != raw:

@@ -29,6 +29,7 @@ from tracehub.envelope import (
     ALG,
     EnvelopeError,
     ParsedEnvelope,
+    SignedParts,
     certificate_thumbprint,
     parse_envelope,
     reading_hash,
@@ -46,6 +47,7 @@ __all__ = [
     "VerifiedReading",
     "load_pem_crls",
     "verify_envelope",
+    "verify_signer",
 ]
 
 #: Revocation reasons that make every signature by the key suspect, whatever its date.
@@ -423,43 +425,72 @@ def verify_envelope(
     except EnvelopeError as exc:
         raise VerificationError(Reason.MALFORMED, str(exc)) from None
     reading = parsed.reading
+    verify_signer(
+        parsed,
+        envelope,
+        ts=reading.ts,
+        device=reading.device,
+        trust=trust,
+        directory=directory,
+        topic_device_id=topic_device_id,
+    )
+    return VerifiedReading(reading, reading_hash(envelope), parsed.x5t.hex())
 
-    cert = directory.by_fingerprint(parsed.x5t)
+
+def verify_signer(
+    parts: SignedParts | ParsedEnvelope,
+    envelope: bytes,
+    *,
+    ts: datetime,
+    device: str,
+    trust: TrustStore,
+    directory: CertificateDirectory,
+    topic_device_id: str | None = None,
+    what: str = "reading",
+) -> None:
+    """Steps 2-8 of the verification for any signed device message: the signer's certificate,
+    its chain, validity at ``ts``, revocation, key usage, identity (``device``, and the topic's
+    device id if given) and the signature. Raises :class:`VerificationError`; ``what`` names
+    the message in its detail."""
+    cert = directory.by_fingerprint(parts.x5t)
     crls = trust._crls  # one generation for the whole call, even if replace_crls runs meanwhile
-    facts = crls.facts.get(parsed.x5t)
+    facts = crls.facts.get(parts.x5t)
     if cert is None or facts is None or (facts.cert is not cert and facts.cert != cert):
-        if cert is None or certificate_thumbprint(cert) != parsed.x5t:
+        if cert is None or certificate_thumbprint(cert) != parts.x5t:
             raise VerificationError(
                 Reason.UNKNOWN_CERTIFICATE,
-                f"no enrolled certificate has x5t#S256 {parsed.x5t.hex()}",
+                f"no enrolled certificate has x5t#S256 {parts.x5t.hex()}",
             )
         facts = _facts(trust, crls, cert)
         if len(crls.facts) >= _MAX_CACHED:
             crls.facts.clear()
-        crls.facts[parsed.x5t] = facts
-    _check_certificate(facts, reading, trust.allow_stale_crls, topic_device_id)
-    if not _signature_ok(parsed, envelope, facts.key):
+        crls.facts[parts.x5t] = facts
+    _check_certificate(facts, ts, device, trust.allow_stale_crls, topic_device_id, what)
+    if not _signature_ok(parts, envelope, facts.key):
         raise VerificationError(Reason.BAD_SIGNATURE, "the ES256 signature does not verify")
-    return VerifiedReading(reading, reading_hash(envelope), parsed.x5t.hex())
 
 
 def _check_certificate(
-    facts: _Facts, reading: Reading, allow_stale_crls: bool, topic_device_id: str | None
+    facts: _Facts,
+    ts: datetime,
+    device: str,
+    allow_stale_crls: bool,
+    topic_device_id: str | None,
+    what: str,
 ) -> None:
-    """Chain, validity at the reading's time, revocation, key usage, identity: in that order."""
+    """Chain, validity at the message's time, revocation, key usage, identity: in that order."""
     if facts.chain_error is not None:
         raise VerificationError(Reason.UNKNOWN_CA, facts.chain_error)
-    ts = reading.ts
     if ts < facts.not_before:
         raise VerificationError(
             Reason.NOT_YET_VALID,
-            f"the reading's time {format_ts(ts)} is before {facts.not_before_of} "
+            f"the {what}'s time {format_ts(ts)} is before {facts.not_before_of} "
             f"became valid ({facts.not_before:%Y-%m-%dT%H:%M:%SZ})",
         )
     if ts > facts.not_after:
         raise VerificationError(
             Reason.EXPIRED,
-            f"the reading's time {format_ts(ts)} is after {facts.not_after_of} "
+            f"the {what}'s time {format_ts(ts)} is after {facts.not_after_of} "
             f"expired ({facts.not_after:%Y-%m-%dT%H:%M:%SZ})",
         )
     rev = facts.revocation
@@ -476,10 +507,10 @@ def _check_certificate(
         raise VerificationError(Reason.WRONG_KEY_USAGE, facts.key_usage_error)
     if facts.identity_error is not None:
         raise VerificationError(Reason.IDENTITY_MISMATCH, facts.identity_error)
-    if reading.device != facts.device_id:
+    if device != facts.device_id:
         raise VerificationError(
             Reason.IDENTITY_MISMATCH,
-            f"the reading's device {reading.device!r} is not the certificate's {facts.device_id!r}",
+            f"the {what}'s device {device!r} is not the certificate's {facts.device_id!r}",
         )
     if topic_device_id is not None and topic_device_id != facts.device_id:
         raise VerificationError(
@@ -488,10 +519,10 @@ def _check_certificate(
         )
 
 
-def _signature_ok(parsed: ParsedEnvelope, envelope: bytes, key: ECKey | None) -> bool:
+def _signature_ok(parts: SignedParts | ParsedEnvelope, envelope: bytes, key: ECKey | None) -> bool:
     """joserfc's ES256 verification over the exact segments received."""
-    header_b64, payload_b64 = parsed.signing_input.split(b".")
-    obj = jws.CompactSignature(dict(parsed.header), parsed.payload)
+    header_b64, payload_b64 = parts.signing_input.split(b".")
+    obj = jws.CompactSignature(dict(parts.header), parts.payload)
     obj.segments.update(
         {"header": header_b64, "payload": payload_b64, "signature": envelope.rpartition(b".")[2]}
     )

@@ -3,8 +3,10 @@
 # one loopback listener that requires a client certificate chaining to our root (mutual TLS),
 # takes the certificate's CN as the MQTT username, checks the CRLs, and applies an ACL so that a
 # device may publish only under tracehub/v1/devices/<its id>/ while the gateway service may read
-# every device topic. Revocation takes effect for new connections when the broker restarts
-# (`stack.sh reload-broker`); see docs/decisions/0006-broker-identity.md.
+# every device topic, and only the gateway may acknowledge a device's readings (on
+# tracehub/v1/acks/<id>, which only that device may read). Revocation takes effect for new
+# connections when the broker restarts (`stack.sh reload-broker`); see
+# docs/decisions/0006-broker-identity.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(cd "$here/../.." && pwd)
@@ -23,8 +25,13 @@ cat >"$home/acl" <<ACL
 user service:gateway
 topic read tracehub/v1/devices/#
 topic readwrite tracehub/v1/alerts/#
+topic write tracehub/v1/acks/#
 
 pattern write tracehub/v1/devices/%u/#
+# The hub's end-to-end acknowledgements (docs/acknowledgement.md): only the gateway service may
+# publish them and only the device they are for may read them. Outside devices/%u/, which every
+# device may write, so that no one but the gateway can tell a device its readings are stored.
+pattern read tracehub/v1/acks/%u
 ACL
 
 cat >"$home/mosquitto.conf" <<CONF
@@ -44,9 +51,11 @@ log_type information
 connection_messages true
 max_packet_size 65536
 # The gateway acknowledges a batch of messages at once, after storing them: let many be in flight
-# to it. A device's reading counts as delivered once the broker PUBACKs it, so the queue for the
-# gateway's persistent session must not drop messages while the gateway is down or behind
-# (mosquitto's default keeps only 1,000 per client).
+# to it. The queue of a gateway's persistent session holds what arrives while it restarts or
+# falls behind (mosquitto's default keeps only 1,000 per client). A device keeps every reading
+# until the hub acknowledges it stored (docs/acknowledgement.md), so what this queue drops or a
+# departed group member's queue holds is resent by the devices: the limit bounds broker memory
+# (about 0.7 KB a reading) and the cost of resending, not what is kept.
 max_inflight_messages 5000
 max_queued_messages 5000000
 

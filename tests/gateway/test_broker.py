@@ -1,5 +1,5 @@
 """The broker with the device PKI: mutual TLS, certificate identity as username, topic ACL,
-and revocation reaching the broker."""
+revocation reaching the broker, and who may send and read the hub's acknowledgements."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from certs.pki import PKI
+from tests.support.broker import private_broker
 from tests.support.mqtt import close, connect, device_client, gateway_client, tls_client
 from tests.support.processes import run_cli
+from tracehub.acks import ack_topic
 from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -155,3 +157,40 @@ def test_revoked_device_is_refused_after_the_broker_reloads(stack: Settings, pki
     other = device_client(stack, _new_device(pki))
     assert connect(other, stack)
     close(other)
+
+
+def test_only_the_gateway_acknowledges_and_only_that_device_reads_it(
+    stack: Settings, pki: PKI, tmp_path: Path
+) -> None:
+    # The ACL this tree's network/mosquitto/mosquitto.sh writes, on a broker of the test's own.
+    with private_broker(tmp_path, stack) as broker:
+        settings = broker.settings(stack)
+        device_id, other_id = _new_device(pki), _new_device(pki)
+        device, other, gateway = (
+            device_client(settings, device_id),
+            device_client(settings, other_id),
+            gateway_client(settings),
+        )
+        received: dict[str, queue.Queue[bytes]] = {d: queue.Queue() for d in (device_id, other_id)}
+        try:
+            for client, name in ((device, device_id), (other, other_id)):
+                assert connect(client, settings)
+                inbox = received[name]
+                client.on_message = lambda c, u, message, inbox=inbox: inbox.put(message.payload)
+                subscribed: queue.Queue[object] = queue.Queue()
+                client.on_subscribe = lambda *args, done=subscribed: done.put(args)
+                client.subscribe("tracehub/v1/acks/#", qos=1)  # the other one tries to read all
+                subscribed.get(timeout=5)
+            assert connect(gateway, settings)
+            # Neither the device itself nor another device may publish the device's acks...
+            assert _publish(device, ack_topic(device_id), b"forged by itself") == NOT_AUTHORIZED
+            assert _publish(other, ack_topic(device_id), b"forged by another") == NOT_AUTHORIZED
+            # ...the gateway may, and only the device reads them.
+            assert _publish(gateway, ack_topic(device_id), b"from the hub") == 0
+            assert received[device_id].get(timeout=5) == b"from the hub"
+            with pytest.raises(queue.Empty):
+                received[other_id].get(timeout=1)
+            assert received[device_id].empty()
+        finally:
+            for client in (device, other, gateway):
+                close(client)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
 from certs.pki import PKI
+from tests.support.db import Connect, connector, migrated_schema
 from tests.support.processes import run_cli
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
@@ -17,8 +21,15 @@ from tracehub.envelope import reading_hash, sign_reading
 from tracehub.reading import GENESIS_PREV, Reading
 
 
-def start_gateway(name: str, group: str, log: Path) -> subprocess.Popen[bytes]:
-    """A gateway process with small batches (40 readings or 1 s), logging to `log`."""
+def start_gateway(
+    name: str,
+    group: str,
+    log: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A gateway process with small batches (40 readings or 1 s), logging to `log`; ``args``
+    are more options, ``env`` its environment (default: this process's)."""
     return subprocess.Popen(
         [
             str(PROJECT_DIR / ".venv/bin/python"),
@@ -35,11 +46,41 @@ def start_gateway(name: str, group: str, log: Path) -> subprocess.Popen[bytes]:
             # A test's group is used once: the broker need not queue for it after the test.
             "--session-expiry",
             "120",
+            *args,
         ],
         cwd=PROJECT_DIR,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
+        env=env,
     )
+
+
+def leave_group(name: str, env: dict[str, str] | None = None) -> None:
+    """`python -m gateway --name NAME --leave`: end a stopped member's broker session."""
+    done = subprocess.run(
+        [str(PROJECT_DIR / ".venv/bin/python"), "-m", "gateway", "--name", name, "--leave"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def subscribed(log: Path, times: int = 1) -> bool:
+    """The gateway(s) logging to `log` have connected and subscribed ``times`` times in all."""
+    return log.exists() and log.read_text(errors="replace").count("subscribed as group") >= times
+
+
+@contextmanager
+def private_database(settings: Settings) -> Iterator[tuple[dict[str, str], Connect]]:
+    """A migrated schema of its own: the environment that points a gateway process at it, and
+    connections into it, so a test's gateway sees only that test's readings."""
+    with migrated_schema(settings.postgres_dsn) as schema:
+        dsn = f"{settings.postgres_dsn}?options=-csearch_path%3D{schema}"
+        yield {**os.environ, "TRACEHUB_POSTGRES_DSN": dsn}, connector(settings.postgres_dsn, schema)
 
 
 class Device:
@@ -80,3 +121,12 @@ def count_rows(settings: Settings, sql: str, *params: object) -> int:
     with db.connect(settings.postgres_dsn) as conn:
         row = conn.execute(sql, params).fetchone()
     return int(row[0]) if row else 0
+
+
+def stored_seqs(connect: Connect, device_id: str) -> list[int]:
+    """The sequence numbers stored for a device, one entry per stored row, ascending."""
+    with connect() as conn:
+        rows = conn.execute(
+            "SELECT seq FROM readings WHERE device_id = %s ORDER BY seq", (device_id,)
+        ).fetchall()
+    return [row[0] for row in rows]
