@@ -62,10 +62,15 @@ def _count(conn: Any, sql: str, devices: list[str]) -> int:
 def _sign_all(settings: Settings, devices: int, readings: int) -> dict[str, list[bytes]]:
     pki = PKI(settings.pki_dir)
     signed: dict[str, list[bytes]] = {}
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    enrolled = []
     for _ in range(devices):
         device_id = f"bench-{uuid.uuid4().hex[:10]}"
         pki.enrol_simulated_device(device_id)
+        enrolled.append(device_id)
+    # After enrolling, which takes a while on a busy machine: every reading is stamped after
+    # every certificate's notBefore.
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    for device_id in enrolled:
         _, key_path = pki.device_paths(device_id)
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         cert = pki.device(device_id)[0].certificate
@@ -194,6 +199,12 @@ def bench_gateway(
     devices = list(signed)
     group = f"bench{uuid.uuid4().hex[:6]}"
     log = (RESULTS.parent / "ingest-gateway.log").open("ab")
+    # Read before any gateway starts: a component being restarted must not leave them running.
+    run = settings.run_dir / "pids"
+    components = {
+        name: int((run / f"{name}.pid").read_text())
+        for name in ("mosquitto", "postgres", "peer0.org1", "peer0.org2", "orderer")
+    }
     processes = [
         subprocess.Popen(
             [
@@ -215,11 +226,6 @@ def bench_gateway(
         )
         for _ in range(gateways)
     ]
-    run = settings.run_dir / "pids"
-    components = {
-        name: int((run / f"{name}.pid").read_text())
-        for name in ("mosquitto", "postgres", "peer0.org1", "peer0.org2", "orderer")
-    }
     for number, process in enumerate(processes, 1):
         components[f"gateway-{number}"] = process.pid
     stored_at: list[tuple[float, int]] = []

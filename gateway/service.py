@@ -1,10 +1,10 @@
-"""The gateway process: ingest, batch, anchor — three loops over one durable store.
+"""The gateway process: ingest, acknowledge, batch, anchor — four loops over one durable store.
 
 - Ingest: deliveries from the shared subscription are checked (gateway.checks), stored in one
   transaction per drained group, rejects and replays quarantined, and only then acknowledged;
-  the devices they came from are then told how far the hub has stored their readings
-  (gateway.acks, a fourth loop, batched per device). Devices' signed dropped-range reports
-  arrive on the same subscription and are recorded (docs/acknowledgement.md).
+  devices' signed dropped-range reports arrive on the same subscription and are recorded.
+- Acknowledge: the devices of each committed group are told how far the hub has stored their
+  readings, at most once per device per `ack_interval_s` (gateway.acks, docs/acknowledgement.md).
 - Batch: every `batch_max_age_s`, or as soon as `batch_max_readings` wait, the oldest unbatched
   readings are sealed into a batch (Merkle root over their hashes, outbox entry, one
   transaction) and the batch object is put on IPFS. The store, not memory, says what is
@@ -87,7 +87,7 @@ def new_batch_id() -> str:
 
 
 class Gateway:
-    """Runs the three loops until `stop()`."""
+    """Runs the four loops until `stop()`."""
 
     def __init__(
         self,
