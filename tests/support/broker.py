@@ -8,6 +8,7 @@ run directory of its own whose pki/ links to the stack's PKI, on another loopbac
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -42,14 +43,7 @@ class PrivateBroker:
 
     def settings(self, base: Settings) -> Settings:
         """``base`` with this broker's port."""
-        return Settings(
-            run_dir=base.run_dir,
-            ipfs_api=base.ipfs_api,
-            mqtt_host="127.0.0.1",
-            mqtt_tls_port=self.port,
-            postgres_dsn=base.postgres_dsn,
-            fabric=base.fabric,
-        )
+        return dataclasses.replace(base, mqtt_host="127.0.0.1", mqtt_tls_port=self.port)
 
     def start(self, timeout: float = 15) -> None:
         env = {**os.environ, "TRACEHUB_RUN": str(self.run), "MQTT_TLS_PORT": str(self.port)}
