@@ -151,12 +151,13 @@ def _through_a_gateway(
                 # E-mail and the webhook (which failed once: retried) from the gateway's outbox.
                 wait_until(
                     lambda: sorted(p["change"] for p in hook.accepted) == ["cleared", "opened"],
-                    20,
+                    60,
                     "both webhook deliveries",
                 )
                 wait_until(
                     lambda: len([m for m in inbox if m["X-TraceHub-Alert"] == alert_id]) == 2,
-                    20,
+                    # a failed first attempt backs off 1, 2, 4, 8 s (alerts/delivery.py)
+                    60,
                     "both e-mails",
                 )
                 assert len(hook.attempts) == 3 and not hook.rejected
