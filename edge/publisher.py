@@ -13,6 +13,7 @@ are therefore possible (QoS 1 is at least once, resends more so); the gateway dr
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import ssl
 import threading
@@ -160,6 +161,23 @@ class Publisher:
         unmarked: dict[tuple[str, int], tuple[SpooledReading, float]] = {}
         reports: dict[int, Drop | None] = {}  # dropped-range reports in flight
         held: dict[tuple[str, int], float] = {}  # refused by the broker: retry later
+        try:
+            self._pump_until_lost(client, events, stop, in_flight, unmarked, reports, held)
+        finally:
+            # The broker took these: whatever happens to its state, they count as sent (and as
+            # resent when they go again on the next connection).
+            self._mark_sent(unmarked, math.inf)
+
+    def _pump_until_lost(
+        self,
+        client: mqtt.Client,
+        events: queue.Queue[tuple[str, object]],
+        stop: threading.Event,
+        in_flight: dict[int, SpooledReading],
+        unmarked: dict[tuple[str, int], tuple[SpooledReading, float]],
+        reports: dict[int, Drop | None],
+        held: dict[tuple[str, int], float],
+    ) -> None:
         next_report_check = 0.0
         while not stop.is_set():
             got_event = False
