@@ -109,7 +109,8 @@ def run(settings: Settings, excursions: int, deadline_s: float) -> dict[str, Any
             )
             password = secrets.token_urlsafe(12)
             create_user(conn, "bench-ops", password, ["logistics"])
-        log = PROJECT_DIR / "bench" / "results" / "alerts-gateway.log"
+        log = RESULTS.parent / "alerts-gateway.log"
+        log.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no results folder
         log.write_bytes(b"")
         gateway = subprocess.Popen(
             [

@@ -198,6 +198,7 @@ def bench_gateway(
     total = sum(len(v) for v in signed.values())
     devices = list(signed)
     group = f"bench{uuid.uuid4().hex[:6]}"
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no results folder
     log = (RESULTS.parent / "ingest-gateway.log").open("ab")
     # Read before any gateway starts: a component being restarted must not leave them running.
     run = settings.run_dir / "pids"
