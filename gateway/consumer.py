@@ -21,6 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as _Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from tracehub.mqtt import tls_client
 
@@ -76,6 +77,7 @@ class Consumer:
         # Acknowledgements to devices: one per device per interval, so many at once.
         self._client.max_inflight_messages_set(1000)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
 
@@ -122,7 +124,23 @@ class Consumer:
         group = self.settings.group
         client.subscribe([(f"$share/{group}/{READINGS}", 1), (f"$share/{group}/{DROPPED}", 1)])
         self.connected.set()
-        log.info("gateway: connected, subscribed as group %s", self.settings.group)
+        log.info("gateway: connected, subscribing as group %s", self.settings.group)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: object,
+    ) -> None:
+        # Logged on the broker's SUBACK: from here on the broker holds readings for the group
+        # (operators and tests wait for this line before publishing into a fresh group).
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            log.error("gateway: the broker refused the subscription: %s", ", ".join(refused))
+            return
+        log.info("gateway: subscribed as group %s", self.settings.group)
 
     def _on_disconnect(
         self,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from certs.pki import PKI
-from tests.support.gateway import Device, count_rows, start_gateway
+from tests.support.gateway import Device, count_rows, start_gateway, subscribed
 from tests.support.mqtt import close, connect, device_client
 from tests.support.pki import TestPKI
 from tests.support.processes import wait_until
@@ -70,12 +70,13 @@ def test_bad_traffic_is_quarantined_while_valid_traffic_flows(
     }
 
     group, name = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
-    gateway = start_gateway(name, group, tmp_path / "gateway.log")
+    log = tmp_path / "gateway.log"
+    gateway = start_gateway(name, group, log)
     good_client, bad_client = device_client(stack, valid.id), device_client(stack, mallory.id)
     try:
         good_client.max_inflight_messages_set(1000)
         assert connect(good_client, stack) and connect(bad_client, stack)
-        time.sleep(2)  # the gateway's subscription is in place
+        wait_until(lambda: subscribed(log), 60, "the gateway's subscription")
         bad_client.publish(mallory.topic, first, qos=1).wait_for_publish(5)
         started = time.monotonic()
         infos = []

@@ -18,7 +18,7 @@ import pytest
 from certs.pki import PKI
 from ingest.proofs import proof_for
 from ingest.store import ReadingStore
-from tests.support.gateway import Device, count_rows, start_gateway
+from tests.support.gateway import Device, count_rows, start_gateway, subscribed
 from tests.support.mqtt import close, connect, device_client
 from tests.support.processes import run_cli, wait_until
 from tracehub import db
@@ -66,7 +66,7 @@ def test_kills_and_restarts_under_load_lose_and_double_nothing(
         publishing_done.set()
 
     publisher = threading.Thread(target=publish)
-    time.sleep(2)
+    wait_until(lambda: subscribed(log), 60, "the gateway's subscription")
     publisher.start()
     try:
         kills = 0

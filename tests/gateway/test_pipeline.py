@@ -16,7 +16,7 @@ import pytest
 from certs.pki import PKI
 from ingest.proofs import proof_for
 from ingest.store import ReadingStore
-from tests.support.gateway import Device, count_rows, start_gateway
+from tests.support.gateway import Device, count_rows, start_gateway, subscribed
 from tests.support.mqtt import close, connect, device_client
 from tests.support.processes import run_cli, wait_until
 from tracehub import db
@@ -48,7 +48,7 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
             client = device_client(stack, device.id)
             assert connect(client, stack)
             clients.append(client)
-        time.sleep(2)  # the gateway's subscription is in place
+        wait_until(lambda: subscribed(log), 60, "the gateway's subscription")
         a, b = devices
         envelopes = {d.id: [d.sign(seq, 4.0 + seq / 10) for seq in range(1, 31)] for d in devices}
         for seq in range(30):
@@ -155,7 +155,7 @@ def test_two_gateways_split_the_load_without_duplicates(stack: Settings, tmp_pat
             client = device_client(stack, device.id)
             assert connect(client, stack)
             clients.append(client)
-        time.sleep(2)
+        wait_until(lambda: all(subscribed(log) for log in logs), 60, "both subscriptions")
         for seq in range(1, 51):
             for device, client in zip(devices, clients, strict=True):
                 client.publish(device.topic, device.sign(seq, 3.0 + seq / 100), qos=1)
