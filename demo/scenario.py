@@ -157,10 +157,16 @@ def _gateway(settings: Settings, schema: str | None, log: Path) -> Iterator[None
         stderr=subprocess.STDOUT,
     )
     try:
-        # The gateway subscribes with a persistent session; publish only once it is there.
-        time.sleep(2.0)
-        if process.poll() is not None:
-            raise DemoError(f"the gateway exited at start; see {log}")
+        # The broker drops what reaches a group before its first subscription: publish only
+        # once the gateway has logged the broker's SUBACK.
+        subscribed = f"subscribed as group {group}".encode()
+        deadline = time.monotonic() + 60
+        while subscribed not in log.read_bytes():
+            if process.poll() is not None:
+                raise DemoError(f"the gateway exited at start; see {log}")
+            if time.monotonic() > deadline:
+                raise DemoError(f"the gateway did not subscribe within 60 s; see {log}")
+            time.sleep(0.1)
         yield
     finally:
         process.terminate()
