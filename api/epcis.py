@@ -9,6 +9,7 @@
   paged with ``perPage`` / ``nextPageToken`` (the next page's URL is in a ``Link`` header);
   EPCIS 2.0 XML when the client sends ``Accept: application/xml``.
 - ``GET /epcis/events/{eventID}``: one event.
+- ``GET /epcis/prehashes/{eventID}``: the event's CBV 2.0 pre-hash string (what was hashed).
 
 The EPCIS module is synchronous (psycopg), so handlers run it in the thread pool on a connection
 of their own.
@@ -40,9 +41,11 @@ from ingest.epcis import (
     capture_events,
 )
 from ingest.epcis.documents import is_xml, read_capture_body
+from ingest.epcis.prehash import prehash_record
 from ingest.epcis.readings import readings_as_events
 from ingest.epcis.store import EVENT_TYPES, event_by_id, query_rows
 from tracehub.epcis import EPCISValidationError
+from tracehub.epcis.hashing import ignore_declaration
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_document
 from tracehub.epcis.xml_output import query_document_xml
 
@@ -120,6 +123,7 @@ async def capture(
                 source=source,
                 context=document.get("@context"),
                 capture_id=capture_id,
+                ignore=ignore_declaration(document),
             )
             conn.execute(
                 "UPDATE epcis_capture_jobs SET running = false, success = true,"
@@ -319,6 +323,23 @@ def _wants_xml(request: Request) -> bool:
         if media in (_JSONLD, "application/json"):
             return False
     return False
+
+
+@router.get("/prehashes/{event_id:path}", responses={404: {"description": "unknown event"}})
+async def prehash(
+    event_id: str, request: Request, _: Annotated[Principal, Depends(current_principal)]
+) -> dict[str, Any]:
+    """Exactly what was hashed for an event: its CBV 2.0 pre-hash string and its SHA-256."""
+    _no_nul("eventID", event_id)
+
+    def work() -> dict[str, Any] | None:
+        with sync_connection(request) as conn:
+            return prehash_record(conn, event_id)
+
+    found = await run_in_threadpool(work)
+    if found is None:
+        raise EventNotFoundError(f"event {event_id} not found")
+    return found
 
 
 @router.get("/events/{event_id:path}", responses={404: {"description": "unknown event"}})

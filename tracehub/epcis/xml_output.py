@@ -3,7 +3,7 @@
 The reverse of :mod:`tracehub.epcis.xml_binding` for query results: fields in the XSD's order,
 bare CBV terms as their CBV web URIs (the XML binding carries URIs), ``prefix:local`` extension
 members as elements of the namespace the event's ``@context`` binds the prefix to. The output
-validates against GS1's ``EPCglobal-epcis-query-2_0.xsd`` (tests/kernel/test_epcis_xml.py).
+validates against GS1's ``EPCglobal-epcis-query-2_0.xsd`` (tests/ingest/test_epcis_xml_binding.py).
 """
 
 from __future__ import annotations

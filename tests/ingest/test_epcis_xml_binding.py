@@ -54,7 +54,7 @@ def test_every_xml_example_is_read_validated_and_hashed(path: Path) -> None:
     expected = len(list(etree.parse(str(path)).getroot().iter(*_EVENT_TAGS)))
     assert len(document.events) == expected
     for i, event in enumerate(document.events):
-        stored, uri = prepare_event(event, context=document.context, where=f"[{i}]")
+        stored, uri, _ = prepare_event(event, context=document.context, where=f"[{i}]")
         assert uri.startswith("ni:///sha-256;")
         assert stored["type"] == event["type"]
 
