@@ -42,6 +42,7 @@ from ingest.epcis import (
 )
 from ingest.epcis.documents import is_xml, read_capture_body
 from ingest.epcis.prehash import prehash_record
+from ingest.epcis.query_params import EXTRA_PARAMS, check_standard_names, extra_filters
 from ingest.epcis.readings import readings_as_events
 from ingest.epcis.store import EVENT_TYPES, event_by_id, query_rows
 from tracehub.epcis import EPCISValidationError
@@ -222,8 +223,10 @@ def parse_query(request: Request) -> tuple[EventQuery, bool]:
     """The EventQuery of the request's parameters (400 on anything malformed)."""
     for name, value in request.query_params.multi_items():
         _no_nul(name, value)
-    unknown = set(request.query_params) - _LIST_PARAMS - _TIME_PARAMS - _OTHER_PARAMS
+    names = list(request.query_params)
+    unknown = set(names) - _LIST_PARAMS - _TIME_PARAMS - _OTHER_PARAMS - EXTRA_PARAMS
     if unknown:
+        check_standard_names(sorted(unknown))  # a standard one we do not serve: named as such
         raise EPCISQueryError(f"{sorted(unknown)[0]}: unsupported query parameter")
     event_types = _values(request, "eventType")
     for event_type in event_types:
@@ -259,6 +262,7 @@ def parse_query(request: Request) -> tuple[EventQuery, bool]:
         eq_disposition=_values(request, "EQ_disposition"),
         limit=per_page + 1,  # one more tells whether there is a next page
         after_seq=_decode_token(token) if token else None,
+        extra=extra_filters(lambda name: _values(request, name), names),
     )
     return query, include == "true"
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from ingest.epcis.patterns import match_clause
+from ingest.epcis.query_params import extra_conditions
 from ingest.errors import IngestError
 from tracehub import db
 from tracehub.epcis.errors import EPCISValidationError
@@ -183,6 +185,8 @@ def prepare_event(
     return stored, hash_uri(prehash), prehash
 
 
+#: The advisory lock key serialising event inserts (``tracehub`` in ASCII).
+SEQ_LOCK = 0x7472616365687562
 _INSERT = """
 INSERT INTO epcis_events (event_id, event_type, event_time, event_json, event_hash, hash_hex,
                           epcs, direct_epcs, biz_step, read_point, biz_location, disposition,
@@ -214,6 +218,11 @@ def capture_events(
         for i, event in enumerate(events)
     ]
     captured: list[CapturedEvent] = []
+    # why: ``seq`` is the query page cursor. Without this lock two capture transactions could
+    # commit in the other order than they drew seq numbers, and a reader paging between the
+    # two commits would step past the lower seq for ever. Held until the caller commits, it
+    # makes seq order commit order (docs/epcis.md, "Paging").
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEQ_LOCK,))
     for i, (stored, uri, prehash) in enumerate(prepared):
         row = (stored, uri, prehash, source, capture_id)
         event_id = _insert(conn, *row, stored.get("eventID") or uri)
@@ -315,10 +324,12 @@ def _where(params: EventQuery) -> tuple[str, list[Any]]:
         add("record_time >= %s", params.ge_record_time)
     if params.lt_record_time is not None:
         add("record_time < %s", params.lt_record_time)
-    if params.match_epcs:
-        add("epcs && %s::text[]", list(params.match_epcs))
+    if params.match_epcs:  # exact URIs or urn:epc:idpat: patterns (ingest/epcis/patterns.py)
+        add(*match_clause("epcs", "MATCH_anyEPC", params.match_epcs))
     if params.match_direct_epcs:
-        add("direct_epcs && %s::text[]", list(params.match_direct_epcs))
+        add(*match_clause("direct_epcs", "MATCH_epc", params.match_direct_epcs))
+    for clause, value in extra_conditions(params.extra):  # ingest/epcis/query_params.py
+        add(clause, value)
     if params.eq_biz_step:
         add("biz_step = ANY(%s)", [normalise_vocabulary(v) for v in params.eq_biz_step])
     if params.eq_disposition:
