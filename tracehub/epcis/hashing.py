@@ -39,6 +39,7 @@ __all__ = [
     "HASH_URI",
     "document_hashes",
     "document_prehashes",
+    "epcis_context_document",
     "event_hash",
     "event_prehash",
     "expansion_context",
@@ -101,6 +102,12 @@ def hashable_context(context: Any) -> Any:
     if isinstance(context, Mapping):
         return {k: v for k, v in context.items() if isinstance(v, str)}
     return context
+
+
+def epcis_context_document() -> dict[str, Any]:
+    """The EPCIS 2.0 JSON-LD context (the hash package's bundled copy; a fresh copy)."""
+    document: dict[str, Any] = _offline_loader(next(iter(_CONTEXTS)))["document"]
+    return document
 
 
 @functools.cache
