@@ -48,8 +48,11 @@ EVENT_TYPES = (
 )
 _EPC_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
 _QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
-_TYPED_LISTS = {"bizTransactionList": "bizTransaction", "sourceList": "source"}
-_TYPED_LISTS["destinationList"] = "destination"
+_TYPED_LISTS = {
+    "bizTransactionList": "bizTransaction",
+    "sourceList": "source",
+    "destinationList": "destination",
+}
 _SENSOR_NUMBERS = frozenset(
     ("value", "minValue", "maxValue", "meanValue", "sDev", "percRank", "percValue")
 )
@@ -291,7 +294,7 @@ class _Reader:
         extra = dict(sorted(self._prefixes.items()))
         return [DEFAULT_CONTEXT, extra] if extra else [DEFAULT_CONTEXT]
 
-    def _prefix(self, element: etree._Element, uri: str, wanted: str | None) -> str:
+    def _prefix(self, uri: str, wanted: str | None) -> str:
         if uri in self._by_uri:
             return self._by_uri[uri]
         base = wanted or "ns"
@@ -317,7 +320,7 @@ class _Reader:
             if uri == qname.namespace and prefix:
                 wanted = prefix
                 break
-        return f"{self._prefix(element, qname.namespace, wanted)}:{qname.localname}"
+        return f"{self._prefix(qname.namespace, wanted)}:{qname.localname}"
 
     def _children(self, element: etree._Element) -> Iterator[etree._Element]:
         """Child elements with 1.x/2.0 ``extension`` wrappers folded into their parent."""
@@ -377,7 +380,8 @@ class _Reader:
             elif name in _QUANTITY_LISTS:
                 event[name] = [self._quantity(q) for q in self._children(child)]
             elif name in _TYPED_LISTS:
-                event[name] = [self._typed(item, _TYPED_LISTS[name]) for item in child]
+                items = self._children(child)
+                event[name] = [self._typed(item, _TYPED_LISTS[name]) for item in items]
             elif name in ("readPoint", "bizLocation"):
                 event[name] = self._location(child)
             elif name == "errorDeclaration":
