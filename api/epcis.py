@@ -1,12 +1,15 @@
 """EPCIS 2.0 REST bindings (capture and query), after GS1's openapi.yaml where practical.
 
-- ``POST /epcis/capture``: an EPCISDocument (JSON-LD). Captured synchronously in one
+- ``POST /epcis/capture``: an EPCISDocument (JSON-LD, or XML 2.0 / 1.2 sent as
+  ``application/xml``; ingest/epcis/documents.py). Captured synchronously in one
   transaction (all or nothing); answers 202 with ``Location: /epcis/capture/{captureID}``.
   Schema-invalid input is 400 naming the failing field's path.
 - ``GET /epcis/capture/{captureID}``: the capture job.
 - ``GET /epcis/events``: an EPCISQueryDocument of the events matching the query parameters,
-  paged with ``perPage`` / ``nextPageToken`` (the next page's URL is in a ``Link`` header).
+  paged with ``perPage`` / ``nextPageToken`` (the next page's URL is in a ``Link`` header);
+  EPCIS 2.0 XML when the client sends ``Accept: application/xml``.
 - ``GET /epcis/events/{eventID}``: one event.
+- ``GET /epcis/prehashes/{eventID}``: the event's CBV 2.0 pre-hash string (what was hashed).
 
 The EPCIS module is synchronous (psycopg), so handlers run it in the thread pool on a connection
 of their own.
@@ -24,7 +27,7 @@ from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, current_principal, require
@@ -37,10 +40,15 @@ from ingest.epcis import (
     EventQuery,
     capture_events,
 )
+from ingest.epcis.documents import is_xml, read_capture_body
+from ingest.epcis.prehash import prehash_record
+from ingest.epcis.query_params import EXTRA_PARAMS, check_standard_names, extra_filters
 from ingest.epcis.readings import readings_as_events
 from ingest.epcis.store import EVENT_TYPES, event_by_id, query_rows
 from tracehub.epcis import EPCISValidationError
+from tracehub.epcis.hashing import ignore_declaration
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_document
+from tracehub.epcis.xml_output import query_document_xml
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])
 _MAX_BODY = 16 * 1024 * 1024
@@ -95,12 +103,8 @@ async def capture(
     raw = await request.body()
     if len(raw) > _MAX_BODY:
         raise CaptureTooLargeError("document too large")
-    try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise EPCISValidationError(f"$: the body is not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise EPCISValidationError("$: an EPCIS document must be a JSON object")
+    # JSON-LD or XML (EPCIS 2.0 / 1.2): both become the same JSON-LD document
+    document = await run_in_threadpool(read_capture_body, raw, request.headers.get("content-type"))
     if document.get("type") not in ("EPCISDocument", "EPCISQueryDocument"):
         raise EPCISValidationError("type: must be EPCISDocument")
     capture_id = secrets.token_hex(16)
@@ -120,6 +124,7 @@ async def capture(
                 source=source,
                 context=document.get("@context"),
                 capture_id=capture_id,
+                ignore=ignore_declaration(document),
             )
             conn.execute(
                 "UPDATE epcis_capture_jobs SET running = false, success = true,"
@@ -218,8 +223,10 @@ def parse_query(request: Request) -> tuple[EventQuery, bool]:
     """The EventQuery of the request's parameters (400 on anything malformed)."""
     for name, value in request.query_params.multi_items():
         _no_nul(name, value)
-    unknown = set(request.query_params) - _LIST_PARAMS - _TIME_PARAMS - _OTHER_PARAMS
+    names = list(request.query_params)
+    unknown = set(names) - _LIST_PARAMS - _TIME_PARAMS - _OTHER_PARAMS - EXTRA_PARAMS
     if unknown:
+        check_standard_names(sorted(unknown))  # a standard one we do not serve: named as such
         raise EPCISQueryError(f"{sorted(unknown)[0]}: unsupported query parameter")
     event_types = _values(request, "eventType")
     for event_type in event_types:
@@ -255,6 +262,7 @@ def parse_query(request: Request) -> tuple[EventQuery, bool]:
         eq_disposition=_values(request, "EQ_disposition"),
         limit=per_page + 1,  # one more tells whether there is a next page
         after_seq=_decode_token(token) if token else None,
+        extra=extra_filters(lambda name: _values(request, name), names),
     )
     return query, include == "true"
 
@@ -276,9 +284,7 @@ def query_document(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/events", responses={400: {"description": "malformed query parameter"}})
-async def events(
-    request: Request, _: Annotated[Principal, Depends(current_principal)]
-) -> JSONResponse:
+async def events(request: Request, _: Annotated[Principal, Depends(current_principal)]) -> Response:
     """Events matching the EPCIS simple-event-query parameters, as an EPCISQueryDocument."""
     query, include_readings = parse_query(request)
     per_page = query.limit - 1
@@ -305,7 +311,39 @@ async def events(
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
         params.append(("nextPageToken", _encode_token(page[-1]["seq"])))
         headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+    if _wants_xml(request):
+        created = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        body = query_document_xml(result, creation_date=created)
+        return Response(body, headers=headers, media_type="application/xml")
     return JSONResponse(query_document(result), headers=headers, media_type=_JSONLD)
+
+
+def _wants_xml(request: Request) -> bool:
+    """XML when the client's Accept names XML before (or without) any JSON type."""
+    for entry in request.headers.get("accept", "").split(","):
+        media = entry.split(";", 1)[0].strip().lower()
+        if is_xml(media):
+            return True
+        if media in (_JSONLD, "application/json"):
+            return False
+    return False
+
+
+@router.get("/prehashes/{event_id:path}", responses={404: {"description": "unknown event"}})
+async def prehash(
+    event_id: str, request: Request, _: Annotated[Principal, Depends(current_principal)]
+) -> dict[str, Any]:
+    """Exactly what was hashed for an event: its CBV 2.0 pre-hash string and its SHA-256."""
+    _no_nul("eventID", event_id)
+
+    def work() -> dict[str, Any] | None:
+        with sync_connection(request) as conn:
+            return prehash_record(conn, event_id)
+
+    found = await run_in_threadpool(work)
+    if found is None:
+        raise EventNotFoundError(f"event {event_id} not found")
+    return found
 
 
 @router.get("/events/{event_id:path}", responses={404: {"description": "unknown event"}})

@@ -13,10 +13,12 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from ingest.epcis.patterns import match_clause
+from ingest.epcis.query_params import extra_conditions
 from ingest.errors import IngestError
 from tracehub import db
 from tracehub.epcis.errors import EPCISValidationError
-from tracehub.epcis.hashing import event_hash, hash_hex
+from tracehub.epcis.hashing import IGNORE_KEY, event_prehash, hash_hex, hash_uri
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_event
 from tracehub.errors import InvalidError, NotFoundError, TooLargeError
 from tracehub.merkle import leaf_hash
@@ -153,9 +155,18 @@ def _event_time(event: Mapping[str, Any], where: str) -> datetime:
 
 
 def prepare_event(
-    event: Mapping[str, Any], *, context: Any = None, where: str = "event"
-) -> tuple[dict[str, Any], str]:
-    """The event as stored (with an @context) and its CBV 2.0 hash URI, after validation."""
+    event: Mapping[str, Any],
+    *,
+    context: Any = None,
+    where: str = "event",
+    ignore: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], str, str]:
+    """The event as stored, its CBV 2.0 hash URI and pre-hash string, after validation.
+
+    Stored = the event with an ``@context`` (the document's when it has none) and, when the
+    document declares fields outside the hash (``ignore``), that declaration as its
+    ``ignoreFields`` member, so the stored bytes alone give the hash again.
+    """
     if not isinstance(event, Mapping):
         raise EPCISValidationError("an event must be a JSON object", path=where)
     stored = dict(event)
@@ -165,14 +176,22 @@ def prepare_event(
     if stored.get("type") not in EVENT_TYPES:
         raise EPCISValidationError(f"type must be one of {list(EVENT_TYPES)}", path=f"{where}.type")
     _event_time(stored, f"{where}.eventTime")
-    return stored, event_hash(stored)
+    if ignore:
+        own = stored.get(IGNORE_KEY)
+        merged = list(dict.fromkeys([*(own if isinstance(own, list) else []), *ignore]))
+        stored = {"@context": stored["@context"], IGNORE_KEY: merged, **stored}
+        stored[IGNORE_KEY] = merged
+    prehash = event_prehash(stored)
+    return stored, hash_uri(prehash), prehash
 
 
+#: The advisory lock key serialising event inserts (``tracehub`` in ASCII).
+SEQ_LOCK = 0x7472616365687562
 _INSERT = """
 INSERT INTO epcis_events (event_id, event_type, event_time, event_json, event_hash, hash_hex,
                           epcs, direct_epcs, biz_step, read_point, biz_location, disposition,
-                          source, capture_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                          source, capture_id, prehash)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -184,26 +203,34 @@ def capture_events(
     source: str,
     context: Any = None,
     capture_id: str | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> list[CapturedEvent]:
     """Validate, hash and insert events; all or none (raises before inserting on bad input).
 
     An event without ``@context`` gets ``context`` (the enclosing document's) or the EPCIS 2.0
     default. An event without ``eventID`` is identified by its hash URI. Capturing the same
     event again is a no-op. An eventID already taken by other content (GS1's examples do that)
-    keeps its first event; the new one is stored under its hash URI as event_id.
+    keeps its first event; the new one is stored under its hash URI as event_id. ``ignore``:
+    the fields the capture document declares outside the hash (``ignoreFields``).
     """
     prepared = [
-        prepare_event(event, context=context, where=f"epcisBody.eventList[{i}]")
+        prepare_event(event, context=context, where=f"epcisBody.eventList[{i}]", ignore=ignore)
         for i, event in enumerate(events)
     ]
     captured: list[CapturedEvent] = []
-    for i, (stored, uri) in enumerate(prepared):
-        event_id = _insert(conn, stored, uri, source, capture_id, stored.get("eventID") or uri)
+    # why: ``seq`` is the query page cursor. Without this lock two capture transactions could
+    # commit in the other order than they drew seq numbers, and a reader paging between the
+    # two commits would step past the lower seq for ever. Held until the caller commits, it
+    # makes seq order commit order (docs/epcis.md, "Paging").
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEQ_LOCK,))
+    for i, (stored, uri, prehash) in enumerate(prepared):
+        row = (stored, uri, prehash, source, capture_id)
+        event_id = _insert(conn, *row, stored.get("eventID") or uri)
         if event_id is None:
-            event_id = _insert(conn, stored, uri, source, capture_id, uri)
+            event_id = _insert(conn, *row, uri)
         if event_id is None:
             raise EPCISValidationError(
-                f"eventID and hash URI {uri} are both taken by other events",
+                _identity_clash(conn, stored.get("eventID"), uri),
                 path=f"epcisBody.eventList[{i}].eventID",
             )
         leaf = leaf_hash(bytes.fromhex(hash_hex(uri))).hex()
@@ -211,10 +238,34 @@ def capture_events(
     return captured
 
 
+def _identity_clash(conn: db.Connection, event_id: Any, uri: str) -> str:
+    """Why an event has no id left: which other events hold its eventID and its hash URI."""
+    holders = conn.execute(
+        "SELECT event_id, event_hash FROM epcis_events WHERE event_id = ANY(%s)",
+        ([str(event_id), uri] if event_id else [uri],),
+    ).fetchall()
+    held = {row[0]: row[1] for row in holders}
+    parts = []
+    if event_id and str(event_id) in held:
+        parts.append(
+            f"eventID {event_id} is already the id of another event (hash {held[event_id]})"
+        )
+    if uri in held:
+        parts.append(
+            f"this event's hash URI {uri} is already the eventID of an event whose content "
+            f"hashes to {held[uri]} (its eventID claims a hash it does not have)"
+        )
+    return "; ".join(parts) + (
+        ". If the two differ only in fields your system adds, declare those in the document's "
+        "ignoreFields (docs/epcis.md)"
+    )
+
+
 def _insert(
     conn: db.Connection,
     stored: Mapping[str, Any],
     uri: str,
+    prehash: str,
     source: str,
     capture_id: str | None,
     event_id: str,
@@ -240,6 +291,7 @@ def _insert(
             normalise_vocabulary(disposition) if isinstance(disposition, str) else None,
             source,
             capture_id,
+            prehash,
         ),
     )
     row = conn.execute(
@@ -272,10 +324,12 @@ def _where(params: EventQuery) -> tuple[str, list[Any]]:
         add("record_time >= %s", params.ge_record_time)
     if params.lt_record_time is not None:
         add("record_time < %s", params.lt_record_time)
-    if params.match_epcs:
-        add("epcs && %s::text[]", list(params.match_epcs))
+    if params.match_epcs:  # exact URIs or urn:epc:idpat: patterns (ingest/epcis/patterns.py)
+        add(*match_clause("epcs", "MATCH_anyEPC", params.match_epcs))
     if params.match_direct_epcs:
-        add("direct_epcs && %s::text[]", list(params.match_direct_epcs))
+        add(*match_clause("direct_epcs", "MATCH_epc", params.match_direct_epcs))
+    for clause, value in extra_conditions(params.extra):  # ingest/epcis/query_params.py
+        add(clause, value)
     if params.eq_biz_step:
         add("biz_step = ANY(%s)", [normalise_vocabulary(v) for v in params.eq_biz_step])
     if params.eq_disposition:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "epcis" / "examples"
+XML_EXAMPLES = EXAMPLES.parent / "xml-examples"
 PO_TYPE = "type=https://ref.gs1.org/cbv/BTT-po"
 #: The inline prefix name GS1's transformation example redefines (protected in EPCIS 2.0).
 PROTECTED_PREFIX = "cbvmda"

@@ -39,11 +39,17 @@ __all__ = [
     "HASH_URI",
     "document_hashes",
     "document_prehashes",
+    "epcis_context_document",
     "event_hash",
+    "event_prehash",
     "expansion_context",
     "hash_hex",
+    "hash_uri",
     "hashable_context",
+    "ignore_declaration",
     "leaf_data",
+    "single_event_document",
+    "without_ignored",
 ]
 
 HASH_URI = re.compile(r"ni:///sha-256;(?P<hex>[0-9a-f]{64})\?ver=CBV2\.0")
@@ -96,6 +102,12 @@ def hashable_context(context: Any) -> Any:
     if isinstance(context, Mapping):
         return {k: v for k, v in context.items() if isinstance(v, str)}
     return context
+
+
+def epcis_context_document() -> dict[str, Any]:
+    """The EPCIS 2.0 JSON-LD context (the hash package's bundled copy; a fresh copy)."""
+    document: dict[str, Any] = _offline_loader(next(iter(_CONTEXTS)))["document"]
+    return document
 
 
 @functools.cache
@@ -163,8 +175,103 @@ def _event_list(document: dict[str, Any]) -> tuple[str, str, list[Any]]:
     return ("EventList", "", events)
 
 
+#: The namespace a document binds a prefix of its choice to for ``<prefix>:ignoreFields`` (the
+#: reference implementation's name for "fields a repository adds that are outside the hash").
+IGNORE_NAMESPACE = "https://repository-x.example.com/"
+IGNORE_KEY = "ignoreFields"
+
+
+def _inline_prefixes(context: Any) -> dict[str, str]:
+    """prefix -> namespace of the context's inline string definitions."""
+    items = context if isinstance(context, list) else [context]
+    out: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, Mapping):
+            out.update({k: v for k, v in item.items() if isinstance(v, str)})
+    return out
+
+
+def _check_fields(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise EPCISValidationError("must be a list of field names", path=where)
+    for name in value:
+        # why: the declaration lets a repository keep its own bookkeeping members out of the
+        # hash; letting it name a standard field (epcList, eventTime) would let two different
+        # events share one hash, which the hash exists to prevent
+        if ":" not in name:
+            raise EPCISValidationError(
+                f"{name!r} is not an extension field (prefix:name or a URI); only those may "
+                "be declared outside the event hash",
+                path=where,
+            )
+    return tuple(value)
+
+
+def ignore_declaration(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields a document declares outside the hash of its events: its ``ignoreFields``, or
+    ``<prefix>:ignoreFields`` for a prefix its context binds to :data:`IGNORE_NAMESPACE`, at
+    the top level or in ``epcisBody.queryResults`` (docs/epcis.md, "The event hash")."""
+    prefixes = _inline_prefixes(document.get("@context"))
+    keys = {IGNORE_KEY} | {
+        f"{p}:{IGNORE_KEY}" for p, u in prefixes.items() if u == IGNORE_NAMESPACE
+    }
+    body = document.get("epcisBody")
+    results = body.get("queryResults") if isinstance(body, Mapping) else None
+    found: list[str] = []
+    for holder, where in ((document, ""), (results, "epcisBody.queryResults.")):
+        if isinstance(holder, Mapping):
+            for key in sorted(keys & holder.keys()):
+                found.extend(_check_fields(holder[key], where + key))
+    return tuple(dict.fromkeys(found))
+
+
+def _expand(name: str, prefixes: Mapping[str, str]) -> str:
+    prefix, sep, local = name.partition(":")
+    if sep and prefix in prefixes:
+        return prefixes[prefix] + local
+    return name
+
+
+def without_ignored(
+    event: Mapping[str, Any], fields: tuple[str, ...], context: Any
+) -> dict[str, Any]:
+    """``event`` less the members declared outside its hash: ``fields`` and the event's own
+    ``ignoreFields`` (how TraceHub keeps a document's declaration with each stored event),
+    matched by name or by expanded IRI; the declaration member itself is dropped too."""
+    own = event.get(IGNORE_KEY)
+    declared = fields + (_check_fields(own, IGNORE_KEY) if own is not None else ())
+    prefixes = _inline_prefixes(context)
+    names = set(declared) | {_expand(name, prefixes) for name in declared}
+    return {
+        k: v
+        for k, v in event.items()
+        if k != IGNORE_KEY and k not in names and _expand(k, prefixes) not in names
+    }
+
+
+def _apply_ignore(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The document with every event stripped of the members declared outside its hash."""
+    fields = ignore_declaration(document)
+    body = document.get("epcisBody")
+    if not isinstance(body, Mapping):
+        return dict(document)
+    context = document.get("@context")
+    if isinstance(body.get("eventList"), list):
+        events = [
+            without_ignored(e, fields, e.get("@context", context)) if isinstance(e, Mapping) else e
+            for e in body["eventList"]
+        ]
+        return {**document, "epcisBody": {**body, "eventList": events}}
+    if isinstance(body.get("event"), Mapping):
+        event = without_ignored(body["event"], fields, body["event"].get("@context", context))
+        return {**document, "epcisBody": {**body, "event": event}}
+    return dict(document)
+
+
 def document_prehashes(document: Mapping[str, Any]) -> list[str]:
-    """The CBV 2.0 pre-hash string of each event of an EPCISDocument, in order."""
+    """The CBV 2.0 pre-hash string of each event of an EPCISDocument, in order (members the
+    document declares in ``ignoreFields`` left out, as the reference implementation does)."""
+    document = _apply_ignore(document)
     document = {**document, "@context": hashable_context(document.get("@context"))}
     with _lock:
         jsonld.set_document_loader(_offline_loader)
@@ -196,18 +303,32 @@ def document_hashes(document: Mapping[str, Any]) -> list[str]:
     return hashes
 
 
-def event_hash(event: Mapping[str, Any]) -> str:
-    """The CBV 2.0 hash URI of one event that carries its own ``@context``."""
+def single_event_document(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The EPCISDocument holding just ``event`` (its ``@context`` lifted to the document)."""
     body = {k: v for k, v in event.items() if k != "@context"}
-    document = {
+    return {
         "@context": event.get("@context"),
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": "2000-01-01T00:00:00Z",
         "epcisBody": {"eventList": [body]},
     }
-    (uri,) = document_hashes(document)
-    return uri
+
+
+def event_prehash(event: Mapping[str, Any]) -> str:
+    """The CBV 2.0 pre-hash string of one event that carries its own ``@context``."""
+    (prehash,) = document_prehashes(single_event_document(event))
+    return prehash
+
+
+def hash_uri(prehash: str) -> str:
+    """``ni:///sha-256;<hex>?ver=CBV2.0`` of a pre-hash string."""
+    return f"ni:///sha-256;{prehash_sha256(prehash)}?ver=CBV2.0"
+
+
+def event_hash(event: Mapping[str, Any]) -> str:
+    """The CBV 2.0 hash URI of one event that carries its own ``@context``."""
+    return hash_uri(event_prehash(event))
 
 
 def hash_hex(uri: str) -> str:
