@@ -88,6 +88,11 @@ class AgentConfig:
     acks: AckPolicy = field(default_factory=AckPolicy)
 
     @property
+    def lock_path(self) -> Path:
+        """Held (flock) by the running agent: `tracehub-edge status` tells a dead one by it."""
+        return self.spool_path.with_name("agent.lock")
+
+    @property
     def status_path(self) -> Path:
         """Where the running agent publishes its status for `tracehub-edge status`."""
         return self.spool_path.with_name("status.json")
