@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 #: A fault that lasts is reported again this often (a record that the sensor is still down).
 HEALTH_REPEAT_S = 300.0
-#: How often the counters are saved to the spool (a kill -9 loses at most this much counting).
-TOTALS_EVERY_S = 1.0
+#: How often everything committed without an fsync (journal, counters) is synced to disk.
+SYNC_EVERY_S = 1.0
 #: SensorStats counters by the `fault` a health reading names.
 FAULTS = {
     "timeouts": "timeout",
@@ -265,7 +265,7 @@ class Agent:
             max_age_s=config.spool_max_age_s,
             when_full=config.spool_when_full,
         )
-        self.journal = Journal(config.spool_path)
+        self.journal = Journal(config.spool_path, synchronous=config.journal_sync)
         self.acks = HubAcks(self.spool, config.device_id, self.signer.sign_dropped, config.acks)
         self.publisher = Publisher(
             self.spool,
@@ -287,7 +287,7 @@ class Agent:
         # The counters as the previous runs left them; this run's are added on top.
         self._carried = self.spool.load_totals()
         self._carried.setdefault("agent.first_started_at", int(self.started_at))
-        self._totals_saved_at = 0.0
+
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -374,7 +374,7 @@ class Agent:
         self._threads.append(thread)
 
     def _housekeeping(self) -> None:
-        last_expiry = 0.0
+        last_expiry = last_sync = 0.0
         while not self._stop.wait(0.2):
             now = time.time()
             for worker in self.readers:
@@ -382,7 +382,10 @@ class Agent:
             if now - last_expiry > 60:
                 self.spool.expire()
                 last_expiry = now
-            self.write_status(save_totals=now - self._totals_saved_at >= TOTALS_EVERY_S)
+            if now - last_sync >= SYNC_EVERY_S:
+                self.spool.sync()
+                last_sync = now
+            self.write_status()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close open read events into the spool, then stop every thread."""
@@ -392,7 +395,7 @@ class Agent:
         for thread in self._threads:
             thread.join(timeout)
         self.stopped_at = time.time()
-        self.write_status(save_totals=True)
+        self.write_status()
         self.journal.close()
         self.spool.close()
         self.lock.release()
@@ -462,12 +465,11 @@ class Agent:
             section[key] = totals[name] = self._carried.get(name, 0) + int(section[key])
         return totals
 
-    def write_status(self, *, save_totals: bool = False) -> None:
-        """Rewrite the status file atomically; with ``save_totals``, save the counters too."""
+    def write_status(self) -> None:
+        """Save the counters, then rewrite the status file atomically (so a status file never
+        shows counts the next run would not continue from)."""
         status, totals = self._status_and_totals()
-        if save_totals:
-            self.spool.save_totals(totals)
-            self._totals_saved_at = time.time()
+        self.spool.save_totals(totals)
         path = self.config.status_path
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(status, indent=2, default=str))
