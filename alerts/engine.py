@@ -509,7 +509,7 @@ class AlertEngine:
         if st.breach_since is None:
             st.breach_since = ts
         if st.alert_id is None and ts - st.breach_since >= timedelta(seconds=rule.grace_s):
-            self._raise_fault(conn, run, rule, ctx, st, device, component)
+            self._raise_fault(conn, run, rule, ctx, st, device, component, data)
 
     def _raise_fault(
         self,
@@ -520,14 +520,18 @@ class AlertEngine:
         st: _State,
         device: str,
         component: str,
+        health: Mapping[str, Any] | None = None,
     ) -> None:
+        """Raise the fault alert; ``health`` is the latest health reading's data (looked up
+        in the readings when the clock, not a reading, ends the grace period)."""
         assert st.breach_since is not None
-        latest = conn.execute(
-            "SELECT data FROM readings WHERE device_id = %s AND kind = 'health'"
-            " AND data->>'component' = %s AND ts <= %s ORDER BY ts DESC, seq DESC LIMIT 1",
-            (device, component, st.last_ts or st.breach_since),
-        ).fetchone()
-        health = latest[0] if latest else {}
+        if health is None:
+            latest = conn.execute(
+                "SELECT data FROM readings WHERE device_id = %s AND kind = 'health'"
+                " AND data->>'component' = %s AND ts <= %s ORDER BY ts DESC, seq DESC LIMIT 1",
+                (device, component, st.last_ts or st.breach_since),
+            ).fetchone()
+            health = latest[0] if latest else {}
         fault = str(health.get("fault", "unknown"))
         self._raise(
             conn,

@@ -84,7 +84,7 @@ def _last_error(publisher: dict[str, Any], running: bool) -> str:
     since = publisher.get("connected_since") or ""
     # ISO 8601 UTC strings of one format compare as times.
     if running and publisher.get("connected") and at and since and at < since:
-        return f"last error at {_since(at)}, before the current connection (resolved): {error}"
+        return f"last error at {_since(at)}, before the connection of {since} (resolved): {error}"
     return f"last error at {_since(at)}{' (current)' if running else ''}: {error}"
 
 
