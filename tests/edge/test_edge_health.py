@@ -206,6 +206,7 @@ interval_s = 0.5
     assert (kind, alert_device) == ("sensor_fault", device)
     assert isinstance(detail, dict) and detail["fault"] == "timeout"
     assert detail["component"] == "coldroom-1"
+    assert "epcis_event_id" in detail and "epcis_error" not in detail  # recorded as EPCIS too
     # The fault started with the first health reading; the alert waited out the grace period
     # and came within one tick of the worker (plus a little) after it.
     assert health, "no health reading stored"
