@@ -218,7 +218,7 @@ class _SensorWorker:
         data: dict[str, Any] = {
             "component": self.name,
             "fault": fault,
-            "detail": detail[:256],
+            "detail": detail[:256] or fault,  # the format wants 1-256 characters
             "failures": self.failures,
         }
         if self.fault_since is not None:
