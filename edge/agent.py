@@ -377,15 +377,19 @@ class Agent:
         last_expiry = last_sync = 0.0
         while not self._stop.wait(0.2):
             now = time.time()
-            for worker in self.readers:
-                worker.flush(now)
-            if now - last_expiry > 60:
-                self.spool.expire()
-                last_expiry = now
-            if now - last_sync >= SYNC_EVERY_S:
-                self.spool.sync()
-                last_sync = now
-            self.write_status()
+            try:
+                for worker in self.readers:
+                    worker.flush(now)
+                if now - last_expiry > 60:
+                    self.spool.expire()
+                    last_expiry = now
+                if now - last_sync >= SYNC_EVERY_S:
+                    self.spool.sync()
+                    last_sync = now
+                self.write_status()
+            except Exception:
+                # A busy disk (sqlite "database is locked") must not end the flushing for good.
+                log.exception("housekeeping failed; retried in 0.2 s")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close open read events into the spool, then stop every thread."""

@@ -28,7 +28,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Journal", "Sighting"]
+__all__ = ["BUSY_TIMEOUT_S", "Journal", "Sighting"]
+
+#: How long a write waits for another connection's transaction before it fails.
+BUSY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,11 @@ class Journal:
         if synchronous not in ("off", "normal", "full"):
             raise ValueError("synchronous is off, normal or full")
         # The spool has created the table (edge.spool.SCHEMA) before the journal opens.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # A long busy timeout: the spool's fsyncs hold the write lock, and a sighting that gives
+        # up waiting is lost.
+        self._db = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("pragma journal_mode=wal")
         self._db.execute(f"pragma synchronous={synchronous}")
         self._lock = threading.Lock()

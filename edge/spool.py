@@ -148,7 +148,9 @@ class Spool:
         self._depth, self._unsent = self._count_outbox()
         # Counters are saved several times a second: a commit that survives the process dying
         # (WAL write, no fsync) is enough for them; `sync()` bounds what a power cut takes.
-        self._light = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._light = sqlite3.connect(
+            path, timeout=30.0, check_same_thread=False, isolation_level=None
+        )
         self._light.execute("pragma synchronous=normal")
 
     def close(self) -> None:

@@ -106,6 +106,8 @@ def test_kill_during_a_burst_loses_no_read_and_status_says_not_running(
         agent.start()
         wait_until(lambda: agent.status_cli().returncode == 0, 30, "the restarted agent")
         wait_until(lambda: _tag_reads(agent) >= killed_counted, 10, "counters carried over")
+        # No broker: the last error is the connection's, with its time, and current.
+        wait_until(lambda: "(current): connect" in agent.status_cli().stdout, 30, "the error")
         agent.stop()
         done = agent.status_cli()
         assert done.returncode == 3 and "stopped cleanly at" in done.stdout, done.stdout
