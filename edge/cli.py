@@ -82,8 +82,14 @@ def _last_error(publisher: dict[str, Any], running: bool) -> str:
     if not error:
         return "no error"
     since = publisher.get("connected_since") or ""
-    # ISO 8601 UTC strings of one format compare as times.
-    if running and publisher.get("connected") and at and since and at < since:
+    resolved = (
+        running
+        and publisher.get("connected")
+        and at
+        and since
+        and datetime.fromisoformat(at) < datetime.fromisoformat(since)
+    )
+    if resolved:
         return f"last error at {_since(at)}, before the connection of {since} (resolved): {error}"
     return f"last error at {_since(at)}{' (current)' if running else ''}: {error}"
 
