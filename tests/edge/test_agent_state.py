@@ -280,3 +280,51 @@ def test_a_lasting_fault_is_reported_again_after_the_repeat_interval(
         wait_until(lambda: worker.health_readings == 2, 5, "the repeated report")
     finally:
         agent.stop()
+
+
+def test_card_reads_become_card_id_readings_without_antenna_or_rssi(tmp_path: Path) -> None:
+    """An RDM6300 card through the agent: a reading naming a card id, not an EPC, and neither
+    an antenna nor a signal strength it never measured."""
+    from edge.rfid_reader.rdm6300 import Rdm6300Decoder, encode_frame
+
+    master, slave = os.openpty()
+    try:
+        cert, key = _device_identity(tmp_path)
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            f"""
+[device]
+id = "card-test"
+certificate = "{cert}"
+key = "{key}"
+
+[broker]
+port = {free_port()}
+ca = "{cert}"
+
+[spool]
+path = "{tmp_path}/spool/spool.sqlite3"
+
+[[readers]]
+name = "gate-125k"
+protocol = "rdm6300"
+port = "{os.ttyname(slave)}"
+"""
+        )
+        agent = Agent(edge_config.load(config))
+        worker = agent.readers[0]
+        [read] = Rdm6300Decoder().feed(encode_frame(bytes.fromhex("62E3086CED")))
+        worker.on_message(read)
+        worker.on_message(read)
+        assert agent.journal.count() == 2
+        worker.flush(float("inf"))
+        assert agent.journal.count() == 0  # gone with the reading that holds them
+        [spooled] = agent.spool.pending()
+        agent.stop()
+    finally:
+        os.close(master)
+        os.close(slave)
+    reading = parse_envelope(spooled.envelope).reading
+    assert reading.kind == "rfid" and reading.data["card_id"] == "62E3086CED"
+    assert reading.data["read_count"] == 2
+    assert not {"epc", "antenna", "rssi_dbm"} & reading.data.keys()
