@@ -346,6 +346,8 @@ class AlertEngine:
                         self._value(conn, run, rule, ctx, device, row)
                     elif rule.kind == "unexpected_location" and row["kind"] == "rfid":
                         self._location(conn, run, rule, ctx, device, row)
+                    elif rule.kind == "sensor_fault":
+                        self._fault(conn, run, rule, ctx, device, row)
         for (shipment_id, device), ts in activity.items():
             found = self._shipment(conn, shipment_id)
             assert found is not None
@@ -473,6 +475,82 @@ class AlertEngine:
             },
         )
 
+    def _fault(
+        self,
+        conn: db.Connection,
+        run: _Run,
+        rule: Rule,
+        ctx: ShipmentContext,
+        device: str,
+        row: Mapping[str, Any],
+    ) -> None:
+        """A health reading reporting a fault opens a breach of its component (subject
+        "<shipment>/<device>/<component>"); one reporting no fault, or a sample from the same
+        sensor, ends it. The alert is raised once the fault has lasted ``grace_s``."""
+        data = row["data"]
+        if row["kind"] == "health":
+            component, faulty = data.get("component"), data.get("fault") != "none"
+        elif row["kind"] == "environment":
+            component, faulty = data.get("sensor"), False
+        else:
+            return
+        if not isinstance(component, str):
+            return
+        ts: datetime = row["ts"]
+        st = self._state(conn, run, rule.rule_id, f"{ctx.shipment_id}/{device}/{component}")
+        if st.last_ts is not None and ts < st.last_ts:
+            return  # older than what we judged already
+        st.last_ts, st.dirty = ts, True
+        if not faulty:
+            if st.alert_id is not None:
+                self._clear(conn, run, st, ts, f"{component} working at {ts.isoformat()}")
+            st.breach_since = None
+            return
+        if st.breach_since is None:
+            st.breach_since = ts
+        if st.alert_id is None and ts - st.breach_since >= timedelta(seconds=rule.grace_s):
+            self._raise_fault(conn, run, rule, ctx, st, device, component, data)
+
+    def _raise_fault(
+        self,
+        conn: db.Connection,
+        run: _Run,
+        rule: Rule,
+        ctx: ShipmentContext,
+        st: _State,
+        device: str,
+        component: str,
+        health: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Raise the fault alert; ``health`` is the latest health reading's data (looked up
+        in the readings when the clock, not a reading, ends the grace period)."""
+        assert st.breach_since is not None
+        if health is None:
+            latest = conn.execute(
+                "SELECT data FROM readings WHERE device_id = %s AND kind = 'health'"
+                " AND data->>'component' = %s AND ts <= %s ORDER BY ts DESC, seq DESC LIMIT 1",
+                (device, component, st.last_ts or st.breach_since),
+            ).fetchone()
+            health = latest[0] if latest else {}
+        fault = str(health.get("fault", "unknown"))
+        self._raise(
+            conn,
+            run,
+            rule,
+            ctx,
+            st,
+            device_id=device,
+            started_at=st.breach_since,
+            detail={
+                "component": component,
+                "fault": fault,
+                "fault_detail": health.get("detail"),
+                "grace_s": rule.grace_s,
+                "summary": f"sensor {component} of {device} faulty ({fault}) since "
+                f"{st.breach_since.isoformat()}, for at least {rule.grace_s:g} s",
+            },
+        )
+
     # -- time ----------------------------------------------------------------------------
 
     def tick(self, now: datetime) -> list[str]:
@@ -513,6 +591,8 @@ class AlertEngine:
                 elif rule.kind == "sensor_silent":
                     for device, since, last in devices:
                         self._tick_silent(conn, run, rule, ctx, device, last or since, now)
+                elif rule.kind == "sensor_fault":
+                    self._tick_fault(conn, run, rule, ctx, [d for d, *_ in devices], now)
                 elif rule.kind == "custody_gap" and ctx.state == "in_transit":
                     lasts = [last for _, _, last in devices if last is not None]
                     custody = self._last_custody_event(conn, ctx, now)
@@ -538,6 +618,30 @@ class AlertEngine:
             st = self._state(conn, run, rule.rule_id, subject)
             if st.alert_id is None and st.breach_since is not None:
                 self._raise_value(conn, run, rule, ctx, st, subject.split("/", 1)[1])
+
+    def _tick_fault(
+        self,
+        conn: db.Connection,
+        run: _Run,
+        rule: Rule,
+        ctx: ShipmentContext,
+        devices: list[str],
+        now: datetime,
+    ) -> None:
+        prefix = f"{ctx.shipment_id}/"
+        pending = conn.execute(
+            "SELECT subject FROM alert_rule_state WHERE rule_id = %s"
+            " AND left(subject, %s) = %s AND breach_since IS NOT NULL AND alert_id IS NULL"
+            " AND breach_since <= %s ORDER BY subject",
+            (rule.rule_id, len(prefix), prefix, now - timedelta(seconds=rule.grace_s)),
+        ).fetchall()
+        for (subject,) in pending:
+            device, _, component = subject[len(prefix) :].partition("/")
+            if device not in devices or not component:
+                continue
+            st = self._state(conn, run, rule.rule_id, subject)
+            if st.alert_id is None and st.breach_since is not None:
+                self._raise_fault(conn, run, rule, ctx, st, device, component)
 
     def _tick_silent(
         self,

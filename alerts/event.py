@@ -24,7 +24,10 @@ _MEASUREMENT = {
     "sensor_silent": f"{VOCAB}sensor_silent",
     "unexpected_location": f"{VOCAB}unexpected_location",
     "custody_gap": f"{VOCAB}custody_gap",
+    "sensor_fault": f"{VOCAB}sensor_fault",
 }
+#: Kinds that report the device failing rather than the goods at risk.
+_DEVICE_KINDS = ("sensor_silent", "sensor_fault")
 _UOM = {"temperature_excursion": "CEL", "humidity_excursion": "P1"}
 
 
@@ -51,7 +54,7 @@ def alert_event(
     """The EPCIS ObjectEvent recording an alert (sensor_reporting, OBSERVE)."""
     report: dict[str, Any] = {
         "type": _MEASUREMENT[kind],
-        "exception": "ERROR_CONDITION" if kind == "sensor_silent" else "ALARM_CONDITION",
+        "exception": "ERROR_CONDITION" if kind in _DEVICE_KINDS else "ALARM_CONDITION",
         "time": event_time(started_at),
     }
     if kind in _UOM:

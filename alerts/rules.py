@@ -27,6 +27,7 @@ Kind = Literal[
     "sensor_silent",
     "unexpected_location",
     "custody_gap",
+    "sensor_fault",
 ]
 KINDS: tuple[str, ...] = get_args(Kind)
 VALUE_KINDS = ("temperature_excursion", "humidity_excursion")
@@ -91,6 +92,7 @@ def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         "sensor_silent": {"silent_s"},
         "unexpected_location": {"expected_locations"},
         "custody_gap": {"gap_s"},
+        "sensor_fault": {"grace_s"},
     }
     if kind not in allowed:
         raise RuleError(f"kind must be one of {list(KINDS)}")
@@ -109,6 +111,11 @@ def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
             raise RuleError("params.grace_s must not be negative")
         out = {"grace_s": grace} | ({"min": low} if low is not None else {})
         out |= {"max": high} if high is not None else {}
+    elif kind == "sensor_fault":
+        grace = _number(params, "grace_s") or 0.0
+        if grace < 0:
+            raise RuleError("params.grace_s must not be negative")
+        out = {"grace_s": grace}
     elif kind in ("sensor_silent", "custody_gap"):
         name = "silent_s" if kind == "sensor_silent" else "gap_s"
         value = cast(float, _number(params, name, required=True))

@@ -40,6 +40,7 @@ KindName = Literal[
     "sensor_silent",
     "unexpected_location",
     "custody_gap",
+    "sensor_fault",
 ]
 StateName = Literal["open", "acknowledged", "resolved"]
 Reader = Annotated[Principal, Depends(require("logistics", "auditor"))]

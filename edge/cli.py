@@ -2,6 +2,10 @@
 
 tracehub-edge run --config agent.toml
 tracehub-edge status --config agent.toml [--json]
+
+`status` exits 0 when the agent runs, 3 when it does not (the LSB convention for a stopped
+service), 1 when it never ran. Whether it runs is judged by the lock the agent holds while its
+process lives (edge.liveness), not by the status file, which a killed agent leaves behind.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from edge import config as edge_config
+from edge.liveness import AlreadyRunningError, probe
+
+NOT_RUNNING = 3
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,28 +52,81 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _since(moment: str | None) -> str:
+    """An ISO time and how long ago it was."""
+    if not moment:
+        return "never"
+    age = time.time() - datetime.fromisoformat(moment).timestamp()
+    return f"{moment} ({_ago(age)})"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def _liveness(state: dict[str, Any], running: bool, pid: int | None) -> str:
+    if running:
+        return f"running (pid {pid}, started {_since(state.get('started_at'))})"
+    if state.get("stopped_at"):
+        return f"not running (stopped cleanly at {_since(state['stopped_at'])})"
+    # Killed or crashed: its last status write is the last time it was known alive.
+    return f"not running (did not stop cleanly; last alive at {_since(state.get('updated_at'))})"
+
+
+def _last_error(publisher: dict[str, Any], running: bool) -> str:
+    error, at = publisher.get("last_error"), publisher.get("last_error_at")
+    if not error:
+        return "no error"
+    since = publisher.get("connected_since") or ""
+    resolved = (
+        running
+        and publisher.get("connected")
+        and at
+        and since
+        and datetime.fromisoformat(at) < datetime.fromisoformat(since)
+    )
+    if resolved:
+        return f"last error at {_since(at)}, before the connection of {since} (resolved): {error}"
+    return f"last error at {_since(at)}{' (current)' if running else ''}: {error}"
+
+
 def status(args: argparse.Namespace) -> int:
     config = edge_config.load(Path(args.config))
+    live = probe(config.lock_path)
     try:
         state = json.loads(config.status_path.read_text())
     except FileNotFoundError:
         print(f"no status at {config.status_path}: the agent has not run", file=sys.stderr)
         return 1
+    if not live.running:
+        state["running"] = False  # whatever a killed agent's last status said
     if args.json:
         print(json.dumps(state, indent=2))
-        return 0
-    age = time.time() - datetime.fromisoformat(state["updated_at"]).timestamp()
-    running = "running" if age < 5 else f"not running (status is {age:.0f} s old)"
+        return 0 if live.running else NOT_RUNNING
     spool, publisher, acks = state["spool"], state["publisher"], state["hub_acks"]
-    print(f"agent {state['device']}: {running}")
+    print(f"agent {state['device']}: {_liveness(state, live.running, live.pid)}")
+    print(f"  counters since {state.get('counters_since') or state.get('started_at')}")
+    journal = state.get("journal", {}).get("sightings", 0)
     print(
         f"  spool depth {spool['depth']} ({spool['unsent']} unsent, the rest awaiting the hub), "
-        f"last seq {spool['last']}, dropped {spool['dropped']}"
+        f"last seq {spool['last']}, dropped {spool['dropped']}; {journal} sightings journaled"
     )
+    if live.running:
+        connection = (
+            f"connected since {publisher.get('connected_since') or '?'}"
+            if publisher["connected"]
+            else "disconnected"
+        )
+    else:
+        connection = "not connected (agent not running)"
     print(
-        f"  broker {'connected' if publisher['connected'] else 'disconnected'}: "
+        f"  broker {connection}: "
         f"{publisher['acknowledged']} acknowledged, {publisher['resent']} resent, "
-        f"{publisher['refused']} refused, last error {publisher['last_error'] or '-'}"
+        f"{publisher['refused']} refused; {_last_error(publisher, live.running)}"
     )
     print(
         f"  hub: stored through seq {acks['last_through']}, {acks['last_missing']} missing, "
@@ -79,8 +140,10 @@ def status(args: argparse.Namespace) -> int:
             f"{reader['tag_reads']} reads, {reader['read_events']} events; errors {decoder}"
         )
     for name, sensor in state["sensors"].items():
-        print(f"  sensor {name}: {sensor}")
-    return 0
+        fault = sensor.get("fault")
+        health = f"FAULT {fault} since {sensor.get('fault_since')}" if fault else "ok"
+        print(f"  sensor {name}: {health}; {sensor}")
+    return 0 if live.running else NOT_RUNNING
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except edge_config.EdgeConfigError as exc:
+    except (edge_config.EdgeConfigError, AlreadyRunningError) as exc:
         print(f"tracehub-edge: {exc}", file=sys.stderr)
         return 2
     return code

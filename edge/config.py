@@ -16,6 +16,7 @@
     max_readings = 1000000
     max_age_days = 30
     when_full = "drop-oldest"      # or "refuse-new"
+    journal_sync = "normal"        # tag sightings: "normal" survives a crash, "full" a power cut
 
     [acks]                         # the hub's end-to-end acknowledgement (optional section)
     resend_after_s = 30            # resend what the hub has not acknowledged after this long,
@@ -86,6 +87,12 @@ class AgentConfig:
     readers: list[ReaderConfig]
     sensors: list[SensorConfig]
     acks: AckPolicy = field(default_factory=AckPolicy)
+    journal_sync: str = "normal"
+
+    @property
+    def lock_path(self) -> Path:
+        """Held (flock) by the running agent: `tracehub-edge status` tells a dead one by it."""
+        return self.spool_path.with_name("agent.lock")
 
     @property
     def status_path(self) -> Path:
@@ -149,6 +156,9 @@ def load(path: Path) -> AgentConfig:
         when_full = WhenFull(spool.get("when_full", "drop-oldest"))
     except ValueError as exc:
         raise EdgeConfigError(f"[spool] when_full: {exc}") from exc
+    journal_sync = spool.get("journal_sync", "normal")
+    if journal_sync not in ("normal", "full"):
+        raise EdgeConfigError('[spool] journal_sync: "normal" or "full"')
     acks = data.get("acks", {})
     if not isinstance(acks, dict):
         raise EdgeConfigError("[acks] must be a section")
@@ -175,4 +185,5 @@ def load(path: Path) -> AgentConfig:
         readers=readers,
         sensors=sensors,
         acks=policy,
+        journal_sync=journal_sync,
     )

@@ -19,6 +19,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -64,7 +65,9 @@ class PublisherStats:
     connects: int = 0
     connection_failures: int = 0
     last_error: str = ""
+    last_error_at: str = ""  # when last_error happened (UTC, ISO 8601)
     connected: bool = False
+    connected_since: str = ""  # when the current connection was made; "" while disconnected
     refused_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -134,6 +137,7 @@ class Publisher:
                 return
             self.stats.connects += 1
             self.stats.connected = True
+            self.stats.connected_since = _now_iso()
             log.info("connected to %s:%d", self.broker.host, self.broker.port)
             client.subscribe(ack_topic(self.acks.device), qos=1)
             # What the previous connection sent may be gone with the broker's state: send again
@@ -144,14 +148,20 @@ class Publisher:
             self._failed("no CONNACK within 10 s")
         finally:
             self.stats.connected = False
+            self.stats.connected_since = ""
             self.stats.unmarked = 0  # unsent again: they go on the next connection
             client.disconnect()
             client.loop_stop()
 
     def _failed(self, message: str) -> None:
         self.stats.connection_failures += 1
-        self.stats.last_error = message
+        self._error(message)
         log.warning("publisher: %s", message)
+
+    def _error(self, message: str) -> None:
+        """Record an error with its time, so a status can tell an old one from a current one."""
+        self.stats.last_error = message
+        self.stats.last_error_at = _now_iso()
 
     def _pump(
         self, client: mqtt.Client, events: queue.Queue[tuple[str, object]], stop: threading.Event
@@ -186,7 +196,7 @@ class Publisher:
                     kind, payload = events.get(timeout=0 if got_event else 0.05)
                     got_event = True
                     if kind == "disconnect":
-                        self.stats.last_error = f"disconnected: {payload}"
+                        self._error(f"disconnected: {payload}")
                         log.warning("publisher: disconnected (%s)", payload)
                         return
                     if kind == "ack":
@@ -228,7 +238,7 @@ class Publisher:
             for reading in self.spool.pending(limit=room, exclude=busy):
                 info = client.publish(readings_topic(reading.device), reading.envelope, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    self.stats.last_error = f"publish: {mqtt.error_string(info.rc)}"
+                    self._error(f"publish: {mqtt.error_string(info.rc)}")
                     return
                 in_flight[info.mid] = reading
                 self.stats.published += 1
@@ -268,7 +278,7 @@ class Publisher:
     ) -> bool:
         info = client.publish(dropped_topic(self.acks.device), envelope, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            self.stats.last_error = f"publish: {mqtt.error_string(info.rc)}"
+            self._error(f"publish: {mqtt.error_string(info.rc)}")
             return False
         reports[info.mid] = drop
         self.stats.reports_published += 1
@@ -287,6 +297,10 @@ class Publisher:
             reason,
             self.retry_refused_after_s,
         )
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _forget(

@@ -26,6 +26,7 @@ class ReadEvent:
     last_seen: float
     count: int
     peak_rssi_dbm: float | None
+    id_kind: str = "epc"  # or "card_id": what `epc` holds (edge.rfid_reader.base.TagRead)
 
 
 @dataclass(slots=True)
@@ -34,10 +35,17 @@ class _Group:
     last_seen: float
     count: int
     peak_rssi_dbm: float | None
+    id_kind: str
 
     def event(self, key: tuple[bytes, int | None]) -> ReadEvent:
         return ReadEvent(
-            key[0], key[1], self.first_seen, self.last_seen, self.count, self.peak_rssi_dbm
+            key[0],
+            key[1],
+            self.first_seen,
+            self.last_seen,
+            self.count,
+            self.peak_rssi_dbm,
+            self.id_kind,
         )
 
 
@@ -73,7 +81,7 @@ class ReadSmoother:
             if len(self._open) >= self.max_open:
                 stale_key, stale = self._open.popitem(last=False)
                 events.append(stale.event(stale_key))
-            self._open[key] = _Group(now, now, 1, read.rssi_dbm)
+            self._open[key] = _Group(now, now, 1, read.rssi_dbm, read.id_kind)
             return events
         group.last_seen = max(group.last_seen, now)
         group.count += 1

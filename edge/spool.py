@@ -56,6 +56,21 @@ create table if not exists dropped (
     reported integer not null default 0,
     primary key (device, first)
 ) without rowid;
+-- The agent's counters (reads, publishes, sensor failures, ...) as of its last status write, so
+-- they continue across restarts (edge.totals).
+create table if not exists totals (name text primary key, value integer not null);
+-- Tag sightings read but not yet part of a spooled read event (edge.journal): written as they
+-- are read, deleted in the transaction that spools the event they end up in.
+create table if not exists sightings (
+    id integer primary key,
+    reader text not null,
+    epc text not null,
+    antenna integer,
+    rssi_dbm real,
+    at real not null,
+    id_kind text not null default 'epc'
+);
+create index if not exists sightings_reader on sightings (reader, at);
 """
 # Columns a spool written by an agent before the end-to-end acknowledgement lacks.
 _ADDED_COLUMNS = {
@@ -68,6 +83,10 @@ SeqRange = tuple[int, int]
 
 EnvelopeBuilder = Callable[[int, str], bytes]
 """Builds the signed envelope for (sequence number, previous reading's hash)."""
+
+Consumed = tuple[str, str, int | None, float]
+"""Journaled sightings an appended reading accounts for: (reader, epc hex, antenna, up to and
+including this time)."""
 
 
 class WhenFull(StrEnum):
@@ -127,10 +146,23 @@ class Spool:
                 self._db.execute(f"alter table outbox add column {name} {declaration}")
         self._db.execute(_DUE_INDEX)
         self._depth, self._unsent = self._count_outbox()
+        # Counters are saved several times a second: a commit that survives the process dying
+        # (WAL write, no fsync) is enough for them; `sync()` bounds what a power cut takes.
+        self._light = sqlite3.connect(
+            path, timeout=30.0, check_same_thread=False, isolation_level=None
+        )
+        self._light.execute("pragma synchronous=normal")
 
     def close(self) -> None:
         with self._lock:
+            self._light.close()
             self._db.close()
+
+    def sync(self) -> None:
+        """Make everything committed so far, on any connection, survive a power cut: a
+        checkpoint syncs the write-ahead log (commits without fsync: counters, the journal)."""
+        with self._lock:
+            self._db.execute("pragma wal_checkpoint(passive)")
 
     def append(
         self, device: str, build: EnvelopeBuilder, *, now: float | None = None
@@ -139,14 +171,20 @@ class Spool:
         return self.append_many([(device, build)], now=now)[0]
 
     def append_many(
-        self, items: Iterable[tuple[str, EnvelopeBuilder]], *, now: float | None = None
+        self,
+        items: Iterable[tuple[str, EnvelopeBuilder]],
+        *,
+        now: float | None = None,
+        consumed: Iterable[Consumed] = (),
     ) -> list[SpooledReading]:
-        """Append several readings in one transaction (one fsync)."""
+        """Append several readings in one transaction (one fsync), deleting in the same
+        transaction the journaled sightings they account for (``consumed``): a crash leaves
+        either the sightings or the readings, never both nor neither."""
         created = time.time() if now is None else now
         stored: list[SpooledReading] = []
         with self._lock:
             try:
-                self._append_all(items, created, stored)
+                self._append_all(items, created, stored, consumed)
             except SpoolFullError:
                 # The batch rolled back; the refusal itself is recorded in its own transaction.
                 with self._transaction():
@@ -159,8 +197,13 @@ class Spool:
         items: Iterable[tuple[str, EnvelopeBuilder]],
         created: float,
         stored: list[SpooledReading],
+        consumed: Iterable[Consumed] = (),
     ) -> None:
         with self._transaction():
+            self._db.executemany(
+                "delete from sightings where reader = ? and epc = ? and antenna is ? and at <= ?",
+                list(consumed),
+            )
             for device, build in items:
                 self._make_room(device)
                 row = self._db.execute(
@@ -393,6 +436,26 @@ class Spool:
                 "select seq, hash from chain where device = ?", (device,)
             ).fetchone()
         return (row[0], row[1]) if row else None
+
+    def load_totals(self) -> dict[str, int]:
+        """The agent's counters as last saved."""
+        with self._lock:
+            return dict(self._db.execute("select name, value from totals").fetchall())
+
+    def save_totals(self, totals: dict[str, int]) -> None:
+        """Replace the saved counters, in one transaction (all or none of them)."""
+        with self._lock:
+            self._light.execute("begin immediate")
+            try:
+                self._light.executemany(
+                    "insert into totals (name, value) values (?, ?)"
+                    " on conflict (name) do update set value = excluded.value",
+                    sorted(totals.items()),
+                )
+            except BaseException:
+                self._light.execute("rollback")
+                raise
+            self._light.execute("commit")
 
     def counters(self) -> dict[str, int]:
         """Readings dropped by policy: dropped_oldest, refused_full, expired."""

@@ -252,6 +252,8 @@ async def _readings(
                         "humidity_pct": float(data["humidity_pct"]),
                     }
                 )
+        elif kind == "health":
+            continue  # the device's own state (a sensor fault), not a step of the goods
         elif len(journey) < MAX_JOURNEY:
             journey.append({**base, **_journey_entry(kind, data, loc)})
     return journey, series
@@ -266,6 +268,7 @@ def _journey_entry(kind: str, data: dict[str, Any], loc: str | None) -> dict[str
             "where": data.get("reader") or loc,
             "loc": loc,
             "epc": data.get("epc"),
+            **({"card_id": data["card_id"]} if "card_id" in data else {}),
         }
     return {
         "kind": "event",

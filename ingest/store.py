@@ -72,7 +72,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_KINDS = frozenset({"rfid", "environment", "event"})
+_KINDS = frozenset({"rfid", "environment", "event", "health"})
 _MAX_SEQ = 2**63 - 1
 T = TypeVar("T")
 

@@ -20,6 +20,7 @@ from tracehub.strictjson import refuse_duplicate_members
 __all__ = [
     "DEVICE_ID_PATTERN",
     "GENESIS_PREV",
+    "HEALTH_FAULTS",
     "MAX_READING_BYTES",
     "SCHEMA_VERSION",
     "Kind",
@@ -44,11 +45,23 @@ _TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{
 _HASH = re.compile(r"[0-9a-f]{64}")
 # UHF EPCs are whole 16-bit words; a 125 kHz EM4100 card's id is 5 bytes. Whole bytes cover both.
 _EPC = re.compile(r"(?:[0-9A-F]{2}){2,62}")
+# A 125 kHz card's id (EM4100: 5 bytes) is not an EPC and is named apart (data.card_id).
+_CARD_ID = re.compile(r"(?:[0-9A-F]{2}){1,16}")
 _GLN = re.compile(r"[0-9]{13}")
 _READ_POINT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
-Kind = Literal["rfid", "environment", "event"]
+Kind = Literal["rfid", "environment", "event", "health"]
+#: What a health reading's ``data.fault`` may say; ``none``: the component works (again).
+HEALTH_FAULTS = (
+    "none",
+    "timeout",
+    "crc_error",
+    "exception_response",
+    "out_of_range",
+    "connection_error",
+    "other",
+)
 _KINDS: tuple[str, ...] = get_args(Kind)
 _REQUIRED = frozenset({"v", "device", "seq", "ts", "kind", "data", "prev"})
 _OPTIONAL = frozenset({"loc"})
@@ -255,19 +268,47 @@ def _check_environment(data: dict[str, Any]) -> None:
 
 
 def _check_rfid(data: dict[str, Any]) -> None:
-    required = {"epc", "antenna", "rssi_dbm", "read_count"}
-    _check_keys("data", data, required, {"first_seen", "last_seen", "reader"})
-    epc = data["epc"]
-    if not isinstance(epc, str) or not _EPC.fullmatch(epc):
-        raise ReadingError("data.epc: expected upper-case hex, whole bytes (4-124 digits)")
-    _check_int("data.antenna", data["antenna"], 0, 255)
-    _check_number("data.rssi_dbm", data["rssi_dbm"])
+    # A UHF tag's EPC, or a 125 kHz card's id; a card reader measures no signal strength and
+    # has one antenna, so a card_id reading carries neither.
+    if "card_id" in data:
+        _check_keys("data", data, {"card_id", "read_count"}, {"first_seen", "last_seen", "reader"})
+        card = data["card_id"]
+        if not isinstance(card, str) or not _CARD_ID.fullmatch(card):
+            raise ReadingError("data.card_id: expected upper-case hex, whole bytes (2-32 digits)")
+    else:
+        optional = {"antenna", "rssi_dbm", "first_seen", "last_seen", "reader"}
+        _check_keys("data", data, {"epc", "read_count"}, optional)
+        epc = data["epc"]
+        if not isinstance(epc, str) or not _EPC.fullmatch(epc):
+            raise ReadingError("data.epc: expected upper-case hex, whole bytes (4-124 digits)")
+        if "antenna" in data:
+            _check_int("data.antenna", data["antenna"], 0, 255)
+        if "rssi_dbm" in data:
+            _check_number("data.rssi_dbm", data["rssi_dbm"])
     _check_int("data.read_count", data["read_count"], 1, MAX_SAFE_INT)
     seen = [parse_ts(data[k], f"data.{k}") for k in ("first_seen", "last_seen") if k in data]
     if len(seen) == 2 and seen[0] > seen[1]:
         raise ReadingError("data.first_seen is after data.last_seen")
     if "reader" in data:
         _check_text("data.reader", data["reader"], 64)
+
+
+def _check_health(data: dict[str, Any]) -> None:
+    optional = {"detail", "since", "failures", "value"}
+    _check_keys("data", data, {"component", "fault"}, optional)
+    _check_text("data.component", data["component"], 64)
+    if data["fault"] not in HEALTH_FAULTS:
+        raise ReadingError(
+            f"data.fault: {data['fault']!r} is not one of {', '.join(HEALTH_FAULTS)}"
+        )
+    if "detail" in data:
+        _check_text("data.detail", data["detail"], 256)
+    if "since" in data:
+        parse_ts(data["since"], "data.since")
+    if "failures" in data:
+        _check_int("data.failures", data["failures"], 0, MAX_SAFE_INT)
+    if "value" in data:
+        _check_number("data.value", data["value"])
 
 
 def _check_event(data: dict[str, Any]) -> None:
@@ -293,7 +334,12 @@ def _check_json(field: str, value: object, depth: int) -> None:
         _check_number(field, value)
 
 
-_DATA_CHECKS = {"environment": _check_environment, "rfid": _check_rfid, "event": _check_event}
+_DATA_CHECKS = {
+    "environment": _check_environment,
+    "rfid": _check_rfid,
+    "event": _check_event,
+    "health": _check_health,
+}
 
 
 def _check_loc(loc: object) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 __all__ = [
     "CommandResponse",
@@ -33,8 +33,10 @@ MAX_BUFFER = 4096
 class TagRead:
     """One sighting of a tag.
 
-    `epc` is the EPC (UHF) or the 5-byte version+id of a 125 kHz card. `antenna` is the antenna
-    id as it travels on the wire (R2000: 0..3), None when the reader does not say.
+    `epc` is the tag's identifier: the EPC of a UHF tag (`id_kind` "epc"), or the 5-byte
+    version+id of a 125 kHz card (`id_kind` "card_id", which is not an EPC). `antenna` is the
+    antenna port as the vendor numbers it (R2000: 1..4), None when the reader does not say.
+    `rssi_dbm` is None when the reader measures none (125 kHz readers).
     """
 
     protocol: str
@@ -43,6 +45,7 @@ class TagRead:
     rssi_dbm: float | None
     pc: int | None
     raw: bytes
+    id_kind: Literal["epc", "card_id"] = "epc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,9 @@ class DecoderStats:
     `bytes_in == junk_bytes + bytes_framed + decoder.buffered` holds after every `feed()`.
     `bad_length` counts framing failures (impossible length, missing terminator, illegal
     character) and well-checksummed frames whose payload layout is impossible; `bad_crc` counts
-    tag replies whose tag CRC-16 is wrong although the frame checksum is right.
+    tag replies whose tag CRC-16 is wrong although the frame checksum is right; `bad_rssi` counts
+    tag replies whose RSSI lies outside the range the reader's protocol documents: the read is
+    kept, its RSSI refused (None).
     """
 
     frames_ok: int = 0
@@ -97,6 +102,7 @@ class DecoderStats:
     junk_bytes: int = 0
     unknown_type: int = 0
     bad_crc: int = 0
+    bad_rssi: int = 0
     bytes_in: int = 0
     bytes_framed: int = 0
 

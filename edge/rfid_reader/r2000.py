@@ -7,8 +7,21 @@ Replies to real-time inventory (0x89, and the session/target variant 0x8B) come 
 told apart by data length: 1 byte is an error code; 7 bytes end a round (antenna id, read rate
 u16, total reads u32); anything else is a tag: FreqAnt (frequency point in the high 6 bits,
 antenna id 0..3 in the low 2), PC (2), EPC (PC bits 15..11 count its 16-bit words), RSSI (1).
-RSSI is converted as `dBm = value - 129`, the rule pyImpinj (hex-in/pyImpinj) applies to this
-family; the vendor tables are not exact, so treat it as approximate.
+
+Antennas: the wire carries the antenna id 0..3; the vendor's protocol document and the reader's
+housing label the ports "Antenna 1".."Antenna 4" (cmd_set_work_antenna, 0x74: "00 = antenna 1
+... 03 = antenna 4"), so decoded messages carry the port number, wire id + 1, and
+`set_work_antenna` takes the port number.
+
+RSSI: the protocol document's RSSI table maps the byte 98 (0x62) to -31 dBm down to 31 (0x1F)
+to -98 dBm (the receiver's sensitivity), i.e. `dBm = value - 129`, the rule pyImpinj
+(hex-in/pyImpinj) applies to this family too; treat it as approximate. The field is 7 bits:
+eight-port variants use the byte's top bit for the antenna group (ports 5-8), and a four-port
+reader never sets it. Real readers report tags held against the antenna above the table's end
+(the session-inventory log in the tests has 0x67, -26 dBm), so the accepted range is 31..127
+(-98..-2 dBm). A byte outside it -- 0xB0 would read as +47 dBm, far above what the reader
+transmits -- is refused: the tag read is kept (its EPC and checksum are sound) without an RSSI,
+and counted (`DecoderStats.bad_rssi`).
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ __all__ = [
     "CMD_SET_WORK_ANTENNA",
     "ERROR_CODES",
     "PROTOCOL",
+    "RSSI_RANGE",
     "R2000Decoder",
     "checksum",
     "encode_command",
@@ -57,6 +71,9 @@ CMD_SESSION_INVENTORY = 0x8B
 _INVENTORY_COMMANDS = frozenset({CMD_REAL_TIME_INVENTORY, CMD_SESSION_INVENTORY})
 
 RSSI_OFFSET = 129
+#: The RSSI bytes accepted: the table's lowest value up to the 7-bit field's top (-98..-2 dBm).
+RSSI_RANGE = (31, 0x7F)
+ANTENNA_PORTS = 4
 _MIN_LEN = 3  # Adr + Cmd + Check
 _ROUND_END_DATA = 7
 _MIN_TAG_DATA = 4  # FreqAnt + PC + RSSI, zero-length EPC
@@ -113,10 +130,10 @@ def real_time_inventory(repeat: int = 0xFF, address: int = BROADCAST_ADDRESS) ->
 
 
 def set_work_antenna(antenna: int, address: int = BROADCAST_ADDRESS) -> bytes:
-    """cmd_set_work_antenna (0x74), antenna id 0..3 as on the wire (port label minus one)."""
-    if not 0 <= antenna <= 3:
-        raise ValueError("antenna id is 0..3")
-    return encode_command(CMD_SET_WORK_ANTENNA, bytes([antenna]), address)
+    """cmd_set_work_antenna (0x74) for antenna port 1..4 as the vendor labels it (sent as 0..3)."""
+    if not 1 <= antenna <= ANTENNA_PORTS:
+        raise ValueError(f"antenna port is 1..{ANTENNA_PORTS}")
+    return encode_command(CMD_SET_WORK_ANTENNA, bytes([antenna - 1]), address)
 
 
 def get_firmware_version(address: int = BROADCAST_ADDRESS) -> bytes:
@@ -166,7 +183,7 @@ class R2000Decoder(FrameDecoder):
         if len(data) == _ROUND_END_DATA:
             return InventoryRoundEnd(
                 protocol=PROTOCOL,
-                antenna=data[0],
+                antenna=data[0] + 1,  # the port label (wire id + 1), as for tags
                 read_rate=int.from_bytes(data[1:3], "big"),
                 total_read=int.from_bytes(data[3:7], "big"),
                 raw=frame,
@@ -182,11 +199,15 @@ class R2000Decoder(FrameDecoder):
         if len(data) != _MIN_TAG_DATA + epc_len:
             self.stats.bad_length += 1
             return None
+        rssi: float | None = rssi_to_dbm(data[3 + epc_len])
+        if not RSSI_RANGE[0] <= data[3 + epc_len] <= RSSI_RANGE[1]:
+            self.stats.bad_rssi += 1
+            rssi = None
         return TagRead(
             protocol=PROTOCOL,
             epc=data[3 : 3 + epc_len],
-            antenna=data[0] & 0x03,
-            rssi_dbm=rssi_to_dbm(data[3 + epc_len]),
+            antenna=(data[0] & 0x03) + 1,
+            rssi_dbm=rssi,
             pc=pc,
             raw=frame,
         )

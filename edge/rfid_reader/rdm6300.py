@@ -64,4 +64,13 @@ class Rdm6300Decoder(FrameDecoder):
 
     def _decode(self, frame: bytes) -> Message | None:
         data = bytes.fromhex(frame[1:11].decode("ascii"))
-        return TagRead(protocol=PROTOCOL, epc=data, antenna=None, rssi_dbm=None, pc=None, raw=frame)
+        # A card id, not an EPC; the reader has one antenna and reports no signal strength.
+        return TagRead(
+            protocol=PROTOCOL,
+            epc=data,
+            antenna=None,
+            rssi_dbm=None,
+            pc=None,
+            raw=frame,
+            id_kind="card_id",
+        )

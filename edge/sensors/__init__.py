@@ -3,6 +3,7 @@
 from edge.sensors.modbus import (
     ModbusSensor,
     SensorConfigError,
+    SensorFailure,
     SensorSample,
     SensorSpec,
     SensorStats,
@@ -12,6 +13,7 @@ from edge.sensors.modbus import (
 __all__ = [
     "ModbusSensor",
     "SensorConfigError",
+    "SensorFailure",
     "SensorSample",
     "SensorSpec",
     "SensorStats",

@@ -39,6 +39,7 @@ __all__ = [
     "ModbusSensor",
     "RegisterType",
     "SensorConfigError",
+    "SensorFailure",
     "SensorSample",
     "SensorSpec",
     "SensorStats",
@@ -179,6 +180,16 @@ class SensorSample:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SensorFailure:
+    """Why the last poll gave no sample: ``kind`` is its SensorStats counter; ``value`` the
+    implausible reading (degC or %) when the sensor answered with one."""
+
+    kind: str
+    message: str
+    value: float | None = None
+
+
 @dataclass(slots=True)
 class SensorStats:
     """Counts of `read()` outcomes; `polls` equals `ok` plus every failure count.
@@ -280,6 +291,8 @@ class ModbusSensor:
         self._received = b""
         self._bad_crc_seen = False
         self._failing = False
+        #: Why the last read() gave no sample; None after a good one.
+        self.last_failure: SensorFailure | None = None
         self._client = ModbusSerialClient(
             spec.port,
             framer=FramerType.RTU,
@@ -338,6 +351,7 @@ class ModbusSensor:
         except SensorConfigError as exc:
             self._stats.other_errors += 1
             self._stats.last_error = str(exc)
+            self.last_failure = SensorFailure("other_errors", str(exc))
             raise
         at = datetime.now(UTC)
         temperature = decode_register(
@@ -347,17 +361,21 @@ class ModbusSensor:
             raw[self.spec.humidity_register], scale=self.spec.scale, signed=self.spec.signed
         )
         if not is_plausible(temperature, humidity):
-            self._fail("implausible", f"implausible {temperature} degC, {humidity} %")
+            t_lo, t_hi = TEMPERATURE_RANGE_C
+            value = temperature if not t_lo <= temperature <= t_hi else humidity
+            self._fail("implausible", f"implausible {temperature} degC, {humidity} %", value)
             return None
         self._stats.ok += 1
+        self.last_failure = None
         if self._failing:
             log.info("sensor %s: reading again", self.spec.port)
             self._failing = False
         return SensorSample(temperature_c=temperature, humidity_pct=humidity, at=at)
 
-    def _fail(self, kind: str, message: str) -> None:
+    def _fail(self, kind: str, message: str, value: float | None = None) -> None:
         setattr(self._stats, kind, getattr(self._stats, kind) + 1)
         self._stats.last_error = message
+        self.last_failure = SensorFailure(kind, message, value)
         # Warn on the first failure of a run only: a sensor unplugged for a day must not log
         # a warning every interval.
         log.log(
@@ -451,12 +469,14 @@ def poll_forever(
     stop_event: threading.Event,
     *,
     max_polls: int | None = None,
+    on_failure: Callable[[SensorFailure], None] | None = None,
 ) -> int:
     """Read every `sensor.spec.interval_s` until `stop_event` is set; returns the poll count.
 
     Polls keep a fixed rate (a slow poll shortens the next wait; overruns skip ticks rather than
     bunching). Stopping takes at most one read, i.e. `timeout_s` per register request.
-    Exceptions from `on_sample` are logged and do not stop the loop; SensorConfigError does.
+    A poll without a sample calls `on_failure` with the reason, if given.
+    Exceptions from the callbacks are logged and do not stop the loop; SensorConfigError does.
     `max_polls` bounds the loop for tests and one-shot tools.
     """
     interval = sensor.spec.interval_s
@@ -465,11 +485,13 @@ def poll_forever(
     while not stop_event.is_set() and (max_polls is None or polls < max_polls):
         sample = sensor.read()
         polls += 1
-        if sample is not None:
-            try:
+        try:
+            if sample is not None:
                 on_sample(sample)
-            except Exception:
-                log.exception("sensor %s: sample handler failed", sensor.spec.port)
+            elif on_failure is not None and sensor.last_failure is not None:
+                on_failure(sensor.last_failure)
+        except Exception:
+            log.exception("sensor %s: sample handler failed", sensor.spec.port)
         now = time.monotonic()
         next_at += interval
         if next_at < now:

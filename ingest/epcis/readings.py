@@ -3,6 +3,8 @@
 - An RFID reading (kind ``rfid``, ``data.epc`` hex) is an ObjectEvent, action OBSERVE, whose
   epcList holds the EPC as a pure-identity URI (``urn:epc:id:sgtin:...``) where it decodes as a
   GS1 SGTIN/SSCC/SGLN-96, else as a raw EPC URI (``urn:epc:raw:96.x<HEX>``, EPC TDS §12.4).
+  A 125 kHz card's id (``data.card_id``) is not an EPC: its epcList holds
+  ``urn:tracehub:card:<HEX>``, an identifier URI of our own, never an ``urn:epc:`` one.
 - An environment reading is an ObjectEvent, action OBSERVE, with an empty epcList and one
   sensorElement: measurement types ``Temperature`` (uom ``CEL``) and ``RelativeHumidity``
   (uom ``P1``, percent), the GS1 Web Vocabulary terms the EPCIS 2.0 context and JSON Schema
@@ -62,6 +64,11 @@ def epc_uri(epc_hex: str) -> str:
     return f"urn:epc:raw:{len(epc_hex) * 4}.x{epc_hex.upper()}"
 
 
+def card_uri(card_hex: str) -> str:
+    """The instance URI of a 125 kHz card id (not an EPC, so not under urn:epc:)."""
+    return f"urn:tracehub:card:{card_hex.upper()}"
+
+
 def reading_to_event(reading: Mapping[str, Any]) -> dict[str, Any] | None:
     """The EPCIS ObjectEvent of a reading (keys device_id, seq, ts, kind, data, loc), or None
     for kinds without an EPCIS view (``event``) or data that does not fit one."""
@@ -76,10 +83,13 @@ def reading_to_event(reading: Mapping[str, Any]) -> dict[str, Any] | None:
     }
     kind = reading.get("kind")
     if kind == "rfid":
-        epc = data.get("epc")
-        if not isinstance(epc, str) or not _HEX.fullmatch(epc):
+        epc, card = data.get("epc"), data.get("card_id")
+        if isinstance(card, str) and _HEX.fullmatch(card):
+            event["epcList"] = [card_uri(card)]
+        elif isinstance(epc, str) and _HEX.fullmatch(epc):
+            event["epcList"] = [epc_uri(epc)]
+        else:
             return None
-        event["epcList"] = [epc_uri(epc)]
     elif kind == "environment":
         report = []
         if isinstance(data.get("temperature_c"), int | float):

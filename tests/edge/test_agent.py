@@ -155,6 +155,31 @@ def _start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _wait_running(tmp_path: Path, pid: int) -> None:
+    """Until the agent process ``pid`` writes its status (its ports are open by then, nearly:
+    a reader's port opens in its thread as the agent starts), plus a moment."""
+    wait_until(lambda: _status(tmp_path).get("pid") == pid, 30, f"agent {pid} to run")
+    time.sleep(0.3)
+
+
+def _status_cli(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(PROJECT_DIR / ".venv/bin/python"),
+            "-m",
+            "edge.cli",
+            "status",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=60,
+        check=False,
+    )
+
+
 def _status(tmp_path: Path) -> dict[str, object]:
     try:
         loaded: dict[str, object] = json.loads((tmp_path / "spool" / "status.json").read_text())
@@ -205,7 +230,7 @@ def test_readings_survive_broker_outage_and_agent_kill(
         agent = _start_agent(config, log)
         try:
             # 1. Normal operation: tags and samples arrive.
-            time.sleep(1.0)
+            _wait_running(tmp_path, agent.pid)
             _feed(master, range(0, 5))
             wait_until(lambda: _read_events(tmp_path) >= 5, 20, "5 read events")
             wait_until(lambda: _unsent(tmp_path) == 0, 20, "the spool to be sent")
@@ -222,14 +247,19 @@ def test_readings_survive_broker_outage_and_agent_kill(
             agent.send_signal(signal.SIGKILL)
             agent.wait(10)
             agent = _start_agent(config, log)
-            time.sleep(1.5)
+            _wait_running(tmp_path, agent.pid)
             _feed(master, range(10, 15))
-            wait_until(lambda: _read_events(tmp_path) >= 5, 20, "read events after the restart")
+            # The counters continue across the restart: 10 before it, 5 after.
+            wait_until(lambda: _read_events(tmp_path) >= 15, 20, "read events after the restart")
             assert _unsent(tmp_path) >= depth_before_kill
 
-            # 4. The broker returns; the spool is sent.
+            # 4. The broker returns; the spool is sent. The outage's error is history now.
             broker.start()
             wait_until(lambda: _unsent(tmp_path) == 0, 60, "the spool to be sent after the outage")
+            shown = _status_cli(config)
+            assert shown.returncode == 0, shown.stdout + shown.stderr
+            assert "broker connected since" in shown.stdout
+            assert "(resolved)" in shown.stdout and "(current)" not in shown.stdout, shown.stdout
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(20)

@@ -158,7 +158,10 @@ class TestRdm6300:
     def test_golden(self) -> None:
         dec = Rdm6300Decoder()
         [msg] = dec.feed(RDM_GOLDEN)
-        assert msg == TagRead("rdm6300", bytes.fromhex("62E3086CED"), None, None, None, RDM_GOLDEN)
+        # A card id, not an EPC: no antenna, no RSSI (the reader measures none).
+        assert msg == TagRead(
+            "rdm6300", bytes.fromhex("62E3086CED"), None, None, None, RDM_GOLDEN, "card_id"
+        )
         assert isinstance(msg, TagRead)
         assert rdm6300.card_id(msg) == 0xE3086CED
         assert dec.stats.frames_ok == 1 and dec.buffered == 0
@@ -221,8 +224,9 @@ class TestRdm6300:
 class TestR2000Encoders:
     def test_published_host_commands(self) -> None:
         assert r2000.real_time_inventory(1, address=1) == R2K_INVENTORY_ADR1
-        assert r2000.set_work_antenna(0, address=1) == R2K_SET_ANTENNA0_ADR1
-        assert r2000.set_work_antenna(1, address=1) == R2K_SET_ANTENNA1_YATTA
+        # Ports as the vendor labels them (1..4); the wire carries 0..3.
+        assert r2000.set_work_antenna(1, address=1) == R2K_SET_ANTENNA0_ADR1
+        assert r2000.set_work_antenna(2, address=1) == R2K_SET_ANTENNA1_YATTA
         assert r2000.get_firmware_version(address=1) == R2K_GET_FIRMWARE_ADR1
 
     def test_constructed_commands_cross_checked(self) -> None:
@@ -230,7 +234,7 @@ class TestR2000Encoders:
         for frame, head in [
             (r2000.reset(address=1), "A0 03 01 70"),
             (r2000.real_time_inventory(), "A0 04 FF 89 FF"),
-            (r2000.set_work_antenna(3), "A0 04 FF 74 03"),
+            (r2000.set_work_antenna(4), "A0 04 FF 74 03"),
         ]:
             assert frame[:-1] == bytes.fromhex(head)
             assert sum(frame) % 256 == 0
@@ -238,8 +242,9 @@ class TestR2000Encoders:
         assert r2000.real_time_inventory() == bytes.fromhex("A0 04 FF 89 FF D5")
 
     def test_argument_ranges(self) -> None:
-        with pytest.raises(ValueError):
-            r2000.set_work_antenna(4)
+        for port in (0, 5):
+            with pytest.raises(ValueError):
+                r2000.set_work_antenna(port)
         with pytest.raises(ValueError):
             r2000.real_time_inventory(256)
         with pytest.raises(ValueError):
@@ -252,7 +257,7 @@ class TestR2000Decoder:
         assert msg == TagRead(
             protocol="r2000",
             epc=bytes.fromhex("E200301666130121155074EF"),
-            antenna=0,
+            antenna=1,  # wire id 0: the port labelled "Antenna 1"
             rssi_dbm=0x45 - 129,
             pc=0x3000,
             raw=R2K_TAG_ACTIVIOTY,
@@ -261,13 +266,13 @@ class TestR2000Decoder:
     def test_tag_yatta_frequency_bits_do_not_leak_into_antenna(self) -> None:
         [msg] = R2000Decoder().feed(R2K_TAG_YATTA)
         assert isinstance(msg, TagRead)
-        assert msg.antenna == 0  # FreqAnt 0x8C: frequency point 35, antenna 0
+        assert msg.antenna == 1  # FreqAnt 0x8C: frequency point 35, antenna id 0 = port 1
         assert msg.epc == bytes.fromhex("300833B2DDD9014000000001")
         assert msg.rssi_dbm == -74.0
 
     def test_round_end(self) -> None:
         [msg] = R2000Decoder().feed(R2K_ROUND_END_YATTA)
-        assert msg == InventoryRoundEnd("r2000", 0, 0x11, 5, R2K_ROUND_END_YATTA)
+        assert msg == InventoryRoundEnd("r2000", 1, 0x11, 5, R2K_ROUND_END_YATTA)
 
     def test_antenna_missing_error(self) -> None:
         [msg] = R2000Decoder().feed(R2K_ANTENNA_MISSING_YATTA)
@@ -286,6 +291,23 @@ class TestR2000Decoder:
         assert isinstance(tag, TagRead) and tag.epc == bytes.fromhex("3009663781DB02974876FC6A")
         assert tag.rssi_dbm == 0x67 - 129
         assert isinstance(end, InventoryRoundEnd) and end.total_read == 1
+
+    @pytest.mark.parametrize(("byte", "kept"), [(0x1E, False), (0x1F, True), (0x7F, True)])
+    def test_rssi_outside_documented_range_refused_and_counted(self, byte: int, kept: bool) -> None:
+        frame = r2000.encode_command(0x89, bytes([0x02, 0x30, 0x00]) + bytes(12) + bytes([byte]), 1)
+        [tag] = R2000Decoder().feed(frame)
+        assert isinstance(tag, TagRead) and tag.antenna == 3
+        assert tag.rssi_dbm == (byte - 129 if kept else None)
+
+    def test_rssi_byte_reading_as_plus_47_dbm_refused(self) -> None:
+        dec = R2000Decoder()
+        frame = r2000.encode_command(0x89, bytes([0x00, 0x30, 0x00]) + bytes(12) + b"\xb0", 1)
+        assert 0xB0 - 129 == 47
+        [tag] = dec.feed(frame)
+        # The read is kept (EPC and checksum are sound); the impossible RSSI is not.
+        assert isinstance(tag, TagRead) and tag.rssi_dbm is None and tag.epc == bytes(12)
+        assert (dec.stats.bad_rssi, dec.stats.frames_ok) == (1, 1)
+        assert_accounted(dec)
 
     def test_misprinted_round_end_rejected(self) -> None:
         dec = R2000Decoder()

@@ -198,6 +198,10 @@ def test_rfid_reading_as_object_event() -> None:
     raw = _valid(reading_to_event({**reading, "data": {"epc": "E2801160600002054C1F1234"}}))
     assert raw["epcList"] == ["urn:epc:raw:96.xE2801160600002054C1F1234"]
     assert reading_to_event({**reading, "data": {"epc": "not hex"}}) is None
+    # A 125 kHz card id is not an EPC: named by a URI of its own, never urn:epc:.
+    card = _valid(reading_to_event({**reading, "data": {"card_id": "62E3086CED"}}))
+    assert card["epcList"] == ["urn:tracehub:card:62E3086CED"]
+    assert reading_to_event({**reading, "kind": "health", "data": {"fault": "timeout"}}) is None
 
 
 def test_environment_reading_as_sensor_event() -> None:

@@ -183,6 +183,51 @@ def test_rfid_and_event_readings_are_accepted() -> None:
         assert Reading.from_json_bytes(raw) == r
 
 
+def test_card_id_reading_carries_no_antenna_or_rssi() -> None:
+    card = {"card_id": "62E3086CED", "read_count": 2, "reader": "gate-125k"}
+    r = reading(kind="rfid", data=card)
+    assert Reading.from_json_bytes(r.to_json_bytes()) == r
+    # A card reader measures no signal strength: a made-up one is refused, as is an EPC beside.
+    for extra, message in (
+        ({"rssi_dbm": 0}, "unknown key(s): 'rssi_dbm'"),
+        ({"antenna": 0}, "unknown key(s): 'antenna'"),
+        ({"epc": EPC}, "unknown key(s): 'epc'"),
+        ({"card_id": "62e3086ced"}, "data.card_id: expected upper-case hex"),
+    ):
+        with pytest.raises(ReadingError, match=re.escape(message)):
+            reading(kind="rfid", data=card | extra)
+
+
+def test_epc_reading_may_leave_out_what_the_reader_does_not_say() -> None:
+    # Stored readings with antenna and rssi_dbm stay valid (RFID above); new ones omit unknowns.
+    r = reading(kind="rfid", data={"epc": EPC, "read_count": 1})
+    assert "antenna" not in r.data and "rssi_dbm" not in r.data
+
+
+def test_health_readings() -> None:
+    fault = {
+        "component": "coldroom-1",
+        "fault": "out_of_range",
+        "detail": "implausible 3276.7 degC, 45.0 %",
+        "since": "2026-06-01T12:00:00.000Z",
+        "failures": 3,
+        "value": 3276.7,
+    }
+    r = reading(kind="health", data=fault)
+    assert Reading.from_json_bytes(r.to_json_bytes()) == r
+    assert reading(kind="health", data={"component": "coldroom-1", "fault": "none"})
+    for bad, message in (
+        ({"fault": "melted"}, "data.fault: 'melted' is not one of"),
+        ({"since": "yesterday"}, "data.since"),
+        ({"colour": "red"}, "unknown key(s): 'colour'"),
+        ({"value": float("inf")}, "not a finite number"),
+    ):
+        with pytest.raises(ReadingError, match=re.escape(message)):
+            reading(kind="health", data=fault | bad)
+    with pytest.raises(ReadingError, match="missing key"):
+        reading(kind="health", data={"fault": "timeout"})
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [

@@ -49,8 +49,11 @@ class EdgeAgent:
         spool: str = "",
         acks: str = "",
         reader: str = "",
+        extra: str = "",
+        window_s: float = 0.2,
     ) -> None:
-        """``spool``, ``acks`` and ``reader`` are extra TOML lines for those sections."""
+        """``spool``, ``acks`` and ``reader`` are extra TOML lines for those sections;
+        ``extra`` more sections (e.g. ``[[sensors]]``)."""
         self.dir = tmp_path / f"agent-{device_id}"
         self.dir.mkdir()
         self.device_id = device_id
@@ -81,8 +84,9 @@ path = "{self.dir}/spool.sqlite3"
 name = "dock-door-1"
 protocol = "r2000"
 port = "{os.ttyname(self._slave)}"
-smoothing_window_s = 0.2
+smoothing_window_s = {window_s}
 {reader}
+{extra}
 """
         )
         self.log = self.dir / "agent.log"
@@ -126,6 +130,24 @@ smoothing_window_s = 0.2
                 os.read(self.master, 4096)  # discard the inventory commands the agent sends
             if pause_s:
                 time.sleep(pause_s)
+
+    def status_cli(self) -> subprocess.CompletedProcess[str]:
+        """`tracehub-edge status` as an operator runs it."""
+        return subprocess.run(
+            [
+                str(PROJECT_DIR / ".venv/bin/python"),
+                "-m",
+                "edge.cli",
+                "status",
+                "--config",
+                str(self.config),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_DIR,
+            timeout=60,
+            check=False,
+        )
 
     def status(self) -> dict[str, Any]:
         try:
