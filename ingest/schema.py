@@ -139,12 +139,26 @@ def migrate(conn: db.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise MigrationError("migrate() needs a connection that is not inside a transaction")
+    with conn.transaction():
+        key = _MIGRATE_LOCK + _current_schema(conn)
+        # A session lock for the whole run: a second migrator waits and then finds nothing to
+        # do, rather than interleaving with the first one migration by migration.
+        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,), prepare=False)
+    try:
+        return _apply_pending(conn, directory)
+    finally:
+        with conn.transaction():
+            conn.execute(
+                "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,), prepare=False
+            )
+
+
+def _apply_pending(conn: db.Connection, directory: Path) -> list[str]:
     applied: list[str] = []
     timescaledb: bool | None = None
     for migration in load_migrations(directory):
         with conn.transaction():
             schema = _current_schema(conn)
-            _lock(conn, _MIGRATE_LOCK, schema)
             conn.execute(_BOOTSTRAP, prepare=False)
             row = conn.execute(
                 "SELECT checksum FROM schema_migrations WHERE version = %s",
