@@ -247,3 +247,39 @@ def alert_party_orgs(alert_id: str) -> str:
     """SQL: the organisations party to the alert whose id is the SQL expression ``alert_id``."""
     body = KINDS["alert"].replace("%(key)s", alert_id)
     return f"(SELECT ap.org FROM ({body}) AS ap(rel, org) WHERE ap.org IS NOT NULL)"
+
+
+#: Party-model keys (ingest/epcis/subjects.py) of what %(orgs)s own or are parties to.
+_KEYS = """
+WITH sh AS (SELECT shipment_id, origin, destination FROM shipments s WHERE {visible}),
+lt AS (
+    SELECT l.gtin, l.lot FROM lots l LEFT JOIN products p USING (gtin)
+     WHERE l.supplier_org = ANY(%(orgs)s) OR p.owner_org = ANY(%(orgs)s)
+    UNION SELECT sl.gtin, sl.lot FROM shipment_lots sl JOIN sh USING (shipment_id)
+)
+SELECT 'lot:' || gtin || '/' || lot FROM lt
+UNION SELECT 'gtin:' || gtin FROM lt
+UNION SELECT 'gtin:' || gtin FROM products WHERE owner_org = ANY(%(orgs)s)
+UNION SELECT 'sscc:' || sl.sscc FROM shipment_lots sl JOIN sh USING (shipment_id)
+       WHERE sl.sscc IS NOT NULL
+UNION SELECT 'loc:' || origin FROM sh
+UNION SELECT 'loc:' || destination FROM sh
+UNION SELECT CASE kind WHEN 'gln' THEN 'gln:' ELSE 'cp:' END || value
+        FROM organisation_identifiers WHERE org_id = ANY(%(orgs)s)
+""".format(visible=visible_shipment("s"))
+
+
+def subject_keys_of(conn: db.Connection, orgs: list[str]) -> list[str]:
+    """The keys of every lot, item, logistic unit, location and company prefix ``orgs`` own or
+    are parties to (what their EPCIS events may name)."""
+    return sorted(r[0] for r in conn.execute(_KEYS, {"orgs": orgs}).fetchall())
+
+
+def sscc_custodians(conn: db.Connection, ssccs: list[str]) -> dict[str, frozenset[str]]:
+    """For each shipment carrying one of ``ssccs``: its carrier and receiver organisations."""
+    rows = conn.execute(
+        "SELECT DISTINCT s.shipment_id, s.carrier_org, s.receiver_org FROM shipment_lots sl"
+        " JOIN shipments s USING (shipment_id) WHERE sl.sscc = ANY(%s)",
+        (ssccs,),
+    ).fetchall()
+    return {sid: frozenset(o for o in (c, r) if o) for sid, c, r in rows}

@@ -49,10 +49,14 @@ CREATE TABLE audit_engagements (
     PRIMARY KEY (auditor_org, client_org)
 );
 
--- The organisation whose member captured an EPCIS event (NULL: the hub's pipeline).
+-- The organisation whose member captured an EPCIS event (NULL: the hub's pipeline), and what
+-- the event is about as party-model keys (ingest/epcis/subjects.py: lot:, gtin:, sscc:, gln:,
+-- cp:, loc:, uri:). Events captured before this migration have no keys: only admins see them.
 ALTER TABLE epcis_events ADD COLUMN captured_by_org text;
+ALTER TABLE epcis_events ADD COLUMN subjects text[] NOT NULL DEFAULT '{}';
 CREATE INDEX epcis_events_captured_by ON epcis_events (captured_by_org)
     WHERE captured_by_org IS NOT NULL;
+CREATE INDEX epcis_events_subjects ON epcis_events USING gin (subjects);
 CREATE INDEX shipments_parties ON shipments (shipper_org, receiver_org, carrier_org);
 
 -- What an organisation's public pages show. As brand owner it chooses the sections of its
@@ -66,3 +70,8 @@ CREATE TABLE publication_settings (
     name_when_party     boolean     NOT NULL DEFAULT false,
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
+
+-- Auditing firms are organisations too.
+ALTER TABLE organisations DROP CONSTRAINT organisations_kind_check;
+ALTER TABLE organisations ADD CONSTRAINT organisations_kind_check
+    CHECK (kind IN ('supplier', 'buyer', 'logistics', 'inspection', 'audit', 'hub'));
