@@ -209,7 +209,11 @@ def _spec(rule: RuleIn) -> RuleSpec:
 
 
 async def _rule_target(conn: AsyncConnection, action: str, who: Principal, rule: RuleIn) -> None:
-    """The caller may put a rule on what ``rule`` targets (404 if it is no party to it)."""
+    """The caller may put a rule on what ``rule`` targets (404 if it is no party to it). A rule
+    malformed in itself (no or two targets, bad parameters) is the rules' to refuse, first."""
+    if (rule.shipment_id is None) == (rule.gtin is None):
+        return
+    rules.check_params(rule.kind, rule.params)
     kind, key = target(rule.shipment_id, rule.gtin, rule.lot)
     authorize(who, action, await aparties(conn, kind, key))
 

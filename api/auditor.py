@@ -238,12 +238,20 @@ async def verify_device(
 
 
 def _bundle_in_scope(
-    conn: db.Connection, access: Access, gtin: str | None, lot: str | None, shipment: str | None
+    conn: db.Connection,
+    access: Access,
+    gtin: str | None,
+    lot: str | None,
+    shipment: str | None,
+    others: tuple[Any, ...],
 ) -> None:
     """A lot's or shipment's bundle needs the engagement to cover it (404); a batch or time
-    range spans organisations: admins only (403)."""
+    range (``others``) spans organisations: admins only (403). A malformed selection is the
+    bundle's to refuse (400)."""
     who = access.principal
-    if who.has("admin"):
+    chosen = [x for x in (gtin or lot, shipment, *others) if x is not None]
+    naive = any(isinstance(x, datetime) and x.tzinfo is None for x in others)
+    if who.has("admin") or len(chosen) != 1 or naive:
         return
     if shipment is None and (gtin is None or lot is None):
         raise PolicyError("bundles of a batch or a time range span organisations: admins only")
@@ -279,7 +287,7 @@ async def bundle(
 
     def work() -> dict[str, Any]:
         with sync_connection(request) as conn, KuboClient(config.stack.ipfs_api) as ipfs:
-            _bundle_in_scope(conn, principal, gtin, lot, shipment_id)
+            _bundle_in_scope(conn, principal, gtin, lot, shipment_id, (batch_id, since or until))
             return auditing.audit_bundle(
                 conn,
                 ipfs=ipfs,

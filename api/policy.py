@@ -23,11 +23,13 @@ The outcome, for a signed-in caller (anonymous callers are 401 before any of thi
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from pydantic import TypeAdapter, ValidationError
 
 from api.auth import ROLES, MissingRoleError, Principal, current_principal
 from api.db import Connection
@@ -51,6 +53,9 @@ __all__ = [
 
 ANY_ROLE = frozenset(ROLES) - {"admin"}
 PUBLIC = "public"
+#: Kinds whose key is a UUID (their routes declare the path parameter as one).
+_UUID_KINDS = frozenset({"order", "rfq", "quote", "payment", "alert", "subscription"})
+_UUID = TypeAdapter(uuid.UUID)
 
 
 class PolicyError(ForbiddenError):
@@ -71,6 +76,8 @@ class Rule:
     allow: tuple[tuple[str, frozenset[str]], ...]
     admin: bool = True
     doc: str = ""
+    #: a caller of no organisation is refused (403): it has no trade to be scoped to
+    needs_org: bool = True
 
     @property
     def roles(self) -> frozenset[str]:
@@ -100,7 +107,7 @@ LOT_SIDES = ("brand_owner", "supplier", "shipper", "receiver", "carrier")
 
 POLICY: dict[str, Rule] = {
     # -- sign-in and organisations
-    "auth.me": _rule(None, "who the token is", ("*", ANY_ROLE)),
+    "auth.me": Rule(None, (("*", ANY_ROLE),), doc="who the token is", needs_org=False),
     "org.manage": _rule(None, "create organisations, their identifiers, engagements", admin=True),
     "org.publication.read": _rule(
         "organisation", "read the organisation's publication settings", ("member", ANY_ROLE)
@@ -364,7 +371,7 @@ def authorize(principal: Principal, action: str, parties: Parties | None = None)
     if check_roles(principal, rule):
         return Access(principal, found, relations)
     if rule.kind is None:
-        if principal.org_id is None:
+        if principal.org_id is None and rule.needs_org:
             raise PolicyError("your user belongs to no organisation")
         return Access(principal, found, relations)
     if not relations:
@@ -387,12 +394,20 @@ def guard(
         conn: Connection,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Access:
-        parties = None
+        if key is None or lookup is None:
+            return authorize(principal, action)
+        value = request.path_params[key]
+        if lookup in _UUID_KINDS:
+            try:  # with the validator FastAPI applies to the route's own UUID parameter
+                value = str(_UUID.validate_python(value))
+            except ValidationError:
+                # FastAPI refuses the request (422) after this dependency, before the handler
+                # runs: no object is named, so none is looked up.
+                return authorize(principal, action)
+        parties = Parties()
         # Looked up only for a caller holding one of the rule's roles.
-        if key is not None and lookup is not None and principal.roles & (rule.roles | {"admin"}):
-            parties = await aparties(conn, lookup, request.path_params[key])
-        elif key is not None and lookup is not None:
-            parties = Parties()
+        if principal.roles & (rule.roles | {"admin"}):
+            parties = await aparties(conn, lookup, value)
         return authorize(principal, action, parties)
 
     return dependency
@@ -416,3 +431,33 @@ async def scope(conn: Any, principal: Principal) -> Scope:
     if principal.org_id is None:
         return Scope([])
     return Scope(await ascope_orgs(conn, principal.org_id, auditor=principal.has("auditor")))
+
+
+def markdown_table() -> str:
+    """POLICY and OPERATIONS as the table of docs/authorization.md (kept equal by a test)."""
+    by_action: dict[str, list[str]] = {}
+    for (method, path), action in OPERATIONS.items():
+        by_action.setdefault(action, []).append(f"`{method} {path}`")
+    lines = [
+        "| action | operations | object | allowed: relation (roles) | no role / party, not"
+        " allowed / no party |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for action, rule in POLICY.items():
+        allowed = "; ".join(
+            f"{'any' if rel == '*' else rel} ({', '.join(sorted(roles))})"
+            for rel, roles in rule.allow
+        )
+        if rule.admin:
+            allowed = f"{allowed}; admin" if allowed else "admin only"
+        refusals = "403 / —" if rule.kind is None else "403 / 403 / 404"
+        ops = "<br>".join(by_action.get(action, [])) or "(within another operation)"
+        lines.append(f"| `{action}` | {ops} | {rule.kind or '—'} | {allowed} | {refusals} |")
+    lines.append(
+        f"| `{PUBLIC}` | {'<br>'.join(by_action[PUBLIC])} | — | anyone, signed in or not | — |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
