@@ -57,7 +57,7 @@ Verifier = Annotated[Access, Depends(guard("auditor.verify"))]
 def _orgs(conn: db.Connection, access: Access) -> list[str] | None:
     """The organisations the caller's engagement covers (None: an admin, all)."""
     who = access.principal
-    if who.has("admin") and who.org_id is None:
+    if who.has("admin"):
         return None
     return scope_orgs(conn, who.org_id, auditor=True) if who.org_id else []
 

@@ -172,7 +172,7 @@ def _check_subjects(conn: db.Connection, org: str | None, events: list[Any]) -> 
 def _scope(conn: db.Connection, access: Access) -> tuple[list[str], list[str]] | None:
     """(organisations, keys) whose events the caller sees; None for admins (all)."""
     who = access.principal
-    if who.has("admin") and who.org_id is None:
+    if who.has("admin"):
         return None
     orgs = scope_orgs(conn, who.org_id, auditor=who.has("auditor")) if who.org_id else []
     return orgs, subject_keys_of(conn, orgs) if orgs else []

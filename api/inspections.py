@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.db import Connection, sync_connection
-from api.policy import Access, PolicyError, authorize, guard, scope
+from api.policy import Access, NotPartyError, authorize, guard, scope
 from ingest import inspections as core
 from ingest.parties import aparties
 from tracehub.gs1 import normalise_gtin
@@ -86,8 +86,6 @@ async def upload(
     an inspector of an organisation commissioned for the lot reports on it."""
     principal = access.principal
     if not principal.has("admin"):
-        if principal.org_id is None:
-            raise PolicyError("an inspector reports for an inspection organisation")
         key = f"{normalise_gtin(gtin)}/{lot}"
         authorize(principal, "inspection.create", await aparties(conn, "lot", key))
     await conn.rollback()
@@ -134,11 +132,14 @@ async def commission(
     """A party of the lot commissions an inspection organisation to inspect it."""
     principal = access.principal
     gtin = normalise_gtin(body.gtin)
-    authorize(principal, "inspection.commission", await aparties(conn, "lot", f"{gtin}/{body.lot}"))
+    lot_parties = await aparties(conn, "lot", f"{gtin}/{body.lot}")
+    authorize(principal, "inspection.commission", lot_parties)
     await conn.rollback()
-    client = principal.org_id
-    if client is None:
-        raise PolicyError("commissions are made by an organisation")
+    # An admin commissions on the brand owner's behalf.
+    owners = sorted(lot_parties.orgs("brand_owner"))
+    client = owners[0] if principal.has("admin") and owners else principal.org_id
+    if client is None or (principal.has("admin") and not owners):
+        raise NotPartyError(f"lot {gtin}/{body.lot} not found")
 
     def work() -> str:
         with sync_connection(request) as sync:

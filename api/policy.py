@@ -329,6 +329,8 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/auditor/verify/device/{device_id}"): "auditor.verify",
     # Proofs and anchors are evidence for any verifier (the public page checks them itself);
     # the resolver and QR pages show what each brand owner publishes.
+    ("GET", "/01/{rest}"): PUBLIC,
+    ("GET", "/qr/01/{rest}"): PUBLIC,
     ("GET", "/proofs/readings/{device_id}/{seq}"): PUBLIC,
     ("GET", "/proofs/events/{event_id}"): PUBLIC,
     ("GET", "/ledger/anchors/{batch_id}"): PUBLIC,
@@ -426,7 +428,7 @@ class Scope:
 
 async def scope(conn: Any, principal: Principal) -> Scope:
     """The caller's organisation and, for an auditor, those that engaged it."""
-    if principal.has("admin") and principal.org_id is None:
+    if principal.has("admin"):
         return Scope(None)
     if principal.org_id is None:
         return Scope([])

@@ -56,7 +56,10 @@ def ledger_session(request: Request) -> Iterator[FabricRecords]:
 
 
 def own_org(principal: Any) -> str | None:
-    """The caller's organisation, or None for admins acting across organisations."""
-    if principal.org_id is None and not principal.has("admin"):
+    """The caller's organisation, or None for admins (the hub's operators act across
+    organisations, as no party)."""
+    if principal.has("admin"):
+        return None
+    if principal.org_id is None:
         raise CommerceForbiddenError("your user belongs to no organisation")
-    return None if principal.has("admin") and principal.org_id is None else principal.org_id
+    return str(principal.org_id)

@@ -67,7 +67,7 @@ async def suppliers(
 ) -> list[dict[str, Any]]:
     """The weighted score (30/25/20/15/10 %) and tier of each supplier the caller's organisation
     ordered from, over its own trade (admins: every supplier, all trade)."""
-    buyer = access.principal.org_id
+    buyer = None if access.principal.has("admin") else access.principal.org_id
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
@@ -84,7 +84,7 @@ async def customers(
 ) -> list[dict[str, Any]]:
     """Recency, frequency, monetary value (USD) and RFM tier of each of the caller's
     organisation's customers, over its own orders (admins: every buyer, all orders)."""
-    supplier = access.principal.org_id
+    supplier = None if access.principal.has("admin") else access.principal.org_id
     moment = as_of or datetime.now(UTC)
     if moment.year < 2:  # the trailing 365-day window would start before year 1
         raise CommerceInvalidError("as_of must be in year 2 or later")

@@ -247,7 +247,7 @@ def storing_event(lot: str, when: datetime, **extra: Any) -> dict[str, Any]:
     """An EPCIS ObjectEvent about the lot (its LGTIN class)."""
     return {
         "type": "ObjectEvent",
-        "eventTime": when.isoformat().replace("+00:00", "Z"),
+        "eventTime": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "eventTimeZoneOffset": "+00:00",
         "action": "OBSERVE",
         "bizStep": "storing",
