@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 
 from ingest.epcis import capture_events
 from ingest.errors import IngestError
-from ingest.parties import visible_lot
+from ingest.parties import visible_lot, visible_shipment
 from tracehub import db
 from tracehub.epcis.schema import DEFAULT_CONTEXT
 from tracehub.errors import InvalidError, NotFoundError, TooLargeError, UpstreamError
@@ -295,7 +295,8 @@ def list_inspections(
     orgs: list[str] | None = None,
 ) -> list[Inspection]:
     """Inspections of a lot, a product or a shipment (newest first); with ``orgs``, only those
-    of lots one of them is a party to, or that one of them commissioned or made."""
+    of lots or shipments one of them is a party to, or that one of them commissioned or
+    made."""
     clauses: list[str] = []
     args: dict[str, Any] = {"o": orgs, "limit": limit}
     for column, value in (("gtin", gtin), ("lot", lot), ("shipment_id", shipment_id)):
@@ -306,7 +307,9 @@ def list_inspections(
         clauses.append(
             "(commissioned_by = ANY(%(o)s) OR inspector_org = ANY(%(o)s) OR "
             + visible_lot("i.gtin", "i.lot").replace("%(orgs)s", "%(o)s")
-            + ")"
+            + " OR EXISTS (SELECT 1 FROM shipments vs1 WHERE vs1.shipment_id = i.shipment_id AND "
+            + visible_shipment("vs1").replace("%(orgs)s", "%(o)s")
+            + "))"
         )
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     with conn.cursor(row_factory=dict_row) as cur:

@@ -17,7 +17,7 @@ Relations, by kind of object:
 - ``alert``: the parties of its shipment and of its lot;
 - ``subscription``: ``owner``;
 - ``inspection``: ``commissioner``, ``inspection`` (the inspector's organisation) and the
-  parties of its lot;
+  parties of its lot and of its shipment;
 - ``rule`` (an alert rule): the parties of what it targets.
 
 ``scope`` helpers give the organisations whose trade a caller may read: its own, and for an
@@ -127,7 +127,10 @@ KINDS: dict[str, str] = {
     "inspection": (
         f"SELECT 'commissioner', {_INSPECTION.format(c='commissioned_by')}"
         f" UNION ALL SELECT 'inspection', {_INSPECTION.format(c='inspector_org')}"
-        " UNION ALL " + _LOT.format(g=_INSPECTION.format(c="gtin"), l=_INSPECTION.format(c="lot"))
+        " UNION ALL "
+        + _SHIPMENT.format(s=_INSPECTION.format(c="shipment_id"))
+        + " UNION ALL "
+        + _LOT.format(g=_INSPECTION.format(c="gtin"), l=_INSPECTION.format(c="lot"))
     ),
     "rule": _SHIPMENT.format(s=_RULE.format(c="shipment_id"))
     + " UNION ALL "
