@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api.auth import create_user
+from api.auth import Principal, create_user, issue_token
 from ingest.epcis import capture_events
 from tests.support.api import ApiHarness
 from tests.support.inspections import minimal_pdf
@@ -268,5 +268,11 @@ def document(*events: dict[str, Any]) -> dict[str, Any]:
 
 
 def member(h: ApiHarness, role: str, org: str | None) -> dict[str, str]:
-    """Headers of a new user of ``org`` (None: of no organisation) holding ``role``."""
-    return h.headers(role, org_id=org)
+    """Headers of a new user of ``org`` (None: of no organisation) holding ``role``. The token
+    is issued directly (as /auth/token would), so the many users of these tests never meet a
+    sign-in limit."""
+    name = f"{role}-{org or 'none'}-{secrets.token_hex(4)}"
+    with h.connect() as conn:
+        user_id = create_user(conn, name, secrets.token_urlsafe(12), [role], org_id=org)
+    principal = Principal(user_id, name, frozenset({role}), org)
+    return {"Authorization": f"Bearer {issue_token(h.config.token_key, principal, 3600)}"}
