@@ -31,7 +31,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import TypeAdapter, ValidationError
 
-from api.auth import ROLES, MissingRoleError, Principal, current_principal
+from api.auth import ROLES, AuthError, MissingRoleError, Principal, current_principal
 from api.db import Connection
 from ingest.parties import Parties, aparties, ascope_orgs
 from tracehub.errors import ForbiddenError, NotFoundError
@@ -58,11 +58,11 @@ _UUID_KINDS = frozenset({"order", "rfq", "quote", "payment", "alert", "subscript
 _UUID = TypeAdapter(uuid.UUID)
 
 
-class PolicyError(ForbiddenError):
+class PolicyError(AuthError, ForbiddenError):
     """The caller may see the object but not do this to it (403)."""
 
 
-class NotPartyError(NotFoundError):
+class NotPartyError(AuthError, NotFoundError):
     """The caller is no party to the object; answered like an object that does not exist."""
 
 
