@@ -30,7 +30,7 @@ from alerts.subscriptions import SubscriptionSpec
 from api.auth import Principal
 from api.config import ApiConfig
 from api.db import Connection
-from api.policy import Access, NotPartyError, PolicyError, authorize, guard, scope
+from api.policy import Access, NotPartyError, PolicyError, authorize, guard, scope, scope_of
 from ingest.parties import ahold, aparties, target
 from tracehub.db import AsyncConnection
 from tracehub.errors import UnavailableError
@@ -154,13 +154,13 @@ router = APIRouter(prefix="/alerts", tags=["alerts"], lifespan=lifespan)
     responses={200: {"content": {"text/event-stream": {}}, "description": "alert changes"}},
 )
 async def stream(
-    request: Request, conn: Connection, access: Annotated[Access, Depends(guard("alert.stream"))]
+    request: Request, access: Annotated[Access, Depends(guard("alert.stream"))]
 ) -> StreamingResponse:
     """Server-Sent Events: `event: alert` with {change, alert} for every change of an alert the
     caller's organisation is a party to."""
     broadcaster: Broadcaster = request.app.state.alert_broadcaster
-    orgs = (await scope(conn, access.principal)).orgs
-    await conn.rollback()  # the stream holds no transaction open
+    # On a connection of its own: the stream holds none while it lasts.
+    orgs = (await scope_of(request, access.principal)).orgs
     try:
         queue = await broadcaster.subscribe(None if orgs is None else frozenset(orgs))
     except TimeoutError:

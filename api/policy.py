@@ -32,7 +32,7 @@ from fastapi import Depends, Request
 from pydantic import TypeAdapter, ValidationError
 
 from api.auth import ROLES, AuthError, MissingRoleError, Principal, current_principal
-from api.db import Connection
+from api.db import Connection, pool_of
 from ingest.parties import Parties, aparties, ascope_orgs
 from tracehub.errors import ForbiddenError, NotFoundError
 
@@ -49,6 +49,7 @@ __all__ = [
     "check_roles",
     "guard",
     "scope",
+    "scope_of",
 ]
 
 ANY_ROLE = frozenset(ROLES) - {"admin"}
@@ -390,14 +391,21 @@ def guard(
     parameter ``key`` (before the body is read, so refusals never depend on it)."""
     rule = POLICY[action]
     lookup = kind or rule.kind
+    if key is None or lookup is None:
+        # No object to look up: no database connection is taken (a long-lived stream would
+        # otherwise hold one).
+        async def roles_only(
+            principal: Annotated[Principal, Depends(current_principal)],
+        ) -> Access:
+            return authorize(principal, action)
+
+        return roles_only
 
     async def dependency(
         request: Request,
         conn: Connection,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Access:
-        if key is None or lookup is None:
-            return authorize(principal, action)
         value = request.path_params[key]
         if lookup in _UUID_KINDS:
             try:  # with the validator FastAPI applies to the route's own UUID parameter
@@ -424,6 +432,14 @@ class Scope:
     @property
     def all(self) -> bool:
         return self.orgs is None
+
+
+async def scope_of(request: Request, principal: Principal) -> Scope:
+    """`scope` on a connection of its own, returned to the pool at once."""
+    if principal.has("admin"):
+        return Scope(None)
+    async with pool_of(request).connection() as conn:
+        return await scope(conn, principal)
 
 
 async def scope(conn: Any, principal: Principal) -> Scope:
