@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.errors import AlertsError, RuleExistsError, RuleNotFoundError
 from alerts.store import row_of, rows_of, shipment_exists
+from ingest.parties import visible_lot, visible_shipment
 from tracehub import db
 from tracehub.db import AsyncConnection
 from tracehub.errors import UnprocessableError
@@ -304,9 +305,20 @@ async def _check_target(conn: AsyncConnection, rule: RuleSpec) -> None:
         raise RuleError(f"{what} does not exist")
 
 
-async def list_rules(conn: AsyncConnection) -> list[dict[str, Any]]:
-    """Every alert rule (the products' default bands are implicit, not listed)."""
-    return await rows_of(conn, f"SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY rule_id")
+async def list_rules(conn: AsyncConnection, orgs: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every alert rule (the products' default bands are implicit, not listed); with ``orgs``,
+    those on shipments, lots and products one of them is a party to."""
+    return await rows_of(
+        conn,
+        f"SELECT {RULE_COLUMNS} FROM alert_rules r WHERE %(orgs)s::text[] IS NULL"
+        " OR EXISTS (SELECT 1 FROM shipments vs0 WHERE vs0.shipment_id = r.shipment_id"
+        f"   AND {visible_shipment('vs0')})"
+        f" OR (r.lot IS NOT NULL AND {visible_lot('r.gtin', 'r.lot')})"
+        " OR (r.lot IS NULL AND EXISTS (SELECT 1 FROM products vp0 WHERE vp0.gtin = r.gtin"
+        "   AND vp0.owner_org = ANY(%(orgs)s)))"
+        " ORDER BY rule_id",
+        {"orgs": orgs},
+    )
 
 
 async def get_rule(conn: AsyncConnection, rule_id: str) -> dict[str, Any]:

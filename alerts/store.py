@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alerts.errors import AlertNotFoundError, AlertStateError
+from ingest.parties import alert_party_orgs, visible_lot, visible_shipment
 from tracehub import db
 from tracehub.db import AsyncConnection
 
@@ -40,8 +41,11 @@ HISTORY_SQL = (
     " VALUES (%s, %s, %s, %s, %s)"
 )
 NOTIFY_SQL = "SELECT pg_notify('tracehub_alerts', %s)"
-# One outbox row for the MQTT topic and one per matching e-mail / webhook subscription.
-OUTBOX_SQL = """
+# One outbox row for the MQTT topic and one per matching e-mail / webhook subscription. A
+# subscription hears only of alerts its organisation is a party to (the hub staff's, with no
+# organisation, of every alert).
+OUTBOX_SQL = (
+    """
 INSERT INTO alert_deliveries (alert_id, change, channel, target, subscription_id, payload)
 SELECT %(alert_id)s::uuid, %(change)s, 'mqtt', %(topic)s, NULL, %(payload)s
 UNION ALL
@@ -50,7 +54,17 @@ SELECT %(alert_id)s::uuid, %(change)s, s.channel, s.target, s.subscription_id, %
  WHERE s.enabled
    AND (s.kinds IS NULL OR %(kind)s = ANY (s.kinds))
    AND (s.shipment_id IS NULL OR s.shipment_id = %(shipment_id)s)
+   AND (s.owner_org IS NULL OR s.owner_org IN """
+    + alert_party_orgs("%(alert_id)s")
+    + """)
 """
+)
+#: SQL: the alert row ``a`` concerns a shipment or lot with a party among %(orgs)s (None: all).
+VISIBLE_ALERT = (
+    "(%(orgs)s::text[] IS NULL OR EXISTS (SELECT 1 FROM shipments vs0"
+    f" WHERE vs0.shipment_id = a.shipment_id AND {visible_shipment('vs0')})"
+    f" OR (a.gtin IS NOT NULL AND a.lot IS NOT NULL AND {visible_lot('a.gtin', 'a.lot')}))"
+)
 
 
 def transition_error(current: str, wanted: str) -> str | None:
@@ -196,16 +210,25 @@ async def list_alerts(
     shipment_id: str | None = None,
     kind: str | None = None,
     limit: int = 100,
+    orgs: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Alerts, newest first, filtered by state, shipment and kind."""
+    """Alerts, newest first, filtered by state, shipment and kind; with ``orgs``, only those
+    of shipments and lots one of them is a party to."""
     return await rows_of(
         conn,
-        f"SELECT {ALERT_COLUMNS} FROM alerts"
+        f"SELECT {ALERT_COLUMNS} FROM alerts a"
         " WHERE (%(state)s::text IS NULL OR state = %(state)s)"
         " AND (%(shipment)s::text IS NULL OR shipment_id = %(shipment)s)"
         " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
+        f" AND {VISIBLE_ALERT}"
         " ORDER BY opened_at DESC LIMIT %(limit)s",
-        {"state": state, "shipment": shipment_id, "kind": kind, "limit": limit},
+        {
+            "state": state,
+            "shipment": shipment_id,
+            "kind": kind,
+            "limit": limit,
+            "orgs": None if orgs is None else list(orgs),
+        },
     )
 
 
@@ -275,14 +298,18 @@ async def record_stream_delivery(
     )
 
 
-async def unresolved_alerts(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
-    """Alerts not yet resolved, newest first (the dashboard's columns)."""
+async def unresolved_alerts(
+    conn: AsyncConnection, limit: int, orgs: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Alerts not yet resolved, newest first (the dashboard's columns); with ``orgs``, only
+    those one of them is a party to."""
     return await rows_of(
         conn,
         "SELECT alert_id::text, rule_id, kind, severity, state, shipment_id, gtin, lot,"
-        " device_id, started_at, ended_at, opened_at, detail FROM alerts"
-        " WHERE state <> 'resolved' ORDER BY opened_at DESC LIMIT %s",
-        (limit,),
+        " device_id, started_at, ended_at, opened_at, detail FROM alerts a"
+        f" WHERE state <> 'resolved' AND {VISIBLE_ALERT} ORDER BY opened_at DESC"
+        " LIMIT %(limit)s",
+        {"limit": limit, "orgs": None if orgs is None else list(orgs)},
     )
 
 

@@ -25,7 +25,8 @@ __all__ = [
 ]
 
 SUBSCRIPTION_COLUMNS = (
-    "subscription_id, channel, target, kinds, shipment_id, enabled, created_by, created_at"
+    "subscription_id, channel, target, kinds, shipment_id, enabled, created_by, created_at,"
+    " owner_org"
 )
 
 
@@ -51,9 +52,15 @@ async def _check(conn: AsyncConnection, sub: SubscriptionSpec) -> None:
         raise SubscriptionError(f"shipment {sub.shipment_id} does not exist")
 
 
-async def list_subscriptions(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def list_subscriptions(
+    conn: AsyncConnection, owners: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Subscriptions, oldest first; with ``owners``, only those organisations'."""
     return await rows_of(
-        conn, f"SELECT {SUBSCRIPTION_COLUMNS} FROM alert_subscriptions ORDER BY created_at"
+        conn,
+        f"SELECT {SUBSCRIPTION_COLUMNS} FROM alert_subscriptions"
+        " WHERE %(owners)s::text[] IS NULL OR owner_org = ANY(%(owners)s) ORDER BY created_at",
+        {"owners": owners},
     )
 
 
@@ -69,17 +76,28 @@ async def get_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) ->
 
 
 async def create_subscription(
-    conn: AsyncConnection, sub: SubscriptionSpec, created_by: str
+    conn: AsyncConnection, sub: SubscriptionSpec, created_by: str, owner_org: str | None = None
 ) -> dict[str, Any]:
-    """Subscribe a webhook or an e-mail address; the row comes back with `secret`, a webhook's
-    new HMAC key (None for e-mail), which is shown only this once."""
+    """Subscribe a webhook or an e-mail address for ``owner_org`` (None: the hub's staff); the
+    row comes back with `secret`, a webhook's new HMAC key (None for e-mail), which is shown
+    only this once."""
     await _check(conn, sub)
     secret = secrets.token_urlsafe(32) if sub.channel == "webhook" else None
     row = await row_of(
         conn,
         "INSERT INTO alert_subscriptions (channel, target, secret, kinds, shipment_id, enabled,"
-        f" created_by) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {SUBSCRIPTION_COLUMNS}",
-        (sub.channel, sub.target, secret, sub.kinds, sub.shipment_id, sub.enabled, created_by),
+        f" created_by, owner_org) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        f" RETURNING {SUBSCRIPTION_COLUMNS}",
+        (
+            sub.channel,
+            sub.target,
+            secret,
+            sub.kinds,
+            sub.shipment_id,
+            sub.enabled,
+            created_by,
+            owner_org,
+        ),
     )
     assert row is not None
     return {**row, "secret": secret}

@@ -27,9 +27,11 @@ from pydantic import BaseModel, Field
 from alerts import rules, store, subscriptions
 from alerts.rules import KINDS, RuleSpec
 from alerts.subscriptions import SubscriptionSpec
-from api.auth import Principal, require
+from api.auth import Principal
 from api.config import ApiConfig
 from api.db import Connection
+from api.policy import Access, NotPartyError, PolicyError, authorize, guard, scope, scope_of
+from ingest.parties import ahold, aparties, target
 from tracehub.db import AsyncConnection
 from tracehub.errors import UnavailableError
 
@@ -43,8 +45,6 @@ KindName = Literal[
     "sensor_fault",
 ]
 StateName = Literal["open", "acknowledged", "resolved"]
-Reader = Annotated[Principal, Depends(require("logistics", "auditor"))]
-Staff = Annotated[Principal, Depends(require("logistics"))]
 KEEPALIVE_S = 15.0
 RULE_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 # GS1 AI (10): 1-20 characters of GS1's character set 82.
@@ -62,20 +62,22 @@ class Broadcaster:
     def __init__(self, config: ApiConfig, pool: AsyncConnectionPool) -> None:
         self._config = config
         self._pool = pool
-        self._queues: set[asyncio.Queue[str]] = set()
+        # Each dashboard's queue, with the organisations whose alerts it may see (None: all).
+        self._queues: dict[asyncio.Queue[str], frozenset[str] | None] = {}
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
-    async def subscribe(self) -> asyncio.Queue[str]:
+    async def subscribe(self, orgs: frozenset[str] | None = None) -> asyncio.Queue[str]:
+        """A queue of the changes of alerts that one of ``orgs`` is a party to (None: all)."""
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
-        self._queues.add(queue)
+        self._queues[queue] = orgs
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         await asyncio.wait_for(self.listening.wait(), 10)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
-        self._queues.discard(queue)
+        self._queues.pop(queue, None)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -122,8 +124,11 @@ class Broadcaster:
                 f"id: {alert_id}:{change}\nevent: alert\n"
                 f"data: {json.dumps({'change': change, 'alert': doc})}\n\n"
             )
+            parties = (await aparties(conn, "alert", alert_id)).orgs()
             pushed = 0
-            for queue in list(self._queues):
+            for queue, orgs in list(self._queues.items()):
+                if orgs is not None and not orgs & parties:
+                    continue  # not this viewer's alert
                 with contextlib.suppress(asyncio.QueueFull):  # a stuck dashboard loses events
                     queue.put_nowait(message)
                     pushed += 1
@@ -149,11 +154,16 @@ router = APIRouter(prefix="/alerts", tags=["alerts"], lifespan=lifespan)
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "alert changes"}},
 )
-async def stream(request: Request, principal: Staff) -> StreamingResponse:
-    """Server-Sent Events: `event: alert` with {change, alert} for every alert change."""
+async def stream(
+    request: Request, access: Annotated[Access, Depends(guard("alert.stream"))]
+) -> StreamingResponse:
+    """Server-Sent Events: `event: alert` with {change, alert} for every change of an alert the
+    caller's organisation is a party to."""
     broadcaster: Broadcaster = request.app.state.alert_broadcaster
+    # On a connection of its own: the stream holds none while it lasts.
+    orgs = (await scope_of(request, access.principal)).orgs
     try:
-        queue = await broadcaster.subscribe()
+        queue = await broadcaster.subscribe(None if orgs is None else frozenset(orgs))
     except TimeoutError:
         raise UnavailableError("the alert stream cannot listen to the database now") from None
 
@@ -199,33 +209,62 @@ def _spec(rule: RuleIn) -> RuleSpec:
     return RuleSpec(**rule.model_dump())
 
 
+async def _rule_target(conn: AsyncConnection, action: str, who: Principal, rule: RuleIn) -> None:
+    """The caller may put a rule on what ``rule`` targets (404 if it is no party to it). A rule
+    malformed in itself (no or two targets, bad parameters) is the rules' to refuse, first."""
+    if (rule.shipment_id is None) == (rule.gtin is None):
+        return
+    rules.check_params(rule.kind, rule.params)
+    kind, key = target(rule.shipment_id, rule.gtin, rule.lot)
+    authorize(who, action, await aparties(conn, kind, key))
+
+
 @router.get("/rules", response_model=list[RuleOut])
-async def list_rules(conn: Connection, principal: Reader) -> list[RuleOut]:
-    """Every alert rule (the products' default bands are implicit, not listed)."""
-    return [RuleOut(**row) for row in await rules.list_rules(conn)]
+async def list_rules(
+    conn: Connection, access: Annotated[Access, Depends(guard("rule.list"))]
+) -> list[RuleOut]:
+    """The alert rules on the caller's shipments, lots and products (the products' default
+    bands are implicit, not listed)."""
+    orgs = (await scope(conn, access.principal)).orgs
+    return [RuleOut(**row) for row in await rules.list_rules(conn, orgs)]
 
 
 @router.post("/rules", response_model=RuleOut, status_code=201)
-async def create_rule(rule: RuleIn, conn: Connection, principal: Staff) -> RuleOut:
-    """Add a rule for a product, a lot or a shipment."""
-    return RuleOut(**await rules.create_rule(conn, _spec(rule), principal.username))
+async def create_rule(
+    rule: RuleIn, conn: Connection, access: Annotated[Access, Depends(guard("rule.create"))]
+) -> RuleOut:
+    """Add a rule for a product, a lot or a shipment the caller's organisation is party to."""
+    await _rule_target(conn, "rule.create", access.principal, rule)
+    return RuleOut(**await rules.create_rule(conn, _spec(rule), access.principal.username))
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut)
-async def get_rule(rule_id: RuleIdPath, conn: Connection, principal: Reader) -> RuleOut:
+async def get_rule(
+    rule_id: RuleIdPath,
+    conn: Connection,
+    _: Annotated[Access, Depends(guard("rule.read", "rule_id"))],
+) -> RuleOut:
     return RuleOut(**await rules.get_rule(conn, rule_id))
 
 
 @router.put("/rules/{rule_id}", response_model=RuleOut)
 async def replace_rule(
-    rule_id: RuleIdPath, rule: RuleIn, conn: Connection, principal: Staff
+    rule_id: RuleIdPath,
+    rule: RuleIn,
+    conn: Connection,
+    access: Annotated[Access, Depends(guard("rule.write", "rule_id"))],
 ) -> RuleOut:
     """Replace a rule's kind, target, params, severity or enabled flag."""
+    await _rule_target(conn, "rule.create", access.principal, rule)
     return RuleOut(**await rules.replace_rule(conn, rule_id, _spec(rule)))
 
 
 @router.delete("/rules/{rule_id}", status_code=204)
-async def delete_rule(rule_id: RuleIdPath, conn: Connection, principal: Staff) -> Response:
+async def delete_rule(
+    rule_id: RuleIdPath,
+    conn: Connection,
+    _: Annotated[Access, Depends(guard("rule.write", "rule_id"))],
+) -> Response:
     await rules.delete_rule(conn, rule_id)
     return Response(status_code=204)
 
@@ -247,6 +286,7 @@ class SubscriptionOut(SubscriptionIn):
     subscription_id: uuid.UUID
     created_by: str
     created_at: datetime
+    owner_org: str | None
 
 
 class SubscriptionCreated(SubscriptionOut):
@@ -257,39 +297,65 @@ def _subscription(sub: SubscriptionIn) -> SubscriptionSpec:
     return SubscriptionSpec(**sub.model_dump())
 
 
+Subscriber = Annotated[Access, Depends(guard("subscription.manage", "subscription_id"))]
+
+
+async def _own_shipment(conn: AsyncConnection, who: Principal, sub: SubscriptionIn) -> None:
+    """A subscription may narrow to a shipment only the caller's organisation is party to."""
+    if sub.shipment_id is not None and not who.has("admin"):
+        parties = await aparties(conn, "shipment", sub.shipment_id)
+        if not parties.relations_of(who.org_id):
+            raise NotPartyError(f"shipment {sub.shipment_id} not found")
+
+
 @router.get("/subscriptions", response_model=list[SubscriptionOut])
-async def list_subscriptions(conn: Connection, principal: Staff) -> list[SubscriptionOut]:
-    return [SubscriptionOut(**row) for row in await subscriptions.list_subscriptions(conn)]
+async def list_subscriptions(
+    conn: Connection, access: Annotated[Access, Depends(guard("subscription.list"))]
+) -> list[SubscriptionOut]:
+    """The caller's organisation's subscriptions (admins: every one)."""
+    owners = (await scope(conn, access.principal)).orgs
+    if owners is not None:
+        owners = [access.principal.org_id or ""]
+    rows = await subscriptions.list_subscriptions(conn, owners)
+    return [SubscriptionOut(**row) for row in rows]
 
 
 @router.post("/subscriptions", response_model=SubscriptionCreated, status_code=201)
 async def create_subscription(
-    sub: SubscriptionIn, conn: Connection, principal: Staff
+    sub: SubscriptionIn,
+    conn: Connection,
+    access: Annotated[Access, Depends(guard("subscription.create"))],
 ) -> SubscriptionCreated:
-    """Subscribe a webhook (answer carries its signing secret, once) or an e-mail address."""
-    row = await subscriptions.create_subscription(conn, _subscription(sub), principal.username)
+    """Subscribe a webhook (answer carries its signing secret, once) or an e-mail address, for
+    the caller's organisation: it hears of the alerts its organisation is a party to."""
+    who = access.principal
+    await _own_shipment(conn, who, sub)
+    row = await subscriptions.create_subscription(
+        conn, _subscription(sub), who.username, who.org_id
+    )
     return SubscriptionCreated(**row)
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 async def get_subscription(
-    subscription_id: uuid.UUID, conn: Connection, principal: Staff
+    subscription_id: uuid.UUID, conn: Connection, _: Subscriber
 ) -> SubscriptionOut:
     return SubscriptionOut(**await subscriptions.get_subscription(conn, subscription_id))
 
 
 @router.put("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 async def replace_subscription(
-    subscription_id: uuid.UUID, sub: SubscriptionIn, conn: Connection, principal: Staff
+    subscription_id: uuid.UUID, sub: SubscriptionIn, conn: Connection, access: Subscriber
 ) -> SubscriptionOut:
     """Change target, filters or enabled flag (the channel and a webhook's secret stay)."""
+    await _own_shipment(conn, access.principal, sub)
     row = await subscriptions.replace_subscription(conn, subscription_id, _subscription(sub))
     return SubscriptionOut(**row)
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204)
 async def delete_subscription(
-    subscription_id: uuid.UUID, conn: Connection, principal: Staff
+    subscription_id: uuid.UUID, conn: Connection, _: Subscriber
 ) -> Response:
     await subscriptions.delete_subscription(conn, subscription_id)
     return Response(status_code=204)
@@ -352,21 +418,27 @@ class Transition(BaseModel):
 @router.get("", response_model=list[Alert])
 async def list_alerts(
     conn: Connection,
-    principal: Reader,
+    access: Annotated[Access, Depends(guard("alert.list"))],
     state: StateName | None = None,
     shipment_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._:-]{1,64}$")] = None,
     kind: KindName | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Alert]:
-    """Alerts, newest first, filtered by state, shipment and kind."""
+    """Alerts of the caller's shipments and lots, newest first, filtered by state, shipment
+    and kind."""
+    orgs = (await scope(conn, access.principal)).orgs
     rows = await store.list_alerts(
-        conn, state=state, shipment_id=shipment_id, kind=kind, limit=limit
+        conn, state=state, shipment_id=shipment_id, kind=kind, limit=limit, orgs=orgs
     )
     return [Alert(**row) for row in rows]
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)
-async def get_alert(alert_id: uuid.UUID, conn: Connection, principal: Reader) -> AlertDetail:
+async def get_alert(
+    alert_id: uuid.UUID,
+    conn: Connection,
+    _: Annotated[Access, Depends(guard("alert.read", "alert_id"))],
+) -> AlertDetail:
     """One alert with its history and the state of each delivery."""
     return AlertDetail(**await store.alert_detail(conn, alert_id))
 
@@ -385,18 +457,32 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertDetail, responses=_CONFLICT)
 async def acknowledge(
-    alert_id: uuid.UUID, conn: Connection, principal: Staff, body: Transition | None = None
+    alert_id: uuid.UUID,
+    conn: Connection,
+    access: Annotated[Access, Depends(guard("alert.acknowledge", "alert_id"))],
+    body: Transition | None = None,
 ) -> AlertDetail:
-    """open -> acknowledged (who and when are recorded)."""
-    return await _transition(conn, alert_id, "acknowledged", principal, body)
+    """open -> acknowledged (who and when are recorded); by a party of the alert."""
+    return await _transition(conn, alert_id, "acknowledged", access.principal, body)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertDetail, responses=_CONFLICT)
 async def resolve(
-    alert_id: uuid.UUID, conn: Connection, principal: Staff, body: Transition | None = None
+    alert_id: uuid.UUID,
+    conn: Connection,
+    access: Annotated[Access, Depends(guard("alert.resolve", "alert_id"))],
+    body: Transition | None = None,
 ) -> AlertDetail:
-    """open or acknowledged -> resolved; the note becomes the resolution."""
-    return await _transition(conn, alert_id, "resolved", principal, body)
+    """open or acknowledged -> resolved; the note becomes the resolution. An alert that keeps
+    a held payment is resolved by the buyer's side, or by any party once an inspection of its
+    lot was reported after it opened: one party alone cannot free the money."""
+    who = access.principal
+    buyers, inspected = await ahold(conn, alert_id)
+    if buyers and not inspected and not who.has("admin") and who.org_id not in buyers:
+        raise PolicyError(
+            "this alert holds a payment: the buyer resolves it, or an inspection result first"
+        )
+    return await _transition(conn, alert_id, "resolved", who, body)
 
 
 __all__ = ["KINDS", "router"]

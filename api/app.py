@@ -23,6 +23,7 @@ from api import (
     errors,
     inspections,
     ledger,
+    organisations,
     proofs,
     qr,
     resolver,
@@ -72,5 +73,6 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(inspections.router)
     app.include_router(auditor.router)
     app.include_router(dashboard.router)
+    app.include_router(organisations.router)
     # Routers of the other concepts are included here, one line each.
     return app

@@ -1,6 +1,10 @@
 """The auditor's view: search anchors, batches, devices and events; re-verify any; export bundles.
 
-JSON endpoints (auditor role; admin admitted):
+JSON endpoints (auditor role; admin admitted). An auditor sees what its engagement covers:
+the records of the organisations that engaged its organisation (api/policy.py). Batches and
+their anchors are evidence any verifier may check, so they are listed and verified for every
+auditor; devices, events, readings and bundles of lots or shipments only within the
+engagement; bundles of a whole batch or time range (which span organisations) only for admins.
 
 - ``GET /auditor/batches`` reading and ``ev-`` event batches (state, root, CID, tx, block);
 - ``GET /auditor/devices`` devices seen by the gateway (certificate fingerprint, last seq);
@@ -31,11 +35,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, require
 from api.config import ApiConfig
 from api.db import sync_connection
 from api.ledger import AUDIT_ORG, Ledger
+from api.policy import Access, NotPartyError, PolicyError, authorize, guard
 from ingest import auditing
+from ingest.epcis.store import event_by_id
+from ingest.parties import Parties, parties, scope_orgs, subject_keys_of, target
 from ingest.proofs import anchored_event_proof, proof_for
 from ingest.store import ReadingStore
 from tracehub import db
@@ -44,7 +50,28 @@ from tracehub.ipfs import KuboClient
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 router = APIRouter(prefix="/auditor", tags=["auditor"])
-Auditor = Annotated[Principal, Depends(require("auditor"))]
+Auditor = Annotated[Access, Depends(guard("auditor.read"))]
+Verifier = Annotated[Access, Depends(guard("auditor.verify"))]
+
+
+def _orgs(conn: db.Connection, access: Access) -> list[str] | None:
+    """The organisations the caller's engagement covers (None: an admin, all)."""
+    who = access.principal
+    if who.has("admin"):
+        return None
+    return scope_orgs(conn, who.org_id, auditor=True) if who.org_id else []
+
+
+def _scope(conn: db.Connection, access: Access) -> tuple[list[str], list[str]] | None:
+    orgs = _orgs(conn, access)
+    return None if orgs is None else (orgs, subject_keys_of(conn, orgs) if orgs else [])
+
+
+def _device_in_scope(conn: db.Connection, access: Access, device_id: str) -> None:
+    if not auditing.device_visible(conn, device_id, _orgs(conn, access)):
+        raise NotPartyError(f"unknown device {device_id}")
+
+
 #: PostgreSQL text cannot hold NUL: refuse it as a 422 rather than fail in the database.
 NO_NUL = r"^[^\x00]*$"
 PathText = Annotated[str, Path(max_length=2048, pattern=NO_NUL)]
@@ -94,7 +121,7 @@ async def devices(
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
-            return auditing.find_devices(conn, q=q, limit=limit)
+            return auditing.find_devices(conn, q=q, limit=limit, orgs=_orgs(conn, principal))
 
     return await run_in_threadpool(work)
 
@@ -111,7 +138,8 @@ async def events(
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
-            return auditing.find_events(conn, biz_step=biz_step, epc=epc, limit=limit)
+            scope = _scope(conn, principal)
+            return auditing.find_events(conn, biz_step=biz_step, epc=epc, limit=limit, scope=scope)
 
     return await run_in_threadpool(work)
 
@@ -121,7 +149,7 @@ async def events(
 
 @router.post("/verify/batch/{batch_id}", responses={404: {"description": "unknown batch"}})
 async def verify_batch(
-    request: Request, batch_id: PathText, principal: Auditor, ledger: Ledger
+    request: Request, batch_id: PathText, principal: Verifier, ledger: Ledger
 ) -> dict[str, Any]:
     """Fetch the batch object from IPFS and check CID, layout, root and count against the
     ledger's anchor (and, for event batches, every event's CBV 2.0 hash)."""
@@ -139,7 +167,7 @@ async def verify_batch(
 
 @router.post("/verify/event/{event_id:path}", responses={404: {"description": "not anchored"}})
 async def verify_event(
-    request: Request, event_id: PathText, principal: Auditor, ledger: Ledger
+    request: Request, event_id: PathText, principal: Verifier, ledger: Ledger
 ) -> dict[str, Any]:
     """Re-verify an EPCIS event's proof against IPFS and the ledger."""
     config: ApiConfig = request.app.state.config
@@ -147,6 +175,8 @@ async def verify_event(
 
     def work() -> dict[str, Any]:
         with sync_connection(request) as conn:
+            if event_by_id(conn, event_id, _scope(conn, principal)) is None:
+                raise NotPartyError(f"event {event_id} not found")
             proof = anchored_event_proof(
                 conn, event_id, channel=fabric.channel, chaincode=fabric.chaincode
             )
@@ -162,7 +192,7 @@ async def verify_reading(
     request: Request,
     device_id: PathText,
     seq: Annotated[int, Path(ge=1, le=2**63 - 1)],
-    principal: Auditor,
+    principal: Verifier,
     ledger: Ledger,
 ) -> dict[str, Any]:
     """Re-verify a reading: path, batch on IPFS, signature (CA chain, CRL, ledger directory),
@@ -172,6 +202,8 @@ async def verify_reading(
     kwargs: dict[str, Any] = {"options": config.connect_options} if config.connect_options else {}
 
     def work() -> dict[str, Any]:
+        with sync_connection(request) as conn:
+            _device_in_scope(conn, principal, device_id)
         with ReadingStore(lambda: db.connect(config.postgres_dsn, **kwargs)) as store:
             proof = proof_for(
                 store, device_id, seq, channel=fabric.channel, chaincode=fabric.chaincode
@@ -187,13 +219,14 @@ async def verify_reading(
 
 @router.post("/verify/device/{device_id}", responses={404: {"description": "unknown device"}})
 async def verify_device(
-    request: Request, device_id: PathText, principal: Auditor, ledger: Ledger
+    request: Request, device_id: PathText, principal: Verifier, ledger: Ledger
 ) -> dict[str, Any]:
     """The device's signing certificate (as the gateway recorded it) is enrolled on the ledger
     under this device id and not revoked."""
 
     def work() -> dict[str, Any]:
         with sync_connection(request) as conn:
+            _device_in_scope(conn, principal, device_id)
             fingerprint = auditing.device_fingerprint(conn, device_id)
         contract = ledger.contract(AUDIT_ORG)
         return _verdict(auditing.verify_device(device_id, fingerprint, ledger=contract))
@@ -202,6 +235,31 @@ async def verify_device(
 
 
 # ------------------------------------------------------------------------------ bundles
+
+
+def _bundle_in_scope(
+    conn: db.Connection,
+    access: Access,
+    gtin: str | None,
+    lot: str | None,
+    shipment: str | None,
+    others: tuple[Any, ...],
+) -> None:
+    """A lot's or shipment's bundle needs the engagement to cover it (404); a batch or time
+    range (``others``) spans organisations: admins only (403). A malformed selection is the
+    bundle's to refuse (400)."""
+    who = access.principal
+    chosen = [x for x in (gtin or lot, shipment, *others) if x is not None]
+    naive = any(isinstance(x, datetime) and x.tzinfo is None for x in others)
+    if who.has("admin") or len(chosen) != 1 or naive:
+        return
+    if shipment is None and (gtin is None or lot is None):
+        raise PolicyError("bundles of a batch or a time range span organisations: admins only")
+    kind, key = target(shipment, gtin, lot)
+    found = parties(conn, kind, key)
+    if not found.relations_of(who.org_id) & {"auditor"}:
+        authorize(who, "auditor.read", Parties())  # the role
+        raise NotPartyError(f"{kind} {key} not found")
 
 
 @router.get(
@@ -229,6 +287,7 @@ async def bundle(
 
     def work() -> dict[str, Any]:
         with sync_connection(request) as conn, KuboClient(config.stack.ipfs_api) as ipfs:
+            _bundle_in_scope(conn, principal, gtin, lot, shipment_id, (batch_id, since or until))
             return auditing.audit_bundle(
                 conn,
                 ipfs=ipfs,

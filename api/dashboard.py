@@ -1,7 +1,8 @@
 """The logistics dashboard: live shipments, latest readings, open alerts, condition charts.
 
-JSON endpoints (logistics role; admin admitted); the data is ingest/monitoring.py's and, for
-alerts, alerts/store.py's:
+JSON endpoints (logistics role; admin admitted), each over the shipments the caller's
+organisation is a party to (shipper, receiver, carrier; api/policy.py); the data is
+ingest/monitoring.py's and, for alerts, alerts/store.py's:
 
 - ``GET /dashboard/shipments``: each shipment with its lots, open alert count and the last
   reading of the devices assigned to it (time, temperature, humidity, position);
@@ -26,13 +27,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from alerts.store import unresolved_alerts, unresolved_counts
-from api.auth import Principal, require
 from api.db import Connection
+from api.policy import Access, guard, scope
 from ingest import monitoring
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
-Logistics = Annotated[Principal, Depends(require("logistics"))]
+Logistics = Annotated[Access, Depends(guard("dashboard.read"))]
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
@@ -57,7 +58,8 @@ async def shipments(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """Shipments (in transit first), their lots, open alerts and last reading."""
-    rows = await monitoring.shipments(conn, state, limit)
+    orgs = (await scope(conn, principal.principal)).orgs
+    rows = await monitoring.shipments(conn, state, limit, orgs)
     counts = await unresolved_counts(conn, [row["shipment_id"] for row in rows])
     return [_with_open_alerts(row, counts.get(row["shipment_id"], 0)) for row in rows]
 
@@ -69,7 +71,8 @@ async def latest_readings(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """The latest environment reading of each device, with the shipment it is assigned to."""
-    return await monitoring.latest_readings(conn, limit)
+    orgs = (await scope(conn, principal.principal)).orgs
+    return await monitoring.latest_readings(conn, limit, orgs)
 
 
 @router.get("/alerts")
@@ -79,13 +82,14 @@ async def open_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """Alerts not yet resolved, newest first."""
-    return await unresolved_alerts(conn, limit)
+    orgs = (await scope(conn, principal.principal)).orgs
+    return await unresolved_alerts(conn, limit, orgs)
 
 
 @router.get("/shipments/{shipment_id}/series", responses={404: {"description": "no shipment"}})
 async def series(
     conn: Connection,
-    principal: Logistics,
+    principal: Annotated[Access, Depends(guard("dashboard.series", "shipment_id"))],
     shipment_id: Annotated[str, Path(max_length=64, pattern=r"^[^\x00]*$")],
     hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24,
     points: Annotated[int, Query(ge=2, le=5000)] = 500,

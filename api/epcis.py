@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import secrets
 from datetime import UTC, datetime
@@ -30,8 +31,8 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, current_principal, require
 from api.db import sync_connection
+from api.policy import Access, PolicyError, authorize, guard
 from ingest.epcis import (
     CaptureNotFoundError,
     CaptureTooLargeError,
@@ -45,6 +46,9 @@ from ingest.epcis.prehash import prehash_record
 from ingest.epcis.query_params import EXTRA_PARAMS, check_standard_names, extra_filters
 from ingest.epcis.readings import readings_as_events
 from ingest.epcis.store import EVENT_TYPES, event_by_id, query_rows
+from ingest.epcis.subjects import identifiers
+from ingest.parties import Parties, scope_orgs, subject_keys_of
+from tracehub import db
 from tracehub.epcis import EPCISValidationError
 from tracehub.epcis.hashing import ignore_declaration
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_document
@@ -97,9 +101,12 @@ def _document_events(document: dict[str, Any]) -> list[Any]:
 )
 async def capture(
     request: Request,
-    principal: Annotated[Principal, Depends(require("supplier", "logistics", "inspector"))],
+    access: Annotated[Access, Depends(guard("epcis.capture"))],
 ) -> JSONResponse:
-    """Capture an EPCISDocument; 202 with the capture job's location."""
+    """Capture an EPCISDocument; 202 with the capture job's location. Every EPC, lot class and
+    location an event names must be one the caller's organisation owns or is a party to (403
+    otherwise: all or nothing)."""
+    principal = access.principal
     raw = await request.body()
     if len(raw) > _MAX_BODY:
         raise CaptureTooLargeError("document too large")
@@ -114,6 +121,8 @@ async def capture(
         validate_document(document)
         events = _document_events(document)
         with sync_connection(request) as conn:
+            if not principal.has("admin"):
+                _check_subjects(conn, principal.org_id, events)
             conn.execute(
                 "INSERT INTO epcis_capture_jobs (capture_id, source) VALUES (%s, %s)",
                 (capture_id, source),
@@ -125,6 +134,7 @@ async def capture(
                 context=document.get("@context"),
                 capture_id=capture_id,
                 ignore=ignore_declaration(document),
+                org=principal.org_id,
             )
             conn.execute(
                 "UPDATE epcis_capture_jobs SET running = false, success = true,"
@@ -150,9 +160,34 @@ async def capture(
     )
 
 
+def _check_subjects(conn: db.Connection, org: str | None, events: list[Any]) -> None:
+    """Refuse (403) an event naming anything the organisation neither owns nor is party to."""
+    own = set(subject_keys_of(conn, [org])) if org else set()
+    for i, event in enumerate(events):
+        if not isinstance(event, dict):
+            continue
+        for identifier, keys in identifiers(event):
+            if not keys & own:
+                raise PolicyError(
+                    f"epcisBody.eventList[{i}]: {identifier} is not your organisation's,"
+                    " nor one it is a party to"
+                )
+
+
+def _scope(conn: db.Connection, access: Access) -> tuple[list[str], list[str]] | None:
+    """(organisations, keys) whose events the caller sees; None for admins (all)."""
+    who = access.principal
+    if who.has("admin"):
+        return None
+    orgs = scope_orgs(conn, who.org_id, auditor=who.has("auditor")) if who.org_id else []
+    return orgs, subject_keys_of(conn, orgs) if orgs else []
+
+
 @router.get("/capture/{capture_id}", responses={404: {"description": "unknown capture"}})
 async def capture_job(
-    capture_id: str, request: Request, _: Annotated[Principal, Depends(current_principal)]
+    capture_id: str,
+    request: Request,
+    _: Annotated[Access, Depends(guard("epcis.capture_job", "capture_id"))],
 ) -> dict[str, Any]:
     """The capture job: running, success, events captured, errors."""
 
@@ -284,13 +319,22 @@ def query_document(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/events", responses={400: {"description": "malformed query parameter"}})
-async def events(request: Request, _: Annotated[Principal, Depends(current_principal)]) -> Response:
-    """Events matching the EPCIS simple-event-query parameters, as an EPCISQueryDocument."""
-    query, include_readings = parse_query(request)
-    per_page = query.limit - 1
+async def events(
+    request: Request, access: Annotated[Access, Depends(guard("epcis.query"))]
+) -> Response:
+    """Events matching the EPCIS simple-event-query parameters, as an EPCISQueryDocument (JSON-LD,
+    or XML on ``Accept: application/xml``): only those the caller's organisation captured or whose
+    objects or locations it is a party to (an auditor: also those of the organisations that
+    engaged it)."""
+    parsed, include_readings = parse_query(request)
+    per_page = parsed.limit - 1
 
     def work() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         with sync_connection(request) as conn:
+            scope = _scope(conn, access)
+            query = parsed
+            if scope is not None:
+                query = dataclasses.replace(parsed, scope_orgs=scope[0], scope_keys=scope[1])
             rows = query_rows(conn, query)
             mapped: list[dict[str, Any]] = []
             # Readings are merged only into the first page (they have no place in our paging).
@@ -331,13 +375,16 @@ def _wants_xml(request: Request) -> bool:
 
 @router.get("/prehashes/{event_id:path}", responses={404: {"description": "unknown event"}})
 async def prehash(
-    event_id: str, request: Request, _: Annotated[Principal, Depends(current_principal)]
+    event_id: str, request: Request, access: Annotated[Access, Depends(guard("epcis.read"))]
 ) -> dict[str, Any]:
-    """Exactly what was hashed for an event: its CBV 2.0 pre-hash string and its SHA-256."""
+    """Exactly what was hashed for an event: its CBV 2.0 pre-hash string and its SHA-256; 404
+    unless the caller would find the event with a query."""
     _no_nul("eventID", event_id)
 
     def work() -> dict[str, Any] | None:
         with sync_connection(request) as conn:
+            if event_by_id(conn, event_id, _scope(conn, access)) is None:
+                return None
             return prehash_record(conn, event_id)
 
     found = await run_in_threadpool(work)
@@ -348,16 +395,18 @@ async def prehash(
 
 @router.get("/events/{event_id:path}", responses={404: {"description": "unknown event"}})
 async def event(
-    event_id: str, request: Request, _: Annotated[Principal, Depends(current_principal)]
+    event_id: str, request: Request, access: Annotated[Access, Depends(guard("epcis.read"))]
 ) -> JSONResponse:
-    """One event by its eventID (or, for an event captured without one, its hash URI)."""
+    """One event by its eventID (or, for an event captured without one, its hash URI); 404
+    unless the caller would find it with a query."""
     _no_nul("eventID", event_id)
 
     def work() -> dict[str, Any] | None:
         with sync_connection(request) as conn:
-            return event_by_id(conn, event_id)
+            return event_by_id(conn, event_id, _scope(conn, access))
 
     found = await run_in_threadpool(work)
     if found is None:
         raise EventNotFoundError(f"event {event_id} not found")
+    authorize(access.principal, "epcis.read", Parties.of([("party", access.principal.org_id)]))
     return JSONResponse(found, media_type=_JSONLD)

@@ -19,12 +19,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, current_principal, require
-from api.db import sync_connection
+from api.db import Connection, sync_connection
+from api.policy import Access, NotPartyError, authorize, guard, scope
 from ingest import inspections as core
+from ingest.parties import aparties
+from tracehub.gs1 import normalise_gtin
 from tracehub.ipfs import KuboClient
 
 router = APIRouter(prefix="/inspections", tags=["inspections"])
@@ -71,7 +73,8 @@ def _ipfs(request: Request) -> KuboClient:
 )
 async def upload(
     request: Request,
-    principal: Annotated[Principal, Depends(require("inspector"))],
+    conn: Connection,
+    access: Annotated[Access, Depends(guard("inspection.create"))],
     report: Annotated[UploadFile, File(description="the inspection report (PDF)")],
     gtin: Annotated[str, Form(max_length=14)],
     lot: Annotated[str, Form(max_length=20)],
@@ -79,7 +82,13 @@ async def upload(
     summary: Annotated[str, Form(max_length=4000)] = "",
     shipment_id: Annotated[str | None, Form(max_length=64)] = None,
 ) -> InspectionOut:
-    """Upload an inspection report; it is stored on IPFS and anchored via an EPCIS event."""
+    """Upload an inspection report; it is stored on IPFS and anchored via an EPCIS event. Only
+    an inspector of an organisation commissioned for the lot reports on it."""
+    principal = access.principal
+    if not principal.has("admin"):
+        key = f"{normalise_gtin(gtin)}/{lot}"
+        authorize(principal, "inspection.create", await aparties(conn, "lot", key))
+    await conn.rollback()
     # Read one byte past the limit so an oversized upload is detected without reading it all.
     pdf = await report.read(core.MAX_REPORT_BYTES + 1)
 
@@ -95,6 +104,7 @@ async def upload(
                 inspector=principal.username,
                 result=result,
                 summary=summary,
+                inspector_org=principal.org_id,
             )
             conn.commit()
             return inspection
@@ -102,21 +112,71 @@ async def upload(
     return _out(await run_in_threadpool(work))
 
 
+class CommissionIn(BaseModel):
+    gtin: Annotated[str, Field(pattern=r"^[0-9]{8,14}$")]
+    lot: Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[\x21-\x7e]+$")]
+    inspection_org: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+@router.post(
+    "/commissions",
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"description": "unknown lot"}},
+)
+async def commission(
+    body: CommissionIn,
+    request: Request,
+    conn: Connection,
+    access: Annotated[Access, Depends(guard("inspection.commission"))],
+) -> dict[str, str]:
+    """A party of the lot commissions an inspection organisation to inspect it."""
+    principal = access.principal
+    gtin = normalise_gtin(body.gtin)
+    lot_parties = await aparties(conn, "lot", f"{gtin}/{body.lot}")
+    authorize(principal, "inspection.commission", lot_parties)
+    await conn.rollback()
+    # An admin commissions on the brand owner's behalf.
+    owners = sorted(lot_parties.orgs("brand_owner"))
+    client = owners[0] if principal.has("admin") and owners else principal.org_id
+    if client is None or (principal.has("admin") and not owners):
+        raise NotPartyError(f"lot {gtin}/{body.lot} not found")
+
+    def work() -> str:
+        with sync_connection(request) as sync:
+            found = core.commission(
+                sync,
+                gtin=gtin,
+                lot=body.lot,
+                client_org=client,
+                inspection_org=body.inspection_org,
+                actor=principal.username,
+            )
+            sync.commit()
+            return found
+
+    commission_id = await run_in_threadpool(work)
+    return {"commission_id": commission_id, "gtin": gtin, "lot": body.lot}
+
+
 @router.get("", response_model=list[InspectionOut])
 async def listing(
     request: Request,
-    principal: Annotated[Principal, Depends(current_principal)],
+    conn: Connection,
+    access: Annotated[Access, Depends(guard("inspection.list"))],
     gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None,
     lot: Annotated[str | None, Query(max_length=20, pattern=r"^[^\x00]*$")] = None,
     shipment_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[InspectionOut]:
-    """Inspections of a lot (gtin + lot), a product or a shipment, newest first."""
+    """Inspections of a lot (gtin + lot), a product or a shipment, newest first: of the lots
+    the caller's organisation is a party to, or that it commissioned or made."""
+    orgs = (await scope(conn, access.principal)).orgs
+    await conn.rollback()
 
     def work() -> list[core.Inspection]:
-        with sync_connection(request) as conn:
+        with sync_connection(request) as sync:
             return core.list_inspections(
-                conn, gtin=gtin, lot=lot, shipment_id=shipment_id, limit=limit
+                sync, gtin=gtin, lot=lot, shipment_id=shipment_id, limit=limit, orgs=orgs
             )
 
     return [_out(i) for i in await run_in_threadpool(work)]
@@ -138,7 +198,7 @@ async def _one(request: Request, inspection_id: str) -> core.Inspection:
 async def one(
     request: Request,
     inspection_id: str,
-    principal: Annotated[Principal, Depends(current_principal)],
+    _: Annotated[Access, Depends(guard("inspection.read", "inspection_id"))],
 ) -> InspectionOut:
     """One inspection's metadata."""
     return _out(await _one(request, inspection_id))
@@ -156,7 +216,7 @@ async def one(
 async def report_pdf(
     request: Request,
     inspection_id: str,
-    principal: Annotated[Principal, Depends(current_principal)],
+    _: Annotated[Access, Depends(guard("inspection.read", "inspection_id"))],
 ) -> Response:
     """The report from IPFS, checked against its recorded SHA-256 before it is served."""
     inspection = await _one(request, inspection_id)

@@ -66,5 +66,6 @@ async def load_lot_view(conn: AsyncConnection, link: DigitalLink) -> LotView | N
     record = await load_lot(conn, link)
     if record is None:
         return None
-    alerts = await lot_alerts(conn, link.gtin, link.lot) if link.lot is not None else []
+    shown = link.lot is not None and record.publication.get("show_alerts", True)
+    alerts = await lot_alerts(conn, link.gtin, link.lot) if shown and link.lot else []
     return LotView(**vars(record), alerts=alerts)

@@ -16,6 +16,7 @@ from epcpy.epc_schemes.sscc import SSCC
 
 from commerce.shipments import apply_custody_event
 from commerce.states import InvalidTransitionError
+from ingest.parties import sscc_custodians
 
 
 def sscc_of_uri(uri: str) -> str | None:
@@ -33,7 +34,8 @@ def sync_epcis_custody(conn: Any, *, actor: str = "epcis", days: int = 30) -> li
     """Apply recent shipping/receiving EPCIS events to the shipments whose SSCCs they name;
     returns "<shipment>:<state>" for each change. The caller commits."""
     rows = conn.execute(
-        "SELECT e.event_hash, e.event_time, e.biz_step, e.epcs FROM epcis_events e"
+        "SELECT e.event_hash, e.event_time, e.biz_step, e.epcs, e.captured_by_org"
+        " FROM epcis_events e"
         " WHERE e.biz_step IN ('shipping', 'receiving')"
         " AND e.record_time > now() - make_interval(days => %s)"
         " AND NOT EXISTS (SELECT 1 FROM custody_events c WHERE c.event_hash = e.event_hash)"
@@ -41,15 +43,14 @@ def sync_epcis_custody(conn: Any, *, actor: str = "epcis", days: int = 30) -> li
         (days,),
     ).fetchall()
     changes = []
-    for event_hash, event_time, biz_step, epcs in rows:
+    for event_hash, event_time, biz_step, epcs, org in rows:
         ssccs = [s for s in (sscc_of_uri(epc) for epc in epcs) if s]
         if not ssccs:
             continue
-        shipments = conn.execute(
-            "SELECT DISTINCT shipment_id FROM shipment_lots WHERE sscc = ANY(%s) ORDER BY 1",
-            (ssccs,),
-        ).fetchall()
-        for (shipment_id,) in shipments:
+        custodians = sscc_custodians(conn, ssccs)
+        for shipment_id in sorted(custodians):
+            if org is not None and org not in custodians[shipment_id]:
+                continue  # not the carrier's or the receiver's event: it moves nothing
             conn.execute("SAVEPOINT custody")
             try:
                 state = apply_custody_event(

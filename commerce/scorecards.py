@@ -36,7 +36,7 @@ NEUTRAL = Decimal(50)
 _CENT = Decimal("0.01")
 
 
-def _inspection_rates(conn: Any) -> dict[str, Decimal]:
+def _inspection_rates(conn: Any, buyer_org: str | None) -> dict[str, Decimal]:
     cols = {
         r[0]
         for r in conn.execute(
@@ -50,22 +50,32 @@ def _inspection_rates(conn: Any) -> dict[str, Decimal]:
         "SELECT l.supplier_org, count(*) FILTER (WHERE i.result = 'pass'), count(*)"
         " FROM inspections i JOIN lots l ON l.gtin = i.gtin AND l.lot = i.lot"
         " WHERE l.supplier_org IS NOT NULL AND i.result IN ('pass', 'fail')"
-        " GROUP BY l.supplier_org"
+        " AND (%(buyer)s::text IS NULL OR EXISTS (SELECT 1 FROM shipment_lots sl"
+        "   JOIN shipments s USING (shipment_id) WHERE sl.gtin = i.gtin AND sl.lot = i.lot"
+        "   AND s.receiver_org = %(buyer)s))"
+        " GROUP BY l.supplier_org",
+        {"buyer": buyer_org},
     ).fetchall()
     return {org: Decimal(100) * passed / total for org, passed, total in rows if total}
 
 
-def supplier_scorecards(conn: Any) -> list[dict[str, Any]]:
-    """Every supplier's criteria, weighted score and tier, best first."""
-    inspected = _inspection_rates(conn)
+def supplier_scorecards(conn: Any, buyer_org: str | None = None) -> list[dict[str, Any]]:
+    """Every supplier's criteria, weighted score and tier, best first. For ``buyer_org``, only
+    its own trade: the suppliers it ordered from, scored on the shipments and inspections of
+    what it received (another buyer's trade stays private)."""
+    inspected = _inspection_rates(conn, buyer_org)
+    own = "(%(buyer)s::text IS NULL OR s.receiver_org = %(buyer)s)"
     rows = conn.execute(
         "SELECT o.org_id, i.cost, i.innovation, i.environmental, i.quality_pass_rate,"
         " (SELECT count(*) FROM shipments s WHERE s.shipper_org = o.org_id"
-        "   AND s.delivered_at IS NOT NULL AND s.expected_delivery IS NOT NULL),"
+        f"   AND s.delivered_at IS NOT NULL AND s.expected_delivery IS NOT NULL AND {own}),"
         " (SELECT count(*) FROM shipments s WHERE s.shipper_org = o.org_id"
-        "   AND s.delivered_at IS NOT NULL AND s.delivered_at <= s.expected_delivery)"
+        f"   AND s.delivered_at IS NOT NULL AND s.delivered_at <= s.expected_delivery AND {own})"
         " FROM organisations o LEFT JOIN supplier_inputs i ON i.supplier_org = o.org_id"
-        " WHERE o.kind = 'supplier' ORDER BY o.org_id"
+        " WHERE o.kind = 'supplier' AND (%(buyer)s::text IS NULL OR EXISTS (SELECT 1 FROM"
+        "   orders x WHERE x.supplier_org = o.org_id AND x.buyer_org = %(buyer)s))"
+        " ORDER BY o.org_id",
+        {"buyer": buyer_org},
     ).fetchall()
     cards = []
     for org, cost, innovation, environmental, manual_quality, delivered, on_time in rows:
@@ -117,8 +127,11 @@ def rfm_tier(recency_days: int | None, frequency: int, monetary_usd: Decimal) ->
     return "long_tail"
 
 
-def customer_rfm(conn: Any, as_of: datetime) -> list[dict[str, Any]]:
-    """Every buyer organisation's R, F, M (USD) and tier as of ``as_of``."""
+def customer_rfm(
+    conn: Any, as_of: datetime, supplier_org: str | None = None
+) -> list[dict[str, Any]]:
+    """Every buyer organisation's R, F, M (USD) and tier as of ``as_of``; for
+    ``supplier_org``, only its own customers and its own orders."""
     since = as_of - timedelta(days=365)
     rates = {
         base: Decimal(rate)
@@ -131,14 +144,17 @@ def customer_rfm(conn: Any, as_of: datetime) -> list[dict[str, Any]]:
     buyers = [
         r[0]
         for r in conn.execute(
-            "SELECT org_id FROM organisations WHERE kind = 'buyer' ORDER BY org_id"
+            "SELECT org_id FROM organisations o WHERE kind = 'buyer' AND (%(s)s::text IS NULL"
+            " OR EXISTS (SELECT 1 FROM orders x WHERE x.buyer_org = o.org_id"
+            " AND x.supplier_org = %(s)s)) ORDER BY org_id",
+            {"s": supplier_org},
         ).fetchall()
     ]
     orders = conn.execute(
         "SELECT buyer_org, created_at, currency, total_minor, settlement_currency,"
         " settlement_minor FROM orders WHERE state <> 'cancelled'"
-        " AND created_at > %s AND created_at <= %s",
-        (since, as_of),
+        " AND created_at > %s AND created_at <= %s AND (%s::text IS NULL OR supplier_org = %s)",
+        (since, as_of, supplier_org, supplier_org),
     ).fetchall()
     stats: dict[str, dict[str, Any]] = {
         b: {"last": None, "f": 0, "m_minor": 0, "unconverted": 0} for b in buyers

@@ -33,8 +33,11 @@ def add_shipment(
     expected_delivery: datetime | None,
     lots: list[dict[str, Any]],
     actor: str,
+    carrier_org: str | None = None,
 ) -> None:
-    """Create a shipment of the order, carrying lots (gtin, lot, optional sscc/quantity)."""
+    """Create a shipment of the order, carrying lots (gtin, lot, optional sscc/quantity). The
+    order's supplier is the shipper, its buyer the receiver; ``carrier_org`` the carrier the
+    shipper assigns (or later, `assign_carrier`)."""
     row = conn.execute(
         "SELECT supplier_org, buyer_org, state FROM orders WHERE order_id = %s", (order_id,)
     ).fetchone()
@@ -50,10 +53,12 @@ def add_shipment(
     ).fetchone()
     if exists:
         raise CommerceConflictError(f"shipment {shipment_id} already exists")
+    if carrier_org is not None:
+        _check_org(conn, carrier_org)
     conn.execute(
         "INSERT INTO shipments (shipment_id, origin, destination, shipper_org, receiver_org,"
-        " expected_delivery) VALUES (%s, %s, %s, %s, %s, %s)",
-        (shipment_id, origin, destination, supplier, buyer, expected_delivery),
+        " carrier_org, expected_delivery) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (shipment_id, origin, destination, supplier, buyer, carrier_org, expected_delivery),
     )
     with conn.cursor() as cur:
         for lot in lots:
@@ -75,6 +80,36 @@ def add_shipment(
         "INSERT INTO state_changes (entity, entity_id, actor, to_state)"
         " VALUES ('shipment', %s, %s, 'planned')",
         (shipment_id, actor),
+    )
+
+
+def _check_org(conn: Any, org_id: str) -> None:
+    if conn.execute("SELECT 1 FROM organisations WHERE org_id = %s", (org_id,)).fetchone() is None:
+        raise CommerceInvalidError(f"organisation {org_id!r} does not exist")
+
+
+def assign_carrier(conn: Any, shipment_id: str, carrier_org: str, actor: str) -> None:
+    """The shipper names the shipment's carrier (or another one) while it is still planned;
+    recorded in state_changes. The caller commits."""
+    _check_org(conn, carrier_org)
+    row = conn.execute(
+        "UPDATE shipments SET carrier_org = %s WHERE shipment_id = %s AND state = 'planned'"
+        " RETURNING state",
+        (carrier_org, shipment_id),
+    ).fetchone()
+    if row is None:
+        state = conn.execute(
+            "SELECT state FROM shipments WHERE shipment_id = %s", (shipment_id,)
+        ).fetchone()
+        if state is None:
+            raise CommerceNotFoundError(f"shipment {shipment_id} not found")
+        raise CommerceConflictError(
+            f"shipment {shipment_id} is {state[0]!r}; the carrier is assigned while planned"
+        )
+    conn.execute(
+        "INSERT INTO state_changes (entity, entity_id, actor, from_state, to_state, note)"
+        " VALUES ('shipment', %s, %s, 'planned', 'planned', %s)",
+        (shipment_id, actor, f"carrier {carrier_org}"),
     )
 
 

@@ -23,6 +23,7 @@ from certs.pki import PKI
 from certs.registry import LedgerCertificateDirectory, LedgerRegistry
 from ingest import bundle as bundles
 from ingest.errors import IngestError
+from ingest.parties import visible_shipment
 from tracehub.audit import AuditResult, verify_proof
 from tracehub.bundle import BundleError, check_batch_entry
 from tracehub.db import Connection
@@ -97,18 +98,36 @@ def find_batches(
     return _dict_rows(conn, sql, args)
 
 
+#: SQL: device ``d`` watched (at some time) a shipment with a party among %(orgs)s.
+VISIBLE_DEVICE = (
+    "(%(orgs)s::text[] IS NULL OR EXISTS (SELECT 1 FROM device_assignments vda"
+    " JOIN shipments vds USING (shipment_id) WHERE vda.device_id = {d}"
+    f" AND {visible_shipment('vds')}))"
+)
+
+
 def find_devices(
-    conn: Connection, *, q: str | None = None, limit: int = 100
+    conn: Connection, *, q: str | None = None, limit: int = 100, orgs: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Devices the gateway has seen (id containing ``q``), with the fingerprint of the
-    certificate they sign with."""
+    certificate they sign with; with ``orgs``, only devices that watched one of their
+    shipments."""
     return _dict_rows(
         conn,
-        "SELECT device_id, certificate_sha256, first_seen, last_seen, last_seq"
-        " FROM devices WHERE %s::text IS NULL OR device_id LIKE %s"
-        " ORDER BY device_id LIMIT %s",
-        (q, f"%{q}%", limit),
+        "SELECT device_id, certificate_sha256, first_seen, last_seen, last_seq FROM devices"
+        " WHERE (%(q)s::text IS NULL OR device_id LIKE %(like)s)"
+        f" AND {VISIBLE_DEVICE.format(d='devices.device_id')}"
+        " ORDER BY device_id LIMIT %(limit)s",
+        {"q": q, "like": f"%{q}%", "limit": limit, "orgs": orgs},
     )
+
+
+def device_visible(conn: Connection, device_id: str, orgs: list[str] | None) -> bool:
+    """Whether the device watched a shipment one of ``orgs`` is a party to (None: any)."""
+    row = conn.execute(
+        f"SELECT {VISIBLE_DEVICE.format(d='%(device)s')}", {"device": device_id, "orgs": orgs}
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def find_events(
@@ -117,16 +136,21 @@ def find_events(
     biz_step: str | None = None,
     epc: str | None = None,
     limit: int = 100,
+    scope: tuple[list[str], list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """EPCIS events (of a bizStep, naming an EPC), newest capture first."""
+    """EPCIS events (of a bizStep, naming an EPC), newest capture first; with ``scope``
+    (organisations, party-model keys), only those one of them captured or that name a key."""
+    orgs, keys = scope if scope is not None else (None, [])
     return _dict_rows(
         conn,
         "SELECT event_id, event_type, event_time, biz_step, event_hash, batch_id,"
         " batch_index FROM epcis_events"
-        " WHERE (%s::text IS NULL OR biz_step = %s)"
-        " AND (%s::text IS NULL OR %s = ANY(epcs))"
-        " ORDER BY seq DESC LIMIT %s",
-        (biz_step, biz_step, epc, epc, limit),
+        " WHERE (%(step)s::text IS NULL OR biz_step = %(step)s)"
+        " AND (%(epc)s::text IS NULL OR %(epc)s = ANY(epcs))"
+        " AND (%(orgs)s::text[] IS NULL OR captured_by_org = ANY(%(orgs)s)"
+        "   OR subjects && %(keys)s::text[])"
+        " ORDER BY seq DESC LIMIT %(limit)s",
+        {"step": biz_step, "epc": epc, "limit": limit, "orgs": orgs, "keys": keys},
     )
 
 

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 
 from ingest.epcis import capture_events
 from ingest.errors import IngestError
+from ingest.parties import visible_lot, visible_shipment
 from tracehub import db
 from tracehub.epcis.schema import DEFAULT_CONTEXT
 from tracehub.errors import InvalidError, NotFoundError, TooLargeError, UpstreamError
@@ -184,8 +185,13 @@ def record_inspection(
     result: str,
     summary: str,
     when: datetime | None = None,
+    inspector_org: str | None = None,
 ) -> Inspection:
-    """Store the report on IPFS, capture its EPCIS event and insert the inspection (no commit)."""
+    """Store the report on IPFS, capture its EPCIS event and insert the inspection (no commit).
+
+    ``inspector_org`` is the inspector's organisation; the inspection is recorded as
+    commissioned by the lot's parties that commissioned it (inspection_commissions). Whether the
+    inspector may report on the lot is the caller's to check (api/policy.py)."""
     check_pdf(pdf)
     gtin = _check_fields(gtin, lot, result, summary, inspector, shipment_id)
     if (
@@ -212,11 +218,14 @@ def record_inspection(
         report_cid=cid,
         when=moment,
     )
-    (captured,) = capture_events(conn, [event], source=f"inspection:{inspector}")
+    (captured,) = capture_events(conn, [event], source=f"inspection:{inspector}", org=inspector_org)
     row = conn.execute(
         "INSERT INTO inspections (inspection_id, gtin, lot, shipment_id, inspector, result,"
-        " summary, report_sha256, report_cid, report_size, event_id, event_hash, inspected_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING inspected_at",
+        " summary, report_sha256, report_cid, report_size, event_id, event_hash, inspected_at,"
+        " inspector_org, commissioned_by)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " (SELECT min(client_org) FROM inspection_commissions WHERE gtin = %s AND lot = %s"
+        "  AND inspection_org = %s)) RETURNING inspected_at",
         (
             inspection_id,
             gtin,
@@ -231,6 +240,10 @@ def record_inspection(
             captured.event_id,
             captured.event_hash,
             moment,
+            inspector_org,
+            gtin,
+            lot,
+            inspector_org,
         ),
     ).fetchone()
     assert row is not None
@@ -279,18 +292,31 @@ def list_inspections(
     lot: str | None = None,
     shipment_id: str | None = None,
     limit: int = 100,
+    orgs: list[str] | None = None,
 ) -> list[Inspection]:
-    """Inspections of a lot, a product or a shipment (newest first)."""
-    clauses, args = [], []
+    """Inspections of a lot, a product or a shipment (newest first); with ``orgs``, only those
+    of lots or shipments one of them is a party to, or that one of them commissioned or
+    made."""
+    clauses: list[str] = []
+    args: dict[str, Any] = {"o": orgs, "limit": limit}
     for column, value in (("gtin", gtin), ("lot", lot), ("shipment_id", shipment_id)):
         if value is not None:
-            clauses.append(f"{column} = %s")
-            args.append(value)
+            clauses.append(f"{column} = %({column})s")
+            args[column] = value
+    if orgs is not None:
+        clauses.append(
+            "(commissioned_by = ANY(%(o)s) OR inspector_org = ANY(%(o)s) OR "
+            + visible_lot("i.gtin", "i.lot").replace("%(orgs)s", "%(o)s")
+            + " OR EXISTS (SELECT 1 FROM shipments vs1 WHERE vs1.shipment_id = i.shipment_id AND "
+            + visible_shipment("vs1").replace("%(orgs)s", "%(o)s")
+            + "))"
+        )
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"SELECT {_COLUMNS} FROM inspections {where} ORDER BY inspected_at DESC LIMIT %s",
-            (*args, limit),
+            f"SELECT {_COLUMNS} FROM inspections i {where} ORDER BY inspected_at DESC"
+            " LIMIT %(limit)s",
+            args,
         ).fetchall()
     return [Inspection(**row) for row in rows]
 
@@ -305,3 +331,24 @@ def report_bytes(ipfs: _Ipfs, inspection: Inspection) -> bytes:
             f"not the recorded {inspection.report_sha256}"
         )
     return data
+
+
+def commission(
+    conn: db.Connection, *, gtin: str, lot: str, client_org: str, inspection_org: str, actor: str
+) -> str:
+    """``client_org`` commissions ``inspection_org`` to inspect the lot (idempotent); returns
+    the commission's id. The caller commits."""
+    if (
+        conn.execute("SELECT 1 FROM organisations WHERE org_id = %s", (inspection_org,)).fetchone()
+        is None
+    ):
+        raise InvalidReportError(f"organisation {inspection_org!r} does not exist")
+    row = conn.execute(
+        "INSERT INTO inspection_commissions (gtin, lot, client_org, inspection_org, created_by)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (gtin, lot, client_org, inspection_org)"
+        " DO UPDATE SET created_by = inspection_commissions.created_by"
+        " RETURNING commission_id::text",
+        (gtin, lot, client_org, inspection_org, actor),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])

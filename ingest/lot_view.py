@@ -1,5 +1,7 @@
 """What the store holds of a lot, for the buyer's page: product, lot, shipments, journey,
-conditions with their excursions, inspections.
+conditions with their excursions, inspections -- what the brand owner publishes
+(publication_settings, 0009): a section it turned off is not read; receivers and carriers are
+named only where they opted in.
 
 `load_lot(conn, link)` assembles it from the traceability tables (0003_trace) and the readings of
 the devices assigned to the lot's shipments (0001_initial). Only public fields are selected: no
@@ -50,6 +52,8 @@ class LotRecord:
     band: dict[str, float | None]
     excursions: list[Excursion] = field(default_factory=list)
     inspections: list[dict[str, Any]] = field(default_factory=list)
+    #: the brand owner's publication settings (ingest/organisations.py's fields)
+    publication: dict[str, bool] = field(default_factory=dict)
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -64,8 +68,11 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
     """The lot as stored, or None when the GTIN (or lot) is unknown."""
     cur = await conn.execute(
         "SELECT p.gtin, p.name, p.description, o.name, o.country, p.temp_min_c, p.temp_max_c,"
-        " p.humidity_min, p.humidity_max FROM products p"
-        " LEFT JOIN organisations o ON o.org_id = p.owner_org WHERE p.gtin = %s",
+        " p.humidity_min, p.humidity_max, coalesce(ps.show_journey, true),"
+        " coalesce(ps.show_conditions, true), coalesce(ps.show_inspections, true),"
+        " coalesce(ps.show_alerts, true) FROM products p"
+        " LEFT JOIN organisations o ON o.org_id = p.owner_org"
+        " LEFT JOIN publication_settings ps ON ps.org_id = p.owner_org WHERE p.gtin = %s",
         (link.gtin,),
     )
     row = await cur.fetchone()
@@ -84,6 +91,13 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
         "humidity_min": _num(row[7]),
         "humidity_max": _num(row[8]),
     }
+    published = dict(
+        zip(
+            ("show_journey", "show_conditions", "show_inspections", "show_alerts"),
+            row[9:13],
+            strict=True,
+        )
+    )
     lot: dict[str, Any] = {}
     shipments: list[dict[str, Any]] = []
     journey: list[dict[str, Any]] = []
@@ -108,6 +122,11 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
         }
         shipments = await _shipments(conn, link)
         journey, series = await _readings(conn, link)
+        # What the brand owner chose not to publish is not read out at all.
+        if not published["show_journey"]:
+            journey = []
+        if not published["show_conditions"]:
+            series = []
     record = LotRecord(
         link=link,
         product=product,
@@ -117,10 +136,14 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
         series=series,
         band=band,
         excursions=excursions(series, band),
+        publication=published,
     )
     if link.lot is not None:
-        record.inspections = await _inspections(conn, link)
-        record.journey = sorted(record.journey + await _epcis_journey(conn, link), key=_when)
+        if published["show_inspections"]:
+            record.inspections = await _inspections(conn, link)
+        if published["show_journey"]:
+            events = await _epcis_journey(conn, link)
+            record.journey = sorted(record.journey + events, key=_when)
     return record
 
 
@@ -199,8 +222,11 @@ async def _shipments(conn: AsyncConnection, link: DigitalLink) -> list[dict[str,
         " JOIN (SELECT DISTINCT shipment_id FROM shipment_lots WHERE gtin = %s AND lot = %s) sl"
         "   ON sl.shipment_id = s.shipment_id"
         " LEFT JOIN organisations so ON so.org_id = s.shipper_org"
-        " LEFT JOIN organisations ro ON ro.org_id = s.receiver_org"
-        " LEFT JOIN organisations co ON co.org_id = s.carrier_org"
+        # The receiver and the carrier are named only where they opted in.
+        " LEFT JOIN organisations ro ON ro.org_id = s.receiver_org AND EXISTS (SELECT 1 FROM"
+        "   publication_settings rp WHERE rp.org_id = ro.org_id AND rp.name_when_party)"
+        " LEFT JOIN organisations co ON co.org_id = s.carrier_org AND EXISTS (SELECT 1 FROM"
+        "   publication_settings cp WHERE cp.org_id = co.org_id AND cp.name_when_party)"
         " ORDER BY s.shipped_at NULLS LAST, s.created_at",
         (link.gtin, link.lot),
     )

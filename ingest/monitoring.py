@@ -11,6 +11,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from ingest.errors import IngestError
+from ingest.parties import visible_shipment
 from tracehub.db import AsyncConnection
 from tracehub.errors import NotFoundError
 
@@ -41,9 +42,12 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-async def shipments(conn: AsyncConnection, state: str | None, limit: int) -> list[dict[str, Any]]:
+async def shipments(
+    conn: AsyncConnection, state: str | None, limit: int, orgs: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Shipments (in transit first, then newest), each with its lots, the last reading of its
-    devices (device, time, data, position) and its last known position."""
+    devices (device, time, data, position) and its last known position; with ``orgs``, only
+    those one of them is a party to."""
     return await _rows(
         conn,
         "SELECT s.shipment_id, s.origin, s.destination, s.state, s.expected_delivery,"
@@ -56,24 +60,34 @@ async def shipments(conn: AsyncConnection, state: str | None, limit: int) -> lis
         "   ORDER BY r.ts DESC LIMIT 1) AS last_reading,"
         " (SELECT r.loc FROM " + _SHIPMENT_READINGS + " WHERE da.shipment_id = s.shipment_id"
         "   AND r.loc IS NOT NULL ORDER BY r.ts DESC LIMIT 1) AS last_position"
-        " FROM shipments s WHERE %s::text IS NULL OR s.state = %s"
-        " ORDER BY s.state = 'in_transit' DESC, s.created_at DESC LIMIT %s",
-        (state, state, limit),
+        " FROM shipments s WHERE (%(state)s::text IS NULL OR s.state = %(state)s)"
+        f" AND (%(orgs)s::text[] IS NULL OR {visible_shipment('s')})"
+        " ORDER BY s.state = 'in_transit' DESC, s.created_at DESC LIMIT %(limit)s",
+        {"state": state, "limit": limit, "orgs": orgs},
     )
 
 
-async def latest_readings(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
-    """The latest environment reading of each device, with the shipment it is assigned to."""
-    return await _rows(
+async def latest_readings(
+    conn: AsyncConnection, limit: int, orgs: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The latest environment reading of each device, with the shipment it is assigned to;
+    with ``orgs``, only readings taken for a shipment one of them is a party to."""
+    rows = await _rows(
         conn,
-        "SELECT DISTINCT ON (r.device_id) r.device_id, r.seq, r.ts, r.data, r.loc,"
+        "SELECT * FROM (SELECT DISTINCT ON (r.device_id) r.device_id, r.seq, r.ts, r.data,"
+        " r.loc,"
         " (SELECT da.shipment_id FROM device_assignments da WHERE da.device_id = r.device_id"
         "   AND r.ts >= da.valid_from AND (da.valid_to IS NULL OR r.ts < da.valid_to)"
         "   ORDER BY da.valid_from DESC LIMIT 1) AS shipment_id"
         " FROM readings r WHERE r.kind = 'environment'"
-        " ORDER BY r.device_id, r.ts DESC LIMIT %s",
-        (limit,),
+        " AND (%(orgs)s::text[] IS NULL OR EXISTS (SELECT 1 FROM device_assignments da"
+        "   JOIN shipments s USING (shipment_id) WHERE da.device_id = r.device_id"
+        f"   AND r.ts >= da.valid_from AND (da.valid_to IS NULL OR r.ts < da.valid_to)"
+        f"   AND {visible_shipment('s')}))"
+        " ORDER BY r.device_id, r.ts DESC) AS latest LIMIT %(limit)s",
+        {"limit": limit, "orgs": orgs},
     )
+    return rows
 
 
 async def shipment_series(

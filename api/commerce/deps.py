@@ -1,6 +1,6 @@
-"""What the commerce routers share: configuration, the provider, a ledger session and the party
-checks. (Their sync connections are api/db.py's pooled ones; commerce's errors are answered by
-api/errors.py according to their kind.)"""
+"""What the commerce routers share: configuration, the provider, a ledger session and the
+caller's organisation (who may do what is api/policy.py's). (Their sync connections are
+api/db.py's pooled ones; commerce's errors are answered by api/errors.py by their kind.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi import Request
 
 from api.ledger import HUB_ORG, app_ledger
 from commerce.config import CommerceConfig
-from commerce.errors import CommerceForbiddenError, CommerceNotFoundError
+from commerce.errors import CommerceForbiddenError
 from commerce.ledger import FabricRecords
 from commerce.notify import Mailer
 from commerce.payments.stripe_provider import StripeProvider
@@ -56,15 +56,10 @@ def ledger_session(request: Request) -> Iterator[FabricRecords]:
 
 
 def own_org(principal: Any) -> str | None:
-    """The caller's organisation, or None for admins acting across organisations."""
-    if principal.org_id is None and not principal.has("admin"):
-        raise CommerceForbiddenError("your user belongs to no organisation")
-    return None if principal.has("admin") and principal.org_id is None else principal.org_id
-
-
-def check_party(principal: Any, *orgs: str) -> None:
-    """Admins see everything; others only what their organisation is a party to."""
+    """The caller's organisation, or None for admins (the hub's operators act across
+    organisations, as no party)."""
     if principal.has("admin"):
-        return
-    if principal.org_id not in orgs:
-        raise CommerceNotFoundError("not found")
+        return None
+    if principal.org_id is None:
+        raise CommerceForbiddenError("your user belongs to no organisation")
+    return str(principal.org_id)

@@ -10,11 +10,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, require
-from api.commerce.deps import check_party
 from api.db import sync_connection
+from api.policy import Access, guard
 from commerce.errors import CommerceNotFoundError
-from commerce.shipments import add_shipment, apply_custody_event
+from commerce.shipments import add_shipment, apply_custody_event, assign_carrier
 
 router = APIRouter(tags=["commerce shipments"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -22,6 +21,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "invalid state transition"},
     422: {"description": "invalid request"},
 }
+
+
+OrgId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+ShipmentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 
 class LotIn(BaseModel):
@@ -37,6 +40,7 @@ class ShipmentIn(BaseModel):
     destination: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
     expected_delivery: AwareDatetime | None = None
     lots: Annotated[list[LotIn], Field(min_length=1, max_length=100)]
+    carrier_org: OrgId | None = Field(None, description="the carrier the shipper assigns")
 
 
 @router.post("/orders/{order_id}/shipments", status_code=201, responses=_ERRORS)
@@ -44,9 +48,10 @@ async def create_shipment(
     order_id: uuid.UUID,
     body: ShipmentIn,
     request: Request,
-    principal: Annotated[Principal, Depends(require("supplier", "logistics"))],
+    access: Annotated[Access, Depends(guard("order.ship", "order_id"))],
 ) -> dict[str, str]:
-    """A shipment of a confirmed order, carrying registered lots (optionally in SSCCs)."""
+    """A shipment of a confirmed order, carrying registered lots (optionally in SSCCs); only
+    the order's supplier ships it (it is the shipper) and may name the carrier."""
 
     def work() -> None:
         with sync_connection(request) as conn:
@@ -55,8 +60,6 @@ async def create_shipment(
             ).fetchone()
             if row is None:
                 raise CommerceNotFoundError(f"order {order_id} not found")
-            if not principal.has("logistics"):
-                check_party(principal, row[0])
             add_shipment(
                 conn,
                 order_id=str(order_id),
@@ -65,7 +68,8 @@ async def create_shipment(
                 destination=body.destination,
                 expected_delivery=body.expected_delivery,
                 lots=[lot.model_dump() for lot in body.lots],
-                actor=principal.username,
+                actor=access.principal.username,
+                carrier_org=body.carrier_org,
             )
             conn.commit()
 
@@ -82,14 +86,38 @@ class CustodyIn(BaseModel):
     event_hash: Annotated[str, Field(max_length=200, pattern=r"^[\x21-\x7e]+$")] | None = None
 
 
+class CarrierIn(BaseModel):
+    carrier_org: OrgId
+
+
+@router.post("/shipments/{shipment_id}/carrier", responses=_ERRORS)
+async def carrier(
+    shipment_id: ShipmentId,
+    body: CarrierIn,
+    request: Request,
+    access: Annotated[Access, Depends(guard("shipment.assign_carrier", "shipment_id"))],
+) -> dict[str, str]:
+    """The shipper assigns the shipment's carrier (while the shipment is planned)."""
+
+    def work() -> None:
+        with sync_connection(request) as conn:
+            assign_carrier(conn, shipment_id, body.carrier_org, access.principal.username)
+            conn.commit()
+
+    await run_in_threadpool(work)
+    return {"shipment_id": shipment_id, "carrier_org": body.carrier_org}
+
+
 @router.post("/shipments/{shipment_id}/custody", responses=_ERRORS)
 async def custody_event(
-    shipment_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")],
+    shipment_id: ShipmentId,
     body: CustodyIn,
     request: Request,
-    principal: Annotated[Principal, Depends(require("logistics"))],
+    access: Annotated[Access, Depends(guard("shipment.custody", "shipment_id"))],
 ) -> dict[str, str]:
-    """A custody event for the shipment: shipping -> in_transit, receiving -> delivered."""
+    """A custody event for the shipment: shipping -> in_transit, receiving -> delivered. Only
+    the carrier the shipper assigned, or the receiver, posts them."""
+    principal = access.principal
 
     def work() -> str:
         with sync_connection(request) as conn:

@@ -15,14 +15,9 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, require
-from api.commerce.deps import (
-    check_party,
-    commerce_config,
-    ledger_session,
-    provider_of,
-)
+from api.commerce.deps import commerce_config, ledger_session, provider_of
 from api.db import sync_connection
+from api.policy import Access, guard
 from commerce.errors import CommerceNotFoundError
 from commerce.payments import reconcile, service, webhooks
 from commerce.release import evaluate_release
@@ -79,7 +74,7 @@ async def start_payment(
     order_id: uuid.UUID,
     body: PaymentIn,
     request: Request,
-    principal: Annotated[Principal, Depends(require("buyer"))],
+    access: Annotated[Access, Depends(guard("order.pay", "order_id"))],
     key: Annotated[
         str,
         Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"),
@@ -92,13 +87,13 @@ async def start_payment(
 
     def work() -> service.PaymentResult:
         with sync_connection(request) as conn:
-            check_party(principal, _order_parties(conn, str(order_id))[0])
+            _order_parties(conn, str(order_id))
             return service.start_payment(
                 conn,
                 order_id=str(order_id),
                 method=body.method,
                 key=key,
-                actor=principal.username,
+                actor=access.principal.username,
                 provider=provider,
                 details=body.bank.model_dump() if body.bank else {},
                 provider_options=body.provider_options,
@@ -113,15 +108,13 @@ async def start_payment(
 async def get_payment(
     payment_id: uuid.UUID,
     request: Request,
-    principal: Annotated[Principal, Depends(require("buyer", "supplier"))],
+    _: Annotated[Access, Depends(guard("payment.read", "payment_id"))],
 ) -> dict[str, Any]:
     """A payment with every provider attempt (number, time, back-off before it, outcome)."""
 
     def work() -> dict[str, Any]:
         with sync_connection(request) as conn:
-            view = service.payment_view(conn, str(payment_id))
-            check_party(principal, *_order_parties(conn, view["order_id"]))
-            return view
+            return service.payment_view(conn, str(payment_id))
 
     return await run_in_threadpool(work)
 
@@ -130,13 +123,13 @@ async def get_payment(
 async def confirm_payment(
     payment_id: uuid.UUID,
     request: Request,
-    principal: Annotated[Principal, Depends(require("admin"))],
+    access: Annotated[Access, Depends(guard("payment.admin"))],
 ) -> dict[str, str]:
     """Funds of a bank transfer / letter of credit arrived (treasury confirms by hand)."""
 
     def work() -> str:
         with sync_connection(request) as conn:
-            return service.confirm_manual(conn, str(payment_id), principal.username)
+            return service.confirm_manual(conn, str(payment_id), access.principal.username)
 
     state = await run_in_threadpool(work)
     return {"payment_id": str(payment_id), "state": state}
@@ -144,7 +137,7 @@ async def confirm_payment(
 
 @router.get("/manual-review")
 async def manual_review(
-    request: Request, _: Annotated[Principal, Depends(require("admin"))]
+    request: Request, _: Annotated[Access, Depends(guard("payment.admin"))]
 ) -> list[dict[str, Any]]:
     """Payments waiting for a person: format/validation errors, provider refusals."""
 
@@ -179,7 +172,7 @@ async def stripe_webhook(
 
 @router.post("/reconciliation")
 async def run_reconciliation(
-    request: Request, _: Annotated[Principal, Depends(require("admin"))]
+    request: Request, _: Annotated[Access, Depends(guard("payment.admin"))]
 ) -> dict[str, Any]:
     """Compare every Stripe-backed payment with the provider; list the disagreements."""
     provider = provider_of(request)
@@ -196,14 +189,14 @@ async def run_reconciliation(
 async def release_check(
     order_id: uuid.UUID,
     request: Request,
-    principal: Annotated[Principal, Depends(require("buyer", "supplier"))],
+    _: Annotated[Access, Depends(guard("order.release_check", "order_id"))],
 ) -> dict[str, str]:
     """Re-evaluate the hold rule now: hold or release the order's payment (ledger-recorded)."""
     provider = provider_of(request)
 
     def work() -> str:
         with sync_connection(request) as conn, ExitStack() as stack:
-            check_party(principal, *_order_parties(conn, str(order_id)))
+            _order_parties(conn, str(order_id))
             try:
                 ledger = stack.enter_context(ledger_session(request))
             except Exception as exc:  # no decision without its ledger record
@@ -219,13 +212,12 @@ async def release_check(
 async def payment_decisions(
     order_id: uuid.UUID,
     request: Request,
-    principal: Annotated[Principal, Depends(require("buyer", "supplier"))],
+    _: Annotated[Access, Depends(guard("order.payment_decisions", "order_id"))],
 ) -> list[dict[str, Any]]:
     """Hold/release decisions with their evidence and ledger transaction ids."""
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
-            check_party(principal, *_order_parties(conn, str(order_id)))
             cur = conn.execute(
                 "SELECT seq, decision, evidence, record_id, tx_id, decided_at"
                 " FROM payment_decisions WHERE order_id = %s ORDER BY seq",

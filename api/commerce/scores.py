@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, require
 from api.db import sync_connection
+from api.policy import Access, guard
 from commerce.errors import CommerceInvalidError
 from commerce.scorecards import customer_rfm, supplier_scorecards
 
@@ -35,7 +35,7 @@ async def put_inputs(
     supplier_org: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")],
     body: SupplierInputs,
     request: Request,
-    _: Annotated[Principal, Depends(require("admin"))],
+    _: Annotated[Access, Depends(guard("scorecard.inputs"))],
 ) -> dict[str, Any]:
     """Set a supplier's manual scorecard inputs."""
 
@@ -63,13 +63,15 @@ async def put_inputs(
 
 @router.get("/scorecards/suppliers")
 async def suppliers(
-    request: Request, _: Annotated[Principal, Depends(require("buyer"))]
+    request: Request, access: Annotated[Access, Depends(guard("scorecard.suppliers"))]
 ) -> list[dict[str, Any]]:
-    """Every supplier's weighted score (30/25/20/15/10 %) and tier."""
+    """The weighted score (30/25/20/15/10 %) and tier of each supplier the caller's organisation
+    ordered from, over its own trade (admins: every supplier, all trade)."""
+    buyer = None if access.principal.has("admin") else access.principal.org_id
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
-            return supplier_scorecards(conn)
+            return supplier_scorecards(conn, buyer)
 
     return await run_in_threadpool(work)
 
@@ -77,16 +79,18 @@ async def suppliers(
 @router.get("/scorecards/customers")
 async def customers(
     request: Request,
-    _: Annotated[Principal, Depends(require("supplier"))],
+    access: Annotated[Access, Depends(guard("scorecard.customers"))],
     as_of: AwareDatetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Every buyer's recency, frequency, monetary value (USD) and RFM tier."""
+    """Recency, frequency, monetary value (USD) and RFM tier of each of the caller's
+    organisation's customers, over its own orders (admins: every buyer, all orders)."""
+    supplier = None if access.principal.has("admin") else access.principal.org_id
     moment = as_of or datetime.now(UTC)
     if moment.year < 2:  # the trailing 365-day window would start before year 1
         raise CommerceInvalidError("as_of must be in year 2 or later")
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
-            return customer_rfm(conn, moment)
+            return customer_rfm(conn, moment, supplier)
 
     return await run_in_threadpool(work)

@@ -14,10 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from api.auth import Principal, require
+from api.auth import Principal
 from api.commerce import logistics, payments, scores
-from api.commerce.deps import check_party, own_org
+from api.commerce.deps import own_org
 from api.db import Connection
+from api.policy import Access, authorize, guard
 from commerce import fx, money, orders
 from commerce.errors import CommerceInvalidError, CommerceNotFoundError
 from commerce.states import atransition
@@ -74,9 +75,10 @@ class PriceOut(BaseModel):
 async def put_price(
     body: PriceIn,
     conn: Connection,
-    principal: Annotated[Principal, Depends(require("supplier"))],
+    access: Annotated[Access, Depends(guard("price.set"))],
 ) -> PriceOut:
     """Set a supplier's price of a product in one currency."""
+    principal = access.principal
     supplier = own_org(principal) or body.supplier_org
     if supplier is None:
         raise CommerceInvalidError("supplier_org is required for admins")
@@ -100,11 +102,17 @@ async def put_price(
 @router.get("/price-lists", response_model=list[PriceOut])
 async def list_prices(
     conn: Connection,
-    _: Annotated[Principal, Depends(require("buyer", "supplier"))],
+    access: Annotated[Access, Depends(guard("price.list"))],
     supplier_org: OrgId | None = None,
     currency: Currency | None = None,
 ) -> list[PriceOut]:
-    """Prices, optionally of one supplier and/or currency."""
+    """Prices, optionally of one supplier and/or currency. Buyers see every supplier's prices
+    (to order from them); a supplier sees only its own."""
+    principal = access.principal
+    if not principal.has("buyer", "admin"):
+        if supplier_org not in (None, principal.org_id):
+            return []
+        supplier_org = principal.org_id
     cur = await conn.execute(
         "SELECT supplier_org, gtin, currency, unit_price_minor FROM price_lists"
         " WHERE (%(s)s::text IS NULL OR supplier_org = %(s)s)"
@@ -134,7 +142,7 @@ class FxOut(FxIn):
 
 @router.post("/fx-rates", response_model=FxOut, status_code=201, responses=_ERRORS)
 async def add_fx_rate(
-    body: FxIn, conn: Connection, _: Annotated[Principal, Depends(require("admin"))]
+    body: FxIn, conn: Connection, _: Annotated[Access, Depends(guard("fx.add"))]
 ) -> FxOut:
     """Record an observed FX rate (1 base = rate quote) with its source and time."""
     fx_id = await fx.add_rate(
@@ -163,9 +171,10 @@ class Created(BaseModel):
 
 @router.post("/rfqs", response_model=Created, status_code=201, responses=_ERRORS)
 async def create_rfq(
-    body: RfqIn, conn: Connection, principal: Annotated[Principal, Depends(require("buyer"))]
+    body: RfqIn, conn: Connection, access: Annotated[Access, Depends(guard("rfq.create"))]
 ) -> Created:
     """A buyer asks a supplier for a quote."""
+    principal = access.principal
     buyer = _acting_buyer(principal, "request quotes")
     rfq_id = await orders.create_rfq(
         conn,
@@ -197,9 +206,10 @@ async def create_quote(
     rfq_id: uuid.UUID,
     body: QuoteIn,
     conn: Connection,
-    principal: Annotated[Principal, Depends(require("supplier"))],
+    access: Annotated[Access, Depends(guard("rfq.quote", "rfq_id"))],
 ) -> Created:
     """The supplier answers an RFQ with lines, Incoterms 2020 rule, place and validity."""
+    principal = access.principal
     cur = await conn.execute("SELECT currency FROM rfqs WHERE rfq_id = %s", (rfq_id,))
     row = await cur.fetchone()
     if row is None:
@@ -238,9 +248,10 @@ async def accept_quote(
     key: IdempotencyKey,
     response: Response,
     conn: Connection,
-    principal: Annotated[Principal, Depends(require("buyer"))],
+    access: Annotated[Access, Depends(guard("quote.decide", "quote_id"))],
 ) -> OrderRef:
     """Accept a quote: it becomes 'accepted' and an order is placed (201; 200 on replay)."""
+    principal = access.principal
     placed = await orders.accept_quote(
         conn,
         quote_id=str(quote_id),
@@ -259,15 +270,10 @@ async def accept_quote(
 async def reject_quote(
     quote_id: uuid.UUID,
     conn: Connection,
-    principal: Annotated[Principal, Depends(require("buyer"))],
+    access: Annotated[Access, Depends(guard("quote.decide", "quote_id"))],
 ) -> dict[str, str]:
     """The buyer declines a quote."""
-    cur = await conn.execute("SELECT buyer_org FROM quotes WHERE quote_id = %s", (quote_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise CommerceNotFoundError(f"quote {quote_id} not found")
-    check_party(principal, row[0])
-    await atransition(conn, "quote", str(quote_id), "rejected", principal.username)
+    await atransition(conn, "quote", str(quote_id), "rejected", access.principal.username)
     await conn.commit()
     return {"quote_id": str(quote_id), "state": "rejected"}
 
@@ -293,9 +299,10 @@ async def place_order(
     key: IdempotencyKey,
     response: Response,
     conn: Connection,
-    principal: Annotated[Principal, Depends(require("buyer"))],
+    access: Annotated[Access, Depends(guard("order.place"))],
 ) -> OrderRef:
     """Place an order priced from the supplier's price list; idempotent per Idempotency-Key."""
+    principal = access.principal
     buyer = _acting_buyer(principal, "place orders")
     placed = await orders.place_order(
         conn,
@@ -320,12 +327,17 @@ async def place_order(
 async def get_order(
     order_id: uuid.UUID,
     conn: Connection,
-    principal: Annotated[Principal, Depends(require("buyer", "supplier", "logistics"))],
+    _: Annotated[Access, Depends(guard("order.read", "order_id"))],
 ) -> dict[str, Any]:
     """The order with lines, shipments, alerts and its state history."""
-    view = await orders.order_view(conn, str(order_id))
-    check_party(principal, view["buyer_org"], view["supplier_org"])
-    return view
+    return await orders.order_view(conn, str(order_id))
+
+
+_TRANSITIONS = {
+    "confirmed": "order.confirm",
+    "cancelled": "order.cancel",
+    "completed": "order.complete",
+}
 
 
 class TransitionIn(BaseModel):
@@ -338,17 +350,11 @@ async def order_transition(
     order_id: uuid.UUID,
     body: TransitionIn,
     conn: Connection,
-    principal: Annotated[Principal, Depends(require("buyer", "supplier"))],
+    access: Annotated[Access, Depends(guard("order.transition", "order_id"))],
 ) -> dict[str, str]:
     """Confirm (supplier), cancel (either party) or complete (buyer) an order; 409 if the
     state machine does not allow it. Shipping and delivery follow custody events."""
-    cur = await conn.execute(
-        "SELECT buyer_org, supplier_org FROM orders WHERE order_id = %s", (order_id,)
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise CommerceNotFoundError(f"order {order_id} not found")
-    check_party(principal, *row)
+    principal = authorize(access.principal, _TRANSITIONS[body.to], access.parties).principal
     old = await atransition(conn, "order", str(order_id), body.to, principal.username, body.note)
     await conn.commit()
     return {"order_id": str(order_id), "from": old, "to": body.to}
@@ -358,16 +364,12 @@ async def order_transition(
 async def order_history(
     order_id: uuid.UUID,
     conn: Connection,
-    principal: Annotated[Principal, Depends(require("buyer", "supplier", "logistics"))],
+    _: Annotated[Access, Depends(guard("order.read", "order_id"))],
 ) -> list[dict[str, Any]]:
     """Every state change of the order: who, when, from, to."""
-    cur = await conn.execute(
-        "SELECT buyer_org, supplier_org FROM orders WHERE order_id = %s", (order_id,)
-    )
-    row = await cur.fetchone()
-    if row is None:
+    cur = await conn.execute("SELECT 1 FROM orders WHERE order_id = %s", (order_id,))
+    if await cur.fetchone() is None:
         raise CommerceNotFoundError(f"order {order_id} not found")
-    check_party(principal, *row)
     return await orders.history(conn, "order", str(order_id))
 
 

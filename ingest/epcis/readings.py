@@ -143,6 +143,17 @@ def readings_as_events(
         if value is not None:
             clauses.append(f"{column} {op} %s")
             args.append(value)
+    if query.scope_orgs is not None:
+        # Only readings of devices watching, at that moment, a shipment of one of the scope's
+        # organisations.
+        clauses.append(
+            "EXISTS (SELECT 1 FROM device_assignments da JOIN shipments s USING (shipment_id)"
+            " WHERE da.device_id = readings.device_id AND da.valid_from <= readings.ts"
+            " AND (da.valid_to IS NULL OR readings.ts < da.valid_to)"
+            " AND (s.shipper_org = ANY(%s) OR s.receiver_org = ANY(%s)"
+            " OR s.carrier_org = ANY(%s)))"
+        )
+        args.extend([list(query.scope_orgs)] * 3)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT device_id, seq, ts, kind, data, loc, received_at FROM readings WHERE "

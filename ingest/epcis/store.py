@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from ingest.epcis.patterns import match_clause
 from ingest.epcis.query_params import extra_conditions
+from ingest.epcis.subjects import subject_keys
 from ingest.errors import IngestError
 from tracehub import db
 from tracehub.epcis.errors import EPCISValidationError
@@ -102,6 +103,10 @@ class EventQuery:
     limit: int = 100
     #: page cursor: only events captured after this one (its seq)
     after_seq: int | None = None
+    #: only events captured by one of these organisations or naming one of these keys
+    #: (ingest/epcis/subjects.py); None: no such restriction
+    scope_orgs: Sequence[str] | None = None
+    scope_keys: Sequence[str] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -190,8 +195,8 @@ SEQ_LOCK = 0x7472616365687562
 _INSERT = """
 INSERT INTO epcis_events (event_id, event_type, event_time, event_json, event_hash, hash_hex,
                           epcs, direct_epcs, biz_step, read_point, biz_location, disposition,
-                          source, capture_id, prehash)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                          source, capture_id, prehash, subjects, captured_by_org)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -204,6 +209,7 @@ def capture_events(
     context: Any = None,
     capture_id: str | None = None,
     ignore: tuple[str, ...] = (),
+    org: str | None = None,
 ) -> list[CapturedEvent]:
     """Validate, hash and insert events; all or none (raises before inserting on bad input).
 
@@ -211,7 +217,9 @@ def capture_events(
     default. An event without ``eventID`` is identified by its hash URI. Capturing the same
     event again is a no-op. An eventID already taken by other content (GS1's examples do that)
     keeps its first event; the new one is stored under its hash URI as event_id. ``ignore``:
-    the fields the capture document declares outside the hash (``ignoreFields``).
+    the fields the capture document declares outside the hash (``ignoreFields``). ``org`` is
+    the capturing organisation (None: the hub's own pipeline); who may capture what is the
+    caller's to check (api/policy.py).
     """
     prepared = [
         prepare_event(event, context=context, where=f"epcisBody.eventList[{i}]", ignore=ignore)
@@ -225,9 +233,9 @@ def capture_events(
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEQ_LOCK,))
     for i, (stored, uri, prehash) in enumerate(prepared):
         row = (stored, uri, prehash, source, capture_id)
-        event_id = _insert(conn, *row, stored.get("eventID") or uri)
+        event_id = _insert(conn, *row, stored.get("eventID") or uri, org)
         if event_id is None:
-            event_id = _insert(conn, *row, uri)
+            event_id = _insert(conn, *row, uri, org)
         if event_id is None:
             raise EPCISValidationError(
                 _identity_clash(conn, stored.get("eventID"), uri),
@@ -269,6 +277,7 @@ def _insert(
     source: str,
     capture_id: str | None,
     event_id: str,
+    org: str | None,
 ) -> str | None:
     """Insert under ``event_id``; returns it, or None when it holds another hash."""
     direct, every = _epcs(stored)
@@ -292,6 +301,8 @@ def _insert(
             source,
             capture_id,
             prehash,
+            subject_keys(stored),
+            org,
         ),
     )
     row = conn.execute(
@@ -340,6 +351,9 @@ def _where(params: EventQuery) -> tuple[str, list[Any]]:
         add("biz_location = ANY(%s)", list(params.eq_biz_location))
     if params.after_seq is not None:
         add("seq > %s", params.after_seq)
+    if params.scope_orgs is not None:
+        clauses.append("(captured_by_org = ANY(%s) OR subjects && %s::text[])")
+        args.extend([list(params.scope_orgs), list(params.scope_keys)])
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -367,11 +381,21 @@ FIND_EVENT = (
 )
 
 
-def event_by_id(conn: db.Connection, event_id: str) -> dict[str, Any] | None:
-    """One event by its eventID, else by its CBV 2.0 hash URI (see :data:`FIND_EVENT`)."""
+def event_by_id(
+    conn: db.Connection,
+    event_id: str,
+    scope: tuple[Sequence[str], Sequence[str]] | None = None,
+) -> dict[str, Any] | None:
+    """One event by its eventID, else by its CBV 2.0 hash URI (see :data:`FIND_EVENT`); with
+    ``scope`` (organisations, keys), only if one of them captured it or it names a key."""
+    orgs, keys = scope if scope is not None else (None, ())
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT event_json, record_time FROM epcis_events" + FIND_EVENT, {"id": event_id}
+            "SELECT event_json, record_time FROM (SELECT * FROM epcis_events"
+            + FIND_EVENT
+            + ") AS e WHERE %(orgs)s::text[] IS NULL OR e.captured_by_org = ANY(%(orgs)s)"
+            " OR e.subjects && %(keys)s::text[]",
+            {"id": event_id, "orgs": None if orgs is None else list(orgs), "keys": list(keys)},
         )
         row = cur.fetchone()
     return None if row is None else _row_to_event(row)

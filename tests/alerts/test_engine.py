@@ -79,9 +79,9 @@ def test_excursion_one_alert_all_channels_acknowledged_and_resolved(
     stack: Settings, harness: ApiHarness
 ) -> None:
     h = harness
-    staff = h.headers("logistics")
     with h.connect() as conn:
         s = make_shipment(conn, uuid.uuid4().hex[:10])
+    staff = h.headers("logistics", org_id=s.carrier_org)
     reply = h.client.post(
         "/alerts/rules",
         headers=staff,
@@ -218,10 +218,10 @@ def test_excursion_one_alert_all_channels_acknowledged_and_resolved(
 
 def test_silence_location_and_custody_gap_each_fire_once(harness: ApiHarness) -> None:
     h = harness
-    staff = h.headers("logistics")
     now = datetime.now(UTC).replace(microsecond=0)
     with h.connect() as conn:
         s = make_shipment(conn, uuid.uuid4().hex[:10], since=now - timedelta(hours=2))
+    staff = h.headers("logistics", org_id=s.carrier_org)
     for rule in (
         {"rule_id": f"quiet-{s.shipment_id}", "kind": "sensor_silent", "params": {"silent_s": 900}},
         {
@@ -363,9 +363,9 @@ def rfid_row(device: str, seq: int, ts: datetime, epc: str, loc: str) -> dict[st
 
 def test_rule_and_subscription_api_refuse_bad_input(harness: ApiHarness) -> None:
     h = harness
-    staff = h.headers("logistics")
     with h.connect() as conn:
         s = make_shipment(conn, uuid.uuid4().hex[:10])
+    staff = h.headers("logistics", org_id=s.carrier_org)
     bad = [
         {"rule_id": "r1", "kind": "temperature_excursion", "params": {}},  # no target
         {
@@ -381,11 +381,11 @@ def test_rule_and_subscription_api_refuse_bad_input(harness: ApiHarness) -> None
             "params": {"min": 8, "max": 2},
         },
         {"rule_id": "r1", "kind": "sensor_silent", "shipment_id": s.shipment_id, "params": {}},
-        {"rule_id": "r1", "kind": "custody_gap", "shipment_id": "nope", "params": {"gap_s": 5}},
         {
             "rule_id": "r1",
             "kind": "unexpected_location",
             "gtin": s.gtin,
+            "lot": s.lot,
             "params": {"expected_locations": []},
         },
         {"rule_id": "r 1", "kind": "custody_gap", "gtin": s.gtin, "params": {"gap_s": 5}},
@@ -393,13 +393,28 @@ def test_rule_and_subscription_api_refuse_bad_input(harness: ApiHarness) -> None
     for body in bad:
         reply = h.client.post("/alerts/rules", headers=staff, json=body)
         assert reply.status_code == 422, (body, reply.text)
-    good = {"rule_id": "r1", "kind": "custody_gap", "gtin": s.gtin, "params": {"gap_s": 60}}
+    # An unknown shipment answers like another company's: 404.
+    unknown = {
+        "rule_id": "r1",
+        "kind": "custody_gap",
+        "shipment_id": "nope",
+        "params": {"gap_s": 5},
+    }
+    assert h.client.post("/alerts/rules", headers=staff, json=unknown).status_code == 404
+    good = {
+        "rule_id": "r1",
+        "kind": "custody_gap",
+        "gtin": s.gtin,
+        "lot": s.lot,
+        "params": {"gap_s": 60},
+    }
     assert h.client.post("/alerts/rules", headers=staff, json=good).status_code == 201
     assert h.client.post("/alerts/rules", headers=staff, json=good).status_code == 409
     changed = {**good, "params": {"gap_s": 120}, "enabled": False}
     reply = h.client.put("/alerts/rules/r1", headers=staff, json=changed)
     assert reply.status_code == 200 and reply.json()["params"] == {"gap_s": 120.0}
-    assert h.client.get("/alerts/rules", headers=h.headers("auditor")).status_code == 200
+    auditor = h.headers("auditor", org_id=s.carrier_org)
+    assert h.client.get("/alerts/rules", headers=auditor).status_code == 200
     assert h.client.post("/alerts/rules", headers=h.headers("buyer"), json=good).status_code == 403
     assert h.client.delete("/alerts/rules/r1", headers=staff).status_code == 204
     assert h.client.get("/alerts/rules/r1", headers=staff).status_code == 404
@@ -421,7 +436,13 @@ def test_rule_and_subscription_api_refuse_bad_input(harness: ApiHarness) -> None
         h.client.get("/alerts", headers=staff, params={"shipment_id": "a\x00"}).status_code == 422
     )
     assert h.client.get("/alerts/rules/a%00b", headers=staff).status_code == 422
-    nul = {"rule_id": "r2", "kind": "custody_gap", "gtin": s.gtin, "params": {"gap_s": 1e300}}
+    nul = {
+        "rule_id": "r2",
+        "kind": "custody_gap",
+        "gtin": s.gtin,
+        "lot": s.lot,
+        "params": {"gap_s": 1e300},
+    }
     assert h.client.post("/alerts/rules", headers=staff, json=nul).status_code == 422
     reply = h.client.post(
         "/alerts/subscriptions", headers=staff, json={"channel": "email", "target": "a\x00@b.c"}
@@ -473,9 +494,9 @@ def test_dropped_hook_rows_are_caught_up_from_the_readings_table(harness: ApiHar
 
 def test_a_dead_webhook_is_retried_with_backoff_then_marked_failed(harness: ApiHarness) -> None:
     h = harness
-    staff = h.headers("logistics")
     with h.connect() as conn:
         s = make_shipment(conn, uuid.uuid4().hex[:10])
+    staff = h.headers("logistics", org_id=s.carrier_org)
     dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
     reply = h.client.post(
         "/alerts/subscriptions", headers=staff, json={"channel": "webhook", "target": dead}
@@ -526,7 +547,6 @@ def test_every_change_is_notified_with_the_shared_payload(harness: ApiHarness) -
     """0003's contract (commerce listens): NOTIFY tracehub_alerts with alert_id, state,
     shipment_id and kind on every change, including the API's acknowledge and resolve."""
     h = harness
-    staff = h.headers("logistics")
     with h.connect() as conn:
         s = make_shipment(conn, uuid.uuid4().hex[:10])
         conn.execute(
@@ -535,6 +555,7 @@ def test_every_change_is_notified_with_the_shared_payload(harness: ApiHarness) -
             (s.shipment_id,),
         )
         conn.commit()
+    staff = h.headers("logistics", org_id=s.carrier_org)
     listener = psycopg.connect(h.config.postgres_dsn, autocommit=True)
     try:
         listener.execute("LISTEN tracehub_alerts")

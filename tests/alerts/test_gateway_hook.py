@@ -105,7 +105,7 @@ def _through_a_gateway(
             (hook.url, hook.secret),
         )
         username, password = f"ops-{tag}", secrets.token_urlsafe(12)
-        create_user(conn, username, password, ["logistics"])
+        create_user(conn, username, password, ["logistics"], org_id=s.carrier_org)
     config = ApiConfig(stack=stack, token_key=secrets.token_bytes(32), search_path=schema)
     log = tmp_path / "gateway.log"
     group, name = f"a{uuid.uuid4().hex[:8]}", f"a{uuid.uuid4().hex[:8]}"

@@ -25,7 +25,15 @@ from ingest.store import ReadingStore, VerifiedRow
 from tests.support.api import ApiHarness, api_harness
 from tests.support.browser import chromium, serve, sign_in
 from tests.support.gateway import Device
-from tests.support.inspections import GTIN, LOT, minimal_pdf, seed_lot, upload
+from tests.support.inspections import (
+    AUDITORS,
+    GTIN,
+    INSPECTORS,
+    LOT,
+    minimal_pdf,
+    seed_lot,
+    upload,
+)
 from tests.support.processes import run_cli
 from tracehub.batch import encode_batch
 from tracehub.bundle import verify_bundle
@@ -95,7 +103,9 @@ def world(stack: Settings) -> Any:
             )
             conn.commit()
         batch_id, device_id = anchor_readings(stack, h)
-        meta = upload(h, h.headers("inspector"), minimal_pdf("ok"), shipment_id=SHIPMENT).json()
+        meta = upload(
+            h, h.headers("inspector", org_id=INSPECTORS), minimal_pdf("ok"), shipment_id=SHIPMENT
+        ).json()
         with connect_org(stack.fabric, 1) as gateway, KuboClient(stack.ipfs_api) as ipfs:
             contract = gateway.get_network("trace").get_contract("tracehub")
             (event_batch,) = anchor_pending(h.connect, ipfs, contract)
@@ -104,7 +114,7 @@ def world(stack: Settings) -> Any:
 
 def test_search_and_verify_on_demand(world: Any) -> None:
     h, batch_id, device_id, meta, event_batch = world
-    auditor = h.headers("auditor")
+    auditor = h.headers("auditor", org_id=AUDITORS)
     assert h.client.get("/auditor/batches", headers=h.headers("logistics")).status_code == 403
     listed = h.client.get("/auditor/batches", headers=auditor).json()
     assert {b["batch_id"] for b in listed} == {batch_id, event_batch}
@@ -160,7 +170,7 @@ def _cid_moved(h: ApiHarness, batch_id: str, cid: str) -> Iterator[None]:
 
 def test_bundle_verifies_offline_and_online_and_tampering_fails(world: Any, tmp_path: Path) -> None:
     h, batch_id, _, meta, event_batch = world
-    auditor = h.headers("auditor")
+    auditor = h.headers("auditor", org_id=AUDITORS)
     reply = h.client.get("/auditor/bundle", params={"shipment_id": SHIPMENT}, headers=auditor)
     assert reply.status_code == 200, reply.text
     bundle = reply.json()
@@ -173,7 +183,10 @@ def test_bundle_verifies_offline_and_online_and_tampering_fails(world: Any, tmp_
         "/auditor/bundle", params={"gtin": GTIN, "lot": LOT}, headers=auditor
     ).json()
     assert len(by_lot["records"]) == 7
-    by_batch = h.client.get("/auditor/bundle", params={"batch_id": batch_id}, headers=auditor)
+    # A batch spans organisations: its bundle is for the hub's operators.
+    params = {"batch_id": batch_id}
+    assert h.client.get("/auditor/bundle", params=params, headers=auditor).status_code == 403
+    by_batch = h.client.get("/auditor/bundle", params=params, headers=h.headers("admin"))
     assert [r["type"] for r in by_batch.json()["records"]] == ["reading"] * 6
 
     report = verify_bundle(bundle)
@@ -254,16 +267,19 @@ def test_bundle_verifies_offline_and_online_and_tampering_fails(world: Any, tmp_
 
 def test_bundle_refusals(world: Any) -> None:
     h, *_ = world
-    auditor = h.headers("auditor")
+    auditor = h.headers("auditor", org_id=AUDITORS)
     assert h.client.get("/auditor/bundle", headers=auditor).status_code == 400
     both = h.client.get(
         "/auditor/bundle", params={"batch_id": "x", "shipment_id": "y"}, headers=auditor
     )
     assert both.status_code == 400
-    assert (
-        h.client.get("/auditor/bundle", params={"batch_id": "x"}, headers=auditor).status_code
-        == 404
-    )
+    unknown = {"batch_id": "x"}
+    assert h.client.get("/auditor/bundle", params=unknown, headers=auditor).status_code == 403
+    admin = h.headers("admin")
+    assert h.client.get("/auditor/bundle", params=unknown, headers=admin).status_code == 404
+    # A shipment outside the engagement answers like an unknown one.
+    outside = {"shipment_id": "SHIP-ELSEWHERE"}
+    assert h.client.get("/auditor/bundle", params=outside, headers=auditor).status_code == 404
     naive = h.client.get(
         "/auditor/bundle", params={"since": "2026-01-01T00:00:00"}, headers=auditor
     )
@@ -275,7 +291,7 @@ def test_auditor_page_in_chromium(world: Any) -> None:
     """Sign in as an auditor, press "verify" on both batches and the device: each says
     verified; after the database is made to lie about a batch's CID the button says why not."""
     h, batch_id, _, meta, event_batch = world
-    username, password = h.user(["auditor"])
+    username, password = h.user(["auditor"], org_id=AUDITORS)
     with serve(h.config) as base, chromium() as driver:
         sign_in(driver, f"{base}/auditor", username, password)
         wait = WebDriverWait(driver, 30)

@@ -21,9 +21,14 @@ GTIN = "09506000134352"
 
 def seed(h: ApiHarness) -> datetime:
     """A 2..8 °C product, a lot on an in-transit shipment watched by one logger (30 readings,
-    two above 8 °C), a planned shipment, an open and a resolved alert."""
+    two above 8 °C), a planned shipment, an open and a resolved alert; both shipments are
+    carried by organisation ``carrier-x`` (another, ``carrier-y``, carries nothing)."""
     now = datetime.now(UTC).replace(microsecond=0)
     with h.connect() as conn:
+        conn.execute(
+            "INSERT INTO organisations (org_id, name, kind) VALUES"
+            " ('carrier-x', 'Carrier X', 'logistics'), ('carrier-y', 'Carrier Y', 'logistics')"
+        )
         conn.execute(
             "INSERT INTO products (gtin, name, temp_min_c, temp_max_c, humidity_min, humidity_max)"
             " VALUES (%s, 'Vaccine', 2, 8, 20, 80)",
@@ -31,9 +36,9 @@ def seed(h: ApiHarness) -> datetime:
         )
         conn.execute("INSERT INTO lots (gtin, lot) VALUES (%s, 'L1')", (GTIN,))
         conn.execute(
-            "INSERT INTO shipments (shipment_id, origin, destination, state, shipped_at)"
-            " VALUES ('S-MOVING', 'Shenzhen', 'Rotterdam', 'in_transit', %s),"
-            " ('S-PLANNED', 'Shenzhen', 'Madrid', 'planned', NULL)",
+            "INSERT INTO shipments (shipment_id, origin, destination, state, shipped_at,"
+            " carrier_org) VALUES ('S-MOVING', 'Shenzhen', 'Rotterdam', 'in_transit', %s,"
+            " 'carrier-x'), ('S-PLANNED', 'Shenzhen', 'Madrid', 'planned', NULL, 'carrier-x')",
             (now - timedelta(hours=2),),
         )
         conn.execute(
@@ -63,7 +68,8 @@ def seed(h: ApiHarness) -> datetime:
                     "a" * 64,
                 ),
             )
-        # A reading of another device outside any assignment: in "latest", not in the series.
+        # A reading of another device outside any assignment: nobody's shipment, so no
+        # carrier's dashboard shows it.
         conn.execute(
             "INSERT INTO readings (device_id, seq, ts, received_at, kind, data, prev_hash,"
             " reading_hash, envelope, certificate_sha256)"
@@ -85,10 +91,15 @@ def seed(h: ApiHarness) -> datetime:
 def test_dashboard_endpoints(stack: Settings) -> None:
     with api_harness(stack) as h:
         now = seed(h)
-        staff = h.headers("logistics")
+        staff = h.headers("logistics", org_id="carrier-x")
+        stranger = h.headers("logistics", org_id="carrier-y")
         for path in ("/dashboard/shipments", "/dashboard/alerts", "/dashboard/readings/latest"):
             assert h.client.get(path, headers=h.headers("buyer")).status_code == 403
             assert h.client.get(path).status_code == 401
+            # Another carrier's staff see none of it.
+            assert h.client.get(path, headers=stranger).json() == []
+        other = h.client.get("/dashboard/shipments/S-MOVING/series", headers=stranger)
+        assert other.status_code == 404
 
         shipments = h.client.get("/dashboard/shipments", headers=staff).json()
         assert [s["shipment_id"] for s in shipments] == ["S-MOVING", "S-PLANNED"]
@@ -106,9 +117,8 @@ def test_dashboard_endpoints(stack: Settings) -> None:
             r["device_id"]: r
             for r in h.client.get("/dashboard/readings/latest", headers=staff).json()
         }
-        assert set(latest) == {"logger-1", "dock-7"}
+        assert set(latest) == {"logger-1"}
         assert latest["logger-1"]["seq"] == 30 and latest["logger-1"]["shipment_id"] == "S-MOVING"
-        assert latest["dock-7"]["shipment_id"] is None
 
         alerts = h.client.get("/dashboard/alerts", headers=staff).json()
         assert [a["state"] for a in alerts] == ["open"]
@@ -146,7 +156,7 @@ def test_dashboard_page_in_chromium(stack: Settings) -> None:
     over the alert stream (well before the 15 s polling fallback or the 60 s refresh)."""
     with api_harness(stack) as h:
         seed(h)
-        username, password = h.user(["logistics"])
+        username, password = h.user(["logistics"], org_id="carrier-x")
         with serve(h.config) as base, chromium() as driver:
             sign_in(driver, f"{base}/dashboard", username, password)
             wait = WebDriverWait(driver, 10)
@@ -159,7 +169,7 @@ def test_dashboard_page_in_chromium(stack: Settings) -> None:
             assert len(driver.find_elements(By.CSS_SELECTOR, "#chart-temp circle.excursion")) == 2
             assert not driver.find_elements(By.CSS_SELECTOR, "#chart-hum circle.excursion")
             rows = driver.find_elements(By.CSS_SELECTOR, "#readings tbody tr")
-            assert len(rows) == 2
+            assert len(rows) == 1  # the logger; the unassigned dock device is nobody's
             wait.until(lambda d: "live" in d.find_element(By.ID, "live").text)
 
             with h.connect() as conn:

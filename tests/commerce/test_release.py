@@ -107,6 +107,7 @@ def test_excursion_holds_payment_and_release_follows_evidence(
             "destination": "urn:epc:id:sgln:9506000.00002.0",
             "expected_delivery": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
             "lots": [{"gtin": GTIN_A, "lot": "L1", "sscc": "095060001234567897", "quantity": 10}],
+            "carrier_org": "carrier",
         },
     )
     assert shipped.status_code == 201, shipped.text

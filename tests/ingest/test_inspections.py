@@ -11,7 +11,16 @@ from ingest.epcis.anchoring import anchor_pending
 from ingest.inspections import MAX_REPORT_BYTES
 from ingest.proofs import event_proof
 from tests.support.api import api_harness
-from tests.support.inspections import GTIN, LOT, minimal_pdf, seed_lot, upload
+from tests.support.inspections import (
+    AUDITORS,
+    BUYER,
+    GTIN,
+    INSPECTORS,
+    LOT,
+    minimal_pdf,
+    seed_lot,
+    upload,
+)
 from tracehub.config import Settings
 from tracehub.epcis.hashing import event_hash
 from tracehub.ipfs import KuboClient
@@ -24,7 +33,7 @@ def test_upload_store_anchor_and_download(stack: Settings) -> None:
     pdf = minimal_pdf("Inspection: temperature log reviewed, seals intact.")
     with api_harness(stack) as h:
         seed_lot(h)
-        inspector = h.headers("inspector")
+        inspector = h.headers("inspector", org_id=INSPECTORS)
         reply = upload(h, inspector, pdf, shipment_id="SHIP-INSP-1")
         assert reply.status_code == 201, reply.text
         meta = reply.json()
@@ -59,7 +68,7 @@ def test_upload_store_anchor_and_download(stack: Settings) -> None:
             on_ledger = json.loads(contract.evaluate("GetAnchor", proof.batch_id))
             assert on_ledger["root"] == proof.root
 
-        reader = h.headers("buyer")
+        reader = h.headers("buyer", org_id=BUYER)
         got = h.client.get(f"/inspections/{meta['inspection_id']}", headers=reader)
         assert got.status_code == 200 and got.json()["event_hash"] == meta["event_hash"]
         listed = h.client.get("/inspections", params={"gtin": GTIN, "lot": LOT}, headers=reader)
@@ -73,7 +82,7 @@ def test_upload_store_anchor_and_download(stack: Settings) -> None:
 def test_download_refuses_bytes_that_no_longer_match(stack: Settings) -> None:
     with api_harness(stack) as h:
         seed_lot(h, shipment=None)
-        meta = upload(h, h.headers("inspector"), minimal_pdf("original")).json()
+        meta = upload(h, h.headers("inspector", org_id=INSPECTORS), minimal_pdf("original")).json()
         # Point the record at other bytes on IPFS: the server must notice, not serve them.
         with KuboClient(stack.ipfs_api) as ipfs:
             other = ipfs.add(minimal_pdf("forged"))
@@ -83,7 +92,7 @@ def test_download_refuses_bytes_that_no_longer_match(stack: Settings) -> None:
                 (other, meta["inspection_id"]),
             )
             conn.commit()
-        reply = h.client.get(meta["report_url"], headers=h.headers("auditor"))
+        reply = h.client.get(meta["report_url"], headers=h.headers("auditor", org_id=AUDITORS))
         assert reply.status_code == 502
         assert "not the recorded" in reply.json()["detail"]
 
@@ -95,7 +104,7 @@ def test_refusals(stack: Settings) -> None:
         for role in ("logistics", "buyer", "auditor", "supplier"):
             assert upload(h, h.headers(role), pdf).status_code == 403
         assert h.client.post("/inspections", data={"gtin": GTIN}).status_code == 401
-        inspector = h.headers("inspector")
+        inspector = h.headers("inspector", org_id=INSPECTORS)
         not_pdf = upload(h, inspector, b"GIF89a not a pdf at all")
         assert not_pdf.status_code == 400 and "not a PDF" in not_pdf.json()["detail"]
         truncated = upload(h, inspector, pdf[:40])

@@ -197,12 +197,15 @@ class Shipment:
     lot: str
     device_id: str
     sscc: str
+    #: the carrier organisation (its logistics staff are a party to the shipment's alerts)
+    carrier_org: str = ""
 
 
 def make_shipment(
     conn: Any, tag: str, *, since: datetime | None = None, device_id: str | None = None
 ) -> Shipment:
-    """A product with a 2..8 °C band, one lot in one in-transit shipment, one logger on it."""
+    """A product with a 2..8 °C band, one lot in one in-transit shipment, one logger on it;
+    the shipment's carrier is a new organisation ``car-<tag>``."""
     from tracehub.gs1 import check_digit
 
     digits = str(abs(hash(tag)) % 10**12).zfill(12)
@@ -210,7 +213,14 @@ def make_shipment(
     sscc_body = "0" + str(abs(hash(tag + "s")) % 10**16).zfill(16)
     sscc = sscc_body + str(check_digit(sscc_body))
     since = since or datetime.now(UTC) - timedelta(hours=1)
-    shipment = Shipment(f"shp-{tag}", gtin, f"L{tag[:8]}", device_id or f"logger-{tag}", sscc)
+    carrier = f"car-{tag}".lower()
+    shipment = Shipment(
+        f"shp-{tag}", gtin, f"L{tag[:8]}", device_id or f"logger-{tag}", sscc, carrier
+    )
+    conn.execute(
+        "INSERT INTO organisations (org_id, name, kind) VALUES (%s, %s, 'logistics')",
+        (carrier, f"Carrier {tag}"),
+    )
     conn.execute(
         "INSERT INTO products (gtin, name, temp_min_c, temp_max_c) VALUES (%s, %s, 2, 8)"
         " ON CONFLICT DO NOTHING",
@@ -218,9 +228,9 @@ def make_shipment(
     )
     conn.execute("INSERT INTO lots (gtin, lot) VALUES (%s, %s)", (gtin, shipment.lot))
     conn.execute(
-        "INSERT INTO shipments (shipment_id, origin, destination, state, shipped_at)"
-        " VALUES (%s, '0614141000005', '0614141000012', 'in_transit', %s)",
-        (shipment.shipment_id, since),
+        "INSERT INTO shipments (shipment_id, origin, destination, state, shipped_at,"
+        " carrier_org) VALUES (%s, '0614141000005', '0614141000012', 'in_transit', %s, %s)",
+        (shipment.shipment_id, since, carrier),
     )
     conn.execute(
         "INSERT INTO shipment_lots (shipment_id, gtin, lot, sscc) VALUES (%s, %s, %s, %s)",

@@ -7,6 +7,12 @@ from tests.support.api import ApiHarness
 
 GTIN = "09506000134352"
 LOT = "LOT-INSP-1"
+#: The lot's parties (seed_lot): its brand owner, the receiver of its shipment, the inspection
+#: organisation the brand commissioned for it, and the auditors the brand engaged.
+BRAND = "brand-insp"
+BUYER = "buyer-insp"
+INSPECTORS = "insp-co"
+AUDITORS = "audit-co"
 
 
 def minimal_pdf(text: str) -> bytes:
@@ -37,13 +43,36 @@ def minimal_pdf(text: str) -> bytes:
 
 
 def seed_lot(h: ApiHarness, shipment: str | None = "SHIP-INSP-1") -> None:
+    """The lot of BRAND's product, shipped to BUYER (when ``shipment``), with INSPECTORS
+    commissioned for it and AUDITORS engaged by BRAND."""
     with h.connect() as conn:
-        conn.execute("INSERT INTO products (gtin, name) VALUES (%s, 'Vaccine')", (GTIN,))
-        conn.execute("INSERT INTO lots (gtin, lot) VALUES (%s, %s)", (GTIN, LOT))
+        conn.execute(
+            "INSERT INTO organisations (org_id, name, kind) VALUES (%s, 'Brand', 'supplier'),"
+            " (%s, 'Buyer', 'buyer'), (%s, 'Inspectors', 'inspection'),"
+            " (%s, 'Auditors', 'audit')",
+            (BRAND, BUYER, INSPECTORS, AUDITORS),
+        )
+        conn.execute(
+            "INSERT INTO products (gtin, name, owner_org) VALUES (%s, 'Vaccine', %s)",
+            (GTIN, BRAND),
+        )
+        conn.execute(
+            "INSERT INTO lots (gtin, lot, supplier_org) VALUES (%s, %s, %s)", (GTIN, LOT, BRAND)
+        )
+        conn.execute(
+            "INSERT INTO inspection_commissions (gtin, lot, client_org, inspection_org,"
+            " created_by) VALUES (%s, %s, %s, %s, 'test')",
+            (GTIN, LOT, BRAND, INSPECTORS),
+        )
+        conn.execute(
+            "INSERT INTO audit_engagements (auditor_org, client_org) VALUES (%s, %s)",
+            (AUDITORS, BRAND),
+        )
         if shipment:
             conn.execute(
-                "INSERT INTO shipments (shipment_id, origin, destination) VALUES (%s, 'a', 'b')",
-                (shipment,),
+                "INSERT INTO shipments (shipment_id, origin, destination, shipper_org,"
+                " receiver_org) VALUES (%s, 'a', 'b', %s, %s)",
+                (shipment, BRAND, BUYER),
             )
         conn.commit()
 
