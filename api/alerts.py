@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from alerts import rules, store, subscriptions
+from alerts.outbound import OutboundPolicy
 from alerts.rules import KINDS, RuleSpec
 from alerts.subscriptions import SubscriptionSpec
 from api.auth import Principal, require
@@ -256,6 +257,15 @@ def _subscription(sub: SubscriptionIn) -> SubscriptionSpec:
     return SubscriptionSpec(**sub.model_dump())
 
 
+def _outbound_policy(request: Request) -> OutboundPolicy:
+    """What webhook targets may reach, from the deployment's settings (alerts/outbound.py)."""
+    config: ApiConfig = request.app.state.config
+    return OutboundPolicy.from_settings(config.stack)
+
+
+Outbound = Annotated[OutboundPolicy, Depends(_outbound_policy)]
+
+
 @router.get("/subscriptions", response_model=list[SubscriptionOut])
 async def list_subscriptions(conn: Connection, principal: Staff) -> list[SubscriptionOut]:
     return [SubscriptionOut(**row) for row in await subscriptions.list_subscriptions(conn)]
@@ -263,10 +273,12 @@ async def list_subscriptions(conn: Connection, principal: Staff) -> list[Subscri
 
 @router.post("/subscriptions", response_model=SubscriptionCreated, status_code=201)
 async def create_subscription(
-    sub: SubscriptionIn, conn: Connection, principal: Staff
+    sub: SubscriptionIn, conn: Connection, principal: Staff, policy: Outbound
 ) -> SubscriptionCreated:
     """Subscribe a webhook (answer carries its signing secret, once) or an e-mail address."""
-    row = await subscriptions.create_subscription(conn, _subscription(sub), principal.username)
+    row = await subscriptions.create_subscription(
+        conn, _subscription(sub), principal.username, policy=policy
+    )
     return SubscriptionCreated(**row)
 
 
@@ -279,10 +291,16 @@ async def get_subscription(
 
 @router.put("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 async def replace_subscription(
-    subscription_id: uuid.UUID, sub: SubscriptionIn, conn: Connection, principal: Staff
+    subscription_id: uuid.UUID,
+    sub: SubscriptionIn,
+    conn: Connection,
+    principal: Staff,
+    policy: Outbound,
 ) -> SubscriptionOut:
     """Change target, filters or enabled flag (the channel and a webhook's secret stay)."""
-    row = await subscriptions.replace_subscription(conn, subscription_id, _subscription(sub))
+    row = await subscriptions.replace_subscription(
+        conn, subscription_id, _subscription(sub), policy=policy
+    )
     return SubscriptionOut(**row)
 
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import (
+    accounts,
     alerts,
     auditor,
     auth,
@@ -29,6 +30,7 @@ from api import (
 )
 from api.config import ApiConfig
 from api.db import close_sync_pool, make_pool
+from api.security_headers import SecurityHeaders
 
 
 def create_app(config: ApiConfig | None = None) -> FastAPI:
@@ -53,6 +55,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     )
     app.state.config = config
     errors.install(app)
+    app.add_middleware(SecurityHeaders, https=config.public_base_url.startswith("https://"))
     app.state.pool = pool
 
     @app.get("/healthz", tags=["meta"])
@@ -61,6 +64,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(auth.router)
+    app.include_router(accounts.router)
     app.include_router(commerce.router)
     app.include_router(alerts.router)
     app.include_router(qr.router)
