@@ -81,6 +81,11 @@ def parse_allow(text: str | None) -> tuple[AllowEntry, ...]:
         if "/" in item:
             entries.append(AllowEntry(network=ipaddress.ip_network(item, strict=False)))
             continue
+        try:  # a bare address, IPv6 ones included ("::1" has no port to split off)
+            entries.append(AllowEntry(host=str(ipaddress.ip_address(item))))
+            continue
+        except ValueError:
+            pass
         parsed = urlsplit(f"//{item}")
         if not parsed.hostname:
             raise ValueError(f"TRACEHUB_WEBHOOK_ALLOW: {raw!r} names no host")
@@ -119,6 +124,8 @@ class OutboundPolicy:
 
     allow: tuple[AllowEntry, ...] = ()
     hub: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+    #: host, port -> addresses (the system resolver; tests give their own)
+    resolve: Resolve = field(default=lambda host, port: _resolve(host, port), compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OutboundPolicy:
@@ -206,7 +213,7 @@ def _kind(address: Address) -> str | None:
     return None
 
 
-def check_target(url: str, policy: OutboundPolicy, resolve: Resolve = _resolve) -> CheckedTarget:
+def check_target(url: str, policy: OutboundPolicy) -> CheckedTarget:
     """The checked target of a webhook URL, or `TargetRefusedError` saying why not."""
     try:
         parts = urlsplit(url)
@@ -220,7 +227,9 @@ def check_target(url: str, policy: OutboundPolicy, resolve: Resolve = _resolve) 
         raise TargetRefusedError("refused: credentials in the URL")
     port = port or (443 if parts.scheme == "https" else 80)
     try:
-        resolved = [_plain(ipaddress.ip_address(a.split("%", 1)[0])) for a in resolve(host, port)]
+        resolved = [
+            _plain(ipaddress.ip_address(a.split("%", 1)[0])) for a in policy.resolve(host, port)
+        ]
     except (OSError, UnicodeError, ValueError):
         raise TargetRefusedError("refused: the host does not resolve") from None
     if not resolved:
