@@ -31,18 +31,22 @@ from api import (
 from api.config import ApiConfig
 from api.db import close_sync_pool, make_pool
 from api.security_headers import SecurityHeaders
+from api.token_versions import TokenVersions
 
 
 def create_app(config: ApiConfig | None = None) -> FastAPI:
     config = config or ApiConfig.from_env()
     pool = make_pool(config)
+    versions = TokenVersions(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=30)
+        await versions.open()
         try:
             yield
         finally:
+            await versions.close()
             await pool.close()
             close_sync_pool(app)
             ledger.close(app)
@@ -57,6 +61,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(SecurityHeaders, https=config.public_base_url.startswith("https://"))
     app.state.pool = pool
+    app.state.token_versions = versions
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> dict[str, str]:

@@ -32,7 +32,7 @@ from joserfc.jwk import OctKey
 from pydantic import BaseModel
 
 from api import throttle, token_versions
-from api.db import Connection, pool_of
+from api.db import Connection
 from tracehub import db
 from tracehub.errors import (
     ConflictError,
@@ -188,7 +188,7 @@ def read_token(key: bytes, token: str) -> Principal:
 
 async def _current(request: Request, principal: Principal) -> Principal:
     """The principal, if its token's version is still its user's (not revoked, not disabled)."""
-    current = await token_versions.of(request.app).current(pool_of(request), principal.user_id)
+    current = await token_versions.of(request.app).current(principal.user_id)
     if current != principal.token_version:
         raise NotAuthenticatedError("the token was revoked or the user is disabled")
     return principal
@@ -243,7 +243,7 @@ async def token(
 ) -> TokenResponse:
     """OAuth2 password grant: exchange username and password for a bearer token."""
     address = request.client.host if request.client else "unknown"
-    refused = await throttle.reserve(pool_of(request), form.username, address)
+    refused = await throttle.reserve(conn, form.username, address)
     if refused is not None:
         raise SignInThrottledError(
             f"too many sign-in attempts for this {refused.scope}; try again later",
@@ -263,7 +263,7 @@ async def token(
     if row is None:
         raise NotAuthenticatedError("wrong username or password")
     user_id, _, roles, org_id, version = row
-    await throttle.succeeded(pool_of(request), form.username, address)
+    await throttle.succeeded(conn, form.username, address)
     if _hasher.check_needs_rehash(stored_hash):
         await conn.execute(
             "UPDATE users SET password_hash = %s WHERE user_id = %s",

@@ -1,15 +1,16 @@
 """Sign-in throttling per account name and per client address (docs/security.md).
 
-Each attempt is reserved *before* the password is checked, in PostgreSQL (table
-`login_throttle`), so every API process shares the counts and parallel guesses cannot all slip
-in before the first failure is written. A scope's row counts the attempts of its window; when
+Each attempt is counted *before* the password is checked, in PostgreSQL (table
+`login_throttle`, committed at once on the sign-in's connection under a row lock), so every
+API process shares the counts and parallel guesses cannot all slip in before the first failure
+is written. A scope's row counts the attempts of its window; when
 they reach the limit the row is locked, and attempts before `locked_until` are answered 429 with
 `Retry-After`, without touching the password hash.
 
 - per account: 5 attempts, then locked 1 min, and each further attempt after a lock doubles it
   (2, 4, 8 min, capped at 15 min); the count is forgotten after 15 quiet minutes, and at once
   on a successful sign-in;
-- per client address: 20 attempts in a minute, then locked for the rest of a minute; a success
+- per client address: 20 attempts in a minute, then locked for a minute; a success
   gives its own attempt back (an office behind one address may sign in often), so only failures
   use the budget up.
 
@@ -26,7 +27,6 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from api.db import AsyncPool
 from tracehub.db import AsyncConnection
 
 __all__ = ["ACCOUNT", "ADDRESS", "Limit", "Throttled", "reserve", "succeeded"]
@@ -100,32 +100,32 @@ async def _reserve_one(conn: AsyncConnection, limit: Limit, key: str) -> Throttl
     return None
 
 
-async def reserve(pool: AsyncPool, account: str, address: str) -> Throttled | None:
+async def reserve(conn: AsyncConnection, account: str, address: str) -> Throttled | None:
     """Count one sign-in attempt in both scopes; a `Throttled` if either is locked (nothing is
-    counted for the account when the address is the one locked)."""
-    async with pool.connection() as conn:  # its own transaction: kept whatever the sign-in does
-        refused = await _reserve_one(conn, ADDRESS, _key(address))
+    counted for the account when the address is the one locked). Committed here, so the count
+    stays whatever the sign-in does next."""
+    refused = await _reserve_one(conn, ADDRESS, _key(address))
+    await conn.commit()
+    if refused is None:
+        refused = await _reserve_one(conn, ACCOUNT, _key(account))
         await conn.commit()
-        if refused is None:
-            refused = await _reserve_one(conn, ACCOUNT, _key(account))
-        return refused
+    return refused
 
 
-async def succeeded(pool: AsyncPool, account: str, address: str) -> None:
+async def succeeded(conn: AsyncConnection, account: str, address: str) -> None:
     """A correct password: forget the account's attempts, give the address its attempt back."""
-    async with pool.connection() as conn:
+    await conn.execute(
+        "DELETE FROM login_throttle WHERE scope = 'account' AND key = %s", (_key(account),)
+    )
+    await conn.execute(
+        "UPDATE login_throttle SET attempts = greatest(attempts - 1, 0),"
+        " locked_until = CASE WHEN attempts - 1 < %s THEN NULL ELSE locked_until END"
+        " WHERE scope = 'address' AND key = %s",
+        (ADDRESS.attempts, _key(address)),
+    )
+    if random.randrange(PURGE_ODDS) == 0:
         await conn.execute(
-            "DELETE FROM login_throttle WHERE scope = 'account' AND key = %s", (_key(account),)
+            "DELETE FROM login_throttle WHERE window_start < now() - %s"
+            " AND (locked_until IS NULL OR locked_until < now())",
+            (_STALE,),
         )
-        await conn.execute(
-            "UPDATE login_throttle SET attempts = greatest(attempts - 1, 0),"
-            " locked_until = CASE WHEN attempts - 1 < %s THEN NULL ELSE locked_until END"
-            " WHERE scope = 'address' AND key = %s",
-            (ADDRESS.attempts, _key(address)),
-        )
-        if random.randrange(PURGE_ODDS) == 0:
-            await conn.execute(
-                "DELETE FROM login_throttle WHERE window_start < now() - %s"
-                " AND (locked_until IS NULL OR locked_until < now())",
-                (_STALE,),
-            )

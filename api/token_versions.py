@@ -6,6 +6,10 @@ matching. Looking the version up on every request would cost a database round tr
 each API process keeps it for `CACHE_S` seconds: the process that bumps a version forgets its
 entry at once, and every other process refuses the old tokens within `CACHE_S` (the documented
 bound, docs/security.md). A disabled or deleted user is cached as None and refused.
+
+The look-ups use a small pool of their own: a handler may already hold a connection of the
+app's pool while its dependencies authenticate, and waiting on the same pool for a second one
+deadlocks once every connection is held that way.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 
+from api.config import ApiConfig
 from api.db import AsyncPool
+from tracehub import db
 
 __all__ = ["CACHE_S", "TokenVersions", "of"]
 
@@ -25,18 +32,38 @@ CACHE_S = 5.0
 class TokenVersions:
     """user_id -> (current version or None, when it was read), bounded in size."""
 
-    def __init__(self, cache_s: float = CACHE_S, max_entries: int = 50_000) -> None:
+    def __init__(
+        self, config: ApiConfig, cache_s: float = CACHE_S, max_entries: int = 50_000
+    ) -> None:
         self.cache_s = cache_s
         self.max_entries = max_entries
         self._entries: dict[str, tuple[int | None, float]] = {}
+        kwargs: dict[str, object] = {}
+        if config.connect_options:
+            kwargs["options"] = config.connect_options
+        self._pool: AsyncPool = AsyncConnectionPool(
+            config.postgres_dsn,
+            min_size=1,
+            max_size=4,
+            kwargs=kwargs,
+            open=False,
+            name="token-versions",
+            connection_class=db.AsyncConnection,
+        )
 
-    async def current(self, pool: AsyncPool, user_id: str) -> int | None:
+    async def open(self) -> None:
+        await self._pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def current(self, user_id: str) -> int | None:
         """The user's token version, or None if the user is disabled or gone."""
         now = time.monotonic()
         cached = self._entries.get(user_id)
         if cached is not None and now - cached[1] < self.cache_s:
             return cached[0]
-        async with pool.connection() as conn:
+        async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT token_version FROM users WHERE user_id = %s AND NOT disabled", (user_id,)
             )
@@ -53,8 +80,6 @@ class TokenVersions:
 
 
 def of(app: FastAPI) -> TokenVersions:
-    """The app's cache (one per app, made on first use)."""
-    versions: TokenVersions | None = getattr(app.state, "token_versions", None)
-    if versions is None:
-        versions = app.state.token_versions = TokenVersions()
+    """The app's cache (made by the app factory, opened and closed with the app)."""
+    versions: TokenVersions = app.state.token_versions
     return versions
