@@ -15,8 +15,9 @@
   stack) would be ignored at best.
 
 FastAPI's interactive docs (/docs, /redoc) load Swagger UI and ReDoc from their CDN and start
-them with an inline script; there the policy admits that CDN and the hashes of the page's own
-inline scripts (computed from the page as served), never `unsafe-inline`.
+them with an inline script and style; there the policy admits that CDN and the hashes of the
+page's own inline scripts and styles (computed from the page as served: FastAPI's fixed
+template, no user input), never `unsafe-inline`.
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ CSP = (
 )
 _DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 _DOCS_CSP = (
-    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net {hashes}; "
-    "style-src 'self' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net{scripts}; "
+    "style-src 'self' https://cdn.jsdelivr.net https://fonts.googleapis.com{styles}; "
     "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https:; "
     "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
+_INLINE_STYLE = re.compile(rb"<style[^>]*>(.*?)</style>", re.S | re.I)
 _COMMON = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -59,13 +61,18 @@ def _with(headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]) 
     headers.extend((name, value) for name, value in extra if name not in present)
 
 
-def docs_csp(body: bytes) -> str:
-    """The docs pages' policy: their CDN and the hashes of their own inline scripts."""
-    hashes = " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode()}'"
-        for m in _INLINE_SCRIPT.finditer(body)
+def _hashes(pattern: re.Pattern[bytes], body: bytes) -> str:
+    return "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode()}'"
+        for m in pattern.finditer(body)
     )
-    return _DOCS_CSP.format(hashes=hashes)
+
+
+def docs_csp(body: bytes) -> str:
+    """The docs pages' policy: their CDN and the hashes of their own inline scripts and styles."""
+    return _DOCS_CSP.format(
+        scripts=_hashes(_INLINE_SCRIPT, body), styles=_hashes(_INLINE_STYLE, body)
+    )
 
 
 class SecurityHeaders:
