@@ -28,6 +28,7 @@ from alerts import rules, store, subscriptions
 from alerts.outbound import OutboundPolicy
 from alerts.rules import KINDS, RuleSpec
 from alerts.subscriptions import SubscriptionSpec
+from api import token_versions
 from api.auth import Principal, require
 from api.config import ApiConfig
 from api.db import Connection
@@ -165,6 +166,8 @@ async def stream(request: Request, principal: Staff) -> StreamingResponse:
                     yield await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except TimeoutError:
                     yield ": keepalive\n\n"
+                if not await token_versions.still_current(request.app, principal):
+                    break  # revoked or disabled since the stream opened (docs/security.md)
         finally:
             broadcaster.unsubscribe(queue)
 

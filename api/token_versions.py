@@ -15,6 +15,7 @@ deadlocks once every connection is held that way.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
@@ -23,7 +24,7 @@ from api.config import ApiConfig
 from api.db import AsyncPool
 from tracehub import db
 
-__all__ = ["CACHE_S", "TokenVersions", "of"]
+__all__ = ["CACHE_S", "TokenVersions", "of", "still_current"]
 
 #: The longest a revoked token or a disabled user's token is still accepted by another process.
 CACHE_S = 5.0
@@ -83,3 +84,18 @@ def of(app: FastAPI) -> TokenVersions:
     """The app's cache (made by the app factory, opened and closed with the app)."""
     versions: TokenVersions = app.state.token_versions
     return versions
+
+
+class Versioned(Protocol):
+    """What a token names: its user and the version it was issued with."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def token_version(self) -> int: ...
+
+
+async def still_current(app: FastAPI, who: Versioned) -> bool:
+    """Whether a token checked earlier is still good (for long-lived answers such as streams)."""
+    return await of(app).current(who.user_id) == who.token_version

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
+from api import alerts as alerts_api
 from api import throttle, token_versions
 from api.app import create_app
 from tests.support.api import ApiHarness
@@ -107,6 +109,28 @@ def test_another_process_refuses_the_revoked_token_within_the_cache_bound(
             "the other process to refuse the revoked token",
         )
         assert time.monotonic() - started <= token_versions.CACHE_S + 1
+
+
+def test_an_open_alert_stream_ends_when_its_token_is_revoked(
+    harness: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dashboard's stream was authenticated once, when it opened: it must not outlive the
+    token. It is re-checked after every event or keep-alive (15 s; 0.5 s here)."""
+    monkeypatch.setattr(alerts_api, "KEEPALIVE_S", 0.5)
+    name, password = harness.user(["logistics"])
+    token = harness.token(name, password)
+    with (
+        serve(harness.config) as base,
+        httpx.Client(base_url=base, timeout=10) as client,
+        client.stream("GET", "/alerts/stream", headers=_bearer(token)) as stream,
+    ):
+        lines = stream.iter_lines()
+        assert next(lines) == "event: ready"
+        assert client.post("/auth/revoke", headers=_bearer(token)).status_code == 204
+        started = time.monotonic()
+        rest = list(lines)  # returns when the server ends the stream
+        assert time.monotonic() - started < 5
+        assert all(not line.startswith("event: alert") for line in rest)
 
 
 def test_a_token_without_a_version_is_refused(harness: ApiHarness) -> None:
