@@ -1,4 +1,4 @@
-"""Webhook targets that cannot reach inside the hub's network (docs/security.md, decision 0015).
+"""Webhook targets that cannot reach inside the hub's network (docs/security.md, decision 0016).
 
 A target is checked when a subscription is created or changed (the API answers 422 with the
 reason) and again before every delivery, because DNS may answer differently by then:
