@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps binaries up down status demo test unit lint bench clean
+.PHONY: help deps system-deps python-deps binaries up down status demo test test-security unit lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ unit: python-deps  ## tests that need no services
 
 test: lint up  ## the whole suite against the real stack (brings it up first)
 	@$(PY) -m pytest
+
+test-security: up  ## the red-team suite alone (tests/security/): each finding replayed as an attack
+	@$(PY) -m pytest tests/security
 
 bench: up  ## benchmarks (bench/) against the real stack; results in bench/results/
 	@$(PY) -m bench.envelope_bench

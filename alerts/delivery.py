@@ -24,6 +24,7 @@ import httpx
 import paho.mqtt.client as mqtt
 
 from alerts.errors import AlertsError
+from alerts.outbound import OutboundPolicy, TargetRefusedError, check_target
 from alerts.webhook import SIGNATURE_HEADER, sign
 from tracehub import db
 from tracehub.config import SmtpSettings
@@ -49,10 +50,14 @@ class DeliveryError(AlertsError, UpstreamError):
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    """The mail relay (the settings tree's `smtp`, shared with commerce) and the retry policy."""
+    """The mail relay (the settings tree's `smtp`, shared with commerce), what webhooks may
+    reach (`OutboundPolicy.from_settings`; the default admits public https targets only) and
+    the retry policy."""
 
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    webhook_policy: OutboundPolicy = field(default_factory=OutboundPolicy)
     webhook_timeout_s: float = 5.0
+    webhook_connect_timeout_s: float = 3.0
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
     max_attempts: int = 8
@@ -132,7 +137,15 @@ class Deliverer:
         self._connect = connect
         self.settings = settings or DeliverySettings()
         self.mqtt = mqtt
-        self._http = httpx.Client(timeout=self.settings.webhook_timeout_s)
+        # No redirects (a 30x could point inside), no proxy variables from the environment
+        # (the connection must go to the checked address), short timeouts.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(
+                self.settings.webhook_timeout_s, connect=self.settings.webhook_connect_timeout_s
+            ),
+            follow_redirects=False,
+            trust_env=False,
+        )
         self._wakes = {lane: threading.Event() for lane in LANES}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -263,15 +276,38 @@ class Deliverer:
             smtp.send_message(message)
 
     def _webhook(self, delivery_id: int, url: str, secret: str, body: bytes, change: str) -> None:
-        reply = self._http.post(
-            url,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(secret, body),
-                "TraceHub-Delivery": str(delivery_id),
-                "TraceHub-Event": f"alert.{change}",
-            },
-        )
-        if not 200 <= reply.status_code < 300:
-            raise DeliveryError(f"webhook answered HTTP {reply.status_code}")
+        """POST to the checked address; the stored error never carries the remote's answer.
+
+        The target is checked again here (DNS may have changed since the subscription). Errors
+        are coarse on purpose ("unreachable", "HTTP error status"): the exact status or the
+        connection error would make the delivery log a scanner of whatever the URL points at.
+        The response body is never read.
+        """
+        try:
+            target = check_target(url, self.settings.webhook_policy)
+        except TargetRefusedError as exc:
+            raise DeliveryError(str(exc)) from None
+        extensions = {"sni_hostname": target.host} if url.startswith("https:") else {}
+        try:
+            with self._http.stream(
+                "POST",
+                target.request_url,
+                content=body,
+                headers={
+                    "Host": target.host_header,
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: sign(secret, body),
+                    "TraceHub-Delivery": str(delivery_id),
+                    "TraceHub-Event": f"alert.{change}",
+                },
+                extensions=extensions,
+            ) as reply:
+                status = reply.status_code
+        except httpx.TimeoutException:
+            raise DeliveryError("timeout") from None
+        except httpx.HTTPError as exc:
+            log.info("webhook delivery %s: %s", delivery_id, exc)  # the operator's log only
+            raise DeliveryError("unreachable") from None
+        if not 200 <= status < 300:
+            log.info("webhook delivery %s: HTTP %s", delivery_id, status)
+            raise DeliveryError("HTTP error status")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alerts.delivery import Deliverer, DeliverySettings, MqttPublisher
 from alerts.engine import AlertEngine
+from alerts.outbound import OutboundPolicy
 from alerts.worker import AlertWorker
 from certs.pki import PKI
 from tracehub import db
@@ -26,6 +27,12 @@ def gateway_alert_worker(settings: Settings, pki: PKI, *, tick_s: float = 5.0) -
     )
     return AlertWorker(
         AlertEngine(connect),
-        Deliverer(connect, DeliverySettings(smtp=settings.smtp), mqtt=publisher),
+        Deliverer(
+            connect,
+            DeliverySettings(
+                smtp=settings.smtp, webhook_policy=OutboundPolicy.from_settings(settings)
+            ),
+            mqtt=publisher,
+        ),
         tick_s=tick_s,
     )

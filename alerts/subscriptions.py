@@ -5,12 +5,14 @@ it fills the outbox; people edit them through the API with these (async) functio
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from alerts.errors import SubscriptionChannelError, SubscriptionError, SubscriptionNotFoundError
+from alerts.outbound import OutboundPolicy, TargetRefusedError, check_target
 from alerts.store import row_of, rows_of, shipment_exists
 from tracehub.db import AsyncConnection
 
@@ -41,11 +43,18 @@ class SubscriptionSpec:
     enabled: bool
 
 
-async def _check(conn: AsyncConnection, sub: SubscriptionSpec) -> None:
-    """The target fits the channel and the shipment, if one is named, exists."""
+async def _check(
+    conn: AsyncConnection, sub: SubscriptionSpec, policy: OutboundPolicy | None
+) -> None:
+    """The target fits the channel (a webhook's passes the outbound policy, alerts/outbound.py;
+    none given: public https only) and the shipment, if one is named, exists."""
     if sub.channel == "webhook":
         if not sub.target.startswith(("http://", "https://")) or " " in sub.target:
             raise SubscriptionError("a webhook target must be an http(s) URL")
+        try:  # resolving the name blocks: off the event loop
+            await asyncio.to_thread(check_target, sub.target, policy or OutboundPolicy())
+        except TargetRefusedError as exc:
+            raise SubscriptionError(f"webhook target {exc}") from None
     elif sub.target.count("@") != 1 or any(c in sub.target for c in " \r\n<>,"):
         raise SubscriptionError("an e-mail target must be one address like ops@example.com")
     if sub.shipment_id is not None and not await shipment_exists(conn, sub.shipment_id):
@@ -76,12 +85,17 @@ async def get_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) ->
 
 
 async def create_subscription(
-    conn: AsyncConnection, sub: SubscriptionSpec, created_by: str, owner_org: str | None = None
+    conn: AsyncConnection,
+    sub: SubscriptionSpec,
+    created_by: str,
+    owner_org: str | None = None,
+    *,
+    policy: OutboundPolicy | None = None,
 ) -> dict[str, Any]:
     """Subscribe a webhook or an e-mail address for ``owner_org`` (None: the hub's staff); the
     row comes back with `secret`, a webhook's new HMAC key (None for e-mail), which is shown
     only this once."""
-    await _check(conn, sub)
+    await _check(conn, sub, policy)
     secret = secrets.token_urlsafe(32) if sub.channel == "webhook" else None
     row = await row_of(
         conn,
@@ -104,10 +118,14 @@ async def create_subscription(
 
 
 async def replace_subscription(
-    conn: AsyncConnection, subscription_id: uuid.UUID, sub: SubscriptionSpec
+    conn: AsyncConnection,
+    subscription_id: uuid.UUID,
+    sub: SubscriptionSpec,
+    *,
+    policy: OutboundPolicy | None = None,
 ) -> dict[str, Any]:
     """Change target, filters or enabled flag (the channel and a webhook's secret stay)."""
-    await _check(conn, sub)
+    await _check(conn, sub, policy)
     current = await get_subscription(conn, subscription_id)
     if current["channel"] != sub.channel:
         raise SubscriptionChannelError("a subscription's channel cannot change; create a new one")

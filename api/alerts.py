@@ -25,8 +25,10 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from alerts import rules, store, subscriptions
+from alerts.outbound import OutboundPolicy
 from alerts.rules import KINDS, RuleSpec
 from alerts.subscriptions import SubscriptionSpec
+from api import token_versions
 from api.auth import Principal
 from api.config import ApiConfig
 from api.db import Connection
@@ -175,6 +177,8 @@ async def stream(
                     yield await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except TimeoutError:
                     yield ": keepalive\n\n"
+                if not await token_versions.still_current(request.app, access.principal):
+                    break  # revoked or disabled since the stream opened (docs/security.md)
         finally:
             broadcaster.unsubscribe(queue)
 
@@ -308,6 +312,15 @@ async def _own_shipment(conn: AsyncConnection, who: Principal, sub: Subscription
             raise NotPartyError(f"shipment {sub.shipment_id} not found")
 
 
+def _outbound_policy(request: Request) -> OutboundPolicy:
+    """What webhook targets may reach, from the deployment's settings (alerts/outbound.py)."""
+    config: ApiConfig = request.app.state.config
+    return OutboundPolicy.from_settings(config.stack)
+
+
+Outbound = Annotated[OutboundPolicy, Depends(_outbound_policy)]
+
+
 @router.get("/subscriptions", response_model=list[SubscriptionOut])
 async def list_subscriptions(
     conn: Connection, access: Annotated[Access, Depends(guard("subscription.list"))]
@@ -325,13 +338,14 @@ async def create_subscription(
     sub: SubscriptionIn,
     conn: Connection,
     access: Annotated[Access, Depends(guard("subscription.create"))],
+    policy: Outbound,
 ) -> SubscriptionCreated:
     """Subscribe a webhook (answer carries its signing secret, once) or an e-mail address, for
     the caller's organisation: it hears of the alerts its organisation is a party to."""
     who = access.principal
     await _own_shipment(conn, who, sub)
     row = await subscriptions.create_subscription(
-        conn, _subscription(sub), who.username, who.org_id
+        conn, _subscription(sub), who.username, who.org_id, policy=policy
     )
     return SubscriptionCreated(**row)
 
@@ -345,11 +359,17 @@ async def get_subscription(
 
 @router.put("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 async def replace_subscription(
-    subscription_id: uuid.UUID, sub: SubscriptionIn, conn: Connection, access: Subscriber
+    subscription_id: uuid.UUID,
+    sub: SubscriptionIn,
+    conn: Connection,
+    access: Subscriber,
+    policy: Outbound,
 ) -> SubscriptionOut:
     """Change target, filters or enabled flag (the channel and a webhook's secret stay)."""
     await _own_shipment(conn, access.principal, sub)
-    row = await subscriptions.replace_subscription(conn, subscription_id, _subscription(sub))
+    row = await subscriptions.replace_subscription(
+        conn, subscription_id, _subscription(sub), policy=policy
+    )
     return SubscriptionOut(**row)
 
 

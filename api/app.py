@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import (
+    accounts,
     alerts,
     auditor,
     auth,
@@ -30,18 +31,23 @@ from api import (
 )
 from api.config import ApiConfig
 from api.db import close_sync_pool, make_pool
+from api.security_headers import SecurityHeaders
+from api.token_versions import TokenVersions
 
 
 def create_app(config: ApiConfig | None = None) -> FastAPI:
     config = config or ApiConfig.from_env()
     pool = make_pool(config)
+    versions = TokenVersions(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=30)
+        await versions.open()
         try:
             yield
         finally:
+            await versions.close()
             await pool.close()
             close_sync_pool(app)
             ledger.close(app)
@@ -54,7 +60,9 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     )
     app.state.config = config
     errors.install(app)
+    app.add_middleware(SecurityHeaders, https=config.public_base_url.startswith("https://"))
     app.state.pool = pool
+    app.state.token_versions = versions
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> dict[str, str]:
@@ -62,6 +70,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(auth.router)
+    app.include_router(accounts.router)
     app.include_router(commerce.router)
     app.include_router(alerts.router)
     app.include_router(qr.router)

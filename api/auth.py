@@ -7,8 +7,10 @@
 - Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second recommended
   option), and rehashed on sign-in when those parameters change.
 
-Tokens are checked without a database round trip (they expire after `token_ttl_s`), so a
-disabled user keeps access until then — the usual trade of self-contained tokens.
+A token carries its user's token version (claim `ver`), checked on every request against
+the user's current one (api/token_versions.py, cached at most a few seconds): disabling a user
+or revoking their tokens (api/accounts.py) refuses every older token. Sign-in attempts are
+throttled per account and per address (api/throttle.py): 429 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from pydantic import BaseModel
 
+from api import throttle, token_versions
 from api.db import Connection
 from tracehub import db
 from tracehub.errors import (
     ConflictError,
     ForbiddenError,
     InvalidError,
+    RateLimitedError,
     TraceHubError,
     UnauthorizedError,
 )
@@ -57,6 +61,10 @@ class NotAuthenticatedError(AuthError, UnauthorizedError):
     """No valid bearer token (missing, forged, malformed or expired), or wrong credentials."""
 
 
+class SignInThrottledError(AuthError, RateLimitedError):
+    """Too many sign-in attempts for this account or from this address; try again later."""
+
+
 class MissingRoleError(AuthError, ForbiddenError):
     """The caller holds none of the roles the route admits."""
 
@@ -77,6 +85,7 @@ class Principal:
     username: str
     roles: frozenset[str]
     org_id: str | None
+    token_version: int = 0  # the user's version when the token was issued
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -141,6 +150,7 @@ def issue_token(key: bytes, principal: Principal, ttl_s: int) -> str:
         "name": principal.username,
         "scope": " ".join(sorted(principal.roles)),
         "org": principal.org_id,
+        "ver": principal.token_version,
         "iat": now,
         "exp": now + ttl_s,
         "jti": uuid.uuid4().hex,
@@ -164,12 +174,24 @@ def read_token(key: bytes, token: str) -> Principal:
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise NotAuthenticatedError("invalid token: scope is not a string")
+    version = claims.get("ver")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise NotAuthenticatedError("invalid token: no token version")
     return Principal(
         user_id=str(claims["sub"]),
         username=str(claims.get("name", "")),
         roles=frozenset(scope.split()),
         org_id=claims.get("org"),
+        token_version=version,
     )
+
+
+async def _current(request: Request, principal: Principal) -> Principal:
+    """The principal, if its token's version is still its user's (not revoked, not disabled)."""
+    current = await token_versions.of(request.app).current(principal.user_id)
+    if current != principal.token_version:
+        raise NotAuthenticatedError("the token was revoked or the user is disabled")
+    return principal
 
 
 async def current_principal(
@@ -177,7 +199,7 @@ async def current_principal(
 ) -> Principal:
     if not token:
         raise NotAuthenticatedError("a bearer token is required")
-    return read_token(request.app.state.config.token_key, token)
+    return await _current(request, read_token(request.app.state.config.token_key, token))
 
 
 async def optional_principal(
@@ -187,7 +209,7 @@ async def optional_principal(
     if not token:
         return None
     try:
-        return read_token(request.app.state.config.token_key, token)
+        return await _current(request, read_token(request.app.state.config.token_key, token))
     except NotAuthenticatedError:
         return None
 
@@ -220,8 +242,15 @@ async def token(
     conn: Connection,
 ) -> TokenResponse:
     """OAuth2 password grant: exchange username and password for a bearer token."""
+    address = request.client.host if request.client else "unknown"
+    refused = await throttle.reserve(conn, form.username, address)
+    if refused is not None:
+        raise SignInThrottledError(
+            f"too many sign-in attempts for this {refused.scope}; try again later",
+            refused.retry_after_s,
+        )
     cur = await conn.execute(
-        "SELECT user_id::text, password_hash, roles, org_id FROM users"
+        "SELECT user_id::text, password_hash, roles, org_id, token_version FROM users"
         " WHERE username = %s AND NOT disabled",
         (form.username,),
     )
@@ -233,13 +262,14 @@ async def token(
         raise NotAuthenticatedError("wrong username or password") from None
     if row is None:
         raise NotAuthenticatedError("wrong username or password")
-    user_id, _, roles, org_id = row
+    user_id, _, roles, org_id, version = row
+    await throttle.succeeded(conn, form.username, address)
     if _hasher.check_needs_rehash(stored_hash):
         await conn.execute(
             "UPDATE users SET password_hash = %s WHERE user_id = %s",
             (hash_password(form.password), user_id),
         )
-    principal = Principal(user_id, form.username, frozenset(roles), org_id)
+    principal = Principal(user_id, form.username, frozenset(roles), org_id, version)
     config = request.app.state.config
     return TokenResponse(
         access_token=issue_token(config.token_key, principal, config.token_ttl_s),

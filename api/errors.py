@@ -16,6 +16,7 @@ from tracehub.errors import (
     ForbiddenError,
     InvalidError,
     NotFoundError,
+    RateLimitedError,
     TooLargeError,
     TraceHubError,
     UnauthorizedError,
@@ -35,6 +36,7 @@ _STATUS: tuple[tuple[type[TraceHubError], int], ...] = (
     (UnauthorizedError, status.HTTP_401_UNAUTHORIZED),
     (ForbiddenError, status.HTTP_403_FORBIDDEN),
     (ConflictError, status.HTTP_409_CONFLICT),
+    (RateLimitedError, status.HTTP_429_TOO_MANY_REQUESTS),
     (UnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (UpstreamError, status.HTTP_502_BAD_GATEWAY),
 )
@@ -51,6 +53,8 @@ def status_of(exc: TraceHubError) -> int:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TraceHubError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+    if isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
 
 

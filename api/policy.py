@@ -109,6 +109,10 @@ LOT_SIDES = ("brand_owner", "supplier", "shipper", "receiver", "carrier")
 POLICY: dict[str, Rule] = {
     # -- sign-in and organisations
     "auth.me": Rule(None, (("*", ANY_ROLE),), doc="who the token is", needs_org=False),
+    "auth.revoke": Rule(
+        None, (("*", ANY_ROLE),), doc="revoke every token of the caller", needs_org=False
+    ),
+    "user.manage": _rule(None, "revoke, disable or enable a user's access", admin=True),
     "org.manage": _rule(None, "create organisations, their identifiers, engagements", admin=True),
     "org.publication.read": _rule(
         "organisation", "read the organisation's publication settings", ("member", ANY_ROLE)
@@ -262,6 +266,10 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
     ("POST", "/auth/token"): PUBLIC,
     ("GET", "/auth/me"): "auth.me",
+    ("POST", "/auth/revoke"): "auth.revoke",
+    ("POST", "/auth/users/{user_id}/revoke"): "user.manage",
+    ("POST", "/auth/users/{user_id}/disable"): "user.manage",
+    ("POST", "/auth/users/{user_id}/enable"): "user.manage",
     ("POST", "/admin/organisations"): "org.manage",
     ("POST", "/admin/organisations/{org_id}/identifiers"): "org.manage",
     ("POST", "/admin/engagements"): "org.manage",

@@ -2,9 +2,10 @@
 
 `Settings.from_env()` is the only reader of the environment. It returns plain, typed, frozen
 values: where the local stack's services listen and where its generated material lives (the
-root), and one section per concern (`api`, `smtp`, `stripe`, `epcis`). Parts build their own
-objects from it (`api.config.ApiConfig`, `commerce.config.CommerceConfig`,
-`alerts.delivery.DeliverySettings`); the kernel imports no part, so nothing here does either.
+root), and one section per concern (`api`, `smtp`, `stripe`, `epcis`, `webhooks`). Parts build
+their own objects from it (`api.config.ApiConfig`, `commerce.config.CommerceConfig`,
+`alerts.delivery.DeliverySettings`, `alerts.outbound.OutboundPolicy`); the kernel imports no
+part, so nothing here does either.
 
 Every variable is declared once, on its field, with its default and a one-line description;
 `markdown_table()` renders them for docs/configuration.md (`python -m tracehub.config`), and a
@@ -145,6 +146,21 @@ class EpcisSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Outbound webhooks (alert subscriptions): which inside addresses they may reach."""
+
+    allow: str | None = field(
+        default=None,
+        metadata=_env(
+            "TRACEHUB_WEBHOOK_ALLOW",
+            "Comma-separated `host`, `host:port` or CIDR entries a webhook may reach although "
+            "plain http or a loopback/private address; unset: https to public addresses only",
+            readers="alerts (gateway, api)",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class FabricSettings:
     """The Fabric network: channel, chaincode and each org's gateway peer."""
 
@@ -224,6 +240,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     stripe: StripeSettings = field(default_factory=StripeSettings)
     epcis: EpcisSettings = field(default_factory=EpcisSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @cached_property
     def fabric(self) -> FabricSettings:

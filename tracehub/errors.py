@@ -14,6 +14,7 @@ __all__ = [
     "ForbiddenError",
     "InvalidError",
     "NotFoundError",
+    "RateLimitedError",
     "TooLargeError",
     "TraceHubError",
     "UnauthorizedError",
@@ -53,6 +54,14 @@ class ForbiddenError(TraceHubError):
 
 class ConflictError(TraceHubError):
     """The request clashes with the current state (a transition, a duplicate, a taken id)."""
+
+
+class RateLimitedError(TraceHubError):
+    """The caller tried too often; `retry_after_s` says when trying again may be answered."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class UnavailableError(TraceHubError):

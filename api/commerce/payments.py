@@ -50,7 +50,10 @@ class PaymentIn(BaseModel):
             Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")],
             Annotated[str, Field(max_length=500, pattern=r"^[^\x00]*$")],
         ],
-        Field(max_length=10, description="extra provider request parameters, checked by it"),
+        Field(
+            max_length=10,
+            description="provider parameters from an allow-list (description, receipt_email, ...)",
+        ),
     ] = {}
 
 

@@ -49,7 +49,8 @@ class PaymentProvider(Protocol):
     ) -> ProviderPayment:
         """Start a payment; with ``capture_later`` funds are only authorized.
 
-        ``options`` are provider-specific request parameters, validated by the provider.
+        ``options`` are provider-specific request parameters: on the allow-list of
+        commerce/payments/options.py, then validated by the provider.
         """
         ...
 

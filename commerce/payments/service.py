@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from commerce.errors import CommerceConflictError, CommerceInvalidError, CommerceNotFoundError
 from commerce.payments import banking
+from commerce.payments.options import check_provider_options
 from commerce.payments.provider import PaymentProvider
 from commerce.payments.retry import BACKOFF_S, RetryOutcome, call_with_retry
 from commerce.states import transition
@@ -72,6 +73,7 @@ def start_payment(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PaymentResult:
     """Create (or find, for a repeated key) the order's payment and submit it."""
+    provider_options = check_provider_options(provider_options or {})
     row = conn.execute(
         "SELECT settlement_minor, settlement_currency, hold_until_delivery, state"
         " FROM orders WHERE order_id = %s",

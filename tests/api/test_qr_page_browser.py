@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from demo.scenario import ScenarioResult, build_scenario
-from tests.support.browser import chromium
+from tests.support.browser import chromium, csp_violations
 from tests.support.db import connector, migrated_schema
 from tests.support.processes import free_port
 from tracehub.config import PROJECT_DIR, Settings
@@ -150,6 +150,11 @@ def test_page_shows_chart_journey_and_verifies_on_the_ledger(
     pdf = httpx.get(pdf_url, timeout=10)
     assert pdf.headers["content-type"] == "application/pdf"
     assert hashlib.sha256(pdf.content).hexdigest() == site.scenario.inspection["report_sha256"]
+    # All of it ran under the hub's Content-Security-Policy (no inline script or style) without
+    # one refusal in the console.
+    policy = httpx.get(site.url + site.scenario.path, timeout=10).headers["content-security-policy"]
+    assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+    assert csp_violations(browser) == []
 
 
 def test_arabic_page_is_right_to_left(site: Site, browser: webdriver.Chrome) -> None:

@@ -55,6 +55,11 @@ def smtp_server() -> Iterator[tuple[int, list[Message]]]:
 # -- webhook receiver -------------------------------------------------------------------
 
 
+#: TRACEHUB_WEBHOOK_ALLOW of tests whose webhooks go to a `webhook_receiver`: it listens on
+#: loopback, which the outbound policy refuses unless allow-listed (alerts/outbound.py).
+RECEIVERS_ALLOW = "127.0.0.1"
+
+
 @dataclass
 class WebhookReceiver:
     """Answers 503 to the first `fail_first` requests, then checks signatures and keeps them."""

@@ -56,6 +56,8 @@ def chromium(
     profile = tempfile.mkdtemp(prefix=prefix)
     options = Options()
     options.binary_location = str(CHROMIUM)
+    # The console log, so tests can read Content-Security-Policy violations (csp_violations).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     for flag in (
         "--headless",
         "--no-sandbox",
@@ -80,3 +82,13 @@ def sign_in(driver: webdriver.Chrome, url: str, username: str, password: str) ->
     driver.find_element(By.NAME, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "#sign-in button").click()
     wait.until(lambda d: d.find_element(By.ID, "app").is_displayed())
+
+
+def csp_violations(driver: webdriver.Chrome) -> list[str]:
+    """The Content-Security-Policy refusals in the console since the last call (Chromium logs
+    each blocked script, style, image or fetch as a SEVERE "Refused to ..." message)."""
+    return [
+        str(entry["message"])
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in str(entry.get("message", ""))
+    ]
