@@ -50,7 +50,7 @@ def anchored(stack: Settings) -> Iterator[tuple[ApiHarness, KuboClient, list[str
         KuboClient(stack.ipfs_api) as ipfs,
         connect_org(stack.fabric, 1) as gateway,
     ):
-        headers = api.headers("logistics")
+        headers = api.headers("admin")
         bodies: list[tuple[bytes, str]] = [
             (path.read_bytes(), "application/xml")
             for path in sorted(XML_EXAMPLES.glob("*.xml"))

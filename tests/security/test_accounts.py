@@ -117,7 +117,7 @@ def test_an_open_alert_stream_ends_when_its_token_is_revoked(
     """A dashboard's stream was authenticated once, when it opened: it must not outlive the
     token. It is re-checked after every event or keep-alive (15 s; 0.5 s here)."""
     monkeypatch.setattr(alerts_api, "KEEPALIVE_S", 0.5)
-    name, password = harness.user(["logistics"])
+    name, password = harness.user(["logistics"], org_id=harness.organisation())
     token = harness.token(name, password)
     with (
         serve(harness.config) as base,

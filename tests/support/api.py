@@ -39,6 +39,17 @@ class ApiHarness:
             create_user(conn, name, password, roles, org_id=org_id)
         return name, password
 
+    def organisation(self, kind: str = "logistics") -> str:
+        """A new organisation of ``kind``, party to nothing yet; returns its id."""
+        org_id = f"o-{secrets.token_hex(4)}"
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO organisations (org_id, name, kind) VALUES (%s, %s, %s)",
+                (org_id, f"Org {org_id}", kind),
+            )
+            conn.commit()
+        return org_id
+
     def token(self, username: str, password: str) -> str:
         reply = self.client.post("/auth/token", data={"username": username, "password": password})
         assert reply.status_code == 200, reply.text
