@@ -23,6 +23,7 @@ from joserfc.jwk import OctKey
 from api import alerts as alerts_api
 from api import throttle, token_versions
 from api.app import create_app
+from tests.security.conftest import STAFF_ORG
 from tests.support.api import ApiHarness
 from tests.support.browser import serve
 from tests.support.processes import wait_until
@@ -117,7 +118,7 @@ def test_an_open_alert_stream_ends_when_its_token_is_revoked(
     """A dashboard's stream was authenticated once, when it opened: it must not outlive the
     token. It is re-checked after every event or keep-alive (15 s; 0.5 s here)."""
     monkeypatch.setattr(alerts_api, "KEEPALIVE_S", 0.5)
-    name, password = harness.user(["logistics"])
+    name, password = harness.user(["logistics"], org_id=STAFF_ORG)
     token = harness.token(name, password)
     with (
         serve(harness.config) as base,

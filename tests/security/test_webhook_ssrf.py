@@ -16,6 +16,7 @@ import pytest
 from alerts.delivery import DeliverySettings
 from alerts.engine import AlertEngine, EngineSettings
 from alerts.outbound import OutboundPolicy, TargetRefusedError, check_target, parse_allow
+from tests.security.conftest import STAFF_ORG, add_staff_org
 from tests.support.alert_peers import env_row, make_shipment
 from tests.support.api import ApiHarness, api_harness
 from tests.support.outbound import deliver_once, peer
@@ -51,7 +52,7 @@ INSIDE = [
 def test_a_subscription_to_an_inside_target_is_refused(
     harness: ApiHarness, target: str, reason: str
 ) -> None:
-    staff = harness.headers("logistics")
+    staff = harness.headers("logistics", org_id=STAFF_ORG)
     body = {"channel": "webhook", "target": target}
     reply = harness.client.post("/alerts/subscriptions", headers=staff, json=body)
     assert reply.status_code == 422, reply.text
@@ -60,7 +61,7 @@ def test_a_subscription_to_an_inside_target_is_refused(
 
 
 def test_a_subscription_cannot_be_changed_to_an_inside_target(harness: ApiHarness) -> None:
-    staff = harness.headers("logistics")
+    staff = harness.headers("logistics", org_id=STAFF_ORG)
     public = {"channel": "webhook", "target": "https://8.8.8.8/hook"}
     created = harness.client.post("/alerts/subscriptions", headers=staff, json=public)
     assert created.status_code == 201, created.text
@@ -73,7 +74,8 @@ def test_a_subscription_cannot_be_changed_to_an_inside_target(harness: ApiHarnes
 def test_an_allow_listed_loopback_still_cannot_reach_the_hubs_services(stack: Settings) -> None:
     opened = dataclasses.replace(stack, webhooks=WebhookSettings(allow="127.0.0.0/8,::1"))
     with api_harness(opened) as h, peer() as receiver:
-        staff = h.headers("logistics")
+        add_staff_org(h)
+        staff = h.headers("logistics", org_id=STAFF_ORG)
         for port in (15001, 15432, 18000, 12111, 18883, 17051, 18051):
             for host in ("127.0.0.1", "127.0.0.2", "[::1]"):
                 body = {"channel": "webhook", "target": f"http://{host}:{port}/x"}
