@@ -23,9 +23,13 @@ from alerts.errors import AlertNotFoundError, AlertStateError
 from ingest.parties import alert_party_orgs, visible_lot, visible_shipment
 from tracehub import db
 from tracehub.db import AsyncConnection
+from tracehub.pki_names import ORG_ALERT_TOPIC, ORG_USERNAME_PREFIX
 
 NOTIFY_CHANNEL = "tracehub_alerts"
+#: The hub-wide topic: every alert, readable only by service:gateway (the hub's own tools).
 MQTT_TOPIC = "tracehub/v1/alerts/{kind}"
+#: Per organisation party to the alert: readable only by that organisation's client (org:<id>).
+ORG_TOPIC_PREFIX, ORG_TOPIC_SUFFIX = ORG_ALERT_TOPIC.split("{username}")
 #: Allowed state changes: open -> acknowledged -> resolved, and open -> resolved.
 TRANSITIONS = {("open", "acknowledged"), ("open", "resolved"), ("acknowledged", "resolved")}
 
@@ -41,13 +45,19 @@ HISTORY_SQL = (
     " VALUES (%s, %s, %s, %s, %s)"
 )
 NOTIFY_SQL = "SELECT pg_notify('tracehub_alerts', %s)"
-# One outbox row for the MQTT topic and one per matching e-mail / webhook subscription. A
-# subscription hears only of alerts its organisation is a party to (the hub staff's, with no
-# organisation, of every alert).
+# One outbox row for the hub-wide MQTT topic, one per organisation party to the alert (its own
+# topic), and one per matching e-mail / webhook subscription. A subscription hears only of
+# alerts its organisation is a party to (the hub staff's, with no organisation, of every alert).
 OUTBOX_SQL = (
     """
 INSERT INTO alert_deliveries (alert_id, change, channel, target, subscription_id, payload)
-SELECT %(alert_id)s::uuid, %(change)s, 'mqtt', %(topic)s, NULL, %(payload)s
+SELECT %(alert_id)s::uuid, %(change)s, 'mqtt', %(topic)s, NULL::uuid, %(payload)s
+UNION ALL
+SELECT %(alert_id)s::uuid, %(change)s, 'mqtt',
+       %(org_topic_prefix)s || po.org || %(org_topic_suffix)s, NULL::uuid, %(payload)s
+  FROM (SELECT DISTINCT ppo.org FROM """
+    + alert_party_orgs("%(alert_id)s")
+    + """ AS ppo(org)) po
 UNION ALL
 SELECT %(alert_id)s::uuid, %(change)s, s.channel, s.target, s.subscription_id, %(payload)s
   FROM alert_subscriptions s
@@ -108,6 +118,8 @@ def outbox_params(doc: Mapping[str, Any], change: str) -> dict[str, Any]:
         "alert_id": doc["alert_id"],
         "change": change,
         "topic": MQTT_TOPIC.format(kind=doc["kind"]),
+        "org_topic_prefix": ORG_TOPIC_PREFIX + ORG_USERNAME_PREFIX,
+        "org_topic_suffix": ORG_TOPIC_SUFFIX.format(kind=doc["kind"]),
         "payload": Jsonb({"change": change, "alert": doc}),
         "kind": doc["kind"],
         "shipment_id": doc["shipment_id"],

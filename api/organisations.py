@@ -2,7 +2,7 @@
 own and auditors' engagements; each organisation sets what its public pages publish.
 
 - ``POST /admin/organisations``, ``POST /admin/organisations/{org_id}/identifiers``,
-  ``POST /admin/engagements`` (admin);
+  ``PUT /admin/organisations/{org_id}/locations/{gln}``, ``POST /admin/engagements`` (admin);
 - ``GET|PUT /organisations/{org_id}/publication`` (its members).
 """
 
@@ -35,6 +35,20 @@ class IdentifierIn(BaseModel):
     value: Annotated[str, Field(pattern=r"^[0-9]{4,13}$")]
 
 
+class LocationIn(BaseModel):
+    """A location's master data: its name (shown at site level) and its city and country (shown
+    at city level, the default of public pages)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+    city: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
+    country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+class LocationOut(LocationIn):
+    gln: str
+    org_id: str
+
+
 class EngagementIn(BaseModel):
     auditor_org: OrgId
     client_org: OrgId
@@ -45,6 +59,9 @@ class Publication(BaseModel):
     other brands' pages where it is receiver or carrier."""
 
     show_journey: bool = True
+    #: how precisely the journey's locations are shown: city and country (from the location
+    #: master data), the sites as captured (names, GLNs, the signed readings), or not at all
+    journey_detail: Literal["city", "site", "none"] = "city"
     show_conditions: bool = True
     show_inspections: bool = True
     show_alerts: bool = True
@@ -70,6 +87,23 @@ async def add_identifier(
     await core.add_identifier(conn, org_id, body.kind, body.value)
     await conn.commit()
     return body
+
+
+@router.put(
+    "/admin/organisations/{org_id}/locations/{gln}",
+    responses={400: {"description": "bad GLN"}, 404: {"description": "no organisation"}},
+)
+async def set_location(
+    org_id: OrgPath,
+    gln: Annotated[str, Path(pattern=r"^[0-9]{13}$")],
+    body: LocationIn,
+    conn: Connection,
+    _: Admin,
+) -> LocationOut:
+    """Record the name, city and country of a GLN the organisation operates."""
+    await core.set_location(conn, org_id, gln, body.name, body.city, body.country_code)
+    await conn.commit()
+    return LocationOut(gln=gln, org_id=org_id, **body.model_dump())
 
 
 @router.post("/admin/engagements", status_code=201, responses={404: {"description": "no org"}})

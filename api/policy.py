@@ -113,7 +113,9 @@ POLICY: dict[str, Rule] = {
         None, (("*", ANY_ROLE),), doc="revoke every token of the caller", needs_org=False
     ),
     "user.manage": _rule(None, "revoke, disable or enable a user's access", admin=True),
-    "org.manage": _rule(None, "create organisations, their identifiers, engagements", admin=True),
+    "org.manage": _rule(
+        None, "create organisations, their identifiers, locations, engagements", admin=True
+    ),
     "org.publication.read": _rule(
         "organisation", "read the organisation's publication settings", ("member", ANY_ROLE)
     ),
@@ -272,6 +274,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/auth/users/{user_id}/enable"): "user.manage",
     ("POST", "/admin/organisations"): "org.manage",
     ("POST", "/admin/organisations/{org_id}/identifiers"): "org.manage",
+    ("PUT", "/admin/organisations/{org_id}/locations/{gln}"): "org.manage",
     ("POST", "/admin/engagements"): "org.manage",
     ("GET", "/organisations/{org_id}/publication"): "org.publication.read",
     ("PUT", "/organisations/{org_id}/publication"): "org.publication.write",

@@ -286,7 +286,7 @@ def _render_view(request: Request, locale: str, view: LotView) -> Response:
                 record["report_url"] = entry["pdf_url"]
                 record["report_sha256"] = entry["sha256"]
             records.append(record)
-        else:
+        elif "envelope" in entry:  # a signed reading (published at site level only)
             shown = {"loc": entry["loc"]} if entry["loc"] else {}
             records.append(
                 {

@@ -8,6 +8,9 @@ Layout under the PKI root (directories 0700, private keys 0600)::
     service-ca/ca.crt, ca.key, crl.pem    service CA: same shape; signs broker, api, gateway
     services/<name>/cert.pem, key.pem, chain.pem
                                           a service's leaf, key, and leaf + service CA
+    orgs/<org_id>/cert.pem, key.pem, chain.pem
+                                          an organisation's staff MQTT client (CN org:<id>),
+                                          issued by the service CA
     devices/<id>/cert.pem                 a device's newest certificate
     devices/<id>/key.pem                  its key, for simulated devices only
     ca-bundle.pem                         root + device CA + service CA (the broker's cafile)
@@ -51,8 +54,11 @@ from tracehub.pki_names import (
     PKINameError,
     device_id_from_certificate,
     device_uri,
+    org_uri,
+    org_username,
     service_uri,
     validate_device_id,
+    validate_org_id,
     validate_service_name,
 )
 
@@ -211,6 +217,11 @@ class PKI:
         base = self.root / "services" / validate_service_name(name)
         return base / "cert.pem", base / "key.pem", base / "chain.pem"
 
+    def org_paths(self, org_id: str) -> tuple[Path, Path, Path]:
+        """``(cert.pem, key.pem, chain.pem)`` of an organisation's staff MQTT client."""
+        base = self.root / "orgs" / validate_org_id(org_id)
+        return base / "cert.pem", base / "key.pem", base / "chain.pem"
+
     def device_paths(self, device_id: str) -> tuple[Path, Path]:
         """``(cert.pem, key.pem)`` of a device; the key exists for simulated devices only."""
         base = self.root / "devices" / validate_device_id(device_id)
@@ -284,6 +295,26 @@ class PKI:
         )
         with self._locked():
             return self._issue_service(spec, self._authority("service-ca"))
+
+    def issue_organisation_certificate(
+        self, org_id: str, *, validity_days: int = SERVICE_DAYS
+    ) -> x509.Certificate:
+        """Issue (or re-issue, with a new key) ``orgs/<org_id>/``: a client certificate whose CN
+        ``org:<org_id>`` is the broker username that may read the organisation's alert topics
+        (and nothing else). Issued by the service CA: it is no device."""
+        self._require_initialised()
+        spec = _ServiceSpec(
+            f"org-{validate_org_id(org_id)}",
+            org_username(org_id),
+            server=False,
+            client=True,
+            uri=org_uri(org_id),
+            validity_days=validity_days,
+        )
+        with self._locked():
+            return self._issue_service(
+                spec, self._authority("service-ca"), paths=self.org_paths(org_id)
+            )
 
     # ------------------------------------------------------------------ devices
 
@@ -486,7 +517,12 @@ class PKI:
         expiring = cert.not_valid_after_utc - _now() < SERVICE_RENEW_BEFORE
         return expiring or not _issued_by(cert, ca.cert)
 
-    def _issue_service(self, spec: _ServiceSpec, ca: _Authority) -> x509.Certificate:
+    def _issue_service(
+        self,
+        spec: _ServiceSpec,
+        ca: _Authority,
+        paths: tuple[Path, Path, Path] | None = None,
+    ) -> x509.Certificate:
         if not (spec.server or spec.client):
             raise PKIRequestError(
                 f"service {spec.name!r}: a certificate must be for server or client"
@@ -515,7 +551,7 @@ class PKI:
             sans,
             usages,
         )
-        cert_path, key_path, chain_path = self.service_paths(spec.name)
+        cert_path, key_path, chain_path = paths or self.service_paths(spec.name)
         _ensure_dir(cert_path.parent.parent)
         _ensure_dir(cert_path.parent)
         _write_atomic(key_path, _key_pem(key), 0o600)

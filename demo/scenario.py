@@ -227,6 +227,18 @@ def _setup_trace(
             " ON CONFLICT (org_id) DO NOTHING",
             org,
         )
+    # The sites, as location master data: the public page shows each journey step's city and
+    # country (the brand owner's default); the sites themselves only if it publishes them.
+    sites = [
+        (gln(FACTORY_GLN_BODY), "coolvax-sz", "CoolVax Shenzhen plant", "Shenzhen", "CN"),
+        (gln(BUYER_GLN_BODY), "farmacia-central", "Farmacia Central warehouse", "Valencia", "ES"),
+    ]
+    for site in sites:
+        conn.execute(
+            "INSERT INTO locations (gln, org_id, name, city, country_code)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (gln) DO NOTHING",
+            site,
+        )
     conn.execute(
         "INSERT INTO products (gtin, name, description, owner_org, temp_min_c, temp_max_c,"
         " humidity_min, humidity_max) VALUES (%s, %s, %s, 'coolvax-sz', 2, 8, 30, 70)"
@@ -245,8 +257,8 @@ def _setup_trace(
         " %s, %s)",
         (
             shipment_id,
-            f"Shenzhen, CN (GLN {gln(FACTORY_GLN_BODY)})",
-            f"Valencia, ES (GLN {gln(BUYER_GLN_BODY)})",
+            gln(FACTORY_GLN_BODY),
+            gln(BUYER_GLN_BODY),
             shipped,
             delivered,
         ),

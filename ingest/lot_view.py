@@ -1,7 +1,9 @@
 """What the store holds of a lot, for the buyer's page: product, lot, shipments, journey,
 conditions with their excursions, inspections -- what the brand owner publishes
 (publication_settings, 0009): a section it turned off is not read; receivers and carriers are
-named only where they opted in.
+named only where they opted in. The journey's and shipments' locations are shown at the level it
+chose (``journey_detail``, 0013): city and country from the location master data (``locations``)
+by default, the sites as captured ("site"), or none.
 
 `load_lot(conn, link)` assembles it from the traceability tables (0003_trace) and the readings of
 the devices assigned to the lot's shipments (0001_initial). Only public fields are selected: no
@@ -17,10 +19,27 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from ingest.epcis.subjects import identifier_keys
 from tracehub.db import AsyncConnection
 from tracehub.gs1 import DIGITAL_LINK_BASE, DigitalLink, build_uri
 
-__all__ = ["MAX_JOURNEY", "MAX_SERIES", "Excursion", "LotRecord", "excursions", "load_lot"]
+__all__ = [
+    "JOURNEY_DETAILS",
+    "MAX_JOURNEY",
+    "MAX_SERIES",
+    "Excursion",
+    "LotRecord",
+    "excursions",
+    "load_lot",
+    "location_gln",
+]
+
+#: How precisely a public journey names its places (publication_settings.journey_detail).
+JOURNEY_DETAILS = ("city", "site", "none")
+#: What a journey entry that is a signed reading carries to be verified in the browser: its
+#: signed bytes name the site (loc, and the reader's or custody step's place), so they are
+#: published only at site level.
+_SIGNED_FIELDS = ("envelope", "device_id", "seq", "batch_id")
 
 #: Readings drawn at most per lot (the newest); a reefer logger at one reading a minute for a
 #: two-week voyage stays below it. Bounded so a page never grows without limit.
@@ -53,7 +72,7 @@ class LotRecord:
     excursions: list[Excursion] = field(default_factory=list)
     inspections: list[dict[str, Any]] = field(default_factory=list)
     #: the brand owner's publication settings (ingest/organisations.py's fields)
-    publication: dict[str, bool] = field(default_factory=dict)
+    publication: dict[str, Any] = field(default_factory=dict)
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -70,7 +89,7 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
         "SELECT p.gtin, p.name, p.description, o.name, o.country, p.temp_min_c, p.temp_max_c,"
         " p.humidity_min, p.humidity_max, coalesce(ps.show_journey, true),"
         " coalesce(ps.show_conditions, true), coalesce(ps.show_inspections, true),"
-        " coalesce(ps.show_alerts, true) FROM products p"
+        " coalesce(ps.show_alerts, true), coalesce(ps.journey_detail, 'city') FROM products p"
         " LEFT JOIN organisations o ON o.org_id = p.owner_org"
         " LEFT JOIN publication_settings ps ON ps.org_id = p.owner_org WHERE p.gtin = %s",
         (link.gtin,),
@@ -93,8 +112,14 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
     }
     published = dict(
         zip(
-            ("show_journey", "show_conditions", "show_inspections", "show_alerts"),
-            row[9:13],
+            (
+                "show_journey",
+                "show_conditions",
+                "show_inspections",
+                "show_alerts",
+                "journey_detail",
+            ),
+            row[9:14],
             strict=True,
         )
     )
@@ -144,7 +169,59 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
         if published["show_journey"]:
             events = await _epcis_journey(conn, link)
             record.journey = sorted(record.journey + events, key=_when)
+        await _at_detail(conn, record, str(published["journey_detail"]))
     return record
+
+
+def location_gln(identifier: str | None) -> str | None:
+    """The GLN a location names: a bare GLN (a reading's ``loc``), an SGLN EPC URI or a GS1
+    Digital Link with AI 414 (an SGLN's extension is a place within the GLN's site: the same
+    city). None for anything else."""
+    if not identifier:
+        return None
+    if len(identifier) == 13 and identifier.isdigit():
+        return identifier
+    for key in sorted(identifier_keys(identifier)):
+        if key.startswith("gln:"):
+            return key[4:]
+    return None
+
+
+async def _at_detail(conn: AsyncConnection, record: LotRecord, detail: str) -> None:
+    """Reduce the journey's and shipments' places to ``detail``: "site" leaves them as
+    captured; "city" shows the city and country of each recorded location and nothing for the
+    rest (a free-text place may be an address); "none" shows no place. Below site level the
+    signed readings of the journey lose their signed bytes (they name the site), so only its
+    EPCIS events (by their hashes) are verified in the browser."""
+    if detail == "site":
+        return
+    places = (
+        [e.get("loc") for e in record.journey]
+        + [s["origin"] for s in record.shipments]
+        + [s["destination"] for s in record.shipments]
+    )
+    glns = {g for g in map(location_gln, places) if g}
+    cities: dict[str, str] = {}
+    if detail == "city" and glns:
+        cur = await conn.execute(
+            "SELECT gln, city, country_code FROM locations WHERE gln = ANY(%s)", (sorted(glns),)
+        )
+        cities = {r[0]: f"{r[1]}, {r[2]}" for r in await cur.fetchall()}
+
+    def city(identifier: str | None) -> str | None:
+        gln = location_gln(identifier)
+        return cities.get(gln) if gln else None
+
+    journey = []
+    for entry in record.journey:
+        shown = {k: v for k, v in entry.items() if k not in _SIGNED_FIELDS or "event_id" in entry}
+        shown["where"] = city(entry.get("loc"))
+        shown["loc"] = None
+        journey.append(shown)
+    record.journey = journey
+    for shipment in record.shipments:
+        shipment["origin"] = city(shipment["origin"])
+        shipment["destination"] = city(shipment["destination"])
 
 
 def _when(entry: dict[str, Any]) -> str:
@@ -182,10 +259,9 @@ async def _epcis_journey(conn: AsyncConnection, link: DigitalLink) -> list[dict[
 
 
 def _place(identifier: str | None) -> str | None:
-    """`GLN 9506000134005` for a GS1 Digital Link location URI, else the identifier."""
-    if identifier and identifier.startswith(f"{DIGITAL_LINK_BASE}/414/"):
-        return "GLN " + identifier.rsplit("/", 1)[-1]
-    return identifier
+    """`GLN 9506000134005` for a location naming a GLN (an SGLN's too), else the identifier."""
+    gln = location_gln(identifier)
+    return f"GLN {gln}" if gln else identifier
 
 
 async def _inspections(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """`tracehub`: the operator's command line.
 
     tracehub certs init                      create the CAs, CRLs and service certificates
+    tracehub certs org ORG_ID                an organisation's staff MQTT client certificate
     tracehub devices enrol ID [--csr FILE]   issue a device certificate and record it on the ledger
     tracehub devices revoke ID --reason R    revoke it, update the CRL, record it, reload the broker
     tracehub devices list [--json]           every certificate issued, with its status
@@ -28,6 +29,7 @@ from certs.registry import LedgerRegistry
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.ledger import Gateway, LedgerError
 from tracehub.ledger.local import connect_org
+from tracehub.pki_names import org_alert_topic
 
 if TYPE_CHECKING:  # at run time imported inside the commands, like their other modules
     from tracehub.audit import AuditResult
@@ -59,6 +61,16 @@ def certs_init(args: argparse.Namespace, settings: Settings) -> int:
 def certs_refresh_crls(args: argparse.Namespace, settings: Settings) -> int:
     PKI(settings.pki_dir).refresh_crls()
     print(f"certs: CRLs re-issued in {settings.pki_dir}")
+    return 0
+
+
+def certs_org(args: argparse.Namespace, settings: Settings) -> int:
+    pki = PKI(settings.pki_dir)
+    cert = pki.issue_organisation_certificate(args.org_id, validity_days=args.days)
+    cert_path, key_path, chain_path = pki.org_paths(args.org_id)
+    print(f"certs: {cert.subject.rfc4514_string()} until {cert.not_valid_after_utc:%Y-%m-%d}")
+    print(f"  certificate {cert_path}\n  key         {key_path}\n  chain       {chain_path}")
+    print(f"  may read    {org_alert_topic(args.org_id)}")
     return 0
 
 
@@ -264,6 +276,13 @@ def parser() -> argparse.ArgumentParser:
     certs_commands.add_parser(
         "refresh-crls", help="re-issue every CA's CRL (run daily; restart the broker after)"
     ).set_defaults(handler=certs_refresh_crls)
+    org = certs_commands.add_parser(
+        "org",
+        help="issue (or re-issue) an organisation's staff MQTT client certificate, CN org:<id>",
+    )
+    org.add_argument("org_id", help="the organisation's id (as in the organisations table)")
+    org.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    org.set_defaults(handler=certs_org)
 
     devices = groups.add_parser("devices", help="device enrolment, revocation and listing")
     commands = devices.add_subparsers(dest="command", required=True)

@@ -6,6 +6,11 @@ naming rules that already refuse with it, so that the kernel never imports certs
 A device id is one safe MQTT topic level, URI segment and directory name:
 ``^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$``. A device certificate names its device twice, as
 subject CN and as the URI SAN ``urn:tracehub:device:<id>``; both must agree.
+
+The broker takes a client certificate's CN as the MQTT username. Services are
+``service:<name>``, organisations' staff clients ``org:<org_id>`` (the organisations table's
+id rule, ``^[a-z0-9][a-z0-9-]{0,62}$``): a colon appears in no device id, and the prefixes
+differ, so no two kinds of client can ever share a username.
 """
 
 from __future__ import annotations
@@ -19,20 +24,34 @@ from tracehub.errors import InvalidError, TraceHubError
 
 __all__ = [
     "DEVICE_URI_PREFIX",
+    "ORG_ALERT_TOPIC",
+    "ORG_URI_PREFIX",
+    "ORG_USERNAME_PREFIX",
     "SERVICE_URI_PREFIX",
     "PKIError",
     "PKINameError",
     "device_id_from_certificate",
     "device_uri",
+    "org_alert_topic",
+    "org_uri",
+    "org_username",
     "service_uri",
     "validate_device_id",
+    "validate_org_id",
     "validate_service_name",
 ]
 
 DEVICE_URI_PREFIX = "urn:tracehub:device:"
 SERVICE_URI_PREFIX = "urn:tracehub:service:"
+ORG_URI_PREFIX = "urn:tracehub:org:"
+ORG_USERNAME_PREFIX = "org:"
+#: An organisation's alert topics name its broker username, so that the broker's ACL can
+#: admit each organisation client to its own tree with one ``pattern read`` line (%u).
+ORG_ALERT_TOPIC = "tracehub/v1/orgs/{username}/alerts/{kind}"
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: organisations.org_id's CHECK (0002_auth.sql): also one safe MQTT topic level.
+_ORG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 class PKIError(TraceHubError):
@@ -62,6 +81,31 @@ def validate_service_name(name: str) -> str:
             f"invalid service name {name!r}: use 1-64 characters from A-Z a-z 0-9 . _ -, "
             "starting with a letter or digit"
         ) from None
+
+
+def validate_org_id(org_id: str) -> str:
+    """Return ``org_id`` unchanged if it follows the organisations' id rule."""
+    if not isinstance(org_id, str) or _ORG_RE.fullmatch(org_id) is None:
+        raise PKINameError(
+            f"invalid organisation id {org_id!r}: use 1-63 characters from a-z 0-9 -, "
+            "starting with a letter or digit"
+        )
+    return org_id
+
+
+def org_username(org_id: str) -> str:
+    """The CN (MQTT username) of an organisation's staff client: ``org:<org_id>``."""
+    return ORG_USERNAME_PREFIX + validate_org_id(org_id)
+
+
+def org_alert_topic(org_id: str, kind: str = "#") -> str:
+    """The topic of an organisation's alerts of ``kind`` (``#``: every kind, to subscribe)."""
+    return ORG_ALERT_TOPIC.format(username=org_username(org_id), kind=kind)
+
+
+def org_uri(org_id: str) -> str:
+    """The URI SAN of an organisation's staff client certificate."""
+    return ORG_URI_PREFIX + validate_org_id(org_id)
 
 
 def device_uri(device_id: str) -> str:

@@ -148,6 +148,7 @@ def _fill(path: str, w: World) -> str:
         "capture_id": w.capture,
         "event_id": quote(w.event_id, safe=""),
         "org_id": "sup",
+        "gln": "4006381000017",
         "supplier_org": "sup",
         "batch_id": "ev-none",
         "device_id": "no-device",
@@ -175,6 +176,9 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     },
     ("POST", "/admin/organisations/{org_id}/identifiers"): lambda w: {
         "json": {"kind": "gln", "value": str(uuid.uuid4().int)[:13]}
+    },
+    ("PUT", "/admin/organisations/{org_id}/locations/{gln}"): lambda w: {
+        "json": {"name": "Plant", "city": "Nuremberg", "country_code": "DE"}
     },
     ("POST", "/admin/engagements"): lambda w: {"json": {"auditor_org": "aud", "client_org": "sup"}},
     ("PUT", "/organisations/{org_id}/publication"): lambda w: {"json": {}},

@@ -130,17 +130,22 @@ def test_page_shows_chart_journey_and_verifies_on_the_ledger(
     marks = chart.find_elements(By.CSS_SELECTOR, "circle.excursion")
     assert len(marks) == len(site.scenario.excursion_seqs) == 12
     assert "9.4" in browser.find_element(By.ID, "excursions").text
-    # Journey: the scanner's 4 custody events and 2 RFID reads (signed readings), and the EPCIS
-    # events naming the lot (4 custody steps, the inspection, any alert), each ticked.
-    signed = browser.find_elements(By.CSS_SELECTOR, "#journey li.event[data-device]")
-    assert len(signed) == 6
+    # Journey, at city level (the brand owner's default): the scanner's 4 custody events and 2
+    # RFID reads are shown with their cities but without their signed bytes (which name the
+    # sites); the EPCIS events naming the lot (4 custody steps, the inspection, any alert) are
+    # each ticked, by their hashes.
+    assert browser.find_elements(By.CSS_SELECTOR, "#journey li.event[data-device]") == []
     epcis = browser.find_elements(By.CSS_SELECTOR, "#journey li.event[data-event]")
     assert len(epcis) >= 5
-    steps = signed + epcis
-    assert all("ok" in (s.get_attribute("class") or "") for s in steps)
+    assert all("ok" in (s.get_attribute("class") or "") for s in epcis)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#journey li.event")) >= 6 + 5
     journey = browser.find_element(By.ID, "journey").text
-    for words in ("Commissioned", "Shipped", "Received", "RFID read", "Shenzhen dock 3"):
+    for words in ("Commissioned", "Shipped", "Received", "RFID read", "Shenzhen, CN"):
         assert words in journey
+    assert "Valencia, ES" in journey
+    page = browser.page_source
+    for site_detail in ("Shenzhen dock 3", "9506000134005", "9506000134012", "line 2"):
+        assert site_detail not in page, site_detail
     # The inspection report: its PDF link and its anchored event, verified.
     report = browser.find_element(By.CSS_SELECTOR, "#inspections li.inspection")
     assert "ok" in (report.get_attribute("class") or "")
@@ -155,6 +160,34 @@ def test_page_shows_chart_journey_and_verifies_on_the_ledger(
     policy = httpx.get(site.url + site.scenario.path, timeout=10).headers["content-security-policy"]
     assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
     assert csp_violations(browser) == []
+
+
+def test_sites_and_signed_journey_once_the_brand_owner_publishes_them(
+    site: Site, browser: webdriver.Chrome
+) -> None:
+    with site.connect() as conn:
+        conn.execute(
+            "INSERT INTO publication_settings (org_id, journey_detail) VALUES ('coolvax-sz',"
+            " 'site') ON CONFLICT (org_id) DO UPDATE SET journey_detail = 'site'"
+        )
+        conn.commit()
+    try:
+        open_lot(browser, site)
+        state, text = verification(browser)
+        assert state == "verified", text
+        # The scanner's 4 custody events and 2 RFID reads, now as signed readings, each ticked.
+        signed = browser.find_elements(By.CSS_SELECTOR, "#journey li.event[data-device]")
+        assert len(signed) == 6
+        assert all("ok" in (s.get_attribute("class") or "") for s in signed)
+        journey = browser.find_element(By.ID, "journey").text
+        assert "Shenzhen dock 3" in journey and "Shenzhen, CN" not in journey
+    finally:
+        with site.connect() as conn:
+            conn.execute(
+                "UPDATE publication_settings SET journey_detail = 'city'"
+                " WHERE org_id = 'coolvax-sz'"
+            )
+            conn.commit()
 
 
 def test_arabic_page_is_right_to_left(site: Site, browser: webdriver.Chrome) -> None:

@@ -562,3 +562,27 @@ def test_concurrent_enrolment_from_several_processes(pki: PKI) -> None:
     issued = {fp for device_id, fp in outcomes if not fp.startswith("refused")}
     assert {r.fingerprint_sha256 for r in listed} == issued
     assert all(r.status == "active" for r in listed)
+
+
+def test_organisation_client_certificate(pki: PKI) -> None:
+    """An organisation's staff client: CN org:<id> (its broker username), client auth only,
+    issued by the service CA, and no device id (a colon appears in none)."""
+    cert = pki.issue_organisation_certificate("acme-logistics")
+    cert_path, key_path, chain_path = pki.org_paths("acme-logistics")
+    assert cert_path.read_bytes() == cert.public_bytes(serialization.Encoding.PEM)
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert chain_path.read_bytes().count(b"BEGIN CERTIFICATE") == 2
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert cn == "org:acme-logistics"
+    assert cert.issuer == pki.service_ca_certificate().subject
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
+        "urn:tracehub:org:acme-logistics"
+    ]
+    assert device_id_from_certificate(cert) is None
+    with pytest.raises(PKIError, match="organisation id"):
+        pki.issue_organisation_certificate("Acme/#")
+    with pytest.raises(PKIError, match="organisation id"):
+        pki.issue_organisation_certificate("org:acme")

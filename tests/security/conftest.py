@@ -16,6 +16,20 @@ import pytest
 from tests.support.api import ApiHarness, api_harness
 from tracehub.config import Settings, WebhookSettings
 
+#: The organisation of the staff users these tests act as (subscriptions, alert streams belong
+#: to an organisation; a user of none is refused them).
+STAFF_ORG = "sec-ops"
+
+
+def add_staff_org(h: ApiHarness) -> None:
+    with h.connect() as conn:
+        conn.execute(
+            "INSERT INTO organisations (org_id, name, kind) VALUES (%s, 'Security ops',"
+            " 'logistics') ON CONFLICT DO NOTHING",
+            (STAFF_ORG,),
+        )
+        conn.commit()
+
 
 @pytest.fixture()
 def strict(stack: Settings) -> Settings:
@@ -27,4 +41,5 @@ def strict(stack: Settings) -> Settings:
 def harness(strict: Settings) -> Iterator[ApiHarness]:
     """The API in-process on a fresh schema of this test's own, default (strict) settings."""
     with api_harness(strict) as h:
+        add_staff_org(h)
         yield h
