@@ -165,7 +165,6 @@ async def subscribe(
     ``schedule``. Without ``signatureToken`` the hub makes one and returns it this once."""
     if not body.dest.startswith(("http://", "https://")) or " " in body.dest:
         raise EPCISQueryError("dest: must be an http(s) URL")
-    await run_in_threadpool(check_target, body.dest, policy)  # 422 naming why, if refused
     secret = body.signatureToken or secrets.token_urlsafe(32)
     spec = SubscriptionSpec(
         dest=body.dest,
@@ -178,7 +177,8 @@ async def subscribe(
     who = access.principal
 
     def work(conn: Any) -> dict[str, Any]:
-        query = get_query(conn, who.org_id, queryName)
+        query = get_query(conn, who.org_id, queryName)  # 404 before any look at the target
+        check_target(body.dest, policy)  # 422 naming why, if refused (alerts/outbound.py)
         return create_subscription(conn, query["query_id"], spec, who.username)
 
     created: dict[str, Any] = await _run(request, work)
