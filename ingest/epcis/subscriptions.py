@@ -35,7 +35,7 @@ __all__ = [
     "NamedQueryExistsError",
     "NamedQueryNotFoundError",
     "OwnerScope",
-    "SubscriptionNotFoundError",
+    "QuerySubscriptionNotFoundError",
     "SubscriptionSpec",
     "claim_due",
     "create_query",
@@ -71,7 +71,7 @@ class NamedQueryExistsError(IngestError, ConflictError):
     """The caller's organisation already has a named query of this name."""
 
 
-class SubscriptionNotFoundError(IngestError, NotFoundError):
+class QuerySubscriptionNotFoundError(IngestError, NotFoundError):
     """The named query has no subscription of this id."""
 
 
@@ -253,7 +253,7 @@ def _sub_uuid(subscription_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(subscription_id)
     except ValueError:
-        raise SubscriptionNotFoundError(f"subscription {subscription_id} not found") from None
+        raise QuerySubscriptionNotFoundError(f"subscription {subscription_id} not found") from None
 
 
 def get_subscription(conn: db.Connection, query_id: int, subscription_id: str) -> dict[str, Any]:
@@ -265,7 +265,7 @@ def get_subscription(conn: db.Connection, query_id: int, subscription_id: str) -
         )
         row = cur.fetchone()
     if row is None:
-        raise SubscriptionNotFoundError(f"subscription {subscription_id} not found")
+        raise QuerySubscriptionNotFoundError(f"subscription {subscription_id} not found")
     return _sub_json(row)
 
 
@@ -276,7 +276,7 @@ def delete_subscription(conn: db.Connection, query_id: int, subscription_id: str
     ).rowcount
     conn.commit()
     if not gone:
-        raise SubscriptionNotFoundError(f"subscription {subscription_id} not found")
+        raise QuerySubscriptionNotFoundError(f"subscription {subscription_id} not found")
 
 
 # -- the owner's scope, now ---------------------------------------------------------------
