@@ -88,9 +88,8 @@ class FeedWorker:
         """Queue what is new, run due schedules, send what is due; returns deliveries sent."""
         top = top_seq(conn)
         conn.commit()
-        if top != self._seen_seq:
-            fill_outbox(conn)
-            self._seen_seq = top
+        if top != self._seen_seq and not fill_outbox(conn):
+            self._seen_seq = top  # else a subscription has more than a batch to catch up
         second = (now or datetime.now(UTC)).replace(microsecond=0)
         if second != self._last_second:
             fire_schedules(conn, second)

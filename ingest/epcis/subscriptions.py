@@ -342,19 +342,21 @@ _DUE_SUBS = (
 
 
 def fill_outbox(conn: db.Connection) -> int:
-    """Queue new matching events of every stream subscription behind the last capture."""
+    """Queue new matching events of every stream subscription behind the last capture (at most
+    a batch each); returns how many subscriptions are still behind it (call again)."""
     top = top_seq(conn)
-    queued = 0
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             _DUE_SUBS + " WHERE s.stream AND s.last_seq < %s FOR UPDATE OF s SKIP LOCKED",
             (top,),
         )
         subs = cur.fetchall()
+    behind = 0
     for sub in subs:
-        queued += _advance(conn, sub, report_empty=False)
+        if _advance(conn, sub, report_empty=False) >= _BATCH:
+            behind += 1
     conn.commit()
-    return queued
+    return behind
 
 
 def fire_schedules(conn: db.Connection, now: datetime) -> int:

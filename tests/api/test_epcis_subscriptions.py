@@ -239,7 +239,11 @@ def test_delivery_rechecks_the_owners_scope(h: ApiHarness, allowed: Settings) ->
             event = _capture(h, sup, f"L{secrets.token_hex(4)}")
             from ingest.epcis.subscriptions import fill_outbox
 
-            assert fill_outbox(conn) >= 1
+            assert fill_outbox(conn) == 0  # none behind
+            queued = conn.execute(
+                "SELECT state FROM epcis_subscription_outbox WHERE event_id = %s", (event,)
+            ).fetchone()
+            assert queued == ("pending",)  # queued while its owner could see it
             conn.execute("UPDATE users SET disabled = true WHERE username = %s", (username,))
             conn.commit()
             worker.run_once(conn)
