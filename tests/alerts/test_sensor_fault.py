@@ -37,7 +37,7 @@ def test_a_lasting_sensor_fault_raises_one_alert_and_recovery_ends_it(stack: Set
             s = make_shipment(conn, uuid.uuid4().hex[:10], since=now - timedelta(hours=1))
         reply = h.client.post(
             "/alerts/rules",
-            headers=h.headers("logistics"),
+            headers=h.headers("logistics", org_id=s.carrier_org),  # a party of the shipment
             json={
                 "rule_id": f"fault-{s.shipment_id}",
                 "kind": "sensor_fault",
