@@ -72,8 +72,10 @@ class QueryIn(BaseModel):
 
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dest: str = Field(max_length=2048)
-    signatureToken: str | None = Field(default=None, min_length=16, max_length=256)
+    dest: str = Field(max_length=2048, pattern=r"^[!-~]+$")
+    signatureToken: str | None = Field(
+        default=None, min_length=16, max_length=256, pattern=r"^[!-~]+$"
+    )
     stream: bool | None = None
     schedule: dict[str, str | int] | None = None
     reportIfEmpty: bool = False

@@ -12,6 +12,7 @@ the query with the scope of the subscription's owner as it is at that moment
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -61,6 +62,8 @@ OwnerScope = tuple[list[str], list[str]] | None
 #: Parameters a stored query may not hold: paging is the reader's, readings have no seq.
 _NOT_STORED = ("nextPageToken", "includeReadings")
 _BATCH = 500
+#: what a query name may be (the table's check says the same)
+_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 
 
 class NamedQueryNotFoundError(IngestError, NotFoundError):
@@ -140,6 +143,8 @@ def list_queries(conn: db.Connection, owner: str | None) -> list[dict[str, Any]]
 
 
 def _query_row(conn: db.Connection, owner: str | None, name: str) -> dict[str, Any]:
+    if not _NAME.fullmatch(name):  # no such name can exist (and a NUL would not reach SQL)
+        raise NamedQueryNotFoundError(f"query {name!r} not found")
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT query_id, name, params, created_at FROM epcis_named_queries"
