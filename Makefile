@@ -65,6 +65,7 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 	@$(PY) -m bench.orders_bench
 	@$(PY) -m bench.alert_bench
 	@$(PY) -m bench.web_bench
+	@$(PY) -m bench.epcis_subscription_bench
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run

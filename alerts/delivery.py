@@ -137,15 +137,7 @@ class Deliverer:
         self._connect = connect
         self.settings = settings or DeliverySettings()
         self.mqtt = mqtt
-        # No redirects (a 30x could point inside), no proxy variables from the environment
-        # (the connection must go to the checked address), short timeouts.
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(
-                self.settings.webhook_timeout_s, connect=self.settings.webhook_connect_timeout_s
-            ),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._http = webhook_client(self.settings)
         self._wakes = {lane: threading.Event() for lane in LANES}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -276,38 +268,73 @@ class Deliverer:
             smtp.send_message(message)
 
     def _webhook(self, delivery_id: int, url: str, secret: str, body: bytes, change: str) -> None:
-        """POST to the checked address; the stored error never carries the remote's answer.
+        post_webhook(
+            self._http,
+            self.settings.webhook_policy,
+            url,
+            secret,
+            body,
+            delivery=str(delivery_id),
+            event=f"alert.{change}",
+        )
 
-        The target is checked again here (DNS may have changed since the subscription). Errors
-        are coarse on purpose ("unreachable", "HTTP error status"): the exact status or the
-        connection error would make the delivery log a scanner of whatever the URL points at.
-        The response body is never read.
-        """
-        try:
-            target = check_target(url, self.settings.webhook_policy)
-        except TargetRefusedError as exc:
-            raise DeliveryError(str(exc)) from None
-        extensions = {"sni_hostname": target.host} if url.startswith("https:") else {}
-        try:
-            with self._http.stream(
-                "POST",
-                target.request_url,
-                content=body,
-                headers={
-                    "Host": target.host_header,
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(secret, body),
-                    "TraceHub-Delivery": str(delivery_id),
-                    "TraceHub-Event": f"alert.{change}",
-                },
-                extensions=extensions,
-            ) as reply:
-                status = reply.status_code
-        except httpx.TimeoutException:
-            raise DeliveryError("timeout") from None
-        except httpx.HTTPError as exc:
-            log.info("webhook delivery %s: %s", delivery_id, exc)  # the operator's log only
-            raise DeliveryError("unreachable") from None
-        if not 200 <= status < 300:
-            log.info("webhook delivery %s: HTTP %s", delivery_id, status)
-            raise DeliveryError("HTTP error status")
+
+def webhook_client(settings: DeliverySettings) -> httpx.Client:
+    """The HTTP client of webhook deliveries: no redirects (a 30x could point inside), no proxy
+    variables from the environment (the connection must go to the checked address), short
+    timeouts."""
+    return httpx.Client(
+        timeout=httpx.Timeout(
+            settings.webhook_timeout_s, connect=settings.webhook_connect_timeout_s
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def post_webhook(
+    http: httpx.Client,
+    policy: OutboundPolicy,
+    url: str,
+    secret: str,
+    body: bytes,
+    *,
+    delivery: str,
+    event: str,
+) -> None:
+    """POST a signed body to the checked address; the stored error never carries the remote's
+    answer.
+
+    The target is checked again here (DNS may have changed since the subscription). Errors
+    are coarse on purpose ("unreachable", "HTTP error status"): the exact status or the
+    connection error would make the delivery log a scanner of whatever the URL points at.
+    The response body is never read.
+    """
+    try:
+        target = check_target(url, policy)
+    except TargetRefusedError as exc:
+        raise DeliveryError(str(exc)) from None
+    extensions = {"sni_hostname": target.host} if url.startswith("https:") else {}
+    try:
+        with http.stream(
+            "POST",
+            target.request_url,
+            content=body,
+            headers={
+                "Host": target.host_header,
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(secret, body),
+                "TraceHub-Delivery": delivery,
+                "TraceHub-Event": event,
+            },
+            extensions=extensions,
+        ) as reply:
+            status = reply.status_code
+    except httpx.TimeoutException:
+        raise DeliveryError("timeout") from None
+    except httpx.HTTPError as exc:
+        log.info("webhook delivery %s: %s", delivery, exc)  # the operator's log only
+        raise DeliveryError("unreachable") from None
+    if not 200 <= status < 300:
+        log.info("webhook delivery %s: HTTP %s", delivery, status)
+        raise DeliveryError("HTTP error status")

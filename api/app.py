@@ -21,6 +21,7 @@ from api import (
     commerce,
     dashboard,
     epcis,
+    epcis_queries,
     errors,
     inspections,
     ledger,
@@ -78,6 +79,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.include_router(epcis.router)
+    app.include_router(epcis_queries.router)
     app.include_router(proofs.router)
     app.include_router(inspections.router)
     app.include_router(auditor.router)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Annotated, TypeAlias
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.config import ApiConfig
@@ -73,7 +73,7 @@ def _sync_pool(app: FastAPI) -> SyncPool:
 
 
 @contextmanager
-def sync_connection(request: Request) -> Iterator[db.Connection]:
+def sync_connection(request: Request | WebSocket) -> Iterator[db.Connection]:
     """A pooled synchronous connection (for code run in a worker thread); committed on normal
     exit, rolled back on an exception."""
     with _sync_pool(request.app).connection() as conn:

@@ -17,8 +17,6 @@ of their own.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import json
 import secrets
@@ -36,16 +34,15 @@ from api.policy import Access, PolicyError, authorize, guard
 from ingest.epcis import (
     CaptureNotFoundError,
     CaptureTooLargeError,
-    EPCISQueryError,
     EventNotFoundError,
     EventQuery,
     capture_events,
 )
 from ingest.epcis.documents import is_xml, read_capture_body
 from ingest.epcis.prehash import prehash_record
-from ingest.epcis.query_params import EXTRA_PARAMS, check_standard_names, extra_filters
+from ingest.epcis.query_text import encode_token, no_nul, parse_pairs
 from ingest.epcis.readings import readings_as_events
-from ingest.epcis.store import EVENT_TYPES, event_by_id, query_rows
+from ingest.epcis.store import event_by_id, query_rows
 from ingest.epcis.subjects import identifiers
 from ingest.parties import Parties, scope_orgs, subject_keys_of
 from tracehub import db
@@ -56,22 +53,7 @@ from tracehub.epcis.xml_output import query_document_xml
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])
 _MAX_BODY = 16 * 1024 * 1024
-_MAX_PER_PAGE = 1000
-_DEFAULT_PER_PAGE = 30
 _JSONLD = "application/ld+json"
-#: The standard's simple-event-query parameters we implement (anything else is refused, so a
-#: misspelt filter cannot silently match everything).
-_LIST_PARAMS = {
-    "eventType",
-    "MATCH_epc",
-    "MATCH_anyEPC",
-    "EQ_bizStep",
-    "EQ_readPoint",
-    "EQ_bizLocation",
-    "EQ_disposition",
-}
-_TIME_PARAMS = {"GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime"}
-_OTHER_PARAMS = {"perPage", "nextPageToken", "includeReadings"}
 
 
 def _document_events(document: dict[str, Any]) -> list[Any]:
@@ -174,7 +156,7 @@ def _check_subjects(conn: db.Connection, org: str | None, events: list[Any]) -> 
                 )
 
 
-def _scope(conn: db.Connection, access: Access) -> tuple[list[str], list[str]] | None:
+def scope_of_caller(conn: db.Connection, access: Access) -> tuple[list[str], list[str]] | None:
     """(organisations, keys) whose events the caller sees; None for admins (all)."""
     who = access.principal
     if who.has("admin"):
@@ -215,91 +197,9 @@ async def capture_job(
     }
 
 
-def _time(name: str, value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise EPCISQueryError(f"{name}: not an ISO 8601 date-time: {value!r}") from exc
-    if parsed.tzinfo is None:
-        raise EPCISQueryError(f"{name}: needs a time zone offset (e.g. Z)")
-    return parsed
-
-
-def _values(request: Request, name: str) -> list[str]:
-    out: list[str] = []
-    for item in request.query_params.getlist(name):
-        out.extend(part for part in (p.strip() for p in item.split(",")) if part)
-    return out
-
-
-def _encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        seq = int(number)
-        if prefix != "seq" or not 0 <= seq < 2**63:
-            raise ValueError(text)
-        return seq
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise EPCISQueryError("nextPageToken: not a token this server issued") from exc
-
-
-def _no_nul(name: str, value: str) -> str:
-    if "\x00" in value:
-        raise EPCISQueryError(f"{name}: contains a NUL character")
-    return value
-
-
 def parse_query(request: Request) -> tuple[EventQuery, bool]:
     """The EventQuery of the request's parameters (400 on anything malformed)."""
-    for name, value in request.query_params.multi_items():
-        _no_nul(name, value)
-    names = list(request.query_params)
-    unknown = set(names) - _LIST_PARAMS - _TIME_PARAMS - _OTHER_PARAMS - EXTRA_PARAMS
-    if unknown:
-        check_standard_names(sorted(unknown))  # a standard one we do not serve: named as such
-        raise EPCISQueryError(f"{sorted(unknown)[0]}: unsupported query parameter")
-    event_types = _values(request, "eventType")
-    for event_type in event_types:
-        if event_type not in EVENT_TYPES:
-            raise EPCISQueryError(f"eventType: {event_type!r} is not one of {list(EVENT_TYPES)}")
-    times = {
-        name: _time(name, request.query_params[name])
-        for name in _TIME_PARAMS
-        if name in request.query_params
-    }
-    per_page_text = request.query_params.get("perPage", str(_DEFAULT_PER_PAGE))
-    try:
-        per_page = int(per_page_text)
-    except ValueError as exc:
-        raise EPCISQueryError(f"perPage: not an integer: {per_page_text!r}") from exc
-    if not 1 <= per_page <= _MAX_PER_PAGE:
-        raise EPCISQueryError(f"perPage: must be between 1 and {_MAX_PER_PAGE}")
-    token = request.query_params.get("nextPageToken")
-    include = request.query_params.get("includeReadings", "false").lower()
-    if include not in ("true", "false"):
-        raise EPCISQueryError("includeReadings: must be true or false")
-    query = EventQuery(
-        event_types=event_types,
-        ge_event_time=times.get("GE_eventTime"),
-        lt_event_time=times.get("LT_eventTime"),
-        ge_record_time=times.get("GE_recordTime"),
-        lt_record_time=times.get("LT_recordTime"),
-        match_direct_epcs=_values(request, "MATCH_epc"),
-        match_epcs=_values(request, "MATCH_anyEPC"),
-        eq_biz_step=_values(request, "EQ_bizStep"),
-        eq_read_point=_values(request, "EQ_readPoint"),
-        eq_biz_location=_values(request, "EQ_bizLocation"),
-        eq_disposition=_values(request, "EQ_disposition"),
-        limit=per_page + 1,  # one more tells whether there is a next page
-        after_seq=_decode_token(token) if token else None,
-        extra=extra_filters(lambda name: _values(request, name), names),
-    )
-    return query, include == "true"
+    return parse_pairs(request.query_params.multi_items())
 
 
 def query_document(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -327,11 +227,19 @@ async def events(
     objects or locations it is a party to (an auditor: also those of the organisations that
     engaged it)."""
     parsed, include_readings = parse_query(request)
+    return await query_response(request, access, parsed, include_readings)
+
+
+async def query_response(
+    request: Request, access: Access, parsed: EventQuery, include_readings: bool
+) -> Response:
+    """The EPCISQueryDocument page of ``parsed`` in the caller's scope (JSON-LD or XML), the
+    next page's URL in a ``Link`` header."""
     per_page = parsed.limit - 1
 
     def work() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         with sync_connection(request) as conn:
-            scope = _scope(conn, access)
+            scope = scope_of_caller(conn, access)
             query = parsed
             if scope is not None:
                 query = dataclasses.replace(parsed, scope_orgs=scope[0], scope_keys=scope[1])
@@ -353,7 +261,7 @@ async def events(
     headers: dict[str, str] = {}
     if len(rows) > per_page:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
-        params.append(("nextPageToken", _encode_token(page[-1]["seq"])))
+        params.append(("nextPageToken", encode_token(page[-1]["seq"])))
         headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
     if _wants_xml(request):
         created = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -379,11 +287,11 @@ async def prehash(
 ) -> dict[str, Any]:
     """Exactly what was hashed for an event: its CBV 2.0 pre-hash string and its SHA-256; 404
     unless the caller would find the event with a query."""
-    _no_nul("eventID", event_id)
+    no_nul("eventID", event_id)
 
     def work() -> dict[str, Any] | None:
         with sync_connection(request) as conn:
-            if event_by_id(conn, event_id, _scope(conn, access)) is None:
+            if event_by_id(conn, event_id, scope_of_caller(conn, access)) is None:
                 return None
             return prehash_record(conn, event_id)
 
@@ -399,11 +307,11 @@ async def event(
 ) -> JSONResponse:
     """One event by its eventID (or, for an event captured without one, its hash URI); 404
     unless the caller would find it with a query."""
-    _no_nul("eventID", event_id)
+    no_nul("eventID", event_id)
 
     def work() -> dict[str, Any] | None:
         with sync_connection(request) as conn:
-            return event_by_id(conn, event_id, _scope(conn, access))
+            return event_by_id(conn, event_id, scope_of_caller(conn, access))
 
     found = await run_in_threadpool(work)
     if found is None:

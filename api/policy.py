@@ -238,6 +238,22 @@ POLICY: dict[str, Rule] = {
     "epcis.read": _rule(
         "event", "one event (404 unless in the caller's scope)", ("party", ANY_ROLE)
     ),
+    "epcis.named_query.create": _rule(
+        None, "name a query, owned by the caller's organisation", ("*", ANY_ROLE)
+    ),
+    "epcis.named_query.read": _rule(
+        None,
+        "the organisation's named queries; their events, scoped (also over WebSocket)",
+        ("*", ANY_ROLE),
+    ),
+    "epcis.named_query.delete": _rule(
+        None, "delete an organisation's named query and its subscriptions", ("*", ANY_ROLE)
+    ),
+    "epcis.subscription": _rule(
+        None,
+        "webhook subscriptions to the organisation's named queries; deliveries scoped",
+        ("*", ANY_ROLE),
+    ),
     "inspection.commission": _rule(
         "lot",
         "commission an inspection organisation for a lot",
@@ -323,6 +339,15 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/epcis/events"): "epcis.query",
     ("GET", "/epcis/events/{event_id}"): "epcis.read",
     ("GET", "/epcis/prehashes/{event_id}"): "epcis.read",
+    ("POST", "/epcis/queries"): "epcis.named_query.create",
+    ("GET", "/epcis/queries"): "epcis.named_query.read",
+    ("GET", "/epcis/queries/{queryName}"): "epcis.named_query.read",
+    ("DELETE", "/epcis/queries/{queryName}"): "epcis.named_query.delete",
+    ("GET", "/epcis/queries/{queryName}/events"): "epcis.named_query.read",
+    ("POST", "/epcis/queries/{queryName}/subscriptions"): "epcis.subscription",
+    ("GET", "/epcis/queries/{queryName}/subscriptions"): "epcis.subscription",
+    ("GET", "/epcis/queries/{queryName}/subscriptions/{subscriptionID}"): "epcis.subscription",
+    ("DELETE", "/epcis/queries/{queryName}/subscriptions/{subscriptionID}"): "epcis.subscription",
     ("POST", "/inspections/commissions"): "inspection.commission",
     ("POST", "/inspections"): "inspection.create",
     ("GET", "/inspections"): "inspection.list",

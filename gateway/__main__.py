@@ -18,6 +18,7 @@ import threading
 
 from cryptography import x509
 
+from alerts.epcis_feed import feed_worker
 from alerts.service import gateway_alert_worker
 from certs.pki import PKI
 from gateway.consumer import Consumer, ConsumerSettings, leave
@@ -133,13 +134,16 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    feed = feed_worker(settings)  # EPCIS subscriptions (decision 0018)
     alerts.start()
+    feed.start()
     gateway.start()
     event_anchors.start()
     logging.info("gateway %s running (group %s)", args.name, args.group)
     stop.wait()
     gateway.stop()
     event_anchors.stop()
+    feed.stop()
     alerts.stop()
     ledger_gateway.close()
     logging.info("gateway stopped: %s", gateway.stats)

@@ -358,11 +358,11 @@ def _where(params: EventQuery) -> tuple[str, list[Any]]:
 
 
 def query_rows(conn: db.Connection, params: EventQuery) -> list[dict[str, Any]]:
-    """Matching rows (event_json, record_time, seq, ids) in capture order."""
+    """Matching rows (event_json, record_time, seq, ids, batch_id) in capture order."""
     where, args = _where(params)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT seq, event_id, event_hash, event_json, record_time FROM epcis_events"
+            "SELECT seq, event_id, event_hash, event_json, record_time, batch_id FROM epcis_events"
             + where
             + " ORDER BY seq LIMIT %s",
             [*args, max(0, params.limit)],

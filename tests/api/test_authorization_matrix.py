@@ -157,6 +157,9 @@ def _fill(path: str, w: World) -> str:
         # no such user: an admin's revoke/disable/enable is allowed and answers 404, and no
         # user of the matrix loses its tokens
         "user_id": str(uuid.uuid4()),
+        # a name no organisation has: past authorization, the lookup answers 404 (scoped)
+        "queryName": "q-matrix",
+        "subscriptionID": str(uuid.UUID(int=0)),
     }
     return path.format(**values)
 
@@ -263,6 +266,12 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     },
     ("POST", "/epcis/capture"): lambda w: {
         "content": json.dumps(document(storing_event(w.lot, datetime.now(UTC))))
+    },
+    ("POST", "/epcis/queries"): lambda w: {
+        "json": {"name": f"q-{uuid.uuid4().hex[:10]}", "query": {"EQ_bizStep": "storing"}}
+    },
+    ("POST", "/epcis/queries/{queryName}/subscriptions"): lambda w: {
+        "json": {"dest": "http://127.0.0.1:9/hook", "stream": True}
     },
     ("POST", "/inspections/commissions"): lambda w: {
         "json": {"gtin": GTIN, "lot": w.lot, "inspection_org": "insp"}
