@@ -330,6 +330,19 @@ async def get_rule(conn: AsyncConnection, rule_id: str) -> dict[str, Any]:
     return row
 
 
+def _columns(rule: RuleSpec, params: dict[str, Any]) -> tuple[Any, ...]:
+    """kind, gtin, lot, shipment_id, params, severity, enabled: what create and replace write."""
+    return (
+        rule.kind,
+        rule.gtin,
+        rule.lot,
+        rule.shipment_id,
+        Jsonb(params),
+        rule.severity,
+        rule.enabled,
+    )
+
+
 async def create_rule(conn: AsyncConnection, rule: RuleSpec, created_by: str) -> dict[str, Any]:
     """Add a rule for a product, a lot or a shipment (RuleExistsError if its id is taken)."""
     params = _checked(rule)
@@ -338,17 +351,7 @@ async def create_rule(conn: AsyncConnection, rule: RuleSpec, created_by: str) ->
         "INSERT INTO alert_rules (rule_id, kind, gtin, lot, shipment_id, params, severity,"
         " enabled, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (rule_id) DO NOTHING RETURNING rule_id",
-        (
-            rule.rule_id,
-            rule.kind,
-            rule.gtin,
-            rule.lot,
-            rule.shipment_id,
-            Jsonb(params),
-            rule.severity,
-            rule.enabled,
-            created_by,
-        ),
+        (rule.rule_id, *_columns(rule, params), created_by),
     )
     if await cur.fetchone() is None:
         raise RuleExistsError(f"alert rule {rule.rule_id} already exists")
@@ -364,16 +367,7 @@ async def replace_rule(conn: AsyncConnection, rule_id: str, rule: RuleSpec) -> d
     cur = await conn.execute(
         "UPDATE alert_rules SET kind = %s, gtin = %s, lot = %s, shipment_id = %s, params = %s,"
         " severity = %s, enabled = %s, updated_at = now() WHERE rule_id = %s RETURNING rule_id",
-        (
-            rule.kind,
-            rule.gtin,
-            rule.lot,
-            rule.shipment_id,
-            Jsonb(params),
-            rule.severity,
-            rule.enabled,
-            rule_id,
-        ),
+        (*_columns(rule, params), rule_id),
     )
     if await cur.fetchone() is None:
         raise RuleNotFoundError(f"no alert rule {rule_id}")

@@ -172,13 +172,15 @@ def sim(tmp_path: Path) -> Iterator[tuple[SimulatedXYMD02, str]]:
         yield pair
 
 
-def _agent(tmp_path: Path, sensor_port: str) -> Agent:
+def _agent_with(tmp_path: Path, device_id: str, inputs: str) -> Agent:
+    """An agent of ``device_id`` (self-signed, its broker a closed port) with ``inputs``: the
+    configuration's sensor or reader tables."""
     cert, key = _device_identity(tmp_path)
     config = tmp_path / "agent.toml"
     config.write_text(
         f"""
 [device]
-id = "health-test"
+id = "{device_id}"
 certificate = "{cert}"
 key = "{key}"
 
@@ -188,15 +190,20 @@ ca = "{cert}"
 
 [spool]
 path = "{tmp_path}/spool/spool.sqlite3"
+{inputs}"""
+    )
+    return Agent(edge_config.load(config))
 
+
+def _agent(tmp_path: Path, sensor_port: str) -> Agent:
+    sensor = f"""
 [[sensors]]
 name = "coldroom-1"
 port = "{sensor_port}"
 timeout_s = 0.5
 interval_s = 0.01
 """
-    )
-    return Agent(edge_config.load(config))
+    return _agent_with(tmp_path, "health-test", sensor)
 
 
 def test_sensor_faults_become_signed_health_readings(
@@ -289,29 +296,13 @@ def test_card_reads_become_card_id_readings_without_antenna_or_rssi(tmp_path: Pa
 
     master, slave = os.openpty()
     try:
-        cert, key = _device_identity(tmp_path)
-        config = tmp_path / "agent.toml"
-        config.write_text(
-            f"""
-[device]
-id = "card-test"
-certificate = "{cert}"
-key = "{key}"
-
-[broker]
-port = {free_port()}
-ca = "{cert}"
-
-[spool]
-path = "{tmp_path}/spool/spool.sqlite3"
-
+        reader = f"""
 [[readers]]
 name = "gate-125k"
 protocol = "rdm6300"
 port = "{os.ttyname(slave)}"
 """
-        )
-        agent = Agent(edge_config.load(config))
+        agent = _agent_with(tmp_path, "card-test", reader)
         worker = agent.readers[0]
         [read] = Rdm6300Decoder().feed(encode_frame(bytes.fromhex("62E3086CED")))
         worker.on_message(read)
