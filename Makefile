@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps binaries up down status demo test test-security unit lint bench clean
+.PHONY: help deps system-deps python-deps binaries up down status demo test test-security unit lint bench bench-web-compare clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,11 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 	@$(PY) -m bench.alert_bench
 	@$(PY) -m bench.web_bench
 	@$(PY) -m bench.epcis_subscription_bench
+
+# BASELINE: another checkout (e.g. `git worktree add /tmp/base <commit>`) with a .venv link.
+bench-web-compare: up  ## web bench A/B against BASELINE=<checkout>, alternating rounds in one run
+	@test -n "$(BASELINE)" || { echo "usage: make bench-web-compare BASELINE=<checkout>"; exit 2; }
+	@$(PY) -m bench.web_compare --baseline "$(BASELINE)"
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run

@@ -70,17 +70,19 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    # Starlette tries routes in order: the public pages a QR scan and its verification hit
+    # most come first, so their requests do not walk every staff route (bench/web_bench.py).
+    app.include_router(resolver.router)
+    app.include_router(proofs.router)
+    app.include_router(qr.router)
+    static = Path(__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
     app.include_router(auth.router)
     app.include_router(accounts.router)
     app.include_router(commerce.router)
     app.include_router(alerts.router)
-    app.include_router(qr.router)
-    app.include_router(resolver.router)
-    static = Path(__file__).parent / "static"
-    app.mount("/static", StaticFiles(directory=static), name="static")
     app.include_router(epcis.router)
     app.include_router(epcis_queries.router)
-    app.include_router(proofs.router)
     app.include_router(inspections.router)
     app.include_router(auditor.router)
     app.include_router(dashboard.router)

@@ -81,6 +81,8 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
         self.extra = [*_COMMON, *([(b"strict-transport-security", HSTS)] if https else [])]
+        # Built once: this runs on every response, the buyer page's hottest path.
+        self.page_headers = [(b"content-security-policy", CSP.encode()), *self.extra]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +95,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                _with(headers, [(b"content-security-policy", CSP.encode()), *self.extra])
+                _with(headers, self.page_headers)
                 message["headers"] = headers
             await send(message)
 
