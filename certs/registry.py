@@ -31,13 +31,28 @@ class LedgerRegistry:
         """Record a device certificate; the chaincode derives id, fingerprint and validity."""
         return self._contract.submit("EnrolDevice", certificate_pem.decode())
 
-    def revoke(
-        self, device_id: str, *, fingerprint: str = "", reason: str, revoked_at: datetime
-    ) -> SubmitResult:
-        """Record a revocation (all active certificates of the device when no fingerprint)."""
-        return self._contract.submit(
-            "RevokeDevice", device_id, fingerprint, reason, _rfc3339(revoked_at)
-        )
+    def record_device_ca(self, ca_pem: bytes) -> dict[str, Any]:
+        """Record the device CA on the ledger (once; the same CA again changes nothing): the
+        chaincode enrols only certificates it signed."""
+        result = self._contract.submit("SetDeviceCA", ca_pem.decode())
+        recorded: dict[str, Any] = json.loads(result.result)
+        return recorded
+
+    def device_ca(self) -> dict[str, Any] | None:
+        """The device CA recorded on the ledger, or None before set-up recorded one."""
+        try:
+            raw = self._contract.evaluate("GetDeviceCA")
+        except EvaluateError as exc:
+            if "no device CA" in str(exc):
+                return None
+            raise
+        recorded: dict[str, Any] = json.loads(raw)
+        return recorded
+
+    def revoke(self, device_id: str, *, fingerprint: str = "", reason: str) -> SubmitResult:
+        """Record a revocation at the transaction's time (all active certificates of the device
+        when no fingerprint)."""
+        return self._contract.submit("RevokeDevice", device_id, fingerprint, reason)
 
     def device(self, device_id: str) -> dict[str, Any]:
         """The device and all its certificate records."""

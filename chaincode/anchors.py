@@ -11,10 +11,19 @@ import json
 import re
 from typing import Any
 
-from chaincode.base import ChaincodeError, Function, creator_msp, dumps, expect_args, key, tx_time
+from chaincode.base import (
+    HUB_MSP,
+    ChaincodeError,
+    Function,
+    dumps,
+    expect_args,
+    key,
+    require_identity,
+    tx_time,
+)
 
 ANCHOR = "anchor"
-ANCHORING_MSP = "Org1MSP"
+ANCHORING_MSP = HUB_MSP
 _HEX_256 = re.compile(r"[0-9a-f]{64}")
 _FIELDS = {
     "batch_id": str,
@@ -47,8 +56,8 @@ def _parse_anchor(text: str) -> dict[str, Any]:
 async def anchor_batch(stub: Any, args: list[str]) -> bytes:
     """AnchorBatch(anchor_json): record a batch's Merkle root; an existing batch id is refused."""
     expect_args(args, ("anchor",))
-    if creator_msp(stub) != ANCHORING_MSP:
-        raise ChaincodeError(f"access denied: only {ANCHORING_MSP} anchors batches")
+    # The hub's services (client identities), not its administrators or another member.
+    require_identity(stub, ANCHORING_MSP, "client", "anchor batches")
     anchor = _parse_anchor(args[0])
     ledger_key = key(stub, ANCHOR, anchor["batch_id"])
     if await stub.get_state(ledger_key):

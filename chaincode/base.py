@@ -6,7 +6,14 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 Function = Callable[[Any, list[str]], Awaitable[bytes]]
+
+#: The hub's organisation: it anchors batches and keeps the device registry, and its record
+#: namespace is the one the hub cites (docs/ledger.md).
+HUB_MSP = "Org1MSP"
 
 
 class ChaincodeError(Exception):
@@ -43,6 +50,32 @@ def tx_time(stub: Any) -> str:
 def creator_msp(stub: Any) -> str:
     """MSP id of the identity that signed the proposal."""
     return str(stub.get_creator().get("mspid", ""))
+
+
+def creator_roles(stub: Any) -> set[str]:
+    """The Fabric node OUs (``client``, ``admin``, ``peer``, ...) of the proposal's signer.
+
+    The peer has already validated the identity against its MSP (NodeOUs enabled), so the
+    certificate is the signer's; only its organisational units are read here.
+    """
+    raw = stub.get_creator().get("idBytes") or b""
+    try:
+        certificate = x509.load_pem_x509_certificate(bytes(raw))
+    except ValueError:
+        return set()
+    units = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return {str(unit.value) for unit in units}
+
+
+def require_identity(stub: Any, msp: str, role: str, action: str) -> None:
+    """Refuse unless the signer is a ``role`` identity (node OU) of ``msp``."""
+    caller = creator_msp(stub)
+    roles = creator_roles(stub)
+    if caller != msp or role not in roles:
+        shown = "/".join(sorted(roles)) or "no role"
+        raise ChaincodeError(
+            f"access denied: only {msp} {role} identities may {action}, not {caller} {shown}"
+        )
 
 
 def dumps(value: Any) -> bytes:

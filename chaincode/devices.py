@@ -3,7 +3,13 @@
 Enrolment records a device certificate (the chaincode derives device id, fingerprint, issuer and
 validity from the certificate itself, so the ledger cannot hold a mismatched pair); revocation
 records reason and time. An auditor can then ask which certificate was valid for a device at any
-moment. Only the hub's organisation (Org1MSP) may enrol or revoke.
+moment.
+
+Only the hub's registrar may write here: an admin identity (Fabric node OU ``admin``) of the hub's
+organisation. The device CA certificate is recorded once (`SetDeviceCA`, at set-up), and
+`EnrolDevice` accepts only a certificate that CA signed and that is valid now, so even the
+registrar cannot enrol a certificate of its own making. A revocation takes the transaction's
+time, the same on every peer and not the caller's choice.
 """
 
 from __future__ import annotations
@@ -14,32 +20,100 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from chaincode.base import (
+    HUB_MSP,
     ChaincodeError,
     Function,
-    creator_msp,
     dumps,
     expect_args,
     history,
     key,
+    require_identity,
     tx_time,
 )
 
 DEVICE = "device"
 CERTIFICATE = "devicecert"
-REGISTRAR_MSP = "Org1MSP"
+DEVICE_CA = "deviceca"
+REGISTRAR_MSP = HUB_MSP
 DEVICE_URI_PREFIX = "urn:tracehub:device:"
 
 
-def _require_registrar(stub: Any) -> None:
-    msp = creator_msp(stub)
-    if msp != REGISTRAR_MSP:
+def _require_registrar(stub: Any, action: str) -> None:
+    require_identity(stub, REGISTRAR_MSP, "admin", action)
+
+
+def _load_pem(text: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(text.encode())
+    except ValueError as exc:
+        raise ChaincodeError(f"not a PEM certificate: {exc}") from exc
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+async def _device_ca(stub: Any) -> x509.Certificate:
+    data = await stub.get_state(key(stub, DEVICE_CA, "current"))
+    if not data:
+        raise ChaincodeError("no device CA is recorded on the ledger (SetDeviceCA at set-up)")
+    return _load_pem(json.loads(data)["certificate_pem"])
+
+
+def _check_issued(certificate: x509.Certificate, ca: x509.Certificate, now: datetime) -> None:
+    """Refuse a certificate the device CA did not sign, a CA, or one not valid at ``now``."""
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
         raise ChaincodeError(
-            f"access denied: only {REGISTRAR_MSP} may enrol or revoke devices, not {msp}"
-        )
+            "certificate was not issued by the device CA recorded on the ledger"
+        ) from exc
+    if _is_ca(certificate):
+        raise ChaincodeError("a CA certificate cannot be enrolled as a device")
+    if not certificate.not_valid_before_utc <= now < certificate.not_valid_after_utc:
+        raise ChaincodeError(f"certificate is not valid at {_iso(now)}")
+
+
+async def set_device_ca(stub: Any, args: list[str]) -> bytes:
+    """SetDeviceCA(certificate_pem): record the device CA, once; the same CA again is a no-op."""
+    expect_args(args, ("certificate_pem",))
+    _require_registrar(stub, "record the device CA")
+    ca = _load_pem(args[0])
+    if not _is_ca(ca):
+        raise ChaincodeError("the device CA certificate must be a CA (basicConstraints cA)")
+    fingerprint = hashlib.sha256(ca.public_bytes(Encoding.DER)).hexdigest()
+    ledger_key = key(stub, DEVICE_CA, "current")
+    existing = await stub.get_state(ledger_key)
+    if existing:
+        if json.loads(existing)["fingerprint_sha256"] != fingerprint:
+            raise ChaincodeError("a different device CA is already recorded on the ledger")
+        return bytes(existing)
+    record = {
+        "certificate_pem": args[0],
+        "fingerprint_sha256": fingerprint,
+        "subject": ca.subject.rfc4514_string(),
+        "recorded_at": tx_time(stub),
+        "tx_id": stub.get_txid(),
+    }
+    await stub.put_state(ledger_key, dumps(record))
+    return dumps(record)
+
+
+async def get_device_ca(stub: Any, args: list[str]) -> bytes:
+    """GetDeviceCA(): the recorded device CA, or an error when none is."""
+    expect_args(args, ())
+    data = await stub.get_state(key(stub, DEVICE_CA, "current"))
+    if not data:
+        raise ChaincodeError("no device CA is recorded on the ledger")
+    return bytes(data)
 
 
 def _iso(moment: datetime) -> str:
@@ -81,11 +155,9 @@ async def _load(stub: Any, ledger_key: str, what: str) -> dict[str, Any]:
 async def enrol_device(stub: Any, args: list[str]) -> bytes:
     """EnrolDevice(certificate_pem): record a newly issued device certificate."""
     expect_args(args, ("certificate_pem",))
-    _require_registrar(stub)
-    try:
-        certificate = x509.load_pem_x509_certificate(args[0].encode())
-    except ValueError as exc:
-        raise ChaincodeError(f"not a PEM certificate: {exc}") from exc
+    _require_registrar(stub, "enrol devices")
+    certificate = _load_pem(args[0])
+    _check_issued(certificate, await _device_ca(stub), _parse_time(tx_time(stub)))
     device_id = _device_id(certificate)
     fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
     cert_key = key(stub, CERTIFICATE, fingerprint)
@@ -119,15 +191,16 @@ async def enrol_device(stub: Any, args: list[str]) -> bytes:
 
 
 async def revoke_device(stub: Any, args: list[str]) -> bytes:
-    """RevokeDevice(device_id, fingerprint, reason, revoked_at): record a revocation.
+    """RevokeDevice(device_id, fingerprint, reason): record a revocation at the transaction's
+    time.
 
     An empty fingerprint revokes every active certificate of the device. Revoking an already
     revoked certificate changes nothing, so a retried call is harmless.
     """
-    expect_args(args, ("device_id", "fingerprint", "reason", "revoked_at"))
-    _require_registrar(stub)
-    device_id, fingerprint, reason, revoked_at = args
-    revoked_time = _iso(_parse_time(revoked_at))
+    expect_args(args, ("device_id", "fingerprint", "reason"))
+    _require_registrar(stub, "revoke devices")
+    device_id, fingerprint, reason = args
+    revoked_time = _iso(_parse_time(tx_time(stub)))
     device = await _load(stub, key(stub, DEVICE, device_id), f"device {device_id}")
     targets = [fingerprint] if fingerprint else list(device["certificates"])
     changed = []
@@ -198,6 +271,8 @@ async def get_device_history(stub: Any, args: list[str]) -> bytes:
 
 
 FUNCTIONS: dict[str, Function] = {
+    "SetDeviceCA": set_device_ca,
+    "GetDeviceCA": get_device_ca,
     "EnrolDevice": enrol_device,
     "RevokeDevice": revoke_device,
     "GetDevice": get_device,

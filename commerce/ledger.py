@@ -1,7 +1,10 @@
 """Payment decisions on the Fabric ledger: chaincode records ``PutRecord(id, value)``, written
-once. A decision row is stored first (tx_id NULL) and published afterwards, so a crash or a
-ledger outage between the two leaves a row that the next `publish_pending` call completes; a
-record already on the ledger (published, then the process died) is read back, not rewritten.
+once, in the hub's own namespace (the chaincode keeps each organisation's records apart, so no
+other member can take an id first). A decision row is stored first (tx_id NULL) and published
+afterwards, so a crash or a ledger outage between the two leaves a row that the next
+`publish_pending` call completes; a record already on the ledger (published, then the process
+died) is read back and adopted only when it holds the same decision: anything else fails
+loudly (`LedgerConflictError`) and the row stays unpublished for an operator to look at.
 """
 
 from __future__ import annotations
@@ -10,9 +13,14 @@ import json
 import logging
 from typing import Any, Protocol
 
+from commerce.errors import CommerceConflictError
 from tracehub.ledger import Contract, EndorseError, EvaluateError
 
 log = logging.getLogger(__name__)
+
+
+class LedgerConflictError(CommerceConflictError):
+    """The ledger already holds a different record under a decision's id."""
 
 
 class RecordLedger(Protocol):
@@ -39,7 +47,13 @@ class FabricRecords:
         except EndorseError as exc:
             if "already exists" not in str(exc):
                 raise
-            return str(self.get(record_id)["tx_id"])
+            existing = self.get(record_id)
+            if existing.get("value") != value:
+                raise LedgerConflictError(
+                    f"the ledger holds a different record {record_id} "
+                    f"(tx {existing.get('tx_id')}); not adopting it"
+                ) from exc
+            return str(existing["tx_id"])
 
     def get(self, record_id: str) -> dict[str, Any]:
         record: dict[str, Any] = json.loads(self._contract.evaluate("GetRecord", record_id))
@@ -63,6 +77,9 @@ def publish_pending(conn: Any, ledger: RecordLedger) -> int:
         }
         try:
             tx_id = ledger.put(record_id, value)
+        except LedgerConflictError as exc:
+            log.error("decision %s NOT published: %s", record_id, exc)
+            break
         except Exception as exc:  # ledger unreachable or refusing: the row waits for next time
             log.warning("decision %s not yet on the ledger: %s", record_id, exc)
             break
@@ -74,4 +91,10 @@ def publish_pending(conn: Any, ledger: RecordLedger) -> int:
     return published
 
 
-__all__ = ["EvaluateError", "FabricRecords", "RecordLedger", "publish_pending"]
+__all__ = [
+    "EvaluateError",
+    "FabricRecords",
+    "LedgerConflictError",
+    "RecordLedger",
+    "publish_pending",
+]

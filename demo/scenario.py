@@ -51,7 +51,7 @@ from tracehub.envelope import reading_hash, sign_reading
 from tracehub.errors import UnavailableError
 from tracehub.gs1 import DIGITAL_LINK_BASE, build_uri, check_digit
 from tracehub.ipfs import KuboClient
-from tracehub.ledger.local import connect_org
+from tracehub.ledger.local import connect_org, connect_registrar
 from tracehub.reading import GENESIS_PREV, Reading
 
 GTIN = "09506000134352"  # GS1's example GTIN: a demo must not claim a real product's number
@@ -450,9 +450,9 @@ def build_scenario(
     step = timedelta(seconds=int((now - timedelta(seconds=20) - start).total_seconds() / SLOTS))
     end = start + step * (SLOTS - 1)
     since = start
-    with connect_org(settings.fabric, 1) as org1:
-        contract = org1.get_network(settings.fabric.channel).get_contract(settings.fabric.chaincode)
-        registry = LedgerRegistry(contract)
+    with connect_registrar(settings.fabric) as registrar:
+        network = registrar.get_network(settings.fabric.channel)
+        registry = LedgerRegistry(network.get_contract(settings.fabric.chaincode))
         logger = _Signer(pki, registry, f"reefer-logger-{tag.lower()}", since)
         scanner = _Signer(pki, registry, f"dock-scanner-{tag.lower()}", since)
     with connect() as conn:

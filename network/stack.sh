@@ -162,6 +162,8 @@ up() {
   start chaincode 30
   bash "$here/fabric/chaincode.sh" deploy
   (cd "$project_dir" && "$PYTHON" -m tracehub.ledger.ready 120)
+  # The chaincode enrols only certificates of the device CA it holds: record it (once).
+  (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs ledger-ca)
   start stripe-mock 30
   # Last: the API serves what everything above provides (database, ledger, IPFS).
   start api 30

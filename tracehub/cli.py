@@ -18,17 +18,17 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from certs.pki import PKI, PKIError
 from certs.registry import LedgerRegistry
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.ledger import Gateway, LedgerError
-from tracehub.ledger.local import connect_org
+from tracehub.ledger.local import connect_org, connect_registrar
 from tracehub.pki_names import org_alert_topic
 
 if TYPE_CHECKING:  # at run time imported inside the commands, like their other modules
@@ -41,8 +41,8 @@ REASONS = {
 
 
 def _registry(settings: Settings) -> tuple[Gateway, LedgerRegistry]:
-    """Org1's gateway (close it) and the device registry on it."""
-    gateway = connect_org(settings.fabric, 1)
+    """The registrar's gateway (close it) and the device registry on it."""
+    gateway = connect_registrar(settings.fabric)
     contract = gateway.get_network(settings.fabric.channel).get_contract(settings.fabric.chaincode)
     return gateway, LedgerRegistry(contract)
 
@@ -55,6 +55,15 @@ def certs_init(args: argparse.Namespace, settings: Settings) -> int:
     pki.refresh_crls()
     state = "created" if created else "already present"
     print(f"certs: PKI {state} in {settings.pki_dir}; CRLs re-issued")
+    return 0
+
+
+def certs_ledger_ca(args: argparse.Namespace, settings: Settings) -> int:
+    ca = PKI(settings.pki_dir).device_ca_certificate()
+    gateway, registry = _registry(settings)
+    with gateway:
+        recorded = registry.record_device_ca(ca.public_bytes(Encoding.PEM))
+    print(f"certs: device CA on the ledger: {recorded['subject']} ({recorded['tx_id']})")
     return 0
 
 
@@ -110,10 +119,7 @@ def devices_revoke(args: argparse.Namespace, settings: Settings) -> int:
         with gateway:
             for record in revoked:
                 result = registry.revoke(
-                    record.device_id,
-                    fingerprint=record.fingerprint_sha256,
-                    reason=args.reason,
-                    revoked_at=record.revoked_at or datetime.now(UTC),
+                    record.device_id, fingerprint=record.fingerprint_sha256, reason=args.reason
                 )
                 print(f"  on the ledger: tx {result.tx_id}, block {result.block_number}")
     if not args.no_reload:
@@ -273,6 +279,9 @@ def parser() -> argparse.ArgumentParser:
     certs_commands.add_parser("init", help="create the PKI (idempotent)").set_defaults(
         handler=certs_init
     )
+    certs_commands.add_parser(
+        "ledger-ca", help="record the device CA on the ledger (idempotent; set-up runs it)"
+    ).set_defaults(handler=certs_ledger_ca)
     certs_commands.add_parser(
         "refresh-crls", help="re-issue every CA's CRL (run daily; restart the broker after)"
     ).set_defaults(handler=certs_refresh_crls)

@@ -20,3 +20,9 @@ def connect_org(
         tls_root_cert=fabric.tls_ca_file(org).read_bytes(),
         timeouts=timeouts,
     )
+
+
+def connect_registrar(fabric: FabricSettings, timeouts: Timeouts | None = None) -> Gateway:
+    """A Gateway as the hub's registrar: Org1's admin identity, the only one the chaincode lets
+    record the device CA and enrol or revoke devices (the services anchor as ``User1``)."""
+    return connect_org(fabric, 1, user="Admin", timeouts=timeouts)
