@@ -64,9 +64,13 @@ max_packet_size 65536
 # falls behind (mosquitto's default keeps only 1,000 per client). A device keeps every reading
 # until the hub acknowledges it stored (docs/acknowledgement.md), so what this queue drops or a
 # departed group member's queue holds is resent by the devices: the limit bounds broker memory
-# (about 0.7 KB a reading) and the cost of resending, not what is kept.
+# (about 0.7 KB a reading) and the cost of resending, not what is kept. Bounded by count and by
+# bytes, per client: 400,000 readings is 80 s of a gateway outage at 5,000 readings/s; 256 MiB
+# caps what any one client's queue can hold whatever the message size, so a few clients cannot
+# exhaust the broker's memory.
 max_inflight_messages 5000
-max_queued_messages 5000000
+max_queued_messages 400000
+max_queued_bytes 268435456
 
 listener $PORT 127.0.0.1
 protocol mqtt
