@@ -10,6 +10,11 @@ median over the rounds of p95 and requests/s, and their ratio (this checkout / b
     git worktree add /tmp/baseline <commit> && ln -s "$PWD/.venv" /tmp/baseline/.venv
     python -m bench.web_compare --baseline /tmp/baseline [--rounds 6] [--duration 5]
 
+A baseline older than the ledger's registrar identity (commit 2b0fb49) enrols its scenario's
+devices as Org1's User1, which today's chaincode refuses: such a checkout needs its
+`demo/scenario.py` to enrol through `connect_registrar` (a one-line local patch in the worktree;
+the code it serves is untouched).
+
 Results: bench/results/web_compare.json. Each round is bounded in time (wrk's -d) and the
 whole run in rounds; only loopback addresses are used.
 """
