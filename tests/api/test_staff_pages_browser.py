@@ -76,9 +76,15 @@ def _seed(h: ApiHarness) -> tuple[str, str, datetime]:
         for offset, shipment in enumerate(("S-MOVING", "S-PAID", "S-QUIET")):
             conn.execute(
                 "INSERT INTO shipments (shipment_id, origin, destination, state, shipped_at,"
-                " carrier_org, created_at) VALUES (%s, 'Shenzhen', 'Rotterdam', 'in_transit', %s,"
+                " carrier_org, created_at) VALUES (%s, %s, 'Rotterdam', 'in_transit', %s,"
                 " 'carrier-x', %s)",
-                (shipment, now - timedelta(hours=5), now + timedelta(seconds=offset)),
+                # A long SGLN URN as the origin: the lot page must still fit a phone.
+                (
+                    shipment,
+                    "urn:epc:id:sgln:9506000.00001.0-Shenzhen-Bao'an-cold-store-7",
+                    now - timedelta(hours=5),
+                    now + timedelta(seconds=offset),
+                ),
             )
         conn.execute(
             "INSERT INTO shipment_lots (shipment_id, gtin, lot, quantity) VALUES"
