@@ -1,6 +1,10 @@
-"""The interactive API docs, served entirely by the hub: Swagger UI at /docs and ReDoc at
-/redoc, their scripts and styles from the `fastapi-offline` package (mounted at /docs/assets),
-so the pages work on a closed network and make no request to another origin; and the favicon.
+"""The interactive API docs, served entirely by the hub: Swagger UI at /docs, its script and
+style from the `fastapi-offline` package (mounted at /docs/assets), so the page works on a
+closed network and makes no request to another origin; and the favicon.
+
+/redoc sends the reader to /docs: ReDoc writes its styles into inline <style> elements at run
+time, which the hub's Content-Security-Policy refuses (no `unsafe-inline`, api/security_headers.py),
+so it cannot render here; one working page beats two.
 """
 
 from __future__ import annotations
@@ -9,12 +13,8 @@ from pathlib import Path
 
 import fastapi_offline
 from fastapi import FastAPI
-from fastapi.openapi.docs import (
-    get_redoc_html,
-    get_swagger_ui_html,
-    get_swagger_ui_oauth2_redirect_html,
-)
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 __all__ = ["ASSETS", "install"]
@@ -26,8 +26,8 @@ _REDIRECT = "/docs/oauth2-redirect"
 
 
 def install(app: FastAPI) -> None:
-    """Add /docs, /redoc, the OAuth2 redirect, their assets and /favicon.ico to ``app`` (made
-    with ``docs_url=None, redoc_url=None``)."""
+    """Add /docs, its OAuth2 redirect and assets, /redoc (to /docs) and /favicon.ico to
+    ``app`` (made with ``docs_url=None, redoc_url=None``)."""
     app.mount(ASSETS, StaticFiles(directory=_SHIPPED), name="docs-assets")
     title = f"{app.title} API"
     openapi_url = app.openapi_url or "/openapi.json"
@@ -50,14 +50,8 @@ def install(app: FastAPI) -> None:
         return get_swagger_ui_oauth2_redirect_html()
 
     @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=title,
-            redoc_js_url=f"{ASSETS}/redoc.standalone.js",
-            redoc_favicon_url="/favicon.ico",
-            with_google_fonts=False,
-        )
+    async def redoc() -> RedirectResponse:
+        return RedirectResponse("/docs", status_code=308)
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:
