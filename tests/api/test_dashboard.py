@@ -154,6 +154,12 @@ def test_dashboard_endpoints(stack: Settings) -> None:
 
         page = h.client.get("/dashboard")
         assert page.status_code == 200
+        # The codes' labels come in the reader's language, as data for the script.
+        spanish = h.client.get("/dashboard", headers={"Accept-Language": "es-MX,en;q=0.5"}).text
+        block = spanish.split('<script type="application/json" id="labels">')[1]
+        labels = json.loads(block.split("</script>")[0])
+        assert labels["shipment_state_in_transit"] == "En tránsito"
+        assert labels["alert_temperature_excursion"] == "Desviación de temperatura"
         assert 'id="chart-temp"' in page.text and "/static/dashboard/dashboard.js" in page.text
         assert h.client.get("/static/dashboard/dashboard.js").status_code == 200
 

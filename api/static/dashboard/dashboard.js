@@ -6,8 +6,9 @@
 (function () {
   const { el, json, api, label, time, td } = window.TraceHub;
   const PAGE = 20;
-  let selected = null; // the shipment charted; chosen by the clerk, else the one that matters
-  let chosenByClerk = false;
+  // The shipment charted: the one that matters when the page opens, then the clerk's pick; it
+  // stays put while alerts change, so the highlighted card and the chart always agree.
+  let selected = null;
   let readingsOffset = 0;
 
   const fmt = (v, d = 1) => (typeof v === "number" ? v.toFixed(d) : "—");
@@ -72,11 +73,11 @@
 
   async function loadShipments() {
     const rows = await json("/dashboard/shipments");
-    if (!chosenByClerk || !rows.some((s) => s.shipment_id === selected)) selected = pick(rows);
+    if (!rows.some((s) => s.shipment_id === selected)) selected = pick(rows);
     document.getElementById("shipments").replaceChildren(...rows.map((s) => {
       const r = s.last_reading;
       const button = el("button", { type: "button", class: "show-chart" }, "Show chart");
-      button.addEventListener("click", () => { selected = s.shipment_id; chosenByClerk = true; loadChart(true); });
+      button.addEventListener("click", () => { selected = s.shipment_id; loadChart(true); });
       return el("div", { class: "card" + (s.shipment_id === selected ? " selected" : ""), "data-shipment": s.shipment_id },
         el("strong", {}, s.shipment_id), " ", el("span", { class: "state-" + s.state }, label("shipment_state_", s.state)),
         el("div", {}, `${s.origin} → ${s.destination}`),
