@@ -19,7 +19,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.support.api import ApiHarness, api_harness
 from tests.support.browser import chromium, requested_urls, serve, sign_in
@@ -119,6 +119,25 @@ def _seed(h: ApiHarness) -> tuple[str, str, datetime]:
                     seq - 1,
                 ),
             )
+        # S-BULK: 140 probes with one reading each, as many devices as a real fleet shows.
+        conn.execute(
+            "INSERT INTO shipments (shipment_id, origin, destination, state, carrier_org,"
+            " created_at) VALUES ('S-BULK', 'Madrid', 'Lyon', 'in_transit', 'carrier-x', %s)",
+            (now - timedelta(days=1),),
+        )
+        conn.execute(
+            "INSERT INTO device_assignments (device_id, shipment_id, valid_from)"
+            " SELECT 'probe-' || lpad(n::text, 3, '0'), 'S-BULK', %s"
+            " FROM generate_series(1, 140) n",
+            (now - timedelta(hours=5),),
+        )
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, received_at, kind, data, prev_hash,"
+            " reading_hash, envelope, certificate_sha256) SELECT 'probe-' || lpad(n::text, 3,"
+            " '0'), 1, %s, %s, 'environment', '{\"temperature_c\": 5, \"humidity_pct\": 40}',"
+            " %s, %s, 'x', %s FROM generate_series(1, 140) n",
+            (now - timedelta(minutes=1), now, "0" * 64, "2" * 64, "a" * 64),
+        )
         conn.execute(
             "INSERT INTO devices (device_id, certificate_sha256, first_seen, last_seen, last_seq)"
             " VALUES ('logger-1', %s, %s, %s, 48)",
@@ -299,8 +318,20 @@ def test_the_chart_has_a_time_axis_and_keeps_its_shape(site: Site) -> None:
 
 def test_readings_are_paged_and_filtered(site: Site) -> None:
     _signed_in(site, "/dashboard", site.clerk)
-    _wait(site, lambda d: d.find_elements(By.CSS_SELECTOR, "#readings tbody tr[data-device]"))
+    rows = "#readings tbody tr[data-device]"
+    _wait(site, lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) == 20)  # of 141 devices
+    assert site.driver.find_element(By.ID, "readings-page").text == "devices 1 to 20"
+    site.driver.find_element(By.ID, "readings-next").click()
+    _wait(site, lambda d: d.find_element(By.ID, "readings-page").text == "devices 21 to 40")
     form = site.driver.find_element(By.ID, "readings-filter")
+    Select(form.find_element(By.NAME, "shipment_id")).select_by_value("S-MOVING")
+    form.find_element(By.TAG_NAME, "button").click()
+    _wait(site, lambda d: d.find_element(By.ID, "readings-page").text == "devices 1 to 1")
+    assert [
+        r.get_attribute("data-device") for r in site.driver.find_elements(By.CSS_SELECTOR, rows)
+    ] == ["logger-1"]
+    assert site.driver.find_element(By.ID, "readings-prev").get_attribute("disabled")
+    Select(form.find_element(By.NAME, "shipment_id")).select_by_value("")
     form.find_element(By.NAME, "device").send_keys("nobody")
     form.find_element(By.TAG_NAME, "button").click()
     _wait(site, lambda d: "No reading matches" in d.find_element(By.ID, "readings").text)
@@ -323,7 +354,7 @@ def test_the_auditor_searches_by_device_and_by_event(site: Site) -> None:
     _signed_in(site, "/auditor", site.auditor)
     _wait(site, lambda d: d.find_elements(By.CSS_SELECTOR, "#batches tr[data-batch]"))
     said = _search(site, device="logger-1")
-    assert said.startswith("1 batches, 1 devices"), said
+    assert said.startswith("1 batches, 1 devices"), said  # not the 140 probes
     assert site.driver.find_elements(By.CSS_SELECTOR, '#batches tr[data-batch="b-dash-0001"]')
     seen = site.driver.find_element(By.CSS_SELECTOR, '#devices tr[data-device="logger-1"] time')
     assert seen.get_attribute("title").endswith("(UTC)")  # local time shown, UTC on hover

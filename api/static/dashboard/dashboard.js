@@ -141,7 +141,7 @@
       td("Device", r.device_id), td("Time", time(r.ts)), td("°C", fmt(r.data.temperature_c)),
       td("% RH", fmt(r.data.humidity_pct)), td("Position", r.loc ?? "—"), td("Shipment", r.shipment_id ?? "—")))
       : [el("tr", {}, el("td", { colspan: "6", class: "empty" }, "No reading matches these filters."))]));
-    document.getElementById("readings-page").textContent = page.length ? `devices ${readingsOffset + 1}–${readingsOffset + page.length}` : "";
+    document.getElementById("readings-page").textContent = page.length ? `devices ${readingsOffset + 1} to ${readingsOffset + page.length}` : "";
     document.getElementById("readings-prev").disabled = readingsOffset === 0;
     document.getElementById("readings-next").disabled = !more;
   }
