@@ -1,7 +1,8 @@
 """The TraceHub HTTP API: one FastAPI (Starlette) application; each concept is a router.
 
 `create_app(config)` builds it; `python -m api` serves it with uvicorn. The OpenAPI document
-is at /openapi.json (schemathesis fuzzes it in the test suite).
+is at /openapi.json (schemathesis fuzzes it in the test suite), with its overview and examples
+from api/openapi_docs.py; /docs and /redoc render it from assets the app serves itself.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from api import (
     auth,
     commerce,
     dashboard,
+    docs_pages,
     epcis,
     epcis_queries,
     errors,
     inspections,
     ledger,
+    openapi_docs,
     organisations,
     proofs,
     qr,
@@ -58,6 +61,9 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         version="0.1.0",
         summary="Supply-chain traceability: EPCIS events, proofs, alerts and commerce.",
         lifespan=lifespan,
+        # Served by docs_pages from assets the app ships: no CDN (a closed network has none).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.config = config
     errors.install(app)
@@ -88,4 +94,6 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(organisations.router)
     # Routers of the other concepts are included here, one line each.
+    docs_pages.install(app)
+    openapi_docs.install(app)
     return app

@@ -6,9 +6,11 @@ their anchors are evidence any verifier may check, so they are listed and verifi
 auditor; devices, events, readings and bundles of lots or shipments only within the
 engagement; bundles of a whole batch or time range (which span organisations) only for admins.
 
-- ``GET /auditor/batches`` reading and ``ev-`` event batches (state, root, CID, tx, block);
+- ``GET /auditor/batches`` reading and ``ev-`` event batches (state, root, CID, tx, block),
+  searched by the start of a batch id, root or tx id, by device, by time range;
 - ``GET /auditor/devices`` devices seen by the gateway (certificate fingerprint, last seq);
-- ``GET /auditor/events`` EPCIS events (id, type, time, bizStep, CBV 2.0 hash, batch);
+- ``GET /auditor/events`` EPCIS events (id, type, time, bizStep, CBV 2.0 hash, batch), searched
+  by the start of an event id or hash, by lot, by time range;
 - ``POST /auditor/verify/batch/{batch_id}``, ``/verify/event/{event_id}``,
   ``/verify/reading/{device_id}/{seq}``, ``/verify/device/{device_id}``: server-side
   re-verification against IPFS and the ledger (tracehub.audit, tracehub.bundle), answering
@@ -27,18 +29,17 @@ calls the JSON endpoints with it.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api.config import ApiConfig
 from api.db import sync_connection
 from api.ledger import AUDIT_ORG, Ledger
 from api.policy import Access, NotPartyError, PolicyError, authorize, guard
+from api.staff_page import render
 from ingest import auditing
 from ingest.epcis.store import event_by_id
 from ingest.parties import Parties, parties, scope_orgs, subject_keys_of, target
@@ -48,7 +49,6 @@ from tracehub import db
 from tracehub.audit import AuditResult, verify_event_proof
 from tracehub.ipfs import KuboClient
 
-TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 router = APIRouter(prefix="/auditor", tags=["auditor"])
 Auditor = Annotated[Access, Depends(guard("auditor.read"))]
 Verifier = Annotated[Access, Depends(guard("auditor.verify"))]
@@ -84,7 +84,7 @@ def _verdict(result: AuditResult) -> dict[str, Any]:
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 async def page(request: Request) -> HTMLResponse:
     """The auditor page (data is fetched by its script with the signed-in token)."""
-    return TEMPLATES.TemplateResponse(request, "auditor/index.html", {"title": "Auditor"})
+    return render(request, "auditor/index.html", "Auditor")
 
 
 # ------------------------------------------------------------------------------ search
@@ -97,15 +97,33 @@ async def batches(
     kind: Annotated[str | None, Query(pattern="^(readings|events)$")] = None,
     state: Annotated[str | None, Query(pattern="^(sealed|stored|anchored)$")] = None,
     q: Annotated[
-        str | None, Query(max_length=128, pattern=NO_NUL, description="batch id, root or tx")
+        str | None,
+        Query(max_length=128, pattern=NO_NUL, description="start of a batch id, root or tx id"),
     ] = None,
+    device: Annotated[
+        str | None, Query(max_length=128, pattern=NO_NUL, description="batches of its readings")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="time range overlaps from")] = None,
+    until: Annotated[datetime | None, Query(description="time range overlaps until")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    """Batches of readings and of EPCIS events, newest first."""
+    """Batches of readings and of EPCIS events, newest first; a device outside the caller's
+    engagement is not found (which batches hold its readings is the engagement's business)."""
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
-            return auditing.find_batches(conn, kind=kind, state=state, q=q, limit=limit)
+            if device:
+                _device_in_scope(conn, principal, device)
+            return auditing.find_batches(
+                conn,
+                kind=kind,
+                state=state,
+                q=q,
+                device=device,
+                since=since,
+                until=until,
+                limit=limit,
+            )
 
     return await run_in_threadpool(work)
 
@@ -132,14 +150,30 @@ async def events(
     principal: Auditor,
     biz_step: Annotated[str | None, Query(alias="bizStep", max_length=200, pattern=NO_NUL)] = None,
     epc: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="start of an event id or hash"),
+    ] = None,
+    lot: Annotated[str | None, Query(max_length=20, pattern=NO_NUL)] = None,
+    since: Annotated[datetime | None, Query(description="event time from")] = None,
+    until: Annotated[datetime | None, Query(description="event time until")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """EPCIS events, newest capture first."""
 
     def work() -> list[dict[str, Any]]:
         with sync_connection(request) as conn:
-            scope = _scope(conn, principal)
-            return auditing.find_events(conn, biz_step=biz_step, epc=epc, limit=limit, scope=scope)
+            return auditing.find_events(
+                conn,
+                biz_step=biz_step,
+                epc=epc,
+                q=q,
+                lot=lot,
+                since=since,
+                until=until,
+                limit=limit,
+                scope=_scope(conn, principal),
+            )
 
     return await run_in_threadpool(work)
 

@@ -1,4 +1,5 @@
-"""A time-series chart as inline SVG: one line, the allowed band shaded, excursions marked.
+"""A time-series chart as inline SVG: one line, the allowed band shaded, excursions marked, a
+time axis (UTC) with ticks at round instants over the readings' own range.
 
 Rendered on the server so the chart needs no script and no library fetched at run time; the
 page stays readable with JavaScript off (docs/decisions: why not a charting library).
@@ -7,7 +8,7 @@ page stays readable with JavaScript off (docs/decisions: why not a charting libr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -27,6 +28,34 @@ class Axis:
 
 def _fmt(value: float) -> str:
     return f"{value:.1f}"
+
+
+#: Spacings of the time axis' ticks, in seconds: the first giving at most six ticks is used.
+TIME_STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400)
+
+
+def _stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%d %b %H:%M")
+
+
+def time_ticks(start: float, end: float) -> list[tuple[float, str]]:
+    """Round instants (POSIX seconds) inside [start, end] with their UTC labels: clock times
+    for a span under a day, dates (and times, for sub-day steps) beyond."""
+    step = next((s for s in TIME_STEPS if (end - start) / s <= 6), TIME_STEPS[-1])
+    first = -(-start // step) * step
+    ticks = []
+    t = first
+    while t <= end:
+        stamp = datetime.fromtimestamp(t, UTC)
+        if step >= 86400:
+            label = stamp.strftime("%d %b")
+        elif end - start >= 86400:
+            label = stamp.strftime("%d %b %H:%M")
+        else:
+            label = stamp.strftime("%H:%M")
+        ticks.append((t, label))
+        t += step
+    return ticks
 
 
 def line_chart(
@@ -79,6 +108,19 @@ def line_chart(
             f'<text class="tick" x="{PAD_L - 4}" y="{_fmt(y(v) + 4)}" '
             f'text-anchor="end">{_fmt(v)}</text>'
         )
+    # The time axis over the readings' own range, in UTC (the page does not know the reader's
+    # zone; the label says so).
+    ticks = time_ticks(times[0], times[-1]) or [(times[0], _stamp(times[0]))]
+    for t, stamp in ticks:
+        parts.append(
+            f'<line class="grid" x1="{_fmt(x(t))}" x2="{_fmt(x(t))}" y1="{PAD_T}" '
+            f'y2="{PAD_T + plot_h}"/>'
+            f'<text class="tick time" x="{_fmt(x(t))}" y="{HEIGHT - 8}" '
+            f'text-anchor="middle">{stamp}</text>'
+        )
+    parts.append(
+        f'<text class="tick" x="{WIDTH - PAD_R}" y="{PAD_T - 2}" text-anchor="end">UTC</text>'
+    )
     path = " ".join(
         f"{'M' if i == 0 else 'L'}{_fmt(x(t))},{_fmt(y(v))}"
         for i, (t, v) in enumerate(zip(times, values, strict=True))
@@ -90,12 +132,5 @@ def line_chart(
                 f'<circle class="excursion" cx="{_fmt(x(t))}" cy="{_fmt(y(v))}" r="3.5">'
                 f"<title>{escape(point['ts'])}: {_fmt(v)}</title></circle>"
             )
-    for t in (times[0], times[-1]):
-        stamp = datetime.fromtimestamp(t).strftime("%m-%d %H:%M")
-        anchor = "start" if t == times[0] else "end"
-        parts.append(
-            f'<text class="tick" x="{_fmt(x(t))}" y="{HEIGHT - 8}" '
-            f'text-anchor="{anchor}">{stamp}</text>'
-        )
     parts.append("</svg>")
     return "".join(parts)

@@ -6,32 +6,33 @@ ingest/monitoring.py's and, for alerts, alerts/store.py's:
 
 - ``GET /dashboard/shipments``: each shipment with its lots, open alert count and the last
   reading of the devices assigned to it (time, temperature, humidity, position);
-- ``GET /dashboard/readings/latest``: the latest environment reading of every device;
+- ``GET /dashboard/readings/latest``: the latest environment reading of every device, paged
+  (``limit``, ``offset``) and filtered by shipment and device id prefix;
 - ``GET /dashboard/alerts``: open and acknowledged alerts, newest first;
 - ``GET /dashboard/shipments/{id}/series``: temperature/humidity of the shipment's devices over
-  the last ``hours`` (at most ``points`` points, evenly thinned) with the allowed band of its
-  products, for the charts.
+  the ``hours`` up to its newest reading (at most ``points`` points, evenly thinned) with the
+  allowed band of its products, for the charts.
 
-``GET /dashboard`` is the page (no data in it; its script signs in like the auditor page, draws
-the charts as SVG itself, follows ``/alerts/stream`` with fetch so the bearer token can be sent
-— EventSource cannot send headers — and falls back to polling every 15 s).
+``GET /dashboard`` is the page (no data in it, only the labels of codes in the caller's
+language; its script signs in like the auditor page, acknowledges and resolves alerts through
+``/alerts/{id}/acknowledge|resolve`` and shows the API's refusal when there is one, draws the
+charts as SVG itself, follows ``/alerts/stream`` with fetch so the bearer token can be sent —
+EventSource cannot send headers — and falls back to polling every 15 s).
 """
 
 from __future__ import annotations
 
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from alerts.store import unresolved_alerts, unresolved_counts
 from api.db import Connection
 from api.policy import Access, guard, scope
+from api.staff_page import render
 from ingest import monitoring
 
-TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 Logistics = Annotated[Access, Depends(guard("dashboard.read"))]
 
@@ -39,7 +40,7 @@ Logistics = Annotated[Access, Depends(guard("dashboard.read"))]
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 async def page(request: Request) -> HTMLResponse:
     """The dashboard page."""
-    return TEMPLATES.TemplateResponse(request, "dashboard/index.html", {"title": "Logistics"})
+    return render(request, "dashboard/index.html", "Logistics")
 
 
 def _with_open_alerts(row: dict[str, Any], count: int) -> dict[str, Any]:
@@ -69,10 +70,18 @@ async def latest_readings(
     conn: Connection,
     principal: Logistics,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    shipment_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
+    device: Annotated[
+        str | None, Query(max_length=128, pattern=r"^[^\x00]*$", description="device id prefix")
+    ] = None,
 ) -> list[dict[str, Any]]:
-    """The latest environment reading of each device, with the shipment it is assigned to."""
+    """The latest environment reading of each device (ordered by device id), with the
+    shipment it is assigned to; a page of ``limit`` from ``offset``."""
     orgs = (await scope(conn, principal.principal)).orgs
-    return await monitoring.latest_readings(conn, limit, orgs)
+    return await monitoring.latest_readings(
+        conn, limit, orgs, offset=offset, shipment_id=shipment_id, device=device or None
+    )
 
 
 @router.get("/alerts")

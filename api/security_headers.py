@@ -14,10 +14,10 @@
   plain HTTP behind the TLS-terminating proxy, and HSTS on a plain-HTTP deployment (the local
   stack) would be ignored at best.
 
-FastAPI's interactive docs (/docs, /redoc) load Swagger UI and ReDoc from their CDN and start
-them with an inline script and style; there the policy admits that CDN and the hashes of the
-page's own inline scripts and styles (computed from the page as served: FastAPI's fixed
-template, no user input), never `unsafe-inline`.
+The interactive docs (/docs, /redoc; api/docs_pages.py) load Swagger UI and ReDoc from the hub
+itself and start them with an inline script and style; there the policy admits the hashes of
+the page's own inline scripts and styles (computed from the page as served: FastAPI's fixed
+template, no user input), never `unsafe-inline`, and no other origin.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ CSP = (
 )
 _DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 _DOCS_CSP = (
-    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net{scripts}; "
-    "style-src 'self' https://cdn.jsdelivr.net https://fonts.googleapis.com{styles}; "
-    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https:; "
+    "default-src 'self'; script-src 'self'{scripts}; "
+    "style-src 'self'{styles}; "
+    "font-src 'self'; img-src 'self' data:; "
     "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
@@ -69,7 +69,7 @@ def _hashes(pattern: re.Pattern[bytes], body: bytes) -> str:
 
 
 def docs_csp(body: bytes) -> str:
-    """The docs pages' policy: their CDN and the hashes of their own inline scripts and styles."""
+    """The docs pages' policy: the hashes of their own inline scripts and styles."""
     return _DOCS_CSP.format(
         scripts=_hashes(_INLINE_SCRIPT, body), styles=_hashes(_INLINE_STYLE, body)
     )

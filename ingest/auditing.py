@@ -70,10 +70,16 @@ def find_batches(
     kind: str | None = None,
     state: str | None = None,
     q: str | None = None,
+    device: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Batches of readings and of EPCIS events (``kind`` readings or events), newest first;
-    ``q`` is a batch id, root or transaction id."""
+    """Batches of readings and of EPCIS events (``kind`` readings or events), newest first.
+
+    ``q`` is the start of a batch id, root or transaction id; ``device`` keeps the reading
+    batches holding one of the device's readings; ``since``/``until`` the batches whose time
+    range overlaps the interval."""
     parts = []
     if kind in (None, "readings"):
         parts.append(
@@ -91,11 +97,30 @@ def find_batches(
         sql += " AND state = %s"
         args.append(state)
     if q:
-        sql += " AND (batch_id = %s OR root = %s OR tx_id = %s)"
+        sql += " AND (starts_with(batch_id, %s) OR starts_with(root, %s) OR starts_with(tx_id, %s))"
         args += [q, q, q]
+    if device:
+        sql += (
+            " AND kind = 'readings' AND batch_id IN (SELECT r.batch_id FROM readings r"
+            " WHERE r.device_id = %s AND r.batch_id IS NOT NULL)"
+        )
+        args.append(device)
+    if since:
+        sql += " AND last_time >= %s"
+        args.append(since)
+    if until:
+        sql += " AND first_time <= %s"
+        args.append(until)
     sql += " ORDER BY sealed_at DESC LIMIT %s"
     args.append(limit)
     return _dict_rows(conn, sql, args)
+
+
+#: SQL: event ``e`` names a lot class with lot number %s (a subject key ``lot:<gtin>/<lot>``;
+#: the 14-digit GTIN puts the lot number at character 20).
+_NAMES_LOT = (
+    "EXISTS (SELECT 1 FROM unnest(e.subjects) k WHERE k LIKE 'lot:%%' AND substr(k, 20) = %s)"
+)
 
 
 #: SQL: device ``d`` watched (at some time) a shipment with a party among %(orgs)s.
@@ -109,16 +134,16 @@ VISIBLE_DEVICE = (
 def find_devices(
     conn: Connection, *, q: str | None = None, limit: int = 100, orgs: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Devices the gateway has seen (id containing ``q``), with the fingerprint of the
-    certificate they sign with; with ``orgs``, only devices that watched one of their
-    shipments."""
+    """Devices the gateway has seen (id containing ``q``, matched as text, not a pattern), with
+    the fingerprint of the certificate they sign with; with ``orgs``, only devices that
+    watched one of their shipments."""
     return _dict_rows(
         conn,
         "SELECT device_id, certificate_sha256, first_seen, last_seen, last_seq FROM devices"
-        " WHERE (%(q)s::text IS NULL OR device_id LIKE %(like)s)"
+        " WHERE (%(q)s::text IS NULL OR strpos(device_id, %(q)s) > 0)"
         f" AND {VISIBLE_DEVICE.format(d='devices.device_id')}"
         " ORDER BY device_id LIMIT %(limit)s",
-        {"q": q, "like": f"%{q}%", "limit": limit, "orgs": orgs},
+        {"q": q, "limit": limit, "orgs": orgs},
     )
 
 
@@ -135,22 +160,43 @@ def find_events(
     *,
     biz_step: str | None = None,
     epc: str | None = None,
+    q: str | None = None,
+    lot: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
     scope: tuple[list[str], list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """EPCIS events (of a bizStep, naming an EPC), newest capture first; with ``scope``
-    (organisations, party-model keys), only those one of them captured or that name a key."""
+    """EPCIS events (of a bizStep, naming an EPC, whose id or hash starts with ``q`` — the
+    hash as ``ni:///sha-256;…`` or bare hex —, naming the lot, with an event time in
+    [``since``, ``until``]), newest capture first; with ``scope`` (organisations, party-model
+    keys), only those one of them captured or that name a key."""
     orgs, keys = scope if scope is not None else (None, [])
     return _dict_rows(
         conn,
         "SELECT event_id, event_type, event_time, biz_step, event_hash, batch_id,"
-        " batch_index FROM epcis_events"
+        " batch_index FROM epcis_events e"
         " WHERE (%(step)s::text IS NULL OR biz_step = %(step)s)"
         " AND (%(epc)s::text IS NULL OR %(epc)s = ANY(epcs))"
+        " AND (%(q)s::text IS NULL OR starts_with(event_id, %(q)s)"
+        "   OR starts_with(event_hash, %(q)s) OR starts_with(hash_hex, lower(%(q)s)))"
+        " AND (%(lot)s::text IS NULL OR " + _NAMES_LOT.replace("%s", "%(lot)s") + ")"
+        " AND (%(since)s::timestamptz IS NULL OR event_time >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR event_time <= %(until)s)"
         " AND (%(orgs)s::text[] IS NULL OR captured_by_org = ANY(%(orgs)s)"
         "   OR subjects && %(keys)s::text[])"
         " ORDER BY seq DESC LIMIT %(limit)s",
-        {"step": biz_step, "epc": epc, "limit": limit, "orgs": orgs, "keys": keys},
+        {
+            "step": biz_step,
+            "epc": epc,
+            "q": q,
+            "lot": lot,
+            "since": since,
+            "until": until,
+            "limit": limit,
+            "orgs": orgs,
+            "keys": keys,
+        },
     )
 
 

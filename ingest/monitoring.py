@@ -68,10 +68,18 @@ async def shipments(
 
 
 async def latest_readings(
-    conn: AsyncConnection, limit: int, orgs: list[str] | None = None
+    conn: AsyncConnection,
+    limit: int,
+    orgs: list[str] | None = None,
+    *,
+    offset: int = 0,
+    shipment_id: str | None = None,
+    device: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The latest environment reading of each device, with the shipment it is assigned to;
-    with ``orgs``, only readings taken for a shipment one of them is a party to."""
+    """The latest environment reading of each device (by device id), with the shipment it is
+    assigned to; a page of ``limit`` from ``offset``, only the shipment's devices with
+    ``shipment_id``, only device ids starting with ``device``; with ``orgs``, only readings
+    taken for a shipment one of them is a party to."""
     rows = await _rows(
         conn,
         "SELECT * FROM (SELECT DISTINCT ON (r.device_id) r.device_id, r.seq, r.ts, r.data,"
@@ -80,12 +88,21 @@ async def latest_readings(
         "   AND r.ts >= da.valid_from AND (da.valid_to IS NULL OR r.ts < da.valid_to)"
         "   ORDER BY da.valid_from DESC LIMIT 1) AS shipment_id"
         " FROM readings r WHERE r.kind = 'environment'"
+        " AND (%(device)s::text IS NULL OR starts_with(r.device_id, %(device)s))"
         " AND (%(orgs)s::text[] IS NULL OR EXISTS (SELECT 1 FROM device_assignments da"
         "   JOIN shipments s USING (shipment_id) WHERE da.device_id = r.device_id"
         f"   AND r.ts >= da.valid_from AND (da.valid_to IS NULL OR r.ts < da.valid_to)"
         f"   AND {visible_shipment('s')}))"
-        " ORDER BY r.device_id, r.ts DESC) AS latest LIMIT %(limit)s",
-        {"limit": limit, "orgs": orgs},
+        " ORDER BY r.device_id, r.ts DESC) AS latest"
+        " WHERE (%(shipment)s::text IS NULL OR shipment_id = %(shipment)s)"
+        " ORDER BY device_id LIMIT %(limit)s OFFSET %(offset)s",
+        {
+            "limit": limit,
+            "offset": offset,
+            "orgs": orgs,
+            "shipment": shipment_id,
+            "device": device,
+        },
     )
     return rows
 
@@ -93,9 +110,10 @@ async def latest_readings(
 async def shipment_series(
     conn: AsyncConnection, shipment_id: str, hours: float, points: int
 ) -> dict[str, Any]:
-    """Temperature and humidity of the shipment's devices over the last ``hours``, at most
-    ``points`` of them (thinned evenly, first and last kept), with the narrowest band of its
-    products; ShipmentNotFoundError if there is no such shipment."""
+    """Temperature and humidity of the shipment's devices over the ``hours`` up to its newest
+    reading (so a delivered shipment still has its chart), at most ``points`` of them (thinned
+    evenly, first and last kept), with the narrowest band of its products;
+    ShipmentNotFoundError if there is no such shipment."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "SELECT max(p.temp_min_c) AS temp_min, min(p.temp_max_c) AS temp_max,"
@@ -108,7 +126,14 @@ async def shipment_series(
     band = await cur.fetchone()
     if band is None or band.pop("found") is None:
         raise ShipmentNotFoundError(f"no shipment {shipment_id}")
-    since = datetime.now(UTC) - timedelta(hours=hours)
+    await cur.execute(
+        "SELECT max(r.ts) AS newest FROM " + _SHIPMENT_READINGS + " WHERE da.shipment_id = %s"
+        " AND r.kind = 'environment'",
+        (shipment_id,),
+    )
+    newest = await cur.fetchone()
+    until = (newest or {}).get("newest") or datetime.now(UTC)
+    since = until - timedelta(hours=hours)
     await cur.execute(
         "SELECT r.device_id, r.ts, r.data->'temperature_c' AS t, r.data->'humidity_pct' AS h"
         " FROM " + _SHIPMENT_READINGS + " WHERE da.shipment_id = %s AND r.ts >= %s"

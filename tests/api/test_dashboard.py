@@ -119,6 +119,16 @@ def test_dashboard_endpoints(stack: Settings) -> None:
         }
         assert set(latest) == {"logger-1"}
         assert latest["logger-1"]["seq"] == 30 and latest["logger-1"]["shipment_id"] == "S-MOVING"
+        # Paged and filtered: by shipment, by device id prefix, past the last page.
+        for query, devices in (
+            ("shipment_id=S-MOVING", ["logger-1"]),
+            ("shipment_id=S-PLANNED", []),
+            ("device=logg", ["logger-1"]),
+            ("device=dock", []),
+            ("offset=1", []),
+        ):
+            page = h.client.get(f"/dashboard/readings/latest?{query}", headers=staff).json()
+            assert [r["device_id"] for r in page] == devices, query
 
         alerts = h.client.get("/dashboard/alerts", headers=staff).json()
         assert [a["state"] for a in alerts] == ["open"]
@@ -144,6 +154,12 @@ def test_dashboard_endpoints(stack: Settings) -> None:
 
         page = h.client.get("/dashboard")
         assert page.status_code == 200
+        # The codes' labels come in the reader's language, as data for the script.
+        spanish = h.client.get("/dashboard", headers={"Accept-Language": "es-MX,en;q=0.5"}).text
+        block = spanish.split('<script type="application/json" id="labels">')[1]
+        labels = json.loads(block.split("</script>")[0])
+        assert labels["shipment_state_in_transit"] == "En tránsito"
+        assert labels["alert_temperature_excursion"] == "Desviación de temperatura"
         assert 'id="chart-temp"' in page.text and "/static/dashboard/dashboard.js" in page.text
         assert h.client.get("/static/dashboard/dashboard.js").status_code == 200
 
@@ -188,4 +204,4 @@ def test_dashboard_page_in_chromium(stack: Settings) -> None:
                 lambda d: d.find_elements(By.CSS_SELECTOR, f'#alerts tr[data-alert="{alert_id}"]')
             )
             assert time.monotonic() - started < 10
-            assert driver.find_element(By.ID, "alert-count").text == "(2)"
+            assert driver.find_element(By.ID, "alert-count").text == "(2 open, 0 acknowledged)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import threading
@@ -47,9 +48,10 @@ def serve(config: ApiConfig) -> Iterator[str]:
 
 @contextmanager
 def chromium(
-    extra_flags: tuple[str, ...] = (), prefix: str = "tracehub-dash-"
+    extra_flags: tuple[str, ...] = (), prefix: str = "tracehub-dash-", network_log: bool = False
 ) -> Iterator[webdriver.Chrome]:
-    """Headless Debian Chromium with a throw-away profile (``extra_flags`` added)."""
+    """Headless Debian Chromium with a throw-away profile (``extra_flags`` added; with
+    ``network_log``, the DevTools network events are kept for :func:`requested_urls`)."""
     assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
         "Debian's chromium and chromium-driver are needed (scripts/install-system-deps.sh)"
     )
@@ -57,7 +59,8 @@ def chromium(
     options = Options()
     options.binary_location = str(CHROMIUM)
     # The console log, so tests can read Content-Security-Policy violations (csp_violations).
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    logs = {"browser": "ALL", **({"performance": "ALL"} if network_log else {})}
+    options.set_capability("goog:loggingPrefs", logs)
     for flag in (
         "--headless",
         "--no-sandbox",
@@ -92,3 +95,14 @@ def csp_violations(driver: webdriver.Chrome) -> list[str]:
         for entry in driver.get_log("browser")
         if "Content Security Policy" in str(entry.get("message", ""))
     ]
+
+
+def requested_urls(driver: webdriver.Chrome) -> list[str]:
+    """Every URL the browser asked for since the last call (DevTools ``Network.requestWillBeSent``
+    events of the performance log; the driver needs ``network_log=True``)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(str(message["params"]["request"]["url"]))
+    return urls

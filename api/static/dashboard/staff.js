@@ -1,9 +1,11 @@
 // Staff pages: sign in with POST /auth/token, keep the bearer token in sessionStorage (per tab,
 // never a cookie) and call the JSON API with it. Page scripts register with TraceHub.onReady.
+// One time format on every staff page: local time, the UTC instant on hover (TraceHub.time).
 "use strict";
 (function () {
   const KEY = "tracehub.token";
   const ready = [];
+  const labels = JSON.parse(document.getElementById("labels")?.textContent || "{}");
   const TraceHub = {
     token: () => sessionStorage.getItem(KEY),
     onReady: (fn) => ready.push(fn),
@@ -27,6 +29,25 @@
       for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
       return node;
     },
+    // A readable label for a code ("shipment_state_", "in_transit" -> "In transit").
+    label(prefix, code) {
+      if (code == null) return "";
+      return labels[prefix + code] ?? String(code).replace(/_/g, " ");
+    },
+    // <time>: local date and time, the ISO instant in UTC as its title (shown on hover).
+    time(iso) {
+      if (!iso) return "—";
+      const d = new Date(iso);
+      if (Number.isNaN(d.getTime())) return String(iso);
+      return TraceHub.el("time", { datetime: d.toISOString(), title: d.toISOString().replace(".000Z", "Z") + " (UTC)" },
+        d.toLocaleString([], { dateStyle: "medium", timeStyle: "medium" }));
+    },
+    // A table cell; `label` is the column name shown before the value when rows stack on a phone.
+    td(label, value, cls) {
+      const attrs = { "data-label": label };
+      if (cls) attrs.class = cls;
+      return TraceHub.el("td", attrs, value);
+    },
   };
   window.TraceHub = TraceHub;
 
@@ -46,6 +67,7 @@
       });
       return;
     }
+    form.hidden = true;
     try {
       const me = await TraceHub.json("/auth/me");
       document.getElementById("who").textContent = me.username + " (" + me.roles.join(", ") + ")";
