@@ -67,7 +67,11 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     )
     app.state.config = config
     errors.install(app)
-    app.add_middleware(SecurityHeaders, https=config.public_base_url.startswith("https://"))
+    app.add_middleware(
+        SecurityHeaders,
+        https=config.public_base_url.startswith("https://"),
+        witnesses=config.witnesses,
+    )
     app.state.pool = pool
     app.state.token_versions = versions
 

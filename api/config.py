@@ -46,6 +46,7 @@ class ApiConfig:
     token_ttl_s: int = 3600
     public_base_url: str = ApiSettings.public_url
     page_cache_s: float = ApiSettings.page_cache_s
+    witnesses: tuple[str, ...] = ApiSettings().witness_urls
     pool_min: int = 2
     pool_max: int = 10
     extra: dict[str, object] = field(default_factory=dict)
@@ -67,6 +68,7 @@ class ApiConfig:
             search_path=stack.api.search_path,
             public_base_url=stack.api.public_url,
             page_cache_s=stack.api.page_cache_s,
+            witnesses=stack.api.witness_urls,
         )
 
     @classmethod

@@ -297,8 +297,9 @@ def _render_view(request: Request, locale: str, view: LotView) -> Response:
                     "shown": shown,
                 }
             )
+    config: ApiConfig = request.app.state.config
     verify_data = json.dumps(
-        {"records": records, "messages": messages},
+        {"records": records, "messages": messages, "witnesses": list(config.witnesses)},
         separators=(",", ":"),
     ).replace("</", "<\\/")
     return _page(

@@ -25,16 +25,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSP", "SecurityHeaders"]
+__all__ = ["CSP", "SecurityHeaders", "page_csp"]
 
-CSP = (
+_PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "connect-src 'self'{connect}; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def page_csp(witnesses: Sequence[str] = ()) -> str:
+    """The pages' policy; the buyer page may also ask the ledger witnesses (their origins)."""
+    origins = sorted({_origin(url) for url in witnesses})
+    return _PAGE_CSP.format(connect="".join(" " + o for o in origins))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+CSP = page_csp()
 _DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 _DOCS_CSP = (
     "default-src 'self'; script-src 'self'{scripts}; "
@@ -78,11 +94,14 @@ def docs_csp(body: bytes) -> str:
 class SecurityHeaders:
     """Pure ASGI middleware (streams such as SSE pass through unbuffered)."""
 
-    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool = False, witnesses: Sequence[str] = ()) -> None:
         self.app = app
         self.extra = [*_COMMON, *([(b"strict-transport-security", HSTS)] if https else [])]
         # Built once: this runs on every response, the buyer page's hottest path.
-        self.page_headers = [(b"content-security-policy", CSP.encode()), *self.extra]
+        self.page_headers = [
+            (b"content-security-policy", page_csp(witnesses).encode()),
+            *self.extra,
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -16,9 +16,10 @@ MQTT_TLS_PORT=18883
 STRIPE_MOCK_PORT=12111
 STRIPE_MOCK_HTTPS_PORT=12112
 API_PORT=18000
+WITNESS_PORT=18090
 
 # name | command | health check | port(s) shown by status
-components=(postgres kubo mosquitto orderer peer0.org1 peer0.org2 chaincode stripe-mock api)
+components=(postgres kubo mosquitto orderer peer0.org1 peer0.org2 chaincode witness stripe-mock api)
 
 command_of() {
   case $1 in
@@ -29,6 +30,9 @@ command_of() {
     peer0.org1) echo "$here/fabric/peer.sh 1" ;;
     peer0.org2) echo "$here/fabric/peer.sh 2" ;;
     chaincode) echo "$here/fabric/chaincode-server.sh" ;;
+    # Org2's read-only view of anchors (tracehub/ledger/witness.py): the buyer page confirms each
+    # anchor there too, not only with the hub.
+    witness) echo "$PYTHON -m tracehub.ledger.witness --org 2 --port $WITNESS_PORT" ;;
     stripe-mock) echo "$here/stripe-mock/stripe-mock.sh" ;;
     api) echo "$PYTHON -m api --host 127.0.0.1 --port $API_PORT" ;;
   esac
@@ -46,6 +50,7 @@ healthy() {
     peer0.org1) fabric_healthy "$(peer_ops_port 1)" ;;
     peer0.org2) fabric_healthy "$(peer_ops_port 2)" ;;
     chaincode) port_open "$CHAINCODE_SERVER_PORT" ;;
+    witness) curl -fsS --max-time 3 "http://127.0.0.1:$WITNESS_PORT/healthz" >/dev/null 2>&1 ;;
     # Any authenticated API call answers 200 once the mock has loaded its OpenAPI spec.
     stripe-mock) curl -fsS --max-time 3 -u sk_test_123: "http://127.0.0.1:$STRIPE_MOCK_PORT/v1/balance" >/dev/null 2>&1 ;;
     api) curl -fsS --max-time 3 "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1 ;;
@@ -61,6 +66,7 @@ where() {
     peer0.org1) echo "grpcs://127.0.0.1:$(peer_port 1)  ops :$(peer_ops_port 1)" ;;
     peer0.org2) echo "grpcs://127.0.0.1:$(peer_port 2)  ops :$(peer_ops_port 2)" ;;
     chaincode) echo "grpcs://127.0.0.1:$CHAINCODE_SERVER_PORT (package $(cat "$FABRIC_HOME/chaincode/package_id" 2>/dev/null))" ;;
+    witness) echo "http://127.0.0.1:$WITNESS_PORT (Org2's read-only anchor view)" ;;
     stripe-mock) echo "http://127.0.0.1:$STRIPE_MOCK_PORT  https://127.0.0.1:$STRIPE_MOCK_HTTPS_PORT (Stripe API mock)" ;;
     api) echo "http://127.0.0.1:$API_PORT (TraceHub API, QR pages, /docs)" ;;
   esac
@@ -164,6 +170,7 @@ up() {
   (cd "$project_dir" && "$PYTHON" -m tracehub.ledger.ready 120)
   # The chaincode enrols only certificates of the device CA it holds: record it (once).
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs ledger-ca)
+  start witness 30
   start stripe-mock 30
   # Last: the API serves what everything above provides (database, ledger, IPFS).
   start api 30

@@ -67,6 +67,21 @@ class ApiSettings:
             readers="api (resolver)",
         ),
     )
+    witnesses: str = field(
+        default="http://127.0.0.1:18090",
+        metadata=_env(
+            "TRACEHUB_LEDGER_WITNESSES",
+            "Comma-separated base URLs of ledger witnesses (read-only anchor views other "
+            "organisations run, tracehub.ledger.witness) the buyer page confirms anchors with; "
+            "empty: none",
+            readers="api (resolver, security headers)",
+        ),
+    )
+
+    @property
+    def witness_urls(self) -> tuple[str, ...]:
+        """The witnesses' base URLs, without trailing slashes."""
+        return tuple(u.strip().rstrip("/") for u in self.witnesses.split(",") if u.strip())
 
 
 @dataclass(frozen=True)

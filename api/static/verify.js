@@ -8,8 +8,12 @@
 //   3. walks the audit path (RFC 9162 §2.1.3.2) with SHA-256(0x01 || left || right) to a root,
 //      which must equal the proof's root ("path invalid" otherwise);
 //   4. fetches the batch's anchor from the ledger (/ledger/anchors/{batch_id}) and compares its
-//      root with the one reached ("root mismatch" otherwise).
-// Only WebCrypto (crypto.subtle.digest) is used; nothing is fetched from elsewhere.
+//      root with the one reached ("root mismatch" otherwise);
+//   5. asks each ledger witness the page names (another organisation's read-only view of its
+//      own peer, tracehub/ledger/witness.py) for the same anchors: the page says whose peer
+//      confirmed them, that none could be reached, or that one disagrees with the hub.
+// Only WebCrypto (crypto.subtle.digest) is used; nothing is fetched but from the hub and the
+// witnesses.
 "use strict";
 
 (function () {
@@ -134,6 +138,7 @@
     }
     return {
       batch: proof.batch_id,
+      root: hex(reached),
       tx: pick(anchor, "tx_id") || proof.tx_id,
       block: pick(anchor, "block_number") ?? proof.block_number,
     };
@@ -192,6 +197,45 @@
     for (const item of document.querySelectorAll(selector)) item.classList.add(ok ? "ok" : "bad");
   }
 
+  // Step 5. Resolves to {state, text}: "confirmed" (every witness holds every root), "unconfirmed"
+  // (a witness could not be asked) or "disagrees" (a witness holds another root or none).
+  async function confirmWithWitnesses(batches) {
+    const confirmed = [];
+    for (const base of data.witnesses || []) {
+      let msp = base;
+      try {
+        for (const b of batches) {
+          let reply;
+          try {
+            reply = await fetch(base + "/anchors/" + encodeURIComponent(b.batch), {
+              headers: { Accept: "application/json" },
+            });
+          } catch (error) {
+            return { state: "unconfirmed", text: fill(t.witness_unreachable, { url: base }) };
+          }
+          if (reply.status === 404) {
+            const body = await reply.json().catch(() => ({}));
+            msp = body.msp_id || msp;
+            return { state: "disagrees", text: fill(t.witness_not_anchored, { msp: msp, batch: b.batch }) };
+          }
+          if (!reply.ok) {
+            return { state: "unconfirmed", text: fill(t.witness_unreachable, { url: base }) };
+          }
+          const answer = await reply.json();
+          msp = answer.msp_id || msp;
+          if (!answer.anchor || answer.anchor.root !== b.root) {
+            return { state: "disagrees", text: fill(t.witness_root_differs, { msp: msp, batch: b.batch }) };
+          }
+        }
+      } catch (error) {
+        return { state: "unconfirmed", text: fill(t.witness_unreachable, { url: base }) };
+      }
+      confirmed.push(msp);
+    }
+    if (!confirmed.length) return null;
+    return { state: "confirmed", text: fill(t.witness_confirmed, { msp: confirmed.join(", ") }) };
+  }
+
   function show(state, text) {
     statusNode.dataset.state = state;
     statusNode.className = "status " + state;
@@ -242,6 +286,18 @@
       return;
     }
     const latest = Array.from(batches.values()).sort((a, b) => b.block - a.block)[0];
+    const witnessNode = document.getElementById("verify-witness");
+    const witnessed = await confirmWithWitnesses(Array.from(batches.values()));
+    if (witnessed && witnessNode) {
+      witnessNode.dataset.state = witnessed.state;
+      witnessNode.className = "witness " + witnessed.state;
+      witnessNode.textContent = witnessed.text;
+    }
+    if (witnessed && witnessed.state === "disagrees") {
+      // The hub's ledger answer is contradicted by another organisation's peer: not verified.
+      show("failed", fill(t.not_verified_reason, { reason: witnessed.text }));
+      return;
+    }
     show("verified", fill(t.verified_on_ledger, { tx: latest.tx, block: latest.block }));
     for (const b of batches.values()) {
       const li = document.createElement("li");

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from api.security_headers import CSP
+from api.security_headers import page_csp
 from tests.support.api import ApiHarness, api_harness
 from tests.support.browser import chromium, csp_violations, serve, sign_in
 from tests.support.processes import http_server
@@ -42,7 +42,7 @@ def test_every_kind_of_response_carries_the_headers(harness: ApiHarness) -> None
         for name, value in COMMON.items():
             assert reply.headers.get(name) == value, (what, name, reply.headers)
         policy = reply.headers["content-security-policy"]
-        assert policy == CSP, what
+        assert policy == page_csp(harness.client.app.state.config.witnesses), what
         assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
         assert "strict-transport-security" not in reply.headers  # plain-HTTP deployment
 
