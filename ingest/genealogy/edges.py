@@ -45,7 +45,7 @@ class Closing:
     children: tuple[str, ...]
 
 
-def _step(event: Mapping[str, Any]) -> str:
+def step_of(event: Mapping[str, Any]) -> str:
     value = str(event.get("bizStep") or "")
     return value.rsplit("-", 1)[-1].rsplit(":", 1)[-1]
 
@@ -108,7 +108,7 @@ def edges_of(event: Mapping[str, Any]) -> list[Edge]:
         parent = event.get("parentID")
         if isinstance(parent, str):
             subjects.append((canonical(parent), None, None))
-    step = _step(event)
+    step = step_of(event)
     where = _place(event, "bizLocation")
     if kind == "ObjectEvent" and action == "ADD" and where is not None:
         edges += [Edge(where, s, "origin", q, u) for s, q, u in subjects]

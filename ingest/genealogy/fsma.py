@@ -1,0 +1,229 @@
+"""Regulator exports of a trace: the FSMA 204 electronic sortable spreadsheet (CSV and XLSX) and
+the same events as an EPCIS 2.0 document.
+
+One spreadsheet row per critical tracking event and traceability lot code, with the key data
+elements FSMA 204 asks for, read from the stored event (the exact bytes that were hashed), and
+per row the event's CBV 2.0 hash and the URL of its proof, so each line can be checked against
+the ledger. Critical tracking events are recognised by their CBV business step (harvesting,
+cooling, packing / commissioning as initial packing, shipping, receiving) or, for
+transformation, by the event type.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from ingest.genealogy.edges import step_of
+from ingest.genealogy.ids import canonical
+from tracehub import db
+from tracehub.epcis.schema import DEFAULT_CONTEXT
+
+__all__ = ["COLUMNS", "epcis_document", "fsma_csv", "fsma_rows", "fsma_xlsx", "trace_events"]
+
+COLUMNS = (
+    "Critical tracking event",
+    "Event date",
+    "Event time (UTC)",
+    "Traceability lot code",
+    "Traceability lot code source",
+    "Product (GTIN)",
+    "Product description",
+    "Quantity",
+    "Unit of measure",
+    "Location identifier (GLN)",
+    "Location description",
+    "Immediate previous source",
+    "Immediate subsequent recipient",
+    "Input traceability lot codes",
+    "Reference document type",
+    "Reference document number",
+    "EPCIS event ID",
+    "Event hash",
+    "Proof URL",
+)
+_CTE = {
+    "harvesting": "Harvesting",
+    "cooling": "Cooling",
+    "packing": "Initial packing",
+    "commissioning": "Initial packing",
+    "shipping": "Shipping",
+    "receiving": "Receiving",
+    "transforming": "Transformation",
+}
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: str
+    event_hash: str
+    event: dict[str, Any]
+
+
+def trace_events(conn: db.Connection, event_ids: Iterable[str]) -> list[StoredEvent]:
+    """The stored events (eventTime order) of ``event_ids``."""
+    rows = conn.execute(
+        "SELECT event_id, event_hash, event_json FROM epcis_events WHERE event_id = ANY(%s)"
+        " ORDER BY event_time, seq",
+        (sorted(set(event_ids)),),
+    ).fetchall()
+    return [StoredEvent(r[0], r[1], json.loads(bytes(r[2]))) for r in rows]
+
+
+def _cte(event: Mapping[str, Any]) -> str | None:
+    if event.get("type") == "TransformationEvent":
+        return "Transformation"
+    return _CTE.get(step_of(event))
+
+
+def _lots(event: Mapping[str, Any], *names: str) -> list[tuple[str, Any, Any]]:
+    out = []
+    for name in names:
+        for element in event.get(name) or []:
+            if isinstance(element, Mapping) and isinstance(element.get("epcClass"), str):
+                node = canonical(element["epcClass"])
+                if node.startswith("lot:"):
+                    out.append((node[4:], element.get("quantity"), element.get("uom")))
+    return out
+
+
+def _place(event: Mapping[str, Any]) -> str:
+    value = event.get("bizLocation") or event.get("readPoint")
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        node = canonical(value["id"])
+        return node[4:] if node.startswith("gln:") else value["id"]
+    return ""
+
+
+def _listed(event: Mapping[str, Any], name: str, key: str) -> str:
+    values = [e.get(key) for e in event.get(name) or [] if isinstance(e, Mapping)]
+    return "; ".join(str(v) for v in values if isinstance(v, str))
+
+
+def _reference(event: Mapping[str, Any]) -> tuple[str, str]:
+    refs = [e for e in event.get("bizTransactionList") or [] if isinstance(e, Mapping)]
+    if not refs:
+        return "", ""
+    kind = str(refs[0].get("type") or "").rsplit("-", 1)[-1].rsplit(":", 1)[-1]
+    return kind, str(refs[0].get("bizTransaction") or "")
+
+
+def fsma_rows(
+    conn: db.Connection, events: Sequence[StoredEvent], *, base_url: str = ""
+) -> list[list[str]]:
+    """Spreadsheet rows (without the header), sorted by lot code, then date and time."""
+    ctes = [(s, _cte(s.event)) for s in events]
+    lots = {lot for s, c in ctes if c for lot, _, _ in _lots(s.event, *_QUANTITY_LISTS)}
+    gtins = sorted({lot.split("/", 1)[0] for lot in lots})
+    names: dict[str, str] = dict(
+        conn.execute(
+            "SELECT gtin, name || coalesce(nullif(' — ' || description, ' — '), '')"
+            " FROM products WHERE gtin = ANY(%s)",
+            (gtins,),
+        ).fetchall()
+    )
+    places: dict[str, str] = dict(
+        conn.execute(
+            "SELECT gln, name || ', ' || city || ' ' || country_code FROM locations",
+        ).fetchall()
+    )
+    sources = _lot_sources(conn, sorted(lots))
+    rows = []
+    for stored, cte in ctes:
+        if cte is None:
+            continue
+        event = stored.event
+        at = datetime.fromisoformat(str(event["eventTime"])).astimezone(UTC)
+        inputs = ""
+        subjects = _lots(event, "quantityList", "childQuantityList")
+        if event.get("type") == "TransformationEvent":
+            subjects = _lots(event, "outputQuantityList")
+            inputs = "; ".join(lot for lot, _, _ in _lots(event, "inputQuantityList"))
+        doc_type, doc_number = _reference(event)
+        where = _place(event)
+        for lot, quantity, uom in subjects:
+            gtin, code = lot.split("/", 1)
+            rows.append(
+                [
+                    cte,
+                    at.date().isoformat(),
+                    at.time().isoformat(timespec="seconds"),
+                    code,
+                    sources.get(lot, ""),
+                    gtin,
+                    names.get(gtin, ""),
+                    "" if quantity is None else str(quantity),
+                    str(uom or ""),
+                    where,
+                    places.get(where, ""),
+                    _listed(event, "sourceList", "source"),
+                    _listed(event, "destinationList", "destination"),
+                    inputs,
+                    doc_type,
+                    doc_number,
+                    stored.event_id,
+                    stored.event_hash,
+                    f"{base_url}/proofs/events/{quote(stored.event_id, safe='')}",
+                ]
+            )
+    rows.sort(key=lambda r: (r[5], r[3], r[1], r[2]))
+    return rows
+
+
+_QUANTITY_LISTS = ("quantityList", "childQuantityList", "outputQuantityList")
+
+
+def _lot_sources(conn: db.Connection, lots: list[str]) -> dict[str, str]:
+    """Where each lot code was assigned: the location its origin edge starts from."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (dst) dst, src FROM genealogy_edges"
+        " WHERE kind = 'origin' AND dst = ANY(%s) ORDER BY dst, event_time",
+        ([f"lot:{x}" for x in lots],),
+    ).fetchall()
+    return {dst[4:]: (src[4:] if src.startswith("gln:") else src) for dst, src in rows}
+
+
+def fsma_csv(rows: Sequence[Sequence[str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def fsma_xlsx(rows: Sequence[Sequence[str]]) -> bytes:
+    """The sheet as XLSX: a bold, frozen header with an auto-filter (sortable in any viewer)."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "FSMA 204"
+    sheet.append(list(COLUMNS))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append(list(row))
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = sheet.dimensions
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def epcis_document(events: Sequence[StoredEvent]) -> dict[str, Any]:
+    """The events as an EPCIS 2.0 document (each as stored, with its own @context)."""
+    return {
+        "@context": [DEFAULT_CONTEXT],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": datetime.now(UTC).isoformat(),
+        "epcisBody": {"eventList": [s.event for s in events]},
+    }
