@@ -24,7 +24,9 @@ from tracehub.errors import ConflictError, InvalidError, NotFoundError
 
 __all__ = [
     "CLASSES",
+    "Opened",
     "RecallError",
+    "RecallInvalidError",
     "RecallNotFoundError",
     "RecallStateError",
     "acknowledge",

@@ -17,12 +17,20 @@ from urllib.parse import quote
 
 from psycopg.rows import dict_row
 
+from ingest.errors import IngestError
 from ingest.genealogy.ids import node_kind
 from tracehub import db
+from tracehub.errors import InvalidError
 
-__all__ = ["DIRECTIONS", "Trace", "TraceEdge", "TraceScope", "trace"]
+__all__ = ["DIRECTIONS", "Trace", "TraceEdge", "TraceQueryError", "TraceScope", "trace"]
 
 DIRECTIONS = ("backward", "forward", "both")
+
+
+class TraceQueryError(IngestError, InvalidError):
+    """A trace or export request names nothing to trace."""
+
+
 _WALKED = frozenset({"lot", "item", "sscc", "product"})
 
 
