@@ -282,10 +282,17 @@ POLICY: dict[str, Rule] = {
         None, "recalls the caller's organisation opened or is affected by", ("*", ANY_ROLE)
     ),
     "recall.read": _rule(
-        "recall", "read a recall", ("brand_owner", ANY_ROLE), ("affected", ANY_ROLE)
+        "recall",
+        "read a recall",
+        ("brand_owner", ANY_ROLE),
+        ("affected", ANY_ROLE),
+        ("auditor", _r("auditor")),
     ),
     "recall.acknowledge": _rule(
-        "recall", "acknowledge a recall, report quantities", ("affected", TRADERS)
+        "recall",
+        "acknowledge a recall, report quantities (a party's own answer)",
+        ("affected", TRADERS),
+        admin=False,
     ),
     "recall.close": _rule("recall", "close a recall", ("brand_owner", SUPPLIER)),
     # -- staff pages

@@ -77,7 +77,7 @@ async def open_(
                 raise RecallInvalidError("the targets must be products of one brand owner")
             opened = open_recall(
                 conn,
-                brand_org=principal.org_id or owners.pop(),
+                brand_org=owners.pop(),
                 opened_by=principal.username,
                 targets=body.targets,
                 reason=body.reason,
