@@ -136,7 +136,7 @@ def fsma_rows(
             "SELECT gln, name || ', ' || city || ' ' || country_code FROM locations",
         ).fetchall()
     )
-    sources = _lot_sources(conn, sorted(lots))
+    sources = _lot_sources(events)
     rows = []
     for stored, cte in ctes:
         if cte is None:
@@ -182,14 +182,21 @@ def fsma_rows(
 _QUANTITY_LISTS = ("quantityList", "childQuantityList", "outputQuantityList")
 
 
-def _lot_sources(conn: db.Connection, lots: list[str]) -> dict[str, str]:
-    """Where each lot code was assigned: the location its origin edge starts from."""
-    rows = conn.execute(
-        "SELECT DISTINCT ON (dst) dst, src FROM genealogy_edges"
-        " WHERE kind = 'origin' AND dst = ANY(%s) ORDER BY dst, event_time",
-        ([f"lot:{x}" for x in lots],),
-    ).fetchall()
-    return {dst[4:]: (src[4:] if src.startswith("gln:") else src) for dst, src in rows}
+def _lot_sources(events: Sequence[StoredEvent]) -> dict[str, str]:
+    """Where each lot code was assigned: the location of the first event creating it (an
+    ObjectEvent ADD, or a transformation's output)."""
+    sources: dict[str, str] = {}
+    for stored in events:  # eventTime order
+        event = stored.event
+        if event.get("type") == "TransformationEvent":
+            made = _lots(event, "outputQuantityList")
+        elif event.get("type") == "ObjectEvent" and event.get("action") == "ADD":
+            made = _lots(event, "quantityList")
+        else:
+            continue
+        for lot, _, _ in made:
+            sources.setdefault(lot, _place(event))
+    return sources
 
 
 def fsma_csv(rows: Sequence[Sequence[str]]) -> bytes:
