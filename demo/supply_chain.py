@@ -262,6 +262,7 @@ class SupplyChain:
         backward = {self._lot(self.G_PACK, self.packed_lot(k)) for k in ks}
         backward |= {self._lot(self.G_FARM, self.farm_lot(k)) for k in ks}
         backward |= {f"gln:{self.farm_gln(self.farm_of(k))}" for k in ks}
+        backward.add(self._lot(self.G_PROD, self.product_lot(j)))  # the lot it is an instance of
         forward = {f"sscc:{self._sscc(j, q)}", f"gln:{self.retailer_gln(self.retailer_of(j, q))}"}
         farm_forward = {}
         for k in ks:

@@ -3,6 +3,7 @@
 Direction is the flow of goods, upstream -> downstream:
 
 - TransformationEvent: every input -> every output (``transforms``), with the input's quantity;
+  an output lot -> each output SGTIN of its GTIN (``instance``);
 - AggregationEvent / AssociationEvent ADD (and OBSERVE): child -> parent (``contains``); DELETE
   closes the open edges of the parent (the listed children, or all when none is listed);
 - ObjectEvent ADD at a business location: location -> object (``origin``); with an ILMD lot
@@ -96,6 +97,11 @@ def edges_of(event: Mapping[str, Any]) -> list[Edge]:
         inputs = _ids(event, "inputEPCList") + _quantities(event, "inputQuantityList")
         outputs = _ids(event, "outputEPCList") + _quantities(event, "outputQuantityList")
         edges += [Edge(i, o, "transforms", q, u) for i, q, u in inputs for o, _, _ in outputs]
+        # Items made in the same event as a lot of their GTIN are instances of that lot.
+        lots = {o[4:].split("/", 1)[0]: o for o, _, _ in outputs if o.startswith("lot:")}
+        for o, _, _ in outputs:
+            if o.startswith("item:") and o[5:].split("/", 1)[0] in lots:
+                edges.append(Edge(lots[o[5:].split("/", 1)[0]], o, "instance"))
         subjects = outputs
     elif kind in ("AggregationEvent", "AssociationEvent"):
         parent = event.get("parentID")

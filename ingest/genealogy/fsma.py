@@ -21,7 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
 from ingest.genealogy.edges import step_of
 from ingest.genealogy.ids import canonical
@@ -137,6 +139,7 @@ def fsma_rows(
         ).fetchall()
     )
     sources = _lot_sources(events)
+    units = _unit_lots(conn, [s for s, c in ctes if c])
     rows = []
     for stored, cte in ctes:
         if cte is None:
@@ -148,6 +151,8 @@ def fsma_rows(
         if event.get("type") == "TransformationEvent":
             subjects = _lots(event, "outputQuantityList")
             inputs = "; ".join(lot for lot, _, _ in _lots(event, "inputQuantityList"))
+        if not subjects:
+            subjects = [(lot, count, "EA") for lot, count in units.get(stored.event_id, [])]
         doc_type, doc_number = _reference(event)
         where = _place(event)
         for lot, quantity, uom in subjects:
@@ -182,6 +187,46 @@ def fsma_rows(
 _QUANTITY_LISTS = ("quantityList", "childQuantityList", "outputQuantityList")
 
 
+_UNIT_LOTS = """
+SELECT c.dst, i.src, count(*) FROM genealogy_edges c
+  JOIN genealogy_edges i ON i.dst = c.src AND i.kind = 'instance'
+ WHERE c.kind = 'contains' AND c.dst = ANY(%(units)s) GROUP BY 1, 2
+UNION ALL
+SELECT i.dst, i.src, 1 FROM genealogy_edges i WHERE i.kind = 'instance' AND i.dst = ANY(%(units)s)
+"""
+
+
+def _unit_lots(
+    conn: db.Connection, events: Sequence[StoredEvent]
+) -> dict[str, list[tuple[str, int]]]:
+    """For events naming logistic units or items but no lot: (lot, item count) of each event,
+    through the graph (a pallet's items, each item's lot)."""
+    named: dict[str, list[str]] = {}
+    for stored in events:
+        event = stored.event
+        if _lots(event, *_QUANTITY_LISTS):
+            continue
+        ids = [*event.get("epcList", []), *event.get("childEPCs", [])]
+        if isinstance(event.get("parentID"), str):
+            ids.append(event["parentID"])
+        named[stored.event_id] = [canonical(x) for x in ids if isinstance(x, str)]
+    units = sorted({u for ids in named.values() for u in ids})
+    if not units:
+        return {}
+    per_unit: dict[str, dict[str, int]] = {}
+    for unit, lot, count in conn.execute(_UNIT_LOTS, {"units": units}).fetchall():
+        found = per_unit.setdefault(unit, {})
+        found[lot[4:]] = found.get(lot[4:], 0) + int(count)
+    out: dict[str, list[tuple[str, int]]] = {}
+    for event_id, ids in named.items():
+        total: dict[str, int] = {}
+        for unit in ids:
+            for lot, count in per_unit.get(unit, {}).items():
+                total[lot] = total.get(lot, 0) + count
+        out[event_id] = sorted(total.items())
+    return out
+
+
 def _lot_sources(events: Sequence[StoredEvent]) -> dict[str, str]:
     """Where each lot code was assigned: the location of the first event creating it (an
     ObjectEvent ADD, or a transformation's output)."""
@@ -208,18 +253,20 @@ def fsma_csv(rows: Sequence[Sequence[str]]) -> bytes:
 
 
 def fsma_xlsx(rows: Sequence[Sequence[str]]) -> bytes:
-    """The sheet as XLSX: a bold, frozen header with an auto-filter (sortable in any viewer)."""
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "FSMA 204"
-    sheet.append(list(COLUMNS))
-    for cell in sheet[1]:
+    """The sheet as XLSX: a bold, frozen header with an auto-filter (sortable in any viewer).
+    Written in openpyxl's write-only mode: rows stream out, memory stays flat."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("FSMA 204")
+    sheet.freeze_panes = "A2"
+    header = []
+    for name in COLUMNS:
+        cell = WriteOnlyCell(sheet, value=name)
         cell.font = Font(bold=True)
+        header.append(cell)
+    sheet.append(header)
     for row in rows:
         sheet.append(list(row))
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = sheet.dimensions
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{len(rows) + 1}"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
