@@ -187,13 +187,18 @@ def fsma_rows(
 _QUANTITY_LISTS = ("quantityList", "childQuantityList", "outputQuantityList")
 
 
-_UNIT_LOTS = """
-SELECT c.dst, i.src, count(*) FROM genealogy_edges c
-  JOIN genealogy_edges i ON i.dst = c.src AND i.kind = 'instance'
- WHERE c.kind = 'contains' AND c.dst = ANY(%(units)s) GROUP BY 1, 2
-UNION ALL
-SELECT i.dst, i.src, 1 FROM genealogy_edges i WHERE i.kind = 'instance' AND i.dst = ANY(%(units)s)
-"""
+# Looked up in chunks: past a few thousand values in `= ANY(array)` the planner prefers to scan
+# every edge over probing the index.
+_CONTENTS = "SELECT dst, src FROM genealogy_edges WHERE kind = 'contains' AND dst = ANY(%s)"
+_LOT_OF = "SELECT dst, src FROM genealogy_edges WHERE kind = 'instance' AND dst = ANY(%s)"
+_CHUNK = 1000
+
+
+def _lookup(conn: db.Connection, query: str, ids: Sequence[str]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for i in range(0, len(ids), _CHUNK):
+        out += [(r[0], r[1]) for r in conn.execute(query, (list(ids[i : i + _CHUNK]),)).fetchall()]
+    return out
 
 
 def _unit_lots(
@@ -213,10 +218,18 @@ def _unit_lots(
     units = sorted({u for ids in named.values() for u in ids})
     if not units:
         return {}
+    contents: dict[str, list[str]] = {}
+    for unit, child in _lookup(conn, _CONTENTS, units):
+        contents.setdefault(unit, []).append(child)
+    items = sorted({c for cs in contents.values() for c in cs} | set(units))
+    lot_of = dict(_lookup(conn, _LOT_OF, items))
     per_unit: dict[str, dict[str, int]] = {}
-    for unit, lot, count in conn.execute(_UNIT_LOTS, {"units": units}).fetchall():
+    for unit in units:
         found = per_unit.setdefault(unit, {})
-        found[lot[4:]] = found.get(lot[4:], 0) + int(count)
+        for item in contents.get(unit, [unit]):
+            if item in lot_of:
+                lot = lot_of[item][4:]
+                found[lot] = found.get(lot, 0) + 1
     out: dict[str, list[tuple[str, int]]] = {}
     for event_id, ids in named.items():
         total: dict[str, int] = {}

@@ -14,6 +14,7 @@ GTIN and a lot; the graph keys each by what it is, so a query by any spelling fi
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from ingest.epcis.subjects import identifier_keys
@@ -70,6 +71,7 @@ def _digital_link(uri: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def canonical(identifier: str) -> str:
     """The graph's node id for an identifier as an event writes it."""
     if identifier.startswith(("urn:epc:id:", "urn:epc:class:")):
