@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps binaries up down status demo test test-security unit lint bench bench-web-compare clean
+.PHONY: help deps system-deps python-deps binaries up down status demo test test-security unit lint bench bench-web-compare bench-trace clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ down:  ## stop the local stack; its data stays in .run/
 status:  ## show each component, its pid, health and endpoint
 	@bash $(STACK) status
 
-demo: up  ## bring the stack up, run a smoke transaction, then the full scenario; prints the QR page URL
+demo: up  ## bring the stack up, run a smoke transaction, then the full scenario (ending with a recall); prints the QR and trace page URLs
 	@$(PY) -m demo.smoke
 	@$(PY) -m demo.scenario
 
@@ -71,6 +71,8 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 bench-web-compare: up  ## web bench A/B against BASELINE=<checkout>, alternating rounds in one run
 	@test -n "$(BASELINE)" || { echo "usage: make bench-web-compare BASELINE=<checkout>"; exit 2; }
 	@$(PY) -m bench.web_compare --baseline "$(BASELINE)"
+bench-trace: up  ## trace, recall and FSMA export over a 1,000,000-event generated chain (own database)
+	@$(PY) -m bench.trace_bench
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run

@@ -31,7 +31,9 @@ from api import (
     organisations,
     proofs,
     qr,
+    recalls,
     resolver,
+    trace,
 )
 from api.config import ApiConfig
 from api.db import close_sync_pool, make_pool
@@ -97,6 +99,8 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(auditor.router)
     app.include_router(dashboard.router)
     app.include_router(organisations.router)
+    app.include_router(trace.router)
+    app.include_router(recalls.router)
     # Routers of the other concepts are included here, one line each.
     docs_pages.install(app)
     openapi_docs.install(app)

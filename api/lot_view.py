@@ -47,6 +47,7 @@ class LotView(LotRecord):
             "sensors": {"summary": self.summary, "series": self.series},
             "inspections": self.inspections,
             "alerts": self.alerts,
+            "recalls": self.recalls,
             "proofs": {
                 "readings": "/proofs/readings/{device_id}/{seq}",
                 "anchors": "/ledger/anchors/{batch_id}",

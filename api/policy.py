@@ -55,7 +55,7 @@ __all__ = [
 ANY_ROLE = frozenset(ROLES) - {"admin"}
 PUBLIC = "public"
 #: Kinds whose key is a UUID (their routes declare the path parameter as one).
-_UUID_KINDS = frozenset({"order", "rfq", "quote", "payment", "alert", "subscription"})
+_UUID_KINDS = frozenset({"order", "rfq", "quote", "payment", "alert", "subscription", "recall"})
 _UUID = TypeAdapter(uuid.UUID)
 
 
@@ -268,6 +268,33 @@ POLICY: dict[str, Rule] = {
         "read an inspection and its report",
         *((rel, ANY_ROLE) for rel in (*LOT_SIDES, "commissioner", "inspection", "auditor")),
     ),
+    # -- genealogy: traces, regulator exports, recalls
+    "trace.read": _rule(
+        None, "trace a lot or EPC over the events the caller may read", ("*", ANY_ROLE)
+    ),
+    "trace.export": _rule(
+        None, "FSMA 204 spreadsheet and EPCIS document of a trace, scoped", ("*", ANY_ROLE)
+    ),
+    "recall.open": _rule(
+        "product", "recall lots or EPCs of the brand owner's products", ("brand_owner", SUPPLIER)
+    ),
+    "recall.list": _rule(
+        None, "recalls the caller's organisation opened or is affected by", ("*", ANY_ROLE)
+    ),
+    "recall.read": _rule(
+        "recall",
+        "read a recall",
+        ("brand_owner", ANY_ROLE),
+        ("affected", ANY_ROLE),
+        ("auditor", _r("auditor")),
+    ),
+    "recall.acknowledge": _rule(
+        "recall",
+        "acknowledge a recall, report quantities (a party's own answer)",
+        ("affected", TRADERS),
+        admin=False,
+    ),
+    "recall.close": _rule("recall", "close a recall", ("brand_owner", SUPPLIER)),
     # -- staff pages
     "dashboard.read": _rule(None, "the dashboard, over the caller's shipments", ("*", LOGISTICS)),
     "dashboard.series": _rule(
@@ -353,6 +380,16 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/inspections"): "inspection.list",
     ("GET", "/inspections/{inspection_id}"): "inspection.read",
     ("GET", "/inspections/{inspection_id}/report.pdf"): "inspection.read",
+    ("GET", "/trace"): "trace.read",
+    ("GET", "/trace/graph.svg"): "trace.read",
+    ("GET", "/trace/fsma.csv"): "trace.export",
+    ("GET", "/trace/fsma.xlsx"): "trace.export",
+    ("GET", "/trace/epcis"): "trace.export",
+    ("POST", "/recalls"): "recall.open",
+    ("GET", "/recalls"): "recall.list",
+    ("GET", "/recalls/{recall_id}"): "recall.read",
+    ("POST", "/recalls/{recall_id}/acknowledgements"): "recall.acknowledge",
+    ("POST", "/recalls/{recall_id}/close"): "recall.close",
     ("GET", "/dashboard/shipments"): "dashboard.read",
     ("GET", "/dashboard/readings/latest"): "dashboard.read",
     ("GET", "/dashboard/alerts"): "dashboard.read",

@@ -274,7 +274,7 @@ def _render_view(request: Request, locale: str, view: LotView) -> Response:
         }
         for p in view.series
     ]
-    for entry in view.journey + view.inspections:
+    for entry in view.recalls + view.journey + view.inspections:
         if "event_hash" in entry:
             record = {
                 "type": "event",

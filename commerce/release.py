@@ -21,7 +21,8 @@ from commerce.payments.provider import PaymentProvider
 from commerce.payments.retry import call_with_retry
 from commerce.states import transition
 
-EXCURSIONS = ("temperature_excursion", "humidity_excursion")
+# A recall holds payments like an excursion does (alerts/recalls.py).
+EXCURSIONS = ("temperature_excursion", "humidity_excursion", "recall")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@
    hash-chained;
 5. waits until every reading is stored, batched on IPFS and anchored on Fabric;
 6. captures the custody steps as EPCIS 2.0 ObjectEvents too and anchors their hashes;
-7. records an inspection report (a PDF on IPFS, its EPCIS event anchored).
+7. records an inspection report (a PDF on IPFS, its EPCIS event anchored);
+8. ends with a recall (demo/recall.py): the brand owner recalls the antigen lot the vaccine lot
+   was made from; the buyer is alerted, its payment held, the lot's QR page shows the recall.
 
 It returns the lot's identifiers (and the page URL). `python -m demo.scenario` (what
 `make demo` runs) builds it into the public schema and prints the QR page URL.
@@ -40,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.pki import PKI
 from certs.registry import LedgerRegistry
+from demo.recall import RecallResult, recall_input_lot
 from ingest.epcis import capture_events
 from ingest.epcis.anchoring import anchor_pending
 from ingest.inspections import record_inspection
@@ -93,6 +96,7 @@ class ScenarioResult:
     readings: int
     epcis_event_ids: list[str] = field(default_factory=list)
     inspection: dict[str, Any] = field(default_factory=dict)
+    recall: RecallResult | None = None
 
 
 def dsn_for(settings: Settings, schema: str | None) -> str:
@@ -484,6 +488,15 @@ def build_scenario(
     event_ids, inspection = _capture_and_anchor(
         settings, connect, _epcis_events(lot, custody), lot, shipment_id
     )
+    recall = recall_input_lot(
+        settings,
+        connect,
+        lot=lot,
+        shipment_id=shipment_id,
+        made=start,
+        factory_gln=gln(FACTORY_GLN_BODY),
+        base_url=base_url,
+    )
     url = build_uri(base_url, GTIN, lot)
     return ScenarioResult(
         gtin=GTIN,
@@ -497,6 +510,7 @@ def build_scenario(
         readings=total,
         epcis_event_ids=event_ids,
         inspection=inspection,
+        recall=recall,
     )
 
 
@@ -518,10 +532,20 @@ def main() -> int:
     report = result.inspection
     print(f"  inspection report: {report['result']}, PDF sha256 {report['report_sha256']}")
     print(f"    on IPFS {report['report_cid']}, EPCIS event {report['event_hash']}")
+    recall = result.recall
+    if recall is not None:
+        print(f"  recall {recall.recall_id} of antigen lot {recall.antigen_lot} (class I):")
+        print(f"    affected lots {', '.join(recall.affected_lots)}")
+        for org, relations in recall.parties.items():
+            print(f"    notified {org} ({', '.join(relations)})")
+        print(f"    {len(recall.alerts)} recall alerts; order {recall.order_id} payment "
+              f"{recall.payment_state}; EPCIS event {recall.event_hash}")  # fmt: skip
     print(f"  built in {time.monotonic() - started:.0f} s")
     print()
     print(f"QR page: {result.url}")
     print(f"QR label: {args.base_url.rstrip('/')}/qr{result.path}.svg")
+    if recall is not None:
+        print(f"Trace page: {recall.trace_url}")
     return 0
 
 

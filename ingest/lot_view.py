@@ -73,6 +73,9 @@ class LotRecord:
     inspections: list[dict[str, Any]] = field(default_factory=list)
     #: the brand owner's publication settings (ingest/organisations.py's fields)
     publication: dict[str, Any] = field(default_factory=dict)
+    #: open recalls whose affected set holds the lot (always shown: a safety notice is not
+    #: the brand owner's to hide), each with its anchored EPCIS event
+    recalls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -164,6 +167,7 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
         publication=published,
     )
     if link.lot is not None:
+        record.recalls = await _recalls(conn, link)
         if published["show_inspections"]:
             record.inspections = await _inspections(conn, link)
         if published["show_journey"]:
@@ -222,6 +226,30 @@ async def _at_detail(conn: AsyncConnection, record: LotRecord, detail: str) -> N
     for shipment in record.shipments:
         shipment["origin"] = city(shipment["origin"])
         shipment["destination"] = city(shipment["destination"])
+
+
+async def _recalls(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:
+    """Open recalls affecting the lot (ingest/genealogy/recalls.py), newest first."""
+    cur = await conn.execute(
+        "SELECT r.recall_id::text, r.class, r.reason, r.opened_at, r.event_id, e.event_hash,"
+        " e.hash_hex, e.batch_id FROM recalls r JOIN recall_items i USING (recall_id)"
+        " JOIN epcis_events e ON e.event_id = r.event_id"
+        " WHERE i.node = %s AND r.state = 'open' ORDER BY r.opened_at DESC",
+        (f"lot:{link.gtin}/{link.lot}",),
+    )
+    return [
+        {
+            "recall_id": r[0],
+            "class": r[1],
+            "reason": r[2],
+            "opened_at": _iso(r[3]),
+            "event_id": r[4],
+            "event_hash": r[5],
+            "hash_hex": r[6],
+            "batch_id": r[7],
+        }
+        for r in await cur.fetchall()
+    ]
 
 
 def _when(entry: dict[str, Any]) -> str:

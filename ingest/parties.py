@@ -16,6 +16,7 @@ Relations, by kind of object:
 - ``product`` (key: a GTIN): ``brand_owner``;
 - ``alert``: the parties of its shipment and of its lot;
 - ``subscription``: ``owner``;
+- ``recall``: ``brand_owner`` (who opened it) and ``affected`` (each party of its affected set);
 - ``inspection``: ``commissioner``, ``inspection`` (the inspector's organisation) and the
   parties of its lot and of its shipment;
 - ``rule`` (an alert rule): the parties of what it targets.
@@ -123,6 +124,10 @@ KINDS: dict[str, str] = {
     ),
     "subscription": (
         "SELECT 'owner', owner_org FROM alert_subscriptions WHERE subscription_id = %(key)s::uuid"
+    ),
+    "recall": (
+        "SELECT 'brand_owner', brand_org FROM recalls WHERE recall_id = %(key)s::uuid"
+        " UNION ALL SELECT 'affected', org_id FROM recall_parties WHERE recall_id = %(key)s::uuid"
     ),
     "inspection": (
         f"SELECT 'commissioner', {_INSPECTION.format(c='commissioned_by')}"

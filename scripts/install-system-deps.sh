@@ -15,6 +15,8 @@ command -v socat >/dev/null || need+=(socat)
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
 [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
 command -v wrk >/dev/null || need+=(wrk)
+# The trace page draws genealogy graphs with Graphviz (dot -> SVG, server-side).
+command -v dot >/dev/null || need+=(graphviz)
 # A CJK font, so the Chinese page renders in the headless browser (Arabic and Latin come with
 # Chromium's dependencies).
 [[ -d /usr/share/fonts/truetype/wqy ]] || need+=(fonts-wqy-zenhei)

@@ -55,6 +55,7 @@ _VOCAB_PREFIXES = (
     "urn:epcglobal:cbv:bizstep:",
     "urn:epcglobal:cbv:disp:",
 )
+IGNORE_ERROR = "errorDeclaration"
 _QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
 
 
@@ -236,6 +237,11 @@ def capture_events(
         event_id = _insert(conn, *row, stored.get("eventID") or uri, org)
         if event_id is None:
             event_id = _insert(conn, *row, uri, org)
+        if event_id is not None and IGNORE_ERROR in stored and not _declares(conn, event_id):
+            # why: CBV 2.0 leaves errorDeclaration out of the hash, so an error declaration
+            # (the retracted event's eventID, EPCIS 2.0 7.4.1.4) looks like a duplicate of the
+            # event it retracts; it is kept beside it instead of being dropped.
+            event_id = _insert(conn, *row, f"{event_id}#errorDeclaration", org)
         if event_id is None:
             raise EPCISValidationError(
                 _identity_clash(conn, stored.get("eventID"), uri),
@@ -244,6 +250,16 @@ def capture_events(
         leaf = leaf_hash(bytes.fromhex(hash_hex(uri))).hex()
         captured.append(CapturedEvent(event_id=event_id, event_hash=uri, leaf_hash=leaf))
     return captured
+
+
+def _declares(conn: db.Connection, event_id: str) -> bool:
+    """Whether the stored event ``event_id`` carries an errorDeclaration."""
+    row = conn.execute(
+        "SELECT convert_from(event_json, 'UTF8')::jsonb ? 'errorDeclaration'"
+        " FROM epcis_events WHERE event_id = %s",
+        (event_id,),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _identity_clash(conn: db.Connection, event_id: Any, uri: str) -> str:

@@ -95,6 +95,8 @@ POSITIONS: dict[str | None, tuple[str, str]] = {
     "capture": ("sup", "buy"),
     "organisation": ("sup", "buy"),
     "event": ("sup", "buy"),
+    "product": ("sup", "buy"),
+    "recall": ("sup", "buy"),
     None: ("sup", "buy"),
 }
 _SHIPMENT = {"sup": {"shipper"}, "buy": {"receiver"}, "car": {"carrier"}, "aud": {"auditor"}}
@@ -124,6 +126,14 @@ RELATIONS: dict[str, dict[str, set[str]]] = {
     # Who finds the event in a query: its capturer, the lot's parties with keys of it, and the
     # receiver's auditors (the inspection organisation owns no key of the lot).
     "event": {"sup": {"party"}, "buy": {"party"}, "car": {"party"}, "aud": {"party"}},
+    "product": {"sup": {"brand_owner"}},
+    # the brand owner opened it; the buyer and carrier are affected; the buyer's auditors
+    "recall": {
+        "sup": {"brand_owner"},
+        "buy": {"affected"},
+        "car": {"affected"},
+        "aud": {"auditor"},
+    },
 }
 
 
@@ -145,6 +155,7 @@ def _fill(path: str, w: World) -> str:
         "rfq_id": w.rfq,
         "quote_id": w.quote,
         "inspection_id": w.inspection,
+        "recall_id": w.recall,
         "capture_id": w.capture,
         "event_id": quote(w.event_id, safe=""),
         "org_id": "sup",
@@ -281,12 +292,22 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "files": {"report": ("r.pdf", minimal_pdf("m"), "application/pdf")},
     },
     ("GET", "/auditor/bundle"): lambda w: {"params": {"shipment_id": w.shipment}},
+    ("POST", "/recalls"): lambda w: {
+        "json": {"targets": [f"{GTIN}/{w.lot}"], "reason": "matrix", "class": "II"}
+    },
+    ("POST", "/recalls/{recall_id}/acknowledgements"): lambda w: {"json": {"located": 1}},
+    ("GET", "/trace"): lambda w: {"params": {"id": f"{GTIN}/{w.lot}"}},
+    ("GET", "/trace/graph.svg"): lambda w: {"params": {"id": f"{GTIN}/{w.lot}"}},
+    ("GET", "/trace/fsma.csv"): lambda w: {"params": {"id": f"{GTIN}/{w.lot}"}},
+    ("GET", "/trace/fsma.xlsx"): lambda w: {"params": {"id": f"{GTIN}/{w.lot}"}},
+    ("GET", "/trace/epcis"): lambda w: {"params": {"id": f"{GTIN}/{w.lot}"}},
 }
 #: Object kinds named in the body rather than the path.
 BODY_KINDS = {
     ("POST", "/alerts/rules"): "rule_target",
     ("POST", "/inspections/commissions"): "lot",
     ("POST", "/inspections"): "lot",
+    ("POST", "/recalls"): "product",
 }
 
 

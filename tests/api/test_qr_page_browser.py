@@ -162,6 +162,22 @@ def test_page_shows_chart_journey_and_verifies_on_the_ledger(
     assert csp_violations(browser) == []
 
 
+def test_the_recall_stands_first_and_is_verified(site: Site, browser: webdriver.Chrome) -> None:
+    """The scenario ends with a recall of the antigen lot the vaccine lot was made from: the
+    buyer's page shows it above everything, ticked by its anchored EPCIS event's hash."""
+    recall = site.scenario.recall
+    assert recall is not None and recall.payment_state == "held"
+    open_lot(browser, site)
+    state, text = verification(browser)
+    assert state == "verified", text
+    banner = browser.find_element(By.CSS_SELECTOR, "section#recall")
+    assert banner.location["y"] < browser.find_element(By.ID, "product").location["y"]
+    notice = banner.find_element(By.CSS_SELECTOR, "li.recall.event")
+    assert "Class I" in notice.text and recall.event_hash in notice.text
+    assert "ok" in (notice.get_attribute("class") or "")
+    assert "farmacia-central" in recall.parties
+
+
 def test_sites_and_signed_journey_once_the_brand_owner_publishes_them(
     site: Site, browser: webdriver.Chrome
 ) -> None:

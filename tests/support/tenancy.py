@@ -60,6 +60,7 @@ class World:
     capture: str
     event_id: str
     inspection: str
+    recall: str
 
 
 def lot_class(lot: str) -> str:
@@ -224,6 +225,17 @@ def build_world(h: ApiHarness, report: tuple[str, str]) -> World:
                 now - timedelta(days=1),  # before the alert: no inspection result since
             ),
         ).fetchone()[0]
+        # A recall of the lot by its brand owner, affecting the buyer and the carrier.
+        recall = conn.execute(
+            "INSERT INTO recalls (brand_org, class, reason, targets, opened_by)"
+            " VALUES ('sup', 'II', 'matrix', %s, 'test') RETURNING recall_id::text",
+            ([f"lot:{GTIN}/{lot}"],),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO recall_parties (recall_id, org_id, relations)"
+            " VALUES (%s, 'buy', '{receiver}'), (%s, 'car', '{carrier}')",
+            (recall, recall),
+        )
         conn.commit()
     return World(
         tag=tag,
@@ -240,6 +252,7 @@ def build_world(h: ApiHarness, report: tuple[str, str]) -> World:
         capture=capture,
         event_id=captured.event_id,
         inspection=inspection,
+        recall=recall,
     )
 
 
