@@ -150,7 +150,7 @@ def landed_costs(
                 amount=money.format_amount(amount, cur),
                 source=source,
                 line_no=line_no,
-                rate_pct=None if pct is None else str(pct),
+                rate_pct=None if pct is None else format(pct.normalize(), "f"),
             )
             for cost, line_no, amount, source, pct in lines
         )
