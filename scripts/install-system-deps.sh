@@ -18,6 +18,9 @@ command -v wrk >/dev/null || need+=(wrk)
 # A CJK font, so the Chinese page renders in the headless browser (Arabic and Latin come with
 # Chromium's dependencies).
 [[ -d /usr/share/fonts/truetype/wqy ]] || need+=(fonts-wqy-zenhei)
+# Trade document PDFs (commerce/documents/pdf.py) embed DejaVu Sans (Latin, Arabic) and the CJK
+# font above.
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || need+=(fonts-dejavu-core)
 ((${#need[@]} == 0)) && exit 0
 
 sudo=()

@@ -95,6 +95,7 @@ POSITIONS: dict[str | None, tuple[str, str]] = {
     "capture": ("sup", "buy"),
     "organisation": ("sup", "buy"),
     "event": ("sup", "buy"),
+    "product": ("sup", "buy"),
     None: ("sup", "buy"),
 }
 _SHIPMENT = {"sup": {"shipper"}, "buy": {"receiver"}, "car": {"carrier"}, "aud": {"auditor"}}
@@ -124,6 +125,7 @@ RELATIONS: dict[str, dict[str, set[str]]] = {
     # Who finds the event in a query: its capturer, the lot's parties with keys of it, and the
     # receiver's auditors (the inspection organisation owns no key of the lot).
     "event": {"sup": {"party"}, "buy": {"party"}, "car": {"party"}, "aud": {"party"}},
+    "product": {"sup": {"brand_owner"}},
 }
 
 
@@ -273,6 +275,7 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", "/epcis/queries/{queryName}/subscriptions"): lambda w: {
         "json": {"dest": "http://127.0.0.1:9/hook", "stream": True}
     },
+    ("POST", "/commerce/classifications"): lambda w: {"json": {"gtin": GTIN, "hs_code": "300241"}},
     ("POST", "/inspections/commissions"): lambda w: {
         "json": {"gtin": GTIN, "lot": w.lot, "inspection_org": "insp"}
     },
@@ -287,6 +290,7 @@ BODY_KINDS = {
     ("POST", "/alerts/rules"): "rule_target",
     ("POST", "/inspections/commissions"): "lot",
     ("POST", "/inspections"): "lot",
+    ("POST", "/commerce/classifications"): "product",
 }
 
 
