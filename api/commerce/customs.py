@@ -7,7 +7,9 @@ module (delivered like any alert); the release clears it.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -16,16 +18,19 @@ from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from alerts import store as alert_store
+from api.commerce.deps import ledger_session, provider_of
 from api.db import Connection, sync_connection
 from api.policy import Access, authorize, guard
 from commerce.customs import clearance
 from commerce.customs.errors import CustomsConflictError, CustomsForbiddenError
 from commerce.customs.landed_cost import Costs
 from commerce.customs.quotes import classify, quote_landed_cost
-from commerce.customs.tariffs import RATES_SQL, rate_of_row
+from commerce.customs.tariffs import ALL_RATES_SQL, RATES_SQL, rate_of_row
+from commerce.release import evaluate_release
 from ingest.parties import aparties
 
 router = APIRouter(tags=["commerce customs"])
+log = logging.getLogger(__name__)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "not your organisation's"},
     404: {"description": "not found"},
@@ -75,9 +80,7 @@ async def tariffs(
     """The duty/VAT rows into ``destination`` (optionally of some HS subheadings), with their
     source and date."""
     if hs6 is None:
-        cur = await conn.execute(
-            RATES_SQL.replace(" AND hs6 = ANY(%s)", " ORDER BY hs6"), (destination,)
-        )
+        cur = await conn.execute(ALL_RATES_SQL, (destination,))
     else:
         cur = await conn.execute(RATES_SQL, (destination, hs6))
     return [
@@ -172,7 +175,7 @@ async def record_step(
         raise CustomsForbiddenError("clearance steps are recorded by the broker's organisation")
 
     def work() -> dict[str, Any]:
-        with sync_connection(request) as conn:
+        with sync_connection(request) as conn, ExitStack() as stack:
             step = clearance.record_step(
                 conn,
                 shipment_id,
@@ -184,7 +187,28 @@ async def record_step(
             )
             alert_id = _follow_alerts(conn, step)
             conn.commit()
-            return {**vars(step), "at": step.at.isoformat(), "alert_id": alert_id}
+            payments = {}
+            if step.step == "released":
+                # The release is the evidence a held payment may wait for: decide now (the
+                # worker and release-check would too, later).
+                try:
+                    ledger = stack.enter_context(ledger_session(request))
+                except Exception as exc:  # the step stands; release-check decides later
+                    log.warning("no release decision after %s: %s", step.event_id, exc)
+                    return {**vars(step), "at": step.at.isoformat(), "alert_id": alert_id}
+                for (order_id,) in conn.execute(
+                    "SELECT order_id::text FROM order_shipments WHERE shipment_id = %s",
+                    (shipment_id,),
+                ).fetchall():
+                    payments[order_id] = evaluate_release(
+                        conn, order_id, ledger=ledger, provider=provider_of(request)
+                    )
+            return {
+                **vars(step),
+                "at": step.at.isoformat(),
+                "alert_id": alert_id,
+                "payments": payments,
+            }
 
     return await run_in_threadpool(work)
 

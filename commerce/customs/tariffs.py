@@ -139,10 +139,12 @@ def import_rows(conn: Any, rates: list[TariffRate]) -> int:
     return len(rates)
 
 
-RATES_SQL = (
+_SELECT = (
     "SELECT destination, hs6, national_code, description, duty_pct, vat_pct, valuation, source,"
-    " source_date, note FROM tariff_rates WHERE destination = %s AND hs6 = ANY(%s)"
+    " source_date, note FROM tariff_rates WHERE destination = %s"
 )
+RATES_SQL = _SELECT + " AND hs6 = ANY(%s) ORDER BY hs6"
+ALL_RATES_SQL = _SELECT + " ORDER BY hs6"
 
 
 def rate_of_row(row: Any) -> TariffRate:
