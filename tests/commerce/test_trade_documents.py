@@ -14,6 +14,7 @@ from urllib.parse import quote as urlquote
 import psycopg
 import pytest
 
+from commerce.custody import sscc_of_uri
 from commerce.documents.build import build
 from commerce.documents.labels import languages_for
 from commerce.documents.pdf import render
@@ -30,7 +31,7 @@ from tracehub.gs1 import DIGITAL_LINK_BASE, build_uri
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 
-SSCC = "095060001234567897"
+SSCC = "095060001234567893"  # check digit valid (GS1 mod 10)
 
 
 def test_amounts_in_words() -> None:
@@ -48,6 +49,12 @@ def test_amounts_in_words() -> None:
     assert chinese_amount(10203, "USD") == "美元壹佰零贰元零叁分"
     assert chinese_amount(100000001 * 100, "CNY") == "人民币壹亿零壹元整"
     assert amount_in_words(1235, "JPY", "en") == "one thousand, two hundred and thirty-five JPY"
+
+
+def test_sscc_uri_round_trips_through_the_custody_parser() -> None:
+    uri = sscc_uri(SSCC)
+    assert uri == "urn:epc:id:sscc:9506000.0123456789"
+    assert sscc_of_uri(uri) == SSCC
 
 
 def test_languages_follow_the_buyers_country() -> None:
