@@ -156,6 +156,8 @@ def test_clearance_steps_alert_on_hold_and_release_the_payment(h: ApiHarness) ->
     alert = h.client.get(f"/alerts/{alert_id}", headers=shipper_staff)
     assert alert.status_code == 200 and alert.json()["kind"] == "customs_hold"
     assert alert.json()["state"] == "open"
+    listed = h.client.get("/alerts", headers=shipper_staff, params={"kind": "customs_hold"})
+    assert [a["alert_id"] for a in listed.json()] == [alert_id]
     assert (
         h.client.post(f"/commerce/orders/{order_id}/release-check", headers=buyer).json()[
             "payment_state"
