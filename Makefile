@@ -71,6 +71,7 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 bench-web-compare: up  ## web bench A/B against BASELINE=<checkout>, alternating rounds in one run
 	@test -n "$(BASELINE)" || { echo "usage: make bench-web-compare BASELINE=<checkout>"; exit 2; }
 	@$(PY) -m bench.web_compare --baseline "$(BASELINE)"
+
 bench-trace: up  ## trace, recall and FSMA export over a 1,000,000-event generated chain (own database)
 	@$(PY) -m bench.trace_bench
 

@@ -46,6 +46,9 @@ KindName = Literal[
     "custody_gap",
     "sensor_fault",
 ]
+#: Kinds of alerts: the rules' and those other parts raise (customs holds: commerce/customs;
+#: recalls: alerts/recalls.py).
+AlertKindName = KindName | Literal["customs_hold", "recall"]
 StateName = Literal["open", "acknowledged", "resolved"]
 KEEPALIVE_S = 15.0
 RULE_ID = r"^[A-Za-z0-9._:-]{1,64}$"
@@ -281,7 +284,7 @@ class SubscriptionIn(BaseModel):
     target: str = Field(
         min_length=3, max_length=2048, pattern=NO_NUL, description="http(s) URL or e-mail address"
     )
-    kinds: list[KindName] | None = None
+    kinds: list[AlertKindName] | None = None
     shipment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     enabled: bool = True
 
@@ -441,7 +444,7 @@ async def list_alerts(
     access: Annotated[Access, Depends(guard("alert.list"))],
     state: StateName | None = None,
     shipment_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._:-]{1,64}$")] = None,
-    kind: KindName | None = None,
+    kind: AlertKindName | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Alert]:
     """Alerts of the caller's shipments and lots, newest first, filtered by state, shipment

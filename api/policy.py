@@ -167,6 +167,49 @@ POLICY: dict[str, Rule] = {
     "scorecard.inputs": _rule(None, "set a supplier's manual scorecard inputs", admin=True),
     "scorecard.suppliers": _rule(None, "scores of the caller's own suppliers", ("*", BUYER)),
     "scorecard.customers": _rule(None, "RFM of the caller's own customers", ("*", SUPPLIER)),
+    # -- customs and trade documents
+    "product.classify": _rule(
+        "product", "set a product's HS code (the brand owner)", ("brand_owner", SUPPLIER)
+    ),
+    "lot.origin": _rule(
+        "lot",
+        "set a lot's country of origin",
+        ("brand_owner", SUPPLIER),
+        ("supplier", SUPPLIER),
+    ),
+    "tariff.read": _rule(None, "the duty/VAT table with sources", ("*", TRADERS)),
+    "quote.landed_cost": _rule(
+        "quote", "landed cost of a quote per Incoterm", ("buyer", BUYER), ("supplier", SUPPLIER)
+    ),
+    "order.customs_hold": _rule(
+        "order", "make the payment wait for customs release", ("buyer", BUYER)
+    ),
+    "shipment.assign_broker": _rule(
+        "shipment",
+        "assign the customs broker (the buyer: under DAP/DPU/DDP)",
+        ("shipper", _r("supplier", "logistics")),
+        ("receiver", BUYER),
+    ),
+    "shipment.clearance_record": _rule(
+        "shipment", "record a clearance step (the shipment's broker)", ("customs_broker", LOGISTICS)
+    ),
+    "shipment.clearance_read": _rule(
+        "shipment",
+        "the shipment's clearance status and steps",
+        *((rel, READERS) for rel in (*SHIPMENT_SIDES, "customs_broker")),
+        ("auditor", _r("auditor")),
+    ),
+    "shipment.documents_issue": _rule(
+        "shipment", "generate a trade document or its correction", ("shipper", SUPPLIER)
+    ),
+    "shipment.documents_read": _rule(
+        "shipment",
+        "list and download the shipment's trade documents",
+        ("shipper", TRADERS),
+        ("receiver", TRADERS),
+        ("customs_broker", LOGISTICS),
+        ("auditor", _r("auditor")),
+    ),
     # -- logistics
     "order.ship": _rule(
         "order",
@@ -346,6 +389,16 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("PUT", "/commerce/scorecards/suppliers/{supplier_org}/inputs"): "scorecard.inputs",
     ("GET", "/commerce/scorecards/suppliers"): "scorecard.suppliers",
     ("GET", "/commerce/scorecards/customers"): "scorecard.customers",
+    ("POST", "/commerce/classifications"): "product.classify",
+    ("GET", "/commerce/tariffs"): "tariff.read",
+    ("GET", "/commerce/quotes/{quote_id}/landed-cost"): "quote.landed_cost",
+    ("POST", "/commerce/orders/{order_id}/hold-until-customs-release"): "order.customs_hold",
+    ("POST", "/commerce/shipments/{shipment_id}/customs-broker"): "shipment.assign_broker",
+    ("POST", "/commerce/shipments/{shipment_id}/clearance"): "shipment.clearance_record",
+    ("GET", "/commerce/shipments/{shipment_id}/clearance"): "shipment.clearance_read",
+    ("POST", "/commerce/shipments/{shipment_id}/documents"): "shipment.documents_issue",
+    ("GET", "/commerce/shipments/{shipment_id}/documents"): "shipment.documents_read",
+    ("GET", "/commerce/shipments/{shipment_id}/documents/file"): "shipment.documents_read",
     ("GET", "/alerts/stream"): "alert.stream",
     ("GET", "/alerts/rules"): "rule.list",
     ("POST", "/alerts/rules"): "rule.create",

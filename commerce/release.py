@@ -6,6 +6,10 @@ lots is unresolved. Each decision (hold, then release) is stored with the eviden
 -- the custody events' hashes, the alert ids and their EPCIS event hashes -- and recorded on the
 ledger as ``payment-decision:<order>:<n>``. A new hold decision is recorded only when its
 reasons change, so re-evaluating is idempotent.
+
+An order with ``hold_until_customs_release`` (0016) also, or instead, waits until every shipment
+has a ``released`` clearance step recorded by its customs broker (the step's EPCIS event hash is
+the evidence); a shipment held for inspection and not yet released keeps the payment.
 """
 
 from __future__ import annotations
@@ -33,7 +37,18 @@ class Decision:
 
 
 def gather_evidence(conn: Any, order_id: str) -> dict[str, Any]:
-    """Shipments, custody event hashes and excursion alerts of the order."""
+    """Shipments, custody event hashes, excursion alerts and clearance steps of the order, and
+    which of delivery and customs release it waits for."""
+    rules = conn.execute(
+        "SELECT hold_until_delivery, hold_until_customs_release FROM orders WHERE order_id = %s",
+        (order_id,),
+    ).fetchone()
+    clearance = conn.execute(
+        "SELECT c.shipment_id, c.step, c.at, c.event_hash FROM clearance_steps c"
+        " JOIN order_shipments os USING (shipment_id) WHERE os.order_id = %s"
+        " ORDER BY c.at, c.id",
+        (order_id,),
+    ).fetchall()
     shipments = conn.execute(
         "SELECT s.shipment_id, s.state FROM order_shipments os"
         " JOIN shipments s USING (shipment_id) WHERE os.order_id = %s ORDER BY s.shipment_id",
@@ -62,6 +77,17 @@ def gather_evidence(conn: Any, order_id: str) -> dict[str, Any]:
         "alerts": [
             {"alert_id": a, "kind": k, "state": st, "event_hash": h} for a, k, st, h in alerts
         ],
+        "waits_for": [
+            name
+            for name, on in zip(
+                ("delivery", "customs_release"), rules or (True, False), strict=True
+            )
+            if on
+        ],
+        "clearance": [
+            {"shipment_id": s, "step": st, "at": at.isoformat(), "event_hash": h}
+            for s, st, at, h in clearance
+        ],
     }
 
 
@@ -70,9 +96,15 @@ def decide(evidence: dict[str, Any]) -> Decision:
     shipments = evidence["shipments"]
     if not shipments:
         reasons.append("no shipment yet")
+    waits = evidence.get("waits_for", ["delivery"])
     pending = [s["shipment_id"] for s in shipments if s["state"] != "delivered"]
-    if pending:
+    if pending and "delivery" in waits:
         reasons.append(f"delivery not confirmed: {pending}")
+    if "customs_release" in waits:
+        released = {c["shipment_id"] for c in evidence["clearance"] if c["step"] == "released"}
+        waiting = [s["shipment_id"] for s in shipments if s["shipment_id"] not in released]
+        if waiting:
+            reasons.append(f"not released by customs: {waiting}")
     open_alerts = [a["alert_id"] for a in evidence["alerts"] if a["state"] != "resolved"]
     if open_alerts:
         reasons.append(f"unresolved excursion alerts: {open_alerts}")
@@ -94,7 +126,7 @@ def evaluate_release(
     row = conn.execute(
         "SELECT p.payment_id::text, p.state, p.method, p.provider_ref, p.idempotency_key"
         " FROM payments p JOIN orders o USING (order_id)"
-        " WHERE p.order_id = %s AND o.hold_until_delivery"
+        " WHERE p.order_id = %s AND (o.hold_until_delivery OR o.hold_until_customs_release)"
         " AND p.state IN ('authorized', 'held') FOR UPDATE OF p",
         (order_id,),
     ).fetchone()

@@ -5,6 +5,9 @@ Supplier score (0..100) = 30 % quality + 25 % on-time delivery + 20 % cost + 15 
 - quality: inspection pass rate (0006's ``inspections`` table, rows with result pass/fail, joined
   to the supplier through the lot) if any exist, else the manual ``supplier_inputs`` value;
 - on-time: share of the supplier's delivered shipments with delivered_at <= expected_delivery;
+  a shipment late by no more than customs held it (first ``held_for_inspection`` to
+  ``released``, 0016's clearance_steps) is a customs delay: left out of the on-time share and
+  counted on its own (``customs_delayed``), since the supplier did not cause it;
 - cost, innovation, environmental: manual inputs (``supplier_inputs``; 50 when none).
 A criterion without data scores 50 (neutral) and is listed in ``no_data``.
 Tiers by rank (score descending, org id to break ties): the first ceil(20 % of n) strategic,
@@ -70,7 +73,13 @@ def supplier_scorecards(conn: Any, buyer_org: str | None = None) -> list[dict[st
         " (SELECT count(*) FROM shipments s WHERE s.shipper_org = o.org_id"
         f"   AND s.delivered_at IS NOT NULL AND s.expected_delivery IS NOT NULL AND {own}),"
         " (SELECT count(*) FROM shipments s WHERE s.shipper_org = o.org_id"
-        f"   AND s.delivered_at IS NOT NULL AND s.delivered_at <= s.expected_delivery AND {own})"
+        f"   AND s.delivered_at IS NOT NULL AND s.delivered_at <= s.expected_delivery AND {own}),"
+        " (SELECT count(*) FROM shipments s JOIN LATERAL (SELECT"
+        "   max(c.at) FILTER (WHERE c.step = 'released')"
+        "   - min(c.at) FILTER (WHERE c.step = 'held_for_inspection') AS held"
+        "   FROM clearance_steps c WHERE c.shipment_id = s.shipment_id) h ON h.held IS NOT NULL"
+        "   WHERE s.shipper_org = o.org_id AND s.delivered_at > s.expected_delivery"
+        f"   AND s.delivered_at - h.held <= s.expected_delivery AND {own})"
         " FROM organisations o LEFT JOIN supplier_inputs i ON i.supplier_org = o.org_id"
         " WHERE o.kind = 'supplier' AND (%(buyer)s::text IS NULL OR EXISTS (SELECT 1 FROM"
         "   orders x WHERE x.supplier_org = o.org_id AND x.buyer_org = %(buyer)s))"
@@ -78,8 +87,18 @@ def supplier_scorecards(conn: Any, buyer_org: str | None = None) -> list[dict[st
         {"buyer": buyer_org},
     ).fetchall()
     cards = []
-    for org, cost, innovation, environmental, manual_quality, delivered, on_time in rows:
+    for (
+        org,
+        cost,
+        innovation,
+        environmental,
+        manual_quality,
+        all_delivered,
+        on_time,
+        customs,
+    ) in rows:
         no_data = []
+        delivered = all_delivered - customs
         quality = inspected.get(org, manual_quality)
         criteria: dict[str, Decimal | None] = {
             "quality": quality,
@@ -104,6 +123,7 @@ def supplier_scorecards(conn: Any, buyer_org: str | None = None) -> list[dict[st
                 "score": score,
                 "no_data": no_data,
                 "quality_source": "inspections" if org in inspected else "manual",
+                "customs_delayed": customs,
             }
         )
     cards.sort(key=lambda c: (-c["score"], c["supplier_org"]))

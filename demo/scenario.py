@@ -13,7 +13,11 @@
 5. waits until every reading is stored, batched on IPFS and anchored on Fabric;
 6. captures the custody steps as EPCIS 2.0 ObjectEvents too and anchors their hashes;
 7. records an inspection report (a PDF on IPFS, its EPCIS event anchored);
-8. ends with a recall (demo/recall.py): the brand owner recalls the antigen lot the vaccine lot
+8. records the buyer's order the shipment carries (DDP Valencia, in EUR), classifies the product
+   (HS 3002.41, origin CN), loads the shipped duty/VAT table, and generates the commercial
+   invoice, packing list and certificate-of-origin application (English and Spanish, PDF and
+   JSON on IPFS, their hashes anchored with the events).
+9. ends with a recall (demo/recall.py): the brand owner recalls the antigen lot the vaccine lot
    was made from; the buyer is alerted, its payment held, the lot's QR page shows the recall.
 
 It returns the lot's identifiers (and the page URL). `python -m demo.scenario` (what
@@ -42,6 +46,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.pki import PKI
 from certs.registry import LedgerRegistry
+from commerce.customs.tariffs import import_rows, shipped_rows
+from commerce.documents import store as trade_documents
 from demo.recall import RecallResult, recall_input_lot
 from ingest.epcis import capture_events
 from ingest.epcis.anchoring import anchor_pending
@@ -97,6 +103,8 @@ class ScenarioResult:
     epcis_event_ids: list[str] = field(default_factory=list)
     inspection: dict[str, Any] = field(default_factory=dict)
     recall: RecallResult | None = None
+    order_id: str = ""
+    documents: list[dict[str, Any]] = field(default_factory=list)
 
 
 def dsn_for(settings: Settings, schema: str | None) -> str:
@@ -380,15 +388,57 @@ def report_pdf(lines: list[str]) -> bytes:
     return bytes(out)
 
 
+#: The order's price per pack of the lot (EUR minor units) and the lot's quantity.
+UNIT_PRICE_EUR_MINOR = 1150
+QUANTITY = 2400
+
+
+def _order_and_documents(
+    conn: db.Connection, ipfs: KuboClient, lot: str, shipment_id: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """The buyer's order the shipment carries, the product's classification, the rate table,
+    and the three trade documents of the shipment (the caller commits)."""
+    import_rows(conn, shipped_rows())
+    conn.execute("UPDATE products SET hs_code = '300241' WHERE gtin = %s", (GTIN,))
+    conn.execute("UPDATE lots SET origin_country = 'CN' WHERE gtin = %s AND lot = %s", (GTIN, lot))
+    total = UNIT_PRICE_EUR_MINOR * QUANTITY
+    row = conn.execute(
+        "INSERT INTO orders (buyer_org, supplier_org, idempotency_key, currency, incoterm,"
+        " named_place, total_minor, settlement_currency, settlement_minor, state, created_by)"
+        " VALUES ('farmacia-central', 'coolvax-sz', %s, 'EUR', 'DDP', 'Valencia', %s, 'EUR',"
+        " %s, 'delivered', 'scenario') RETURNING order_id::text",
+        (f"scenario-{shipment_id}", total, total),
+    ).fetchone()
+    assert row is not None
+    order_id = str(row[0])
+    conn.execute(
+        "INSERT INTO order_lines (order_id, line_no, gtin, quantity, unit_price_minor)"
+        " VALUES (%s, 1, %s, %s, %s)",
+        (order_id, GTIN, QUANTITY, UNIT_PRICE_EUR_MINOR),
+    )
+    conn.execute(
+        "INSERT INTO order_shipments (order_id, shipment_id) VALUES (%s, %s)",
+        (order_id, shipment_id),
+    )
+    documents = [
+        trade_documents.issue(
+            conn, ipfs, shipment_id=shipment_id, kind=kind, actor="scenario", org="coolvax-sz"
+        ).to_dict()
+        for kind in ("commercial_invoice", "packing_list", "certificate_of_origin")
+    ]
+    return order_id, documents
+
+
 def _capture_and_anchor(
     settings: Settings,
     connect: Callable[[], db.Connection],
     events: list[dict[str, Any]],
     lot: str,
     shipment_id: str,
-) -> tuple[list[str], dict[str, Any]]:
+) -> tuple[list[str], dict[str, Any], str, list[dict[str, Any]]]:
     """Capture the custody EPCIS events, record the inspection (its PDF on IPFS, its event
-    captured), then seal and anchor every pending event batch on the ledger."""
+    captured), the order and its trade documents, then seal and anchor every pending event
+    batch on the ledger."""
     with connect() as conn:
         captured = capture_events(conn, events, source="scenario")
         conn.commit()
@@ -416,6 +466,9 @@ def _capture_and_anchor(
                 summary="Seals intact; excursion assessed against stability data.",
             )
             conn.commit()
+        with connect() as conn:
+            order_id, documents = _order_and_documents(conn, ipfs, lot, shipment_id)
+            conn.commit()
         network = gateway.get_network(settings.fabric.channel)
         anchor_pending(
             connect,
@@ -424,7 +477,7 @@ def _capture_and_anchor(
             block_lookup=network.get_contract("qscc"),
             channel=settings.fabric.channel,
         )
-    return [c.event_id for c in captured], inspection.to_dict()
+    return [c.event_id for c in captured], inspection.to_dict(), order_id, documents
 
 
 def build_scenario(
@@ -485,7 +538,7 @@ def build_scenario(
         _publish(settings, logger, logged)
         _publish(settings, scanner, scanned)
         _wait(anchored, timeout, f"{total} readings stored and anchored (gateway log {log})")
-    event_ids, inspection = _capture_and_anchor(
+    event_ids, inspection, order_id, documents = _capture_and_anchor(
         settings, connect, _epcis_events(lot, custody), lot, shipment_id
     )
     recall = recall_input_lot(
@@ -511,6 +564,8 @@ def build_scenario(
         epcis_event_ids=event_ids,
         inspection=inspection,
         recall=recall,
+        order_id=order_id,
+        documents=documents,
     )
 
 
@@ -532,6 +587,17 @@ def main() -> int:
     report = result.inspection
     print(f"  inspection report: {report['result']}, PDF sha256 {report['report_sha256']}")
     print(f"    on IPFS {report['report_cid']}, EPCIS event {report['event_hash']}")
+    base = args.base_url.rstrip("/")
+    print(f"  order {result.order_id} (DDP Valencia, EUR); trade documents, anchored:")
+    for doc in result.documents:
+        where = f"{base}/commerce/shipments/{result.shipment_id}/documents/file"
+        print(f"    {doc['number']} ({', '.join(doc['languages'])}) sha256 {doc['pdf_sha256']}")
+        print(f"      {where}?kind={doc['kind']}&version={doc['version']}&format=pdf")
+        print(f"      proof {base}/proofs/events/{quote(doc['event_id'], safe='')}")
+    print(
+        "    (download as the shipper's or buyer's user, then:"
+        " tracehub verify PROOF.json --document FILE.pdf)"
+    )
     recall = result.recall
     if recall is not None:
         print(f"  recall {recall.recall_id} of antigen lot {recall.antigen_lot} (class I):")

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from ingest.epcis.subjects import identifier_keys
+from ingest.inspections import EXTENSION_NAMESPACE
 from tracehub.db import AsyncConnection
 from tracehub.gs1 import DIGITAL_LINK_BASE, DigitalLink, build_uri
 
@@ -274,7 +275,7 @@ async def _epcis_journey(conn: AsyncConnection, link: DigitalLink) -> list[dict[
             "kind": "epcis",
             "ts": r[1].isoformat(),
             "event_id": r[0],
-            "step": r[2] or "event",
+            "step": _step(r[2]),
             "where": _place(r[3] or r[4]),
             "loc": r[3] or r[4],
             "disposition": r[5],
@@ -284,6 +285,14 @@ async def _epcis_journey(conn: AsyncConnection, link: DigitalLink) -> list[dict[
         }
         for r in await cur.fetchall()
     ]
+
+
+def _step(biz_step: str | None) -> str:
+    """The bizStep's short name: CBV's as stored; TraceHub's own (customs clearance steps,
+    commerce/customs/clearance.py) without their namespace, e.g. ``customs_released``."""
+    if biz_step is None:
+        return "event"
+    return biz_step.removeprefix(EXTENSION_NAMESPACE)
 
 
 def _place(identifier: str | None) -> str | None:
@@ -322,7 +331,11 @@ async def _inspections(conn: AsyncConnection, link: DigitalLink) -> list[dict[st
 async def _shipments(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, Any]]:
     cur = await conn.execute(
         "SELECT s.origin, s.destination, s.state, s.shipped_at, s.delivered_at,"
-        " so.name, ro.name, co.name FROM shipments s"
+        " so.name, ro.name, co.name,"
+        # The customs clearance status: the latest step but "duties_paid" (0016).
+        " (SELECT c.step FROM clearance_steps c WHERE c.shipment_id = s.shipment_id"
+        "   AND c.step <> 'duties_paid' ORDER BY c.at DESC, c.id DESC LIMIT 1)"
+        " FROM shipments s"
         " JOIN (SELECT DISTINCT shipment_id FROM shipment_lots WHERE gtin = %s AND lot = %s) sl"
         "   ON sl.shipment_id = s.shipment_id"
         " LEFT JOIN organisations so ON so.org_id = s.shipper_org"
@@ -344,6 +357,7 @@ async def _shipments(conn: AsyncConnection, link: DigitalLink) -> list[dict[str,
             "shipper": r[5],
             "receiver": r[6],
             "carrier": r[7],
+            "clearance": r[8],
         }
         for r in await cur.fetchall()
     ]

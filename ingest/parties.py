@@ -9,7 +9,8 @@ who is no party cannot tell it from one that exists.
 Relations, by kind of object:
 
 - ``order``, ``rfq``, ``quote``, ``payment``: ``buyer``, ``supplier``;
-- ``shipment``: ``shipper``, ``receiver``, ``carrier``;
+- ``shipment``: ``shipper``, ``receiver``, ``carrier``, ``customs_broker`` (the broker the
+  shipper or buyer assigned; it is a party of the shipment alone, not of its lots or alerts);
 - ``lot`` (key ``gtin/lot``): ``brand_owner`` (the product's owner), ``supplier``, and the
   ``shipper``, ``receiver`` and ``carrier`` of every shipment carrying it, ``inspection`` (an
   inspection organisation commissioned for it);
@@ -111,7 +112,9 @@ KINDS: dict[str, str] = {
         " CROSS JOIN LATERAL (VALUES ('buyer', o.buyer_org), ('supplier', o.supplier_org))"
         " AS r(rel, org) WHERE p.payment_id = %(key)s::uuid"
     ),
-    "shipment": _SHIPMENT.format(s="%(key)s"),
+    "shipment": _SHIPMENT.format(s="%(key)s")
+    + " UNION ALL SELECT 'customs_broker', customs_broker_org FROM shipments"
+    " WHERE shipment_id = %(key)s",
     "lot": _LOT.format(g="split_part(%(key)s, '/', 1)", l="substr(%(key)s, 16)"),
     "product": "SELECT 'brand_owner', owner_org FROM products WHERE gtin = %(key)s",
     "alert": _SHIPMENT.format(s=_ALERT_SHIPMENT)

@@ -20,6 +20,9 @@ command -v dot >/dev/null || need+=(graphviz)
 # A CJK font, so the Chinese page renders in the headless browser (Arabic and Latin come with
 # Chromium's dependencies).
 [[ -d /usr/share/fonts/truetype/wqy ]] || need+=(fonts-wqy-zenhei)
+# Trade document PDFs (commerce/documents/pdf.py) embed DejaVu Sans (Latin, Arabic) and the CJK
+# font above.
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || need+=(fonts-dejavu-core)
 ((${#need[@]} == 0)) && exit 0
 
 sudo=()

@@ -8,7 +8,8 @@ The steps, each of which must pass:
    certificate found on the ledger by its fingerprint; it is the certificate the proof names.
 4. ``ledger``: the anchor of the batch on the ledger has the same root, CID and transaction.
 
-EPCIS event proofs are checked by :func:`verify_event_proof` (steps listed there).
+EPCIS event proofs are checked by :func:`verify_event_proof` (steps listed there); a file an
+event names (an inspection report, a trade document) by :func:`verify_document`.
 """
 
 from __future__ import annotations
@@ -154,4 +155,29 @@ def verify_event_proof(proof: EventProof, *, ipfs: KuboClient, ledger: Contract)
     if batch.root != proof.root:
         return result.fail("ledger", "the batch object's header names another root")
     result.passed.append("ledger")
+    return result
+
+
+def verify_document(
+    document: bytes, proof: EventProof, *, ipfs: KuboClient, ledger: Contract
+) -> AuditResult:
+    """Check that ``document`` is a file the proven event names: the event proof passes
+    (:func:`verify_event_proof`), then ``document``: the SHA-256 of the bytes, as an RFC 6920
+    ``ni:///sha-256;<hex>`` URI, is among the anchored event's ``certificationInfo``. One
+    changed byte changes the hash, so the step fails."""
+    result = verify_event_proof(proof, ipfs=ipfs, ledger=ledger)
+    if not result.ok or result.envelope is None:
+        return result
+    digest = hashlib.sha256(document).hexdigest()
+    try:
+        named = json.loads(result.envelope).get("certificationInfo", [])
+    except ValueError as exc:
+        return result.fail("document", f"the anchored event is not JSON: {exc}")
+    if isinstance(named, str):
+        named = [named]
+    if f"ni:///sha-256;{digest}" not in named:
+        return result.fail(
+            "document", f"the file's SHA-256 {digest} is not one the anchored event names"
+        )
+    result.passed.append("document")
     return result

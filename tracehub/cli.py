@@ -7,6 +7,7 @@
     tracehub devices list [--json]           every certificate issued, with its status
     tracehub devices show ID                 the device's record on the ledger
     tracehub verify PROOF                    check a reading's or EPCIS event's proof end to end
+    tracehub verify PROOF --document FILE    check that FILE is a document the proven event names
 
 Every command has --help.
 """
@@ -14,6 +15,7 @@ Every command has --help.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -179,6 +181,9 @@ def verify(args: argparse.Namespace, settings: Settings) -> int:
             return _verify_bundle(text, args, settings)
         if is_event_proof(text):
             return _verify_event(text, args, settings)
+        if args.document:
+            print("verify: --document needs an EPCIS event proof", file=sys.stderr)
+            return 2
         proof = Proof.from_json(text)
     except (OSError, ProofFormatError) as exc:
         print(f"verify: {exc}", file=sys.stderr)
@@ -217,17 +222,29 @@ def _report(result: AuditResult, subject: str, verified: str) -> int:
 
 def _verify_event(text: bytes, args: argparse.Namespace, settings: Settings) -> int:
     """`tracehub verify` for an EPCIS event proof (kind "epcis-event")."""
-    from tracehub.audit import verify_event_proof
+    from tracehub.audit import verify_document, verify_event_proof
     from tracehub.epcis.proof import EventProof
     from tracehub.ipfs import KuboClient
 
     proof = EventProof.from_json(text)
+    document = Path(args.document).read_bytes() if args.document else None
     with (
         KuboClient(args.ipfs or settings.ipfs_api) as ipfs,
         connect_org(settings.fabric, args.org) as gateway,
     ):
         contract = gateway.get_network(proof.channel).get_contract(proof.chaincode)
-        result = verify_event_proof(proof, ipfs=ipfs, ledger=contract)
+        if document is not None:
+            result = verify_document(document, proof, ipfs=ipfs, ledger=contract)
+        else:
+            result = verify_event_proof(proof, ipfs=ipfs, ledger=contract)
+    if document is not None:
+        return _report(
+            result,
+            f"document {args.document}",
+            f"verified: {args.document} (sha256 {hashlib.sha256(document).hexdigest()}) is"
+            f" named by event {proof.event_id}, #{proof.index} of batch {proof.batch_id},"
+            f" anchored in tx {proof.tx_id}, block {proof.block_number}",
+        )
     return _report(
         result,
         f"event {proof.event_id}",
@@ -331,6 +348,11 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--ca-bundle", help="CA certificates (default: the stack's PKI)")
     check.add_argument("--crl", help="CRLs (default: the stack's PKI)")
     check.add_argument("--ipfs", help="Kubo RPC URL (default: the stack's)")
+    check.add_argument(
+        "--document",
+        help="event proofs: a file the event must name by its SHA-256 (a trade document's PDF"
+        " or JSON, an inspection report)",
+    )
     check.set_defaults(handler=verify)
     return top
 

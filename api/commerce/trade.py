@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.auth import Principal
-from api.commerce import logistics, payments, scores
+from api.commerce import customs, documents, logistics, payments, scores
 from api.commerce.deps import own_org
 from api.db import Connection
 from api.policy import Access, authorize, guard
@@ -376,3 +376,5 @@ async def order_history(
 router.include_router(payments.router)
 router.include_router(logistics.router)
 router.include_router(scores.router)
+router.include_router(customs.router)
+router.include_router(documents.router)

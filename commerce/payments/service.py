@@ -75,7 +75,8 @@ def start_payment(
     """Create (or find, for a repeated key) the order's payment and submit it."""
     provider_options = check_provider_options(provider_options or {})
     row = conn.execute(
-        "SELECT settlement_minor, settlement_currency, hold_until_delivery, state"
+        "SELECT settlement_minor, settlement_currency,"
+        " hold_until_delivery OR hold_until_customs_release, state"
         " FROM orders WHERE order_id = %s",
         (order_id,),
     ).fetchone()
@@ -212,7 +213,8 @@ def _manual(
 def confirm_manual(conn: Any, payment_id: str, actor: str) -> str:
     """Funds of a manual payment arrived: authorized for orders on hold, else succeeded."""
     row = conn.execute(
-        "SELECT p.method, o.hold_until_delivery FROM payments p JOIN orders o USING (order_id)"
+        "SELECT p.method, o.hold_until_delivery OR o.hold_until_customs_release"
+        " FROM payments p JOIN orders o USING (order_id)"
         " WHERE p.payment_id = %s",
         (payment_id,),
     ).fetchone()

@@ -284,6 +284,7 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", "/epcis/queries/{queryName}/subscriptions"): lambda w: {
         "json": {"dest": "http://127.0.0.1:9/hook", "stream": True}
     },
+    ("POST", "/commerce/classifications"): lambda w: {"json": {"gtin": GTIN, "hs_code": "300241"}},
     ("POST", "/inspections/commissions"): lambda w: {
         "json": {"gtin": GTIN, "lot": w.lot, "inspection_org": "insp"}
     },
@@ -308,6 +309,7 @@ BODY_KINDS = {
     ("POST", "/inspections/commissions"): "lot",
     ("POST", "/inspections"): "lot",
     ("POST", "/recalls"): "product",
+    ("POST", "/commerce/classifications"): "product",
 }
 
 

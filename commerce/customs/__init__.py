@@ -1,0 +1,1 @@
+"""Customs: HS classification, the duty/VAT table, landed cost per Incoterm, clearance steps."""
