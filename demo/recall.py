@@ -97,24 +97,37 @@ def recall_input_lot(
             "INSERT INTO lots (gtin, lot, supplier_org) VALUES (%s, %s, %s)",
             (ANTIGEN_GTIN, antigen_lot, BRAND),
         )
-        row = conn.execute(
-            "INSERT INTO orders (buyer_org, supplier_org, idempotency_key, currency, incoterm,"
-            " total_minor, settlement_currency, settlement_minor, hold_until_delivery, state,"
-            " created_by) VALUES (%s, %s, %s, 'EUR', 'CIP', 1840000, 'EUR', 1840000, true,"
-            " 'delivered', 'demo') RETURNING order_id::text",
-            (BUYER, BRAND, f"demo-{antigen_lot}"),
+        # The order the shipment carries (the scenario's, with its trade documents), or one of
+        # its own when run alone; either way paid by an authorized payment that waits for
+        # delivery, so the recall has a payment to hold.
+        found = conn.execute(
+            "SELECT order_id::text FROM order_shipments WHERE shipment_id = %s", (shipment_id,)
         ).fetchone()
-        assert row is not None
-        order_id = str(row[0])
+        if found is None:
+            row = conn.execute(
+                "INSERT INTO orders (buyer_org, supplier_org, idempotency_key, currency,"
+                " incoterm, total_minor, settlement_currency, settlement_minor, state,"
+                " created_by) VALUES (%s, %s, %s, 'EUR', 'CIP', 1840000, 'EUR', 1840000,"
+                " 'delivered', 'demo') RETURNING order_id::text",
+                (BUYER, BRAND, f"demo-{antigen_lot}"),
+            ).fetchone()
+            assert row is not None
+            order_id = str(row[0])
+            conn.execute(
+                "INSERT INTO order_shipments (order_id, shipment_id) VALUES (%s, %s)",
+                (order_id, shipment_id),
+            )
+        else:
+            order_id = str(found[0])
         conn.execute(
-            "INSERT INTO payments (order_id, method, provider, idempotency_key, amount_minor,"
-            " currency, state) VALUES (%s, 'bank_transfer', 'manual', %s, 1840000, 'EUR',"
-            " 'authorized')",
-            (order_id, f"demo-pay-{antigen_lot}"),
+            "UPDATE orders SET hold_until_delivery = true WHERE order_id = %s", (order_id,)
         )
         conn.execute(
-            "INSERT INTO order_shipments (order_id, shipment_id) VALUES (%s, %s)",
-            (order_id, shipment_id),
+            "INSERT INTO payments (order_id, method, provider, idempotency_key, amount_minor,"
+            " currency, state) SELECT order_id, 'bank_transfer', 'manual', %s,"
+            " settlement_minor, settlement_currency, 'authorized' FROM orders"
+            " WHERE order_id = %s",
+            (f"demo-pay-{antigen_lot}", order_id),
         )
         capture_events(
             conn, _events(antigen, vaccine, factory_gln, made), source="scenario", org=BRAND
