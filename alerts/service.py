@@ -30,7 +30,9 @@ def gateway_alert_worker(settings: Settings, pki: PKI, *, tick_s: float = 5.0) -
         Deliverer(
             connect,
             DeliverySettings(
-                smtp=settings.smtp, webhook_policy=OutboundPolicy.from_settings(settings)
+                smtp=settings.smtp,
+                webhook_policy=OutboundPolicy.from_settings(settings),
+                lease_s=settings.alerts.delivery_lease_s,
             ),
             mqtt=publisher,
         ),

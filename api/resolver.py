@@ -39,6 +39,16 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def _isolate(value: object, direction: str) -> str:
+    """``value`` inside Unicode isolates (LRI ... PDI) on a right-to-left page: a date or number
+    set into a translated sentence keeps its own order and does not drag the punctuation around
+    it (what ``<bdi dir="ltr">`` does where markup is possible)."""
+    return f"\u2066{value}\u2069" if direction == "rtl" else str(value)
+
+
+templates.filters["isolate"] = _isolate
 _JSON_TYPES = ("application/json", "application/ld+json")
 ViewKey = tuple[str, ...]
 

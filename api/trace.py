@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api.db import sync_connection
 from api.policy import Access, guard
+from api.staff_page import render
 from ingest.genealogy import TraceScope, parse_query_id, sync, trace
 from ingest.genealogy.fsma import epcis_document, fsma_csv, fsma_rows, fsma_xlsx, trace_events
 from ingest.genealogy.render import dot_source, render_svg
@@ -34,7 +33,6 @@ from ingest.parties import scope_orgs, subject_keys_of
 from tracehub import db
 
 router = APIRouter(prefix="/trace", tags=["trace"])
-TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 Reader = Annotated[Access, Depends(guard("trace.read"))]
 Exporter = Annotated[Access, Depends(guard("trace.export"))]
 Id = Annotated[
@@ -219,4 +217,4 @@ async def epcis_export(request: Request, access: Exporter, window: Between, id: 
 @router.get("/page", response_class=HTMLResponse, include_in_schema=False)
 async def page(request: Request) -> HTMLResponse:
     """The trace page (staff sign-in; the graph and table are fetched by its script)."""
-    return TEMPLATES.TemplateResponse(request, "dashboard/trace.html", {"title": "Trace"})
+    return render(request, "dashboard/trace.html", "Trace")

@@ -161,6 +161,21 @@ class EpcisSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Alert delivery (the gateway's outbox worker)."""
+
+    delivery_lease_s: float = field(
+        default=120.0,
+        metadata=_env(
+            "TRACEHUB_ALERT_DELIVERY_LEASE_S",
+            "Seconds a claimed alert delivery stays another worker's after a worker died "
+            "mid-delivery (it must outlast a batch: 5 webhooks at 5 s or e-mails at 10 s)",
+            readers="alerts (gateway)",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     """Outbound webhooks (alert subscriptions): which inside addresses they may reach."""
 
@@ -256,6 +271,7 @@ class Settings:
     stripe: StripeSettings = field(default_factory=StripeSettings)
     epcis: EpcisSettings = field(default_factory=EpcisSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @cached_property
     def fabric(self) -> FabricSettings:

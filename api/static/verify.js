@@ -24,8 +24,14 @@
   const data = JSON.parse(dataNode.textContent);
   const t = data.messages;
 
+  // On a right-to-left page every value set into a message (ids, hashes, numbers, URLs) is
+  // isolated (Unicode LRI ... PDI, as <bdi dir="ltr"> in markup): it keeps its own order and
+  // does not drag the sentence's punctuation to the other end.
+  const RTL = document.documentElement.dir === "rtl";
   function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, (m, k) => (k in values ? String(values[k]) : m));
+    return template.replace(/\{(\w+)\}/g, (m, k) =>
+      k in values ? (RTL ? "\u2066" + String(values[k]) + "\u2069" : String(values[k])) : m,
+    );
   }
 
   class Failure extends Error {

@@ -69,6 +69,9 @@ def schema(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated schema of the test's own; the gateway process is pointed at it."""
     with migrated_schema(stack.postgres_dsn) as name:
         monkeypatch.setenv("TRACEHUB_POSTGRES_DSN", schema_dsn(stack, name))
+        # The gateway is killed mid-excursion: a delivery it had claimed is another worker's
+        # again after this lease (120 s by default, longer than the test waits for it).
+        monkeypatch.setenv("TRACEHUB_ALERT_DELIVERY_LEASE_S", "10")
         yield name
 
 

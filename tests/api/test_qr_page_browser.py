@@ -224,6 +224,50 @@ def test_arabic_page_is_right_to_left(site: Site, browser: webdriver.Chrome) -> 
     browser.get(site.url + site.scenario.path + "?lang=en")
 
 
+_VISUAL_ORDER = r"""
+// For each element: does the text's first character still render left of its last one?
+// (A date "2026-12-01 16:03" reordered by the bidi algorithm in a right-to-left paragraph
+// shows its parts out of order.)
+const out = [];
+for (const el of arguments[0]) {
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  let node, text = "";
+  while ((node = walker.nextNode())) {
+    const value = node.textContent.replace(/[\u2066-\u2069]/g, "");
+    if (!/^\d{4}-\d{2}-\d{2}( \d{2}:\d{2})?$/.test(value.trim())) continue;
+    const start = node.textContent.search(/\d/);
+    const end = node.textContent.search(/\d[^\d]*$/);
+    const first = document.createRange(), last = document.createRange();
+    first.setStart(node, start); first.setEnd(node, start + 1);
+    last.setStart(node, end); last.setEnd(node, end + 1);
+    const ordered = first.getBoundingClientRect().left < last.getBoundingClientRect().left;
+    out.push([value.trim(), ordered]);
+  }
+}
+return out;
+"""
+
+
+def test_arabic_page_keeps_dates_and_identifiers_in_order(
+    site: Site, browser: webdriver.Chrome
+) -> None:
+    open_lot(browser, site, "?lang=ar")
+    assert verification(browser)[0] == "verified"
+    places = browser.find_elements(
+        By.CSS_SELECTOR, "#shipments bdi, #journey time, #product bdi, #alerts bdi"
+    )
+    checked = browser.execute_script(_VISUAL_ORDER, places)
+    assert len(checked) >= 3, checked  # shipped/delivered dates, journey times
+    assert all(in_order for _, in_order in checked), checked
+    # Identifiers sit in left-to-right isolates inside the right-to-left page.
+    gtin = browser.find_element(By.CSS_SELECTOR, "#product dd.mono bdi")
+    assert gtin.get_attribute("dir") == "ltr" and gtin.text == "09506000134352"
+    # A date set into a translated sentence is isolated too (Unicode LRI ... PDI).
+    excursion = browser.find_element(By.CSS_SELECTOR, "#excursions li").get_attribute("textContent")
+    assert "\u2066" in str(excursion) and "\u2069" in str(excursion)
+    browser.get(site.url + site.scenario.path + "?lang=en")
+
+
 def test_a_displayed_value_changed_in_the_database_is_not_verified(
     site: Site, browser: webdriver.Chrome
 ) -> None:

@@ -27,6 +27,7 @@ COMPONENTS = [
     "peer0.org1",
     "peer0.org2",
     "chaincode",
+    "witness",
     "stripe-mock",
     "api",
 ]
