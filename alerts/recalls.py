@@ -55,9 +55,7 @@ def alert_recall(
             device_id=None,
             started_at=now,
             detail=detail,
-        )
-        conn.execute(
-            "UPDATE alerts SET event_hash = %s WHERE alert_id = %s", (opened.event_hash, alert_id)
+            event_hash=opened.event_hash,
         )
         announce(conn, alert_id, "opened")
         ids.append(alert_id)

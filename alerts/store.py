@@ -153,13 +153,27 @@ def open_alert(
     device_id: str | None,
     started_at: datetime,
     detail: Mapping[str, Any],
+    event_hash: str | None = None,
 ) -> str:
-    """Insert an open alert with its first history row; returns its id (not yet announced)."""
+    """Insert an open alert with its first history row; returns its id (not yet announced).
+    ``event_hash``: the anchored EPCIS event the alert stands on, when it already has one (a
+    recall, a customs hold); the rules' alerts get theirs once their own event is anchored."""
     row = conn.execute(
         "INSERT INTO alerts (rule_id, kind, severity, shipment_id, gtin, lot, device_id,"
-        " started_at, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " started_at, detail, event_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " RETURNING alert_id::text",
-        (rule_id, kind, severity, shipment_id, gtin, lot, device_id, started_at, Jsonb(detail)),
+        (
+            rule_id,
+            kind,
+            severity,
+            shipment_id,
+            gtin,
+            lot,
+            device_id,
+            started_at,
+            Jsonb(detail),
+            event_hash,
+        ),
     ).fetchone()
     assert row is not None
     alert_id = str(row[0])

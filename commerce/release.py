@@ -173,3 +173,23 @@ def _store(conn: Any, order_id: str, decision: Decision) -> None:
         " VALUES (%s, %s, %s, %s, %s)",
         (order_id, seq, decision.decision, Jsonb(evidence), f"payment-decision:{order_id}:{seq}"),
     )
+
+
+def reevaluate_shipments(
+    conn: Any,
+    shipment_ids: list[str],
+    *,
+    ledger: RecordLedger,
+    provider: PaymentProvider | None,
+) -> dict[str, str]:
+    """Re-decide the hold of every order carrying one of the shipments (new evidence on them:
+    custody, customs); returns each order's payment state after."""
+    orders = conn.execute(
+        "SELECT DISTINCT order_id::text FROM order_shipments WHERE shipment_id = ANY(%s)",
+        (shipment_ids,),
+    ).fetchall()
+    conn.commit()
+    return {
+        order_id: evaluate_release(conn, order_id, ledger=ledger, provider=provider)
+        for (order_id,) in orders
+    }

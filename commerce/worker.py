@@ -20,7 +20,7 @@ from commerce.ledger import FabricRecords, RecordLedger
 from commerce.notify import CHANNEL, Mailer, listen_once, sweep
 from commerce.payments.provider import PaymentProvider
 from commerce.payments.stripe_provider import StripeProvider
-from commerce.release import evaluate_release
+from commerce.release import reevaluate_shipments
 from tracehub import db
 from tracehub.config import Settings
 from tracehub.ledger.local import connect_org
@@ -32,14 +32,9 @@ def custody_step(conn: Any, ledger: RecordLedger, provider: PaymentProvider) -> 
     """Apply new EPCIS custody events, then re-evaluate the holds of the orders they moved."""
     changes = sync_epcis_custody(conn)
     conn.commit()
-    shipments = [c.rsplit(":", 1)[0] for c in changes]
-    orders = conn.execute(
-        "SELECT DISTINCT order_id::text FROM order_shipments WHERE shipment_id = ANY(%s)",
-        (shipments,),
-    ).fetchall()
-    conn.commit()
-    for (order_id,) in orders:
-        evaluate_release(conn, order_id, ledger=ledger, provider=provider)
+    reevaluate_shipments(
+        conn, [c.rsplit(":", 1)[0] for c in changes], ledger=ledger, provider=provider
+    )
     return changes
 
 

@@ -18,7 +18,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from psycopg.rows import dict_row
 
@@ -29,6 +29,7 @@ from tracehub import db
 from tracehub.epcis.schema import DEFAULT_CONTEXT
 from tracehub.errors import InvalidError, NotFoundError, TooLargeError, UpstreamError
 from tracehub.gs1 import DIGITAL_LINK_BASE, DigitalLinkError, build_uri
+from tracehub.ipfs import ContentStore
 
 __all__ = [
     "EXTENSION_NAMESPACE",
@@ -75,12 +76,6 @@ class UnknownSubjectError(InspectionError, NotFoundError):
 
 class ReportIntegrityError(InspectionError, UpstreamError):
     """The bytes IPFS returned do not hash to the recorded SHA-256."""
-
-
-class _Ipfs(Protocol):
-    def add(self, data: bytes, *, pin: bool = True, filename: str = "data") -> str: ...
-
-    def cat(self, cid: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +170,7 @@ def _check_fields(
 
 def record_inspection(
     conn: db.Connection,
-    ipfs: _Ipfs,
+    ipfs: ContentStore,
     *,
     pdf: bytes,
     gtin: str,
@@ -321,7 +316,7 @@ def list_inspections(
     return [Inspection(**row) for row in rows]
 
 
-def report_bytes(ipfs: _Ipfs, inspection: Inspection) -> bytes:
+def report_bytes(ipfs: ContentStore, inspection: Inspection) -> bytes:
     """The report from IPFS, only if it still hashes to the recorded SHA-256."""
     data = ipfs.cat(inspection.report_cid)
     digest = hashlib.sha256(data).hexdigest()

@@ -6,7 +6,7 @@ Written on httpx rather than ipfshttpclient, which refuses Kubo versions newer t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -15,6 +15,14 @@ from tracehub.errors import UpstreamError
 
 class IPFSError(UpstreamError):
     """Kubo answered with an error, or could not be reached."""
+
+
+class ContentStore(Protocol):
+    """What a part needs of IPFS to keep a document and read it back (KuboClient is one)."""
+
+    def add(self, data: bytes, *, pin: bool = True, filename: str = "data") -> str: ...
+
+    def cat(self, cid: str) -> bytes: ...
 
 
 class KuboClient:

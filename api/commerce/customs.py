@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from alerts import store as alert_store
+from alerts.customs import alert_clearance_step
 from api.commerce.deps import ledger_session, provider_of
 from api.db import Connection, sync_connection
 from api.policy import Access, authorize, guard
@@ -26,7 +26,7 @@ from commerce.customs.errors import CustomsConflictError, CustomsForbiddenError
 from commerce.customs.landed_cost import Costs
 from commerce.customs.quotes import classify, quote_landed_cost
 from commerce.customs.tariffs import ALL_RATES_SQL, RATES_SQL, rate_of_row
-from commerce.release import evaluate_release
+from commerce.release import reevaluate_shipments
 from ingest.parties import aparties
 
 router = APIRouter(tags=["commerce customs"])
@@ -185,7 +185,16 @@ async def record_step(
                 note=body.note,
                 at=body.at,
             )
-            alert_id = _follow_alerts(conn, step)
+            alert_id = alert_clearance_step(
+                conn,
+                shipment_id=step.shipment_id,
+                step=step.step,
+                at=step.at,
+                note=step.note,
+                event_hash=step.event_hash,
+            )
+            if alert_id is not None:
+                clearance.link_alert(conn, step.event_id, alert_id)
             conn.commit()
             payments = {}
             if step.step == "released":
@@ -196,13 +205,9 @@ async def record_step(
                 except Exception as exc:  # the step stands; release-check decides later
                     log.warning("no release decision after %s: %s", step.event_id, exc)
                     return {**vars(step), "at": step.at.isoformat(), "alert_id": alert_id}
-                for (order_id,) in conn.execute(
-                    "SELECT order_id::text FROM order_shipments WHERE shipment_id = %s",
-                    (shipment_id,),
-                ).fetchall():
-                    payments[order_id] = evaluate_release(
-                        conn, order_id, ledger=ledger, provider=provider_of(request)
-                    )
+                payments = reevaluate_shipments(
+                    conn, [shipment_id], ledger=ledger, provider=provider_of(request)
+                )
             return {
                 **vars(step),
                 "at": step.at.isoformat(),
@@ -211,40 +216,6 @@ async def record_step(
             }
 
     return await run_in_threadpool(work)
-
-
-def _follow_alerts(conn: Any, step: clearance.Step) -> str | None:
-    """Open a customs_hold alert on a hold; clear the shipment's open ones on release."""
-    if step.step == "held_for_inspection":
-        alert_id = alert_store.open_alert(
-            conn,
-            rule_id="customs",
-            kind="customs_hold",
-            severity="warning",
-            shipment_id=step.shipment_id,
-            gtin=None,
-            lot=None,
-            device_id=None,
-            started_at=step.at,
-            detail={"summary": f"held by customs for inspection: {step.note}".rstrip(": ")},
-        )
-        conn.execute(
-            "UPDATE alerts SET event_hash = %s WHERE alert_id = %s", (step.event_hash, alert_id)
-        )
-        conn.execute(
-            "UPDATE clearance_steps SET alert_id = %s WHERE event_id = %s",
-            (alert_id, step.event_id),
-        )
-        alert_store.announce(conn, alert_id, "opened")
-        return alert_id
-    if step.step == "released":
-        for (alert_id,) in conn.execute(
-            "SELECT alert_id::text FROM alerts WHERE shipment_id = %s AND kind = 'customs_hold'"
-            " AND ended_at IS NULL",
-            (step.shipment_id,),
-        ).fetchall():
-            alert_store.clear_alert(conn, alert_id, step.at, "released by customs")
-    return None
 
 
 @router.get("/shipments/{shipment_id}/clearance", responses=_ERRORS)

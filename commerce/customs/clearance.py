@@ -43,6 +43,13 @@ class Step:
     event_hash: str
 
 
+def link_alert(conn: Any, event_id: str, alert_id: str) -> None:
+    """Note on the step the alert it opened (a hold's customs_hold alert; the caller commits)."""
+    conn.execute(
+        "UPDATE clearance_steps SET alert_id = %s WHERE event_id = %s", (alert_id, event_id)
+    )
+
+
 def assign_broker(
     conn: Any, shipment_id: str, broker_org: str, *, relations: frozenset[str], actor: str
 ) -> None:

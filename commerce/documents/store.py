@@ -15,7 +15,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
@@ -33,16 +33,11 @@ from ingest.epcis import capture_events
 from ingest.inspections import EXTENSION_NAMESPACE
 from tracehub.epcis.schema import DEFAULT_CONTEXT
 from tracehub.errors import UpstreamError
+from tracehub.ipfs import ContentStore
 
 
 class DocumentIntegrityError(CommerceError, UpstreamError):
     """The bytes IPFS returned do not hash to the recorded SHA-256."""
-
-
-class Ipfs(Protocol):
-    def add(self, data: bytes, *, pin: bool = True, filename: str = "data") -> str: ...
-
-    def cat(self, cid: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +107,7 @@ def document_event(
 
 def issue(
     conn: Any,
-    ipfs: Ipfs,
+    ipfs: ContentStore,
     *,
     shipment_id: str,
     kind: str,
@@ -260,7 +255,7 @@ def get_document(conn: Any, shipment_id: str, kind: str, version: int | None) ->
     return _issued(row)
 
 
-def document_bytes(ipfs: Ipfs, doc: Issued, fmt: str) -> bytes:
+def document_bytes(ipfs: ContentStore, doc: Issued, fmt: str) -> bytes:
     """The stored bytes (pdf or json) from IPFS, only if they still hash to the record."""
     cid, digest = (doc.pdf_cid, doc.pdf_sha256) if fmt == "pdf" else (doc.json_cid, doc.json_sha256)
     data = ipfs.cat(cid)
