@@ -7,12 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps binaries up down status demo test test-security unit lint bench bench-web-compare bench-trace clean
+.PHONY: help deps system-deps python-deps web-deps binaries up down status demo test test-security unit lint bench bench-web-compare bench-trace clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-deps: system-deps python-deps binaries  ## install everything the stack and tests need
+deps: system-deps python-deps web-deps binaries  ## install everything the stack and tests need
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -25,6 +25,15 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
+
+# The buyer page's JavaScript libraries (X.509 and CRL parsing), exactly as web/package-lock.json
+# pins them, copied into api/static/vendor/ (not in git).
+web-deps: api/static/vendor/x509.js
+api/static/vendor/x509.js: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "deps: npm not found (scripts/install-system-deps.sh)" >&2; exit 1; }
+	@echo "deps: installing the page's JavaScript libraries (web/package-lock.json)"
+	@cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@cd web && npm run -s build
 
 binaries:  ## build Fabric (peer, orderer, configtxgen, osnadmin, cryptogen), Kubo and stripe-mock with go install
 	@bash network/build.sh

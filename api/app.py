@@ -29,6 +29,7 @@ from api import (
     ledger,
     openapi_docs,
     organisations,
+    pki,
     proofs,
     qr,
     recalls,
@@ -86,6 +87,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     # most come first, so their requests do not walk every staff route (bench/web_bench.py).
     app.include_router(resolver.router)
     app.include_router(proofs.router)
+    app.include_router(pki.router)
     app.include_router(qr.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

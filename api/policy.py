@@ -462,6 +462,9 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/proofs/readings/{device_id}/{seq}"): PUBLIC,
     ("GET", "/proofs/events/{event_id}"): PUBLIC,
     ("GET", "/ledger/anchors/{batch_id}"): PUBLIC,
+    ("GET", "/ledger/device-ca"): PUBLIC,
+    ("GET", "/ledger/certificates/{fingerprint}"): PUBLIC,
+    ("GET", "/pki/crls/device-ca"): PUBLIC,
 }
 
 

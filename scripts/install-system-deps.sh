@@ -15,6 +15,9 @@ command -v socat >/dev/null || need+=(socat)
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
 [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
 command -v wrk >/dev/null || need+=(wrk)
+# The buyer page's X.509 library comes from npm (make web-deps: npm ci in web/).
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 # The trace page draws genealogy graphs with Graphviz (dot -> SVG, server-side).
 command -v dot >/dev/null || need+=(graphviz)
 # A CJK font, so the Chinese page renders in the headless browser (Arabic and Latin come with

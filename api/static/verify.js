@@ -2,6 +2,9 @@
 //
 // For each record (a signed reading: sensor value or custody event) the page lists its device,
 // seq, the signed envelope (JWS compact) and the value it displays. This script:
+//   0. checks the envelope as `tracehub verify` does (verify-envelope.js): its device
+//      certificate and chain to the device CA on the ledger, validity at the reading's time,
+//      revocation (the device CA's CRL and the ledger's record), identity and ES256 signature;
 //   1. hashes the envelope with SHA-256: that is the reading hash, and it must equal the
 //      proof's reading_hash; the envelope's payload must say what the page shows;
 //   2. recomputes the leaf hash SHA-256(0x00 || reading hash) and compares it with the proof;
@@ -12,8 +15,10 @@
 //   5. asks each ledger witness the page names (another organisation's read-only view of its
 //      own peer, tracehub/ledger/witness.py) for the same anchors: the page says whose peer
 //      confirmed them, that none could be reached, or that one disagrees with the hub.
-// Only WebCrypto (crypto.subtle.digest) is used; nothing is fetched but from the hub and the
-// witnesses.
+// Each record that fails is listed with the one check that failed first, in that order:
+// signature, certificate, revoked, value, path, anchor (the hub's), witness (the independent
+// anchor). Hashes and signatures use WebCrypto; X.509 and CRLs are parsed by @peculiar/x509.
+// Nothing is fetched but from the hub and the witnesses.
 "use strict";
 
 (function () {
@@ -34,12 +39,26 @@
     );
   }
 
+  // The check each reason belongs to (the page lists failures by check).
+  const CHECK_OF = {
+    reason_value_mismatch: "value",
+    reason_hash_mismatch: "path",
+    reason_leaf_mismatch: "path",
+    reason_path_invalid: "path",
+    reason_root_mismatch: "anchor",
+    reason_report_mismatch: "report",
+    reason_fetch: "fetch",
+  };
+
   class Failure extends Error {
-    constructor(key, values) {
+    constructor(key, values, check) {
       super(fill(t[key] || key, values || {}));
       this.key = key;
+      this.check = check || CHECK_OF[key] || "fetch";
     }
   }
+
+  const envelopes = window.TraceHubEnvelopes.create(data.witnesses || []);
 
   function hex(bytes) {
     return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -133,7 +152,10 @@
     if (reached === null || hex(reached) !== proof.root) {
       throw new Failure("reason_path_invalid", { record: label });
     }
-    const anchor = await anchorOf(proof.batch_id);
+    const anchor = await anchorOf(proof.batch_id).catch((error) => {
+      if (error instanceof Failure) error.check = "anchor"; // the hub gave no anchor
+      throw error;
+    });
     const ledgerRoot = pick(anchor, "root");
     if (ledgerRoot !== hex(reached)) {
       throw new Failure("reason_root_mismatch", {
@@ -153,8 +175,19 @@
   async function verifyReading(record) {
     const label = t.record + " " + record.device_id + " #" + record.seq;
     const envelope = new TextEncoder().encode(record.envelope);
+    let payload;
+    try {
+      payload = JSON.parse(base64urlDecode(record.envelope.split(".")[1]));
+    } catch (error) {
+      throw new Failure("reason_malformed", { record: label }, "signature");
+    }
+    try {
+      await envelopes.check(record.envelope, payload, record.device_id);
+    } catch (error) {
+      if (!(error instanceof window.TraceHubEnvelopes.Refusal)) throw error;
+      throw new Failure(error.key, { record: label, ...error.values }, error.check);
+    }
     const readingHash = await sha256(envelope);
-    const payload = JSON.parse(base64urlDecode(record.envelope.split(".")[1]));
     for (const [key, shown] of Object.entries(record.shown)) {
       const signed = key in payload.data ? payload.data[key] : payload[key];
       if (signed !== shown) {
@@ -195,57 +228,108 @@
     return record.type === "event" ? verifyEvent(record) : verifyReading(record);
   }
 
-  function mark(record, ok) {
+  function rowsOf(record) {
     const selector =
       record.type === "event"
         ? 'li.event[data-event="' + CSS.escape(record.event_id) + '"]'
         : 'li.event[data-device="' + CSS.escape(record.device_id) + '"][data-seq="' + record.seq + '"]';
-    for (const item of document.querySelectorAll(selector)) item.classList.add(ok ? "ok" : "bad");
+    return document.querySelectorAll(selector);
   }
 
-  // Step 5. Resolves to {state, text}: "confirmed" (every witness holds every root), "unconfirmed"
-  // (a witness could not be asked) or "disagrees" (a witness holds another root or none).
+  // A row's tick or cross; a cross says which check failed (data-failed, and its title).
+  function mark(record, failure) {
+    for (const item of rowsOf(record)) {
+      item.classList.remove("ok", "bad");
+      item.classList.add(failure ? "bad" : "ok");
+      if (failure) {
+        item.dataset.failed = failure.check;
+        item.title = checkName(failure.check) + ": " + failure.message;
+      }
+    }
+  }
+
+  function checkName(check) {
+    return t["check_" + check] || check;
+  }
+
+  // Step 5. Asks every witness for every batch. Resolves to null (no witness) or {state, text,
+  // differing}: "confirmed" (every witness holds every root), "unconfirmed" (a witness could not
+  // be asked) or "disagrees" (a witness holds another root or none; `differing` maps each such
+  // batch to the sentence that says so).
   async function confirmWithWitnesses(batches) {
     const confirmed = [];
+    const differing = new Map();
+    let unreachable = null;
     for (const base of data.witnesses || []) {
       let msp = base;
-      try {
-        for (const b of batches) {
-          let reply;
-          try {
-            reply = await fetch(base + "/anchors/" + encodeURIComponent(b.batch), {
-              headers: { Accept: "application/json" },
-            });
-          } catch (error) {
-            return { state: "unconfirmed", text: fill(t.witness_unreachable, { url: base }) };
-          }
-          if (reply.status === 404) {
-            const body = await reply.json().catch(() => ({}));
-            msp = body.msp_id || msp;
-            return { state: "disagrees", text: fill(t.witness_not_anchored, { msp: msp, batch: b.batch }) };
-          }
-          if (!reply.ok) {
-            return { state: "unconfirmed", text: fill(t.witness_unreachable, { url: base }) };
-          }
-          const answer = await reply.json();
-          msp = answer.msp_id || msp;
-          if (!answer.anchor || answer.anchor.root !== b.root) {
-            return { state: "disagrees", text: fill(t.witness_root_differs, { msp: msp, batch: b.batch }) };
-          }
+      let answered = true;
+      for (const b of batches) {
+        let reply;
+        let answer;
+        try {
+          reply = await fetch(base + "/anchors/" + encodeURIComponent(b.batch), {
+            headers: { Accept: "application/json" },
+          });
+          answer = reply.status === 404 || reply.ok ? await reply.json().catch(() => ({})) : null;
+        } catch (error) {
+          answer = null;
         }
-      } catch (error) {
-        return { state: "unconfirmed", text: fill(t.witness_unreachable, { url: base }) };
+        if (answer === null) {
+          answered = false;
+          break;
+        }
+        msp = answer.msp_id || msp;
+        if (reply.status === 404) {
+          differing.set(b.batch, fill(t.witness_not_anchored, { msp: msp, batch: b.batch }));
+        } else if (!answer.anchor || answer.anchor.root !== b.root) {
+          differing.set(b.batch, fill(t.witness_root_differs, { msp: msp, batch: b.batch }));
+        }
       }
-      confirmed.push(msp);
+      if (!answered) unreachable = unreachable || fill(t.witness_unreachable, { url: base });
+      else confirmed.push(msp);
     }
+    if (differing.size) {
+      return { state: "disagrees", text: differing.values().next().value, differing };
+    }
+    if (unreachable) return { state: "unconfirmed", text: unreachable, differing };
     if (!confirmed.length) return null;
-    return { state: "confirmed", text: fill(t.witness_confirmed, { msp: confirmed.join(", ") }) };
+    const text = fill(t.witness_confirmed, { msp: confirmed.join(", ") });
+    return { state: "confirmed", text, differing };
   }
 
   function show(state, text) {
     statusNode.dataset.state = state;
     statusNode.className = "status " + state;
     statusNode.textContent = text;
+  }
+
+  // One line per distinct failure, naming its check; the records it concerns are in
+  // data-records (a root that differs fails every record of its batch with one sentence).
+  function listFailures(records, failures) {
+    const list = document.getElementById("verify-failures");
+    const lines = new Map();
+    let count = 0;
+    failures.forEach((failure, i) => {
+      if (failure === null) return;
+      count++;
+      const record = records[i];
+      const id = record.type === "event" ? record.event_id : record.device_id + "#" + record.seq;
+      if (!lines.has(failure.message)) lines.set(failure.message, { failure, ids: [] });
+      lines.get(failure.message).ids.push(id);
+    });
+    for (const { failure, ids } of lines.values()) {
+      const li = document.createElement("li");
+      li.dataset.check = failure.check;
+      li.dataset.records = ids.join(" ");
+      const name = document.createElement("strong");
+      name.textContent = checkName(failure.check) + ": ";
+      li.append(name, failure.message);
+      if (ids.length > 1) li.append(" (" + fill(t.failures_records, { count: ids.length }) + ")");
+      list.appendChild(li);
+    }
+    const more = document.createElement("li");
+    more.textContent = fill(t.failures_more, { count: count });
+    list.appendChild(more);
   }
 
   async function run() {
@@ -258,7 +342,8 @@
       show("empty", t.nothing_to_verify);
       return;
     }
-    const batches = new Map();
+    const started = performance.now();
+    const results = new Array(records.length).fill(null);
     const failures = new Array(records.length).fill(null);
     // Every record is checked (a few at a time, not to flood a small server), so the page can
     // list each one that fails; the status names the first in page order.
@@ -267,43 +352,42 @@
       while (next < records.length) {
         const i = next++;
         try {
-          const result = await verifyRecord(records[i]);
-          batches.set(result.batch, result);
-          mark(records[i], true);
+          results[i] = await verifyRecord(records[i]);
         } catch (error) {
-          mark(records[i], false);
-          failures[i] = error instanceof Failure ? error.message : String(error);
+          failures[i] = error instanceof Failure ? error : new Failure(String(error), {}, "fetch");
         }
       }
     });
     await Promise.all(workers);
-    const failed = failures.filter((f) => f !== null);
-    if (failed.length) {
-      show("failed", fill(t.not_verified_reason, { reason: failed[0] }));
-      const list = document.getElementById("verify-failures");
-      for (const reason of new Set(failed)) {
-        const li = document.createElement("li");
-        li.textContent = reason;
-        list.appendChild(li);
-      }
-      const more = document.createElement("li");
-      more.textContent = fill(t.failures_more, { count: failed.length });
-      list.appendChild(more);
-      return;
-    }
-    const latest = Array.from(batches.values()).sort((a, b) => b.block - a.block)[0];
+    // Step 5 for the batches of the records the hub's answers verified.
+    const batches = new Map();
+    for (const result of results) if (result) batches.set(result.batch, result);
     const witnessNode = document.getElementById("verify-witness");
-    const witnessed = await confirmWithWitnesses(Array.from(batches.values()));
+    const witnessed = batches.size ? await confirmWithWitnesses(Array.from(batches.values())) : null;
     if (witnessed && witnessNode) {
       witnessNode.dataset.state = witnessed.state;
       witnessNode.className = "witness " + witnessed.state;
       witnessNode.textContent = witnessed.text;
     }
-    if (witnessed && witnessed.state === "disagrees") {
+    results.forEach((result, i) => {
+      const differs = result && witnessed && witnessed.differing.get(result.batch);
       // The hub's ledger answer is contradicted by another organisation's peer: not verified.
-      show("failed", fill(t.not_verified_reason, { reason: witnessed.text }));
+      if (differs) failures[i] = new Failure(differs, {}, "witness");
+      mark(records[i], failures[i]);
+    });
+    const pkiNode = document.getElementById("verify-pki");
+    const who = await envelopes.source();
+    if (pkiNode && records.some((r) => r.type !== "event")) {
+      pkiNode.textContent = who ? fill(t.pki_from_witness, { msp: who }) : t.pki_from_hub;
+    }
+    statusNode.dataset.ms = String(Math.round(performance.now() - started));
+    const first = failures.find((f) => f !== null);
+    if (first) {
+      show("failed", fill(t.not_verified_reason, { reason: first.message }));
+      listFailures(records, failures);
       return;
     }
+    const latest = Array.from(batches.values()).sort((a, b) => b.block - a.block)[0];
     show("verified", fill(t.verified_on_ledger, { tx: latest.tx, block: latest.block }));
     for (const b of batches.values()) {
       const li = document.createElement("li");

@@ -160,6 +160,9 @@ def test_the_other_organisations_peer_confirms_the_anchors(
     assert state == "verified"
     assert witnessed == "confirmed"
     assert "Org2MSP" in text and "independently" in text
+    # The device CA and certificates the signatures were checked against: Org2's ledger too.
+    pki = browser.find_element(By.ID, "verify-pki").text
+    assert "Org2MSP's ledger" in pki, pki
 
 
 def test_a_silent_witness_is_said_so_and_the_hubs_check_still_shown(
@@ -169,6 +172,8 @@ def test_a_silent_witness_is_said_so_and_the_hubs_check_still_shown(
     assert state == "verified"  # every proof checked against the hub's ledger answer
     assert witnessed == "unconfirmed"
     assert "Could not confirm independently" in text
+    # Certificates came through the hub once the witness did not answer.
+    assert "read through the hub" in browser.find_element(By.ID, "verify-pki").text
 
 
 def test_a_witness_holding_another_root_contradicts_the_hub(
@@ -178,3 +183,7 @@ def test_a_witness_holding_another_root_contradicts_the_hub(
     assert witnessed == "disagrees"
     assert "Org2MSP" in text and "different root" in text
     assert state == "failed" and "contradicts" in status
+    # Each record of each batch is failed by the independent anchor check, and by nothing else.
+    lines = browser.find_elements(By.CSS_SELECTOR, "#verify-failures li[data-check]")
+    assert lines and {li.get_attribute("data-check") for li in lines} == {"witness"}
+    assert all(li.text.startswith("Anchor (independent witness): ") for li in lines)

@@ -72,3 +72,26 @@ def test_an_unreachable_peer_is_a_502_not_a_false_answer(stack: Settings) -> Non
         reply = client.get("/anchors/any")
         assert reply.status_code == 502
         assert reply.json() == {"error": "ledger_unavailable", "msp_id": "Org2MSP"}
+
+
+@pytest.mark.integration
+def test_the_witness_serves_the_device_ca_and_certificates_from_org2s_ledger(
+    stack: Settings,
+) -> None:
+    """The buyer page checks signatures against these, not against what the hub serves."""
+    fabric = stack.fabric
+    with connect_org(fabric, 2) as org2:
+        contract = org2.get_network(fabric.channel).get_contract(fabric.chaincode)
+        recorded = json.loads(contract.evaluate("GetDeviceCA"))
+        client = TestClient(witness_app(contract, msp_id="Org2MSP", peer="peer0.org2"))
+        reply = client.get("/device-ca")
+        assert reply.status_code == 200
+        assert reply.headers["access-control-allow-origin"] == "*"
+        body = reply.json()
+        assert body["msp_id"] == "Org2MSP"
+        assert body["device_ca"]["certificate_pem"] == recorded["certificate_pem"]
+
+        unknown = client.get(f"/certificates/{uuid.uuid4().hex * 2}")
+        assert unknown.status_code == 404
+        assert unknown.json() == {"error": "not_recorded", "msp_id": "Org2MSP"}
+        assert client.get("/certificates/not-a-fingerprint").status_code == 404

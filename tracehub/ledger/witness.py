@@ -9,7 +9,11 @@ organisation's copy of the ledger, so the page can say whose peer confirmed it (
     python -m tracehub.ledger.witness --org 2 --port 18090
 
 `GET /anchors/{batch_id}` → `{"msp_id", "peer", "anchor": {...}}` (404 when not anchored, 502
-when the peer cannot be reached); `GET /healthz`. Answers are public ledger data and carry
+when the peer cannot be reached); `GET /device-ca` → `{"msp_id", "peer", "device_ca": {...}}`
+(the device CA the ledger records, `GetDeviceCA`) and `GET /certificates/{fingerprint}` →
+`{"msp_id", "peer", "certificate": {...}}` (a device certificate's record with its revocation,
+`GetDeviceCertificate`), so the page checks signatures against certificates the hub does not
+serve (404 when the ledger has none); `GET /healthz`. Answers are public ledger data and carry
 `Access-Control-Allow-Origin: *`, so any hub's page may ask; nothing can be written.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -34,6 +39,7 @@ from .local import connect_org
 
 __all__ = ["witness_app"]
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
 
 
@@ -55,6 +61,26 @@ def witness_app(contract: Contract, *, msp_id: str, peer: str) -> Starlette:
             return answer(502, {"error": "ledger_unavailable", "msp_id": msp_id})
         return answer(200, {"msp_id": msp_id, "peer": peer, "anchor": found})
 
+    def record(name: str, function: str, *args: str) -> JSONResponse:
+        try:
+            found = json.loads(contract.evaluate(function, *args))
+        except EvaluateError as exc:
+            if "not found" in str(exc) or "no device CA" in str(exc):
+                return answer(404, {"error": "not_recorded", "msp_id": msp_id})
+            return answer(502, {"error": "ledger_unavailable", "msp_id": msp_id})
+        except LedgerError:
+            return answer(502, {"error": "ledger_unavailable", "msp_id": msp_id})
+        return answer(200, {"msp_id": msp_id, "peer": peer, name: found})
+
+    def device_ca(request: Request) -> JSONResponse:
+        return record("device_ca", "GetDeviceCA")
+
+    def certificate(request: Request) -> JSONResponse:
+        fingerprint = request.path_params["fingerprint"]
+        if not _FINGERPRINT.fullmatch(fingerprint):
+            return answer(404, {"error": "not_recorded", "msp_id": msp_id})
+        return record("certificate", "GetDeviceCertificate", fingerprint)
+
     def healthz(request: Request) -> JSONResponse:
         return answer(200, {"status": "ok", "msp_id": msp_id, "peer": peer})
 
@@ -62,6 +88,8 @@ def witness_app(contract: Contract, *, msp_id: str, peer: str) -> Starlette:
         routes=[
             # Sync endpoints: the ledger client blocks; Starlette runs them in its thread pool.
             Route("/anchors/{batch_id:path}", anchor, methods=["GET"]),
+            Route("/device-ca", device_ca, methods=["GET"]),
+            Route("/certificates/{fingerprint}", certificate, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
