@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 # The buyer page's JavaScript libraries (X.509 and CRL parsing), exactly as web/package-lock.json
 # pins them, copied into api/static/vendor/ (not in git).
 web-deps: api/static/vendor/x509.js
-api/static/vendor/x509.js: web/package.json web/package-lock.json
+api/static/vendor/x509.js: web/package.json web/package-lock.json web/build.mjs
 	@command -v npm >/dev/null || { echo "deps: npm not found (scripts/install-system-deps.sh)" >&2; exit 1; }
 	@echo "deps: installing the page's JavaScript libraries (web/package-lock.json)"
 	@cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error

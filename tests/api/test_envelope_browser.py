@@ -54,12 +54,16 @@ class Proxy(BaseHTTPRequestHandler):
     rewrite: Rewrite | None = None
 
     def do_GET(self) -> None:
-        reply = httpx.get(
-            self.upstream + self.path,
-            headers={k: v for k, v in self.headers.items() if k.lower() not in ("host",)}
-            | {"Accept-Encoding": "identity"},
-            timeout=30,
-        )
+        try:
+            reply = httpx.get(
+                self.upstream + self.path,
+                headers={k: v for k, v in self.headers.items() if k.lower() != "host"}
+                | {"Accept-Encoding": "identity"},
+                timeout=30,
+            )
+        except httpx.TransportError:  # the API is still starting
+            self.send_error(502)
+            return
         body = reply.content
         if type(self).rewrite is not None and reply.status_code == 200:
             body = type(self).rewrite(self.path, body)  # type: ignore[misc]
@@ -338,8 +342,28 @@ def test_verify_time_of_100_records(
         outcome = open_lot(browser, site)
         assert outcome.state == "verified", outcome.text
         times.append(outcome.ms)
-    print(f"\npage verify time, 100 records: {times} ms")
+    # The checks `tracehub verify` adds, alone: a fresh checker (device CA, CRL and certificate
+    # fetched once) over the same 100 envelopes, in the page that just verified them.
+    browser.set_script_timeout(60)
+    alone = browser.execute_async_script(_ENVELOPES_ALONE)
+    print(f"\npage verify time, 100 records: {times} ms; envelope checks alone: {alone} ms")
+    assert isinstance(alone, (int, float)) and alone >= 0
     assert min(times) < 30_000
+
+
+_ENVELOPES_ALONE = """
+const done = arguments[0];
+(async () => {
+  const data = JSON.parse(document.getElementById("verify-data").textContent);
+  const checker = window.TraceHubEnvelopes.create([]);
+  const started = performance.now();
+  for (const r of data.records) {
+    const payload = JSON.parse(atob(r.envelope.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    await checker.check(r.envelope, payload, r.device_id);
+  }
+  done(Math.round(performance.now() - started));
+})().catch((error) => done(String(error)));
+"""
 
 
 def test_a_revoked_devices_readings_are_flagged(
