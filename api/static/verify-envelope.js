@@ -92,8 +92,9 @@ window.TraceHubEnvelopes = (function () {
       },
     ];
 
-    // The first source that answers (200 or 404) decides; one that cannot be reached or fails
-    // (5xx) hands over to the next. Resolves to [record or null, who].
+    // The first source that answers (200 with the record, or 404) decides; one that cannot be
+    // reached, fails (5xx) or answers something else hands over to the next. Resolves to
+    // [record or null, who].
     async function fromLedger(urlOf, name) {
       for (const source of sources) {
         let reply;
@@ -104,8 +105,9 @@ window.TraceHubEnvelopes = (function () {
         }
         if (reply.status === 404) return [null, source.unwrap({}, name)[1]];
         if (!reply.ok) continue;
-        const body = await reply.json();
-        return source.unwrap(body, name);
+        const found = source.unwrap(await reply.json().catch(() => ({})), name);
+        // An answer without the record (a witness that serves anchors only) is no answer.
+        if (found[0] && typeof found[0].certificate_pem === "string") return found;
       }
       return [undefined, null];
     }
