@@ -328,7 +328,8 @@ def _render_view(request: Request, locale: str, view: LotView) -> Response:
 
 def _asset_version() -> str:
     digest = hashlib.sha256()
-    for name in ("verify.js", "verify-envelope.js", "vendor/reflect-metadata.js", "vendor/x509.js", "page.css"):
+    scripts = ("verify.js", "verify-envelope.js", "vendor/reflect-metadata.js", "vendor/x509.js")
+    for name in (*scripts, "page.css"):
         path = Path(__file__).parent / "static" / name
         if path.exists():
             digest.update(path.read_bytes())

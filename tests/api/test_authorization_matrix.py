@@ -164,6 +164,7 @@ def _fill(path: str, w: World) -> str:
         "batch_id": "ev-none",
         "device_id": "no-device",
         "seq": "1",
+        "fingerprint": "0" * 64,  # enrolled nowhere: public, answers 404
         "rest": f"{GTIN}/10/{w.lot}",
         # no such user: an admin's revoke/disable/enable is allowed and answers 404, and no
         # user of the matrix loses its tokens

@@ -358,7 +358,8 @@ const done = arguments[0];
   const checker = window.TraceHubEnvelopes.create([]);
   const started = performance.now();
   for (const r of data.records) {
-    const payload = JSON.parse(atob(r.envelope.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    const part = r.envelope.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const payload = JSON.parse(atob(part));
     await checker.check(r.envelope, payload, r.device_id);
   }
   done(Math.round(performance.now() - started));
