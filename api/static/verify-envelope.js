@@ -119,7 +119,14 @@ window.TraceHubEnvelopes = (function () {
       return [ca, who];
     }
 
-    const trust = (async () => {
+    // Fetched on first use only: a page without readings asks for no CA or CRL.
+    let trusted = null;
+    function trust() {
+      if (trusted === null) trusted = loadTrust();
+      return trusted;
+    }
+
+    async function loadTrust() {
       let ca, who;
       try {
         [ca, who] = await loadCa();
@@ -147,7 +154,7 @@ window.TraceHubEnvelopes = (function () {
         revoked.set(serial(entry.serialNumber), { since, reason: CRL_REASONS[entry.reason] || "unspecified" });
       }
       return { ca, who, revoked, crlError };
-    })();
+    }
 
     const certificates = new Map();
     function certificateOf(fingerprint) {
@@ -157,7 +164,7 @@ window.TraceHubEnvelopes = (function () {
 
     // Everything that depends only on the certificate, once per certificate.
     async function loadCertificate(fingerprint) {
-      const { ca, error } = await trust;
+      const { ca, error } = await trust();
       if (error) throw error;
       const [record] = await fromLedger((s) => s.cert(fingerprint), "certificate");
       if (!record) throw new Refusal("certificate", "reason_cert_unknown");
@@ -217,7 +224,7 @@ window.TraceHubEnvelopes = (function () {
           throw new Refusal("certificate", "reason_cert_validity", { when: payload.ts });
         }
       }
-      const { revoked, crlError } = await trust;
+      const { revoked, crlError } = await trust();
       if (crlError) throw crlError;
       for (const entry of [revoked.get(serial(certificate.serialNumber)), ledgerRevocation]) {
         if (entry && revokedAt(when, entry.reason, entry.since)) {
@@ -237,7 +244,7 @@ window.TraceHubEnvelopes = (function () {
 
     // Whose ledger the device CA and certificates were read from (an MSP id), or null: the hub's.
     async function source() {
-      const { who } = await trust;
+      const { who } = await trust();
       return who || null;
     }
 

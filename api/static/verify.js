@@ -376,8 +376,8 @@
       mark(records[i], failures[i]);
     });
     const pkiNode = document.getElementById("verify-pki");
-    const who = await envelopes.source();
     if (pkiNode && records.some((r) => r.type !== "event")) {
+      const who = await envelopes.source();
       pkiNode.textContent = who ? fill(t.pki_from_witness, { msp: who }) : t.pki_from_hub;
     }
     statusNode.dataset.ms = String(Math.round(performance.now() - started));

@@ -12,6 +12,7 @@ record), so it runs last.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -291,6 +292,36 @@ def test_a_certificate_the_envelope_does_not_name_is_refused(
     assert outcome.state == "failed"
     assert outcome.checks == {"certificate"}
     assert "the ledger holds no enrolled certificate" in next(iter(outcome.failures.values()))[1]
+
+
+def test_a_reading_dated_outside_its_certificates_validity_is_refused(
+    site: Site, browser: webdriver.Chrome, tamper: Callable[[Rewrite | None], None]
+) -> None:
+    """The certificate is judged at the reading's own time, before its signature: a payload
+    re-dated to 2020 (before the device CA existed) fails the certificate check."""
+    device, seq = site.scenario.logger_id, 9
+
+    def change(data: dict[str, Any]) -> None:
+        for record in data["records"]:
+            if record.get("device_id") == device and record.get("seq") == seq:
+                head, payload, signature = record["envelope"].split(".")
+                reading = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+                reading["ts"] = "2020-01-01T00:00:00.000Z"
+                canonical = json.dumps(
+                    reading, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                ).encode()
+                redated = base64.urlsafe_b64encode(canonical).rstrip(b"=").decode()
+                record["envelope"] = f"{head}.{redated}.{signature}"
+
+    tamper(rewrite_page_data(change))
+    outcome = open_lot(browser, site)
+    assert outcome.state == "failed"
+    assert outcome.failures.keys() == {f"{device}#{seq}"}
+    assert outcome.checks == {"certificate"}
+    assert outcome.text == (
+        f"Not verified: certificate not valid for record {device} #{seq} at the reading's time "
+        "2020-01-01T00:00:00.000Z"
+    )
 
 
 def test_a_tampered_path_hash_is_named_for_its_record(
