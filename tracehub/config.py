@@ -229,6 +229,11 @@ class FabricSettings:
         """Each org's first gateway peer (peer0)."""
         return {org: self.peer_endpoint(org) for org in (1, 2)}
 
+    def peer_ops_url(self, org: int, index: int = 0) -> str:
+        """The operations endpoint (/metrics, /healthz) of peer ``index`` of org ``org``."""
+        base = 17446 if org == 1 else 18446
+        return f"http://127.0.0.1:{base + 10 * index + self.port_offset}"
+
     @property
     def orderer_ops_urls(self) -> tuple[str, ...]:
         """The operations endpoints (/metrics, /healthz) of the topology's orderers."""

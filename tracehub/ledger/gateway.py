@@ -284,6 +284,11 @@ class Gateway:
         return self._client.failover
 
     @property
+    def current_peer(self) -> int:
+        """Index (in the order given to :meth:`connect`) of the peer calls go to first now."""
+        return self._client.current
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
