@@ -124,6 +124,7 @@ class AnchorStream:
                 done = self.contract.submit("AnchorBatch", json.dumps(anchor, sort_keys=True))
             except LedgerError as exc:
                 self.errors.append((batch_id, exc))
+                time.sleep(0.5)  # a failing network is not to be hammered
                 continue
             self.submissions.append(
                 Submission(batch_id, done.tx_id, done.block_number, started, time.monotonic())
@@ -135,7 +136,7 @@ class AnchorStream:
         while len(self.submissions) < count:
             assert time.monotonic() < deadline, (
                 f"{len(self.submissions)} of {count} anchors committed in {timeout:g} s; "
-                f"errors: {self.errors}"
+                f"{len(self.errors)} errors, the first: {self.errors[:3]}"
             )
             time.sleep(0.1)
 

@@ -26,7 +26,7 @@ class Failover:
     backoff: float = 0.5
     #: seconds to wait for a commit before sending the same envelope again: an orderer that
     #: accepted a transaction and died before the Raft leader ordered it loses it
-    resubmit_after: float = 10.0
+    resubmit_after: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("retry_for", "backoff", "resubmit_after"):
@@ -34,6 +34,13 @@ class Failover:
                 raise ValueError(f"failover {name} must be positive")
 
 
-def retriable(code: grpc.StatusCode | None) -> bool:
-    """Whether a call that failed with ``code`` may go to another peer (or the same, later)."""
-    return bool(code == grpc.StatusCode.UNAVAILABLE)
+def retriable(code: grpc.StatusCode | None, operation: str) -> bool:
+    """Whether ``operation``, failed with ``code``, may go to another peer (or the same, later).
+
+    A deadline passed is retried too, except while waiting for a commit: an orderer that lost
+    its leader can hold a submission until the deadline. The commit wait has its own remedy
+    (re-sending the envelope, :attr:`Failover.resubmit_after`).
+    """
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return True
+    return code == grpc.StatusCode.DEADLINE_EXCEEDED and operation != "commit_status"

@@ -120,7 +120,7 @@ class GatewayClient:
                     timeout=deadline,
                 )
                 failover = self.failover
-                if failover is None or not retriable(error.grpc_code):
+                if failover is None or not retriable(error.grpc_code, operation):
                     raise error from exc
                 give_up_at = give_up_at or time.monotonic() + failover.retry_for
             tried += 1
