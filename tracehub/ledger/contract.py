@@ -344,12 +344,15 @@ class Contract:
             return commit.status()
         give_up_at = time.monotonic() + self._client.timeouts.commit_status
         while True:
-            wait = min(failover.resubmit_after, give_up_at - time.monotonic())
+            started = time.monotonic()
+            wait = max(min(failover.resubmit_after, give_up_at - started), 0.1)
             try:
-                return commit.status(timeout=max(wait, 0.1))
+                return commit.status(timeout=wait)
             except LedgerTimeoutError:
                 if time.monotonic() >= give_up_at:
                     raise
+            # A peer that gave up early still gets the full wait between two sends.
+            time.sleep(max(0.0, started + wait - time.monotonic()))
             transaction.submit()
 
     def __repr__(self) -> str:
