@@ -3,6 +3,7 @@ leader, block heights), and killing or restarting one by the pid its run dir rec
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -148,4 +149,4 @@ class AnchorStream:
     def longest_wait(self, since: float) -> float:
         """The longest time after ``since`` with no commit: the pause a failure caused."""
         ends = [since] + [s.committed for s in self.submissions if s.committed > since]
-        return max(b - a for a, b in zip(ends, ends[1:], strict=False)) if len(ends) > 1 else 0.0
+        return max((b - a for a, b in itertools.pairwise(ends)), default=0.0)
