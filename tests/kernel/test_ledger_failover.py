@@ -18,6 +18,7 @@ from tests.kernel.test_ledger_client import (
     key_pem,
     make_cert,
 )
+from tests.support.processes import free_port
 from tracehub.config import FabricSettings
 from tracehub.ledger import (
     EndorseError,
@@ -166,3 +167,12 @@ def test_topology_and_port_offset_choose_the_peers() -> None:
     assert ha.orderer_ops_urls[2] == "http://127.0.0.1:30643"
     with pytest.raises(ValueError, match="topology"):
         FabricSettings(crypto_dir=single.crypto_dir, topology="triple")
+
+
+def test_connect_to_several_peers_none_reachable(keys: tuple[Identity, Signer]) -> None:
+    """With a connect timeout, at least one of the peers must answer in time."""
+    endpoints = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    with pytest.raises(LedgerUnavailableError, match="any gateway"):
+        Gateway.connect(
+            endpoints, identity=keys[0], signer=keys[1], connect_timeout=0.3, failover=FAST
+        )

@@ -221,10 +221,14 @@ class Gateway:
         """Return once one of ``channels`` is ready; close them all if none is in time."""
         futures = [grpc.channel_ready_future(channel) for channel in channels]
         give_up_at = time.monotonic() + timeout
-        while time.monotonic() < give_up_at:
-            if any(future.done() and future.exception() is None for future in futures):
-                return
-            time.sleep(0.05)
+        try:
+            while time.monotonic() < give_up_at:
+                if any(future.done() for future in futures):
+                    return
+                time.sleep(0.05)
+        finally:
+            for future in futures:
+                future.cancel()
         for channel in channels:
             channel.close()
         raise LedgerUnavailableError(
