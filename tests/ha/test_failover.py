@@ -1,5 +1,5 @@
 """Anchoring through node failures: a steady stream of AnchorBatch submissions while the Raft
-leader, then Org1's first peer, is killed (SIGKILL) and started again.
+leader, a follower orderer, then Org1's first peer, is killed (SIGKILL) and started again.
 
 Every submission must commit exactly once: `AnchorBatch` is write-once, so a submission the
 client sent twice shows up as an "already anchored" error, and a lost one as an error or a
@@ -43,7 +43,9 @@ def hub(ha: Settings) -> Iterator[Gateway]:
         yield gateway
 
 
-def _run_through_kill(ha: Settings, hub: Gateway, component: str) -> tuple[AnchorStream, float]:
+def _run_through_kill(
+    ha: Settings, hub: Gateway, component: str, role: str = ""
+) -> tuple[AnchorStream, float]:
     """Stream anchors, kill ``component`` once three committed, stream on until AFTER_KILL
     more committed; returns the stream and the pause. The component stays down."""
     fabric = ha.fabric
@@ -58,7 +60,7 @@ def _run_through_kill(ha: Settings, hub: Gateway, component: str) -> tuple[Ancho
         stream.stop()
     pause = stream.longest_wait(killed_at)
     print(
-        f"\nHA: {component} killed: longest pause {pause:.1f} s; "
+        f"\nHA: {component}{f' ({role})' if role else ''} killed: longest pause {pause:.1f} s; "
         f"{len(stream.submissions)} anchors committed, {len(stream.errors)} errors"
     )
     # Exactly once: no error (no "already anchored", nothing lost), distinct transactions,
@@ -83,21 +85,24 @@ def _restart(component: str, caught_up: object) -> None:
     print(f"HA: {component} restarted, caught up in {time.monotonic() - started:.1f} s")
 
 
-def test_raft_leader_killed_and_restarted(ha: Settings, hub: Gateway) -> None:
+@pytest.mark.parametrize("role", ["leader", "follower"])
+def test_an_orderer_killed_and_restarted(ha: Settings, hub: Gateway, role: str) -> None:
+    """Any one orderer may go: the Raft leader (a new one is elected) or a follower."""
     fabric = ha.fabric
     leader = raft_leader(fabric)
     assert leader is not None
+    victim = leader if role == "leader" else next(n for n in orderer_names(fabric) if n != leader)
 
     def caught_up() -> bool:
         heights = {orderer_height(fabric, name) for name in orderer_names(fabric)}
         return len(heights) == 1 and None not in heights
 
     try:
-        _run_through_kill(ha, hub, leader)
-        new_leader = raft_leader(fabric)
-        assert new_leader is not None and new_leader != leader
+        _run_through_kill(ha, hub, victim, f"Raft {role}")
+        now_leading = raft_leader(fabric)
+        assert now_leading is not None and now_leading != victim
     finally:
-        _restart(leader, caught_up)
+        _restart(victim, caught_up)
 
 
 def test_org1_peer0_killed_submissions_go_through_peer1(ha: Settings, hub: Gateway) -> None:
