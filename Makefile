@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps web-deps binaries up down status demo test test-security unit lint bench bench-web-compare bench-trace clean
+.PHONY: help deps system-deps python-deps web-deps binaries up down status demo test test-ha test-security unit lint bench bench-web-compare bench-trace clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,18 @@ unit: python-deps  ## tests that need no services
 
 test: lint up  ## the whole suite against the real stack (brings it up first)
 	@$(PY) -m pytest
+
+# The replicated Fabric network (three Raft orderers, two Org1 peers) in its own run dir and on
+# its own ports, beside the everyday stack; fresh each time, stopped afterwards.
+HA_RUN ?= $(CURDIR)/.run-ha
+HA_PORT_OFFSET ?= 13000
+HA_ENV := TRACEHUB_RUN=$(HA_RUN) TRACEHUB_TOPOLOGY=ha TRACEHUB_FABRIC_PORT_OFFSET=$(HA_PORT_OFFSET)
+test-ha: python-deps  ## HA Fabric topology on its own ports and run dir: Raft leader and peer0.org1 killed while anchoring
+	@$(HA_ENV) bash $(STACK) down >/dev/null
+	@rm -rf "$(HA_RUN)"
+	@$(HA_ENV) bash $(STACK) up-fabric
+	@$(HA_ENV) $(PY) -m pytest tests/ha -s -p no:cacheprovider; rc=$$?; \
+	  $(HA_ENV) bash $(STACK) down; exit $$rc
 
 test-security: up  ## the red-team suite alone (tests/security/): each finding replayed as an attack
 	@$(PY) -m pytest tests/security

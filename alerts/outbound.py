@@ -113,8 +113,9 @@ def hub_endpoints(settings: Settings) -> frozenset[tuple[str, int]]:
     }
     dsn = conninfo_to_dict(settings.postgres_dsn)
     found.add((str(dsn.get("host") or "localhost"), int(dsn.get("port") or 5432)))
-    for peer in settings.fabric.peer_endpoints.values():
-        found.add(_endpoint(f"//{peer}"))
+    for org in settings.fabric.peer_endpoints:
+        for peer in settings.fabric.gateway_endpoints(org):
+            found.add(_endpoint(f"//{peer}"))
     return frozenset(e for e in found if e is not None)
 
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Bring the local TraceHub stack up, down, or report on it:
-#   stack.sh up | down | status | stop <component> | reload-broker
+#   stack.sh up | up-fabric | down | status | start <component> | stop <component> | reload-broker
+# TRACEHUB_TOPOLOGY=ha runs three Raft orderers and a second Org1 peer (docs/deployment.md);
+# `up-fabric` starts only the Fabric network (orderers, peers, chaincode), e.g. an HA network
+# beside the everyday stack with its own TRACEHUB_RUN and TRACEHUB_FABRIC_PORT_OFFSET.
 # Components run natively as background processes; each writes $TRACEHUB_RUN/logs/<name>.log and
 # $TRACEHUB_RUN/pids/<name>.pid. `up` is idempotent: a healthy component is left running.
 set -euo pipefail
@@ -19,7 +22,9 @@ API_PORT=18000
 WITNESS_PORT=18090
 
 # name | command | health check | port(s) shown by status
-components=(postgres kubo mosquitto orderer peer0.org1 peer0.org2 chaincode witness stripe-mock api)
+fabric_components=(orderer peer0.org1 peer0.org2 chaincode)
+[[ $TOPOLOGY == ha ]] && fabric_components=(orderer orderer2 orderer3 peer0.org1 peer1.org1 peer0.org2 chaincode)
+components=(postgres kubo mosquitto "${fabric_components[@]}" witness stripe-mock api)
 
 command_of() {
   case $1 in
@@ -27,7 +32,9 @@ command_of() {
     kubo) echo "$here/kubo/kubo.sh" ;;
     mosquitto) echo "$here/mosquitto/mosquitto.sh" ;;
     orderer) echo "$here/fabric/orderer.sh" ;;
+    orderer[23]) echo "$here/fabric/orderer.sh ${1#orderer}" ;;
     peer0.org1) echo "$here/fabric/peer.sh 1" ;;
+    peer1.org1) echo "$here/fabric/peer.sh 1 1" ;;
     peer0.org2) echo "$here/fabric/peer.sh 2" ;;
     chaincode) echo "$here/fabric/chaincode-server.sh" ;;
     # Org2's read-only view of anchors (tracehub/ledger/witness.py): the buyer page confirms each
@@ -47,7 +54,9 @@ healthy() {
     kubo) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
     mosquitto) port_open "$MQTT_TLS_PORT" ;;
     orderer) fabric_healthy "$ORDERER_OPS_PORT" ;;
+    orderer[23]) fabric_healthy "$(orderer_ops_port "${1#orderer}")" ;;
     peer0.org1) fabric_healthy "$(peer_ops_port 1)" ;;
+    peer1.org1) fabric_healthy "$(peer_ops_port 1 1)" ;;
     peer0.org2) fabric_healthy "$(peer_ops_port 2)" ;;
     chaincode) port_open "$CHAINCODE_SERVER_PORT" ;;
     witness) curl -fsS --max-time 3 "http://127.0.0.1:$WITNESS_PORT/healthz" >/dev/null 2>&1 ;;
@@ -63,7 +72,11 @@ where() {
     kubo) echo "RPC http://127.0.0.1:$KUBO_API_PORT  gateway http://127.0.0.1:18080" ;;
     mosquitto) echo "mqtts://127.0.0.1:$MQTT_TLS_PORT (client certificate required)" ;;
     orderer) echo "grpcs://127.0.0.1:$ORDERER_PORT  admin :$ORDERER_ADMIN_PORT  ops :$ORDERER_OPS_PORT" ;;
+    orderer[23])
+      local n=${1#orderer}
+      echo "grpcs://127.0.0.1:$(orderer_port "$n")  admin :$(orderer_admin_port "$n")  ops :$(orderer_ops_port "$n")" ;;
     peer0.org1) echo "grpcs://127.0.0.1:$(peer_port 1)  ops :$(peer_ops_port 1)" ;;
+    peer1.org1) echo "grpcs://127.0.0.1:$(peer_port 1 1)  ops :$(peer_ops_port 1 1)" ;;
     peer0.org2) echo "grpcs://127.0.0.1:$(peer_port 2)  ops :$(peer_ops_port 2)" ;;
     chaincode) echo "grpcs://127.0.0.1:$CHAINCODE_SERVER_PORT (package $(cat "$FABRIC_HOME/chaincode/package_id" 2>/dev/null))" ;;
     witness) echo "http://127.0.0.1:$WITNESS_PORT (Org2's read-only anchor view)" ;;
@@ -126,14 +139,17 @@ stop() {
   rm -f "$pids/$name.pid"
 }
 
-# A restarted single-node Raft orderer needs a few election ticks before it orders anything,
-# although its /healthz already says OK.
+# A restarted Raft orderer needs a few election ticks before it orders anything, although its
+# /healthz already says OK: wait until one of the topology's orderers leads the channel.
 wait_for_raft_leader() {
-  local deadline=$((SECONDS + 60))
-  until curl -fsS --max-time 3 "http://127.0.0.1:$ORDERER_OPS_PORT/metrics" 2>/dev/null \
-      | grep -q "^consensus_etcdraft_is_leader{channel=\"$CHANNEL\"} 1"; do
+  local deadline=$((SECONDS + 60)) n
+  while true; do
+    for n in "${ORDERERS[@]}"; do
+      curl -fsS --max-time 3 "http://127.0.0.1:$(orderer_ops_port "$n")/metrics" 2>/dev/null \
+        | grep -q "^consensus_etcdraft_is_leader{channel=\"$CHANNEL\"} 1" && return 0
+    done
     if ((SECONDS > deadline)); then
-      echo "up: FAILED: orderer has no Raft leader for channel $CHANNEL after 60 s; see $logs/orderer.log" >&2
+      echo "up: FAILED: no orderer leads channel $CHANNEL after 60 s; see $logs/orderer*.log" >&2
       exit 1
     fi
     sleep 0.5
@@ -159,15 +175,7 @@ up() {
   start kubo 60
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs init)
   start mosquitto 30
-  start orderer 60
-  start peer0.org1 90
-  start peer0.org2 90
-  bash "$here/fabric/channel.sh"
-  wait_for_raft_leader
-  [[ -f $FABRIC_HOME/chaincode/package_id ]] || bash "$here/fabric/chaincode.sh" package >/dev/null
-  start chaincode 30
-  bash "$here/fabric/chaincode.sh" deploy
-  (cd "$project_dir" && "$PYTHON" -m tracehub.ledger.ready 120)
+  fabric_up
   # The chaincode enrols only certificates of the device CA it holds: record it (once).
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs ledger-ca)
   start witness 30
@@ -176,6 +184,23 @@ up() {
   start api 30
   echo "up: stack ready in $((SECONDS - started)) s"
   status
+}
+
+# The Fabric network of the topology: orderers, peers, channel, chaincode, until it endorses.
+fabric_up() {
+  local name
+  for name in "${fabric_components[@]}"; do
+    case $name in
+      orderer*) start "$name" 60 ;;
+      peer*) start "$name" 90 ;;
+    esac
+  done
+  bash "$here/fabric/channel.sh"
+  wait_for_raft_leader
+  [[ -f $FABRIC_HOME/chaincode/package_id ]] || bash "$here/fabric/chaincode.sh" package >/dev/null
+  start chaincode 30
+  bash "$here/fabric/chaincode.sh" deploy
+  (cd "$project_dir" && "$PYTHON" -m tracehub.ledger.ready 120)
 }
 
 down() {
@@ -203,6 +228,11 @@ status() {
 
 case ${1:-} in
   up) up ;;
+  up-fabric)
+    bash "$here/fabric/crypto.sh"
+    fabric_up
+    components=("${fabric_components[@]}")
+    status ;;
   down) down ;;
   status) status ;;
   reload-broker)
@@ -219,5 +249,9 @@ case ${1:-} in
   stop)
     [[ " ${components[*]} " == *" ${2:-} "* ]] || { echo "stop: one of: ${components[*]}" >&2; exit 2; }
     stop "$2" ;;
-  *) echo "usage: stack.sh up|down|status|stop <component>|reload-broker" >&2; exit 2 ;;
+  start)
+    # One component again, e.g. an orderer or peer the HA tests killed (it catches up by itself).
+    [[ " ${fabric_components[*]} " == *" ${2:-} "* ]] || { echo "start: one of: ${fabric_components[*]}" >&2; exit 2; }
+    start "$2" 90 ;;
+  *) echo "usage: stack.sh up|up-fabric|down|status|start <component>|stop <component>|reload-broker" >&2; exit 2 ;;
 esac

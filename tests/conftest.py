@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from tests.support.api import ApiHarness
 
 
+# The kill tests of the replicated network run under `make test-ha` (TRACEHUB_TOPOLOGY=ha, its
+# own network); the everyday single-topology run leaves them out.
+collect_ignore = [] if Settings.from_env().fabric_topology == "ha" else ["ha"]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -190,16 +190,55 @@ class WebhookSettings:
     )
 
 
+#: The Fabric topologies network/stack.sh runs (network/fabric/env.sh, docs/deployment.md).
+TOPOLOGIES = ("single", "ha")
+
+
 @dataclass(frozen=True)
 class FabricSettings:
-    """The Fabric network: channel, chaincode and each org's gateway peer."""
+    """The Fabric network: channel, chaincode and each org's gateway peers.
+
+    Ports follow network/fabric/env.sh: peer P of an org sits 10 ports above peer0, and every
+    port moves by ``port_offset``. The ``ha`` topology gives Org1 a second peer.
+    """
 
     crypto_dir: Path
     channel: str = "trace"
     chaincode: str = "tracehub"
-    peer_endpoints: dict[int, str] = field(
-        default_factory=lambda: {1: "127.0.0.1:17051", 2: "127.0.0.1:18051"}
-    )
+    topology: str = "single"
+    port_offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(f"topology must be one of {TOPOLOGIES}, not {self.topology!r}")
+
+    def org_peers(self, org: int) -> tuple[int, ...]:
+        """The peer indexes of org ``org`` (peer0, and peer1 of Org1 in the ha topology)."""
+        return (0, 1) if self.topology == "ha" and org == 1 else (0,)
+
+    def peer_endpoint(self, org: int, index: int = 0) -> str:
+        base = 17051 if org == 1 else 18051
+        return f"127.0.0.1:{base + 10 * index + self.port_offset}"
+
+    def gateway_endpoints(self, org: int) -> tuple[str, ...]:
+        """Every gateway peer of org ``org``, in the order a client tries them."""
+        return tuple(self.peer_endpoint(org, i) for i in self.org_peers(org))
+
+    @property
+    def peer_endpoints(self) -> dict[int, str]:
+        """Each org's first gateway peer (peer0)."""
+        return {org: self.peer_endpoint(org) for org in (1, 2)}
+
+    def peer_ops_url(self, org: int, index: int = 0) -> str:
+        """The operations endpoint (/metrics, /healthz) of peer ``index`` of org ``org``."""
+        base = 17446 if org == 1 else 18446
+        return f"http://127.0.0.1:{base + 10 * index + self.port_offset}"
+
+    @property
+    def orderer_ops_urls(self) -> tuple[str, ...]:
+        """The operations endpoints (/metrics, /healthz) of the topology's orderers."""
+        count = 3 if self.topology == "ha" else 1
+        return tuple(f"http://127.0.0.1:{17443 + 100 * n + self.port_offset}" for n in range(count))
 
     def org_domain(self, org: int) -> str:
         return f"org{org}.tracehub.local"
@@ -266,6 +305,24 @@ class Settings:
             readers="gateway, ingest, alerts, commerce, api, demo",
         ),
     )
+    fabric_topology: str = field(
+        default="single",
+        metadata=_env(
+            "TRACEHUB_TOPOLOGY",
+            "Fabric topology: `single` (one orderer, one peer per org) or `ha` (three Raft "
+            "orderers, two Org1 peers the ledger client fails over between)",
+            readers="all ledger clients; network/*.sh",
+        ),
+    )
+    fabric_port_offset: int = field(
+        default=0,
+        metadata=_env(
+            "TRACEHUB_FABRIC_PORT_OFFSET",
+            "Added to every Fabric port (orderers, peers, chaincode), to run a second network "
+            "beside the everyday one",
+            readers="all ledger clients; network/*.sh",
+        ),
+    )
     api: ApiSettings = field(default_factory=ApiSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     stripe: StripeSettings = field(default_factory=StripeSettings)
@@ -276,7 +333,11 @@ class Settings:
     @cached_property
     def fabric(self) -> FabricSettings:
         """The Fabric network; its crypto material is generated into the run dir."""
-        return FabricSettings(crypto_dir=self.run_dir / "fabric" / "crypto")
+        return FabricSettings(
+            crypto_dir=self.run_dir / "fabric" / "crypto",
+            topology=self.fabric_topology,
+            port_offset=self.fabric_port_offset,
+        )
 
     @property
     def pki_dir(self) -> Path:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Chaincode lifecycle for the TraceHub chaincode as a service.
 #   chaincode.sh package  -> build the ccaas package, print its package id
-#   chaincode.sh deploy   -> install on both peers, approve for both orgs, commit (idempotent)
+#   chaincode.sh deploy   -> install on every peer, approve for both orgs, commit (idempotent)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cc_home=$FABRIC_HOME/chaincode
@@ -30,12 +30,14 @@ deploy() {
   [[ -f $pkg ]] || package >/dev/null
   local package_id
   package_id=$(cat "$cc_home/package_id")
-  for org in 1 2; do
-    as_org_admin "$org"
+  local member org index
+  for member in "${PEERS[@]}"; do
+    read -r org index <<<"$member"
+    as_org_admin "$org" "$index"
     if peer lifecycle chaincode queryinstalled 2>/dev/null | grep -q "$package_id"; then
-      echo "fabric: chaincode already installed on peer0.org$org"
+      echo "fabric: chaincode already installed on peer$index.org$org"
     else
-      echo "fabric: installing chaincode on peer0.org$org"
+      echo "fabric: installing chaincode on peer$index.org$org"
       peer lifecycle chaincode install "$pkg" 2>>"$FABRIC_HOME/chaincode.log"
     fi
   done

@@ -12,7 +12,10 @@ if [[ ! -f $FABRIC_CFG_PATH/core.yaml ]]; then
   [[ -d $sampleconfig ]] || (cd "$fabric_dir" && go mod download github.com/hyperledger/fabric)
   install -m 0644 "$sampleconfig/core.yaml" "$sampleconfig/orderer.yaml" "$FABRIC_CFG_PATH/"
 fi
-install -m 0644 "$fabric_dir/configtx.yaml" "$FABRIC_CFG_PATH/configtx.yaml"
+sed -e "s/{{ORDERER1_PORT}}/$(orderer_port 1)/g" -e "s/{{ORDERER2_PORT}}/$(orderer_port 2)/g" \
+  -e "s/{{ORDERER3_PORT}}/$(orderer_port 3)/g" -e "s/{{ORG1_PEER_PORT}}/$(peer_port 1)/g" \
+  -e "s/{{ORG2_PEER_PORT}}/$(peer_port 2)/g" "$fabric_dir/configtx.yaml" >"$FABRIC_CFG_PATH/configtx.yaml"
+chmod 0644 "$FABRIC_CFG_PATH/configtx.yaml"
 
 if [[ ! -d $CRYPTO ]]; then
   echo "fabric: generating crypto material (cryptogen)"
@@ -24,6 +27,8 @@ fi
 
 if [[ ! -f $FABRIC_HOME/$CHANNEL.block ]]; then
   echo "fabric: generating genesis block of channel $CHANNEL (configtxgen)"
-  configtxgen -profile TraceChannel -channelID "$CHANNEL" -outputBlock "$FABRIC_HOME/$CHANNEL.block.tmp" 2>"$FABRIC_HOME/configtxgen.log"
+  profile=TraceChannel
+  [[ $TOPOLOGY == ha ]] && profile=TraceChannelHA
+  configtxgen -profile "$profile" -channelID "$CHANNEL" -outputBlock "$FABRIC_HOME/$CHANNEL.block.tmp" 2>"$FABRIC_HOME/configtxgen.log"
   mv "$FABRIC_HOME/$CHANNEL.block.tmp" "$FABRIC_HOME/$CHANNEL.block"
 fi

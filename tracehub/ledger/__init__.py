@@ -23,6 +23,7 @@ from .errors import (
     MVCCConflictError,
     SubmitError,
 )
+from .failover import Failover
 from .gateway import Gateway, Timeouts
 from .identity import Identity, Signer, load_msp_identity
 from .network import Network
@@ -36,6 +37,7 @@ __all__ = [
     "EndorseError",
     "ErrorDetail",
     "EvaluateError",
+    "Failover",
     "Gateway",
     "Identity",
     "LedgerError",

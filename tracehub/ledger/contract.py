@@ -11,12 +11,19 @@ of the official clients is available too::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import proposal as msgs
-from .errors import EndorseError, EvaluateError, commit_error, tx_validation_code_name
+from .errors import (
+    EndorseError,
+    EvaluateError,
+    LedgerTimeoutError,
+    commit_error,
+    tx_validation_code_name,
+)
 from .proposal import Arg
 
 if TYPE_CHECKING:
@@ -308,10 +315,12 @@ class Contract:
         Raises :class:`~tracehub.ledger.errors.CommitError` (or ``MVCCConflictError``) if
         the transaction is committed as invalid.
         """
-        commit = self.submit_async(
-            function, *args, transient=transient, endorsing_orgs=endorsing_orgs
+        proposal = self.new_proposal(
+            function, args=args, transient=transient, endorsing_orgs=endorsing_orgs
         )
-        status = commit.status()
+        transaction = proposal.endorse()
+        commit = transaction.submit()
+        status = self._await_commit(transaction, commit)
         if not status.successful:
             raise commit_error(
                 code=status.code,
@@ -325,6 +334,26 @@ class Contract:
             status=status.code_name,
             result=commit.result,
         )
+
+    def _await_commit(self, transaction: Transaction, commit: Commit) -> CommitStatus:
+        """The commit's status; with failover, the same envelope is sent again whenever no
+        commit came within ``resubmit_after`` (it may have died with an orderer), until the
+        commit-status timeout. A second copy of a committed envelope is never valid."""
+        failover = self._client.failover
+        if failover is None:
+            return commit.status()
+        give_up_at = time.monotonic() + self._client.timeouts.commit_status
+        while True:
+            started = time.monotonic()
+            wait = max(min(failover.resubmit_after, give_up_at - started), 0.1)
+            try:
+                return commit.status(timeout=wait)
+            except LedgerTimeoutError:
+                if time.monotonic() >= give_up_at:
+                    raise
+            # A peer that gave up early still gets the full wait between two sends.
+            time.sleep(max(0.0, started + wait - time.monotonic()))
+            transaction.submit()
 
     def __repr__(self) -> str:
         name = f", contract={self.contract_name!r}" if self.contract_name else ""

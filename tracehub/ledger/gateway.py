@@ -1,9 +1,15 @@
-"""Connection to a Fabric Gateway peer: one gRPC channel shared by all calls."""
+"""Connection to Fabric Gateway peers: one gRPC channel per peer, shared by all calls.
+
+With several peers (of one organisation) a call that one peer cannot serve goes to the next,
+as :class:`~tracehub.ledger.failover.Failover` says; the client stays with the peer that
+answered.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -13,6 +19,7 @@ import grpc
 from fabric_protos.gateway import gateway_pb2_grpc as _gateway_pb2_grpc
 
 from .errors import LedgerError, LedgerUnavailableError, from_rpc_error
+from .failover import Failover, retriable
 from .identity import Identity, Signer
 from .network import Network
 
@@ -42,14 +49,28 @@ class GatewayClient:
     """
 
     def __init__(
-        self, channel: Any, identity: Identity, signer: Signer, timeouts: Timeouts
+        self,
+        channels: Sequence[Any],
+        identity: Identity,
+        signer: Signer,
+        timeouts: Timeouts,
+        failover: Failover | None = None,
     ) -> None:
+        if not channels:
+            raise ValueError("a gateway needs at least one channel")
         self.identity = identity
         self.signer = signer
         self.timeouts = timeouts
+        self.failover = failover
         self.creator = identity.serialize()
-        self._stub = gateway_pb2_grpc.GatewayStub(channel)
+        self._stubs = [gateway_pb2_grpc.GatewayStub(channel) for channel in channels]
+        self._current = 0  # the peer that answered last; calls go there first
         self._closed = threading.Event()
+
+    @property
+    def current(self) -> int:
+        """Index of the peer the next call goes to first."""
+        return self._current
 
     def sign(self, message: bytes) -> bytes:
         """Signature over the SHA-256 digest of ``message``."""
@@ -76,23 +97,40 @@ class GatewayClient:
                 operation=operation,
                 transaction_name=transaction_name,
             )
-        method: Callable[..., Any] = {
-            "evaluate": self._stub.Evaluate,
-            "endorse": self._stub.Endorse,
-            "submit": self._stub.Submit,
-            "commit_status": self._stub.CommitStatus,
-        }[operation]
         deadline = float(getattr(self.timeouts, operation) if timeout is None else timeout)
-        try:
-            return method(request, timeout=deadline)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(
-                exc,
-                operation=operation,
-                tx_id=tx_id,
-                transaction_name=transaction_name,
-                timeout=deadline,
-            ) from exc
+        tried = 0
+        give_up_at: float | None = None
+        while True:
+            index = self._current
+            stub = self._stubs[index]
+            method: Callable[..., Any] = {
+                "evaluate": stub.Evaluate,
+                "endorse": stub.Endorse,
+                "submit": stub.Submit,
+                "commit_status": stub.CommitStatus,
+            }[operation]
+            try:
+                return method(request, timeout=deadline)
+            except grpc.RpcError as exc:
+                error = from_rpc_error(
+                    exc,
+                    operation=operation,
+                    tx_id=tx_id,
+                    transaction_name=transaction_name,
+                    timeout=deadline,
+                )
+                failover = self.failover
+                if failover is None or not retriable(error.grpc_code, operation):
+                    raise error from exc
+                give_up_at = give_up_at or time.monotonic() + failover.retry_for
+            tried += 1
+            # Next peer; a concurrent call that already moved on is not undone.
+            if self._current == index:
+                self._current = (index + 1) % len(self._stubs)
+            if tried % len(self._stubs) == 0:  # a whole round failed: wait, then again
+                if time.monotonic() + failover.backoff > give_up_at:
+                    raise error
+                time.sleep(failover.backoff)
 
 
 class Gateway:
@@ -110,20 +148,25 @@ class Gateway:
         signer: Signer,
         timeouts: Timeouts | None = None,
         close_channel: bool = True,
+        fallback_channels: Sequence[Any] = (),
+        failover: Failover | None = None,
     ) -> None:
-        """Wrap an existing ``grpc.Channel`` (closed with the gateway if ``close_channel``)."""
+        """Wrap an existing ``grpc.Channel`` (closed with the gateway if ``close_channel``);
+        ``fallback_channels`` lead to other peers of the same org, tried as ``failover`` says."""
         if not signer.matches(identity):
             raise ValueError(f"signer key does not match the certificate of {identity.msp_id}")
-        self._channel = channel
+        self._channels = [channel, *fallback_channels]
         self._close_channel = close_channel
-        self._client = GatewayClient(channel, identity, signer, timeouts or Timeouts())
+        self._client = GatewayClient(
+            self._channels, identity, signer, timeouts or Timeouts(), failover
+        )
         self._lock = threading.Lock()
         self._closed = False
 
     @classmethod
     def connect(
         cls,
-        endpoint: str,
+        endpoint: str | Sequence[str],
         *,
         identity: Identity,
         signer: Signer,
@@ -134,14 +177,77 @@ class Gateway:
         timeouts: Timeouts | None = None,
         connect_timeout: float | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        failover: Failover | None = None,
     ) -> Gateway:
-        """Open a gRPC channel to ``endpoint`` (``host:port``).
+        """Open a gRPC channel to ``endpoint`` (``host:port``), or to each of several.
 
         TLS is used when ``tls_root_cert`` (PEM) is given; ``server_name_override`` sets
         the name checked against the peer certificate (``grpc.ssl_target_name_override``).
         ``tls_client_cert``/``tls_client_key`` enable mutual TLS. With ``connect_timeout``
-        the call waits until the channel is ready, else the connection is lazy.
+        the call waits until a channel is ready, else the connection is lazy. Several
+        endpoints are peers of one organisation, tried in order as ``failover`` says.
         """
+        endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+        channels = [
+            cls._open(
+                e,
+                tls_root_cert=tls_root_cert,
+                server_name_override=server_name_override,
+                tls_client_cert=tls_client_cert,
+                tls_client_key=tls_client_key,
+                connect_timeout=connect_timeout if len(endpoints) == 1 else None,
+                options=options,
+            )
+            for e in endpoints
+        ]
+        if connect_timeout is not None and len(channels) > 1:
+            cls._wait_for_any(channels, endpoints, connect_timeout)
+        try:
+            return cls(
+                channels[0],
+                identity=identity,
+                signer=signer,
+                timeouts=timeouts,
+                fallback_channels=channels[1:],
+                failover=failover,
+            )
+        except Exception:
+            for channel in channels:
+                channel.close()
+            raise
+
+    @staticmethod
+    def _wait_for_any(channels: list[Any], endpoints: list[str], timeout: float) -> None:
+        """Return once one of ``channels`` is ready; close them all if none is in time."""
+        futures = [grpc.channel_ready_future(channel) for channel in channels]
+        give_up_at = time.monotonic() + timeout
+        try:
+            while time.monotonic() < give_up_at:
+                if any(future.done() for future in futures):
+                    return
+                time.sleep(0.05)
+        finally:
+            for future in futures:
+                future.cancel()
+        for channel in channels:
+            channel.close()
+        raise LedgerUnavailableError(
+            f"could not connect to any gateway of {endpoints} within {timeout:g} s",
+            grpc_code=grpc.StatusCode.UNAVAILABLE,
+        )
+
+    @staticmethod
+    def _open(
+        endpoint: str,
+        *,
+        tls_root_cert: bytes | None,
+        server_name_override: str | None,
+        tls_client_cert: bytes | None,
+        tls_client_key: bytes | None,
+        connect_timeout: float | None,
+        options: Sequence[tuple[str, Any]],
+    ) -> Any:
+        """One gRPC channel to ``endpoint``, ready within ``connect_timeout`` if given."""
         channel_options = list(options)
         if server_name_override:
             channel_options.append(("grpc.ssl_target_name_override", server_name_override))
@@ -164,11 +270,7 @@ class Gateway:
                     f"could not connect to gateway {endpoint} within {connect_timeout:g} s",
                     grpc_code=grpc.StatusCode.UNAVAILABLE,
                 ) from exc
-        try:
-            return cls(channel, identity=identity, signer=signer, timeouts=timeouts)
-        except Exception:
-            channel.close()
-            raise
+        return channel
 
     @property
     def identity(self) -> Identity:
@@ -179,6 +281,16 @@ class Gateway:
     def timeouts(self) -> Timeouts:
         """Default per-call deadlines."""
         return self._client.timeouts
+
+    @property
+    def failover(self) -> Failover | None:
+        """How calls fail over between the gateway's peers (None: one peer, tried once)."""
+        return self._client.failover
+
+    @property
+    def current_peer(self) -> int:
+        """Index (in the order given to :meth:`connect`) of the peer calls go to first now."""
+        return self._client.current
 
     @property
     def closed(self) -> bool:
@@ -199,7 +311,8 @@ class Gateway:
             self._closed = True
             self._client.mark_closed()
         if self._close_channel:
-            self._channel.close()
+            for channel in self._channels:
+                channel.close()
 
     def __enter__(self) -> Gateway:
         return self

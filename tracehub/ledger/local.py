@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tracehub.config import FabricSettings
 
+from .failover import Failover
 from .gateway import Gateway, Timeouts
 from .identity import load_msp_identity
 
@@ -11,14 +12,19 @@ from .identity import load_msp_identity
 def connect_org(
     fabric: FabricSettings, org: int, user: str = "User1", timeouts: Timeouts | None = None
 ) -> Gateway:
-    """A Gateway to org ``org``'s peer, as that org's ``user`` (e.g. ``User1`` or ``Admin``)."""
+    """A Gateway to org ``org``'s peers, as that org's ``user`` (e.g. ``User1`` or ``Admin``).
+
+    In the ``ha`` topology the gateway fails over between the org's peers and rides out an
+    orderer election; in ``single`` it has one peer and tries each call once.
+    """
     identity, signer = load_msp_identity(fabric.user_msp_dir(org, user), fabric.msp_id(org))
     return Gateway.connect(
-        fabric.peer_endpoints[org],
+        fabric.gateway_endpoints(org),
         identity=identity,
         signer=signer,
         tls_root_cert=fabric.tls_ca_file(org).read_bytes(),
         timeouts=timeouts,
+        failover=Failover() if fabric.topology == "ha" else None,
     )
 
 
