@@ -4,18 +4,29 @@ Pure: no MQTT, no database. The order is that of the envelope verification (trac
 certificate chain, validity at the reading's time, revocation, identity = topic, signature),
 then the gateway's own bound on clock skew. Sequence, duplicate and hash-chain checks need the
 stored state of the device and happen in the store's transaction.
+
+When the directory is the ledger's device registry (a :class:`LedgerDirectory`, as in the
+gateway process), a certificate it does not know is ``device_not_enrolled``, a certificate the
+ledger records as revoked at or before the reading's time is ``revoked``, and a ledger that cannot
+be asked is ``registry_unavailable`` (decision 0024). None of these readings is stored, so none
+is acknowledged: the device keeps them and resends them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from certs.registry_cache import Enrolment
 from tracehub.dropped import VerifiedDropped, verify_dropped
+from tracehub.ledger import LedgerError
+from tracehub.reading import format_ts
 from tracehub.verify import (
     CertificateDirectory,
+    Reason,
     TrustStore,
     VerificationError,
     VerifiedReading,
@@ -25,6 +36,57 @@ from tracehub.verify import (
 TOPIC = re.compile(r"tracehub/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/readings")
 DROPPED_TOPIC = re.compile(r"tracehub/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/dropped")
 MAX_ENVELOPE = 16 * 1024
+NOT_ENROLLED = "device_not_enrolled"
+REGISTRY_UNAVAILABLE = "registry_unavailable"
+
+_Verified = TypeVar("_Verified")
+
+
+@runtime_checkable
+class LedgerDirectory(CertificateDirectory, Protocol):
+    """A directory that is the ledger's device registry (certs.registry_cache.RegistryCache)."""
+
+    def enrolment(self, sha256: bytes) -> Enrolment | None: ...
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _verified_on_ledger(
+    verify: Callable[[], _Verified],
+    directory: CertificateDirectory,
+    *,
+    fingerprint: Callable[[_Verified], str],
+    ts: Callable[[_Verified], datetime],
+) -> _Verified:
+    """Run ``verify``; with a ledger directory also refuse what the ledger does not vouch for
+    at the message's time. Raises :class:`_Refused` with the reason."""
+    try:
+        verified = verify()
+    except VerificationError as exc:
+        if exc.reason is Reason.UNKNOWN_CERTIFICATE and isinstance(directory, LedgerDirectory):
+            raise _Refused(NOT_ENROLLED, f"not enrolled on the ledger: {exc.detail}") from None
+        raise _Refused(str(exc.reason), exc.detail) from None
+    except LedgerError as exc:
+        detail = f"the ledger's registry cannot be asked: {exc}"
+        raise _Refused(REGISTRY_UNAVAILABLE, detail) from None
+    if isinstance(directory, LedgerDirectory):
+        enrolment = directory.enrolment(bytes.fromhex(fingerprint(verified)))
+        if enrolment is None:  # forgotten since the look-up a moment ago: ask again later
+            raise _Refused(NOT_ENROLLED, "the certificate is no longer enrolled on the ledger")
+        revoked = enrolment.revoked_at
+        if revoked is not None and ts(verified) >= revoked:
+            raise _Refused(
+                str(Reason.REVOKED),
+                f"revoked on the ledger at {format_ts(revoked)} "
+                f"({enrolment.revocation_reason or 'unspecified'}), "
+                f"before the message's time {format_ts(ts(verified))}",
+            )
+    return verified
 
 
 @dataclass(frozen=True)
@@ -73,9 +135,14 @@ def check_message(
     if len(payload) > MAX_ENVELOPE:
         return reject("oversize", f"{len(payload)} bytes > {MAX_ENVELOPE}", device_id)
     try:
-        verified = verify_envelope(payload, trust, directory, topic_device_id=device_id)
-    except VerificationError as exc:
-        return reject(str(exc.reason), exc.detail, device_id)
+        verified = _verified_on_ledger(
+            lambda: verify_envelope(payload, trust, directory, topic_device_id=device_id),
+            directory,
+            fingerprint=lambda v: v.fingerprint,
+            ts=lambda v: v.reading.ts,
+        )
+    except _Refused as refused:
+        return reject(refused.reason, refused.detail, device_id)
     # Readings may arrive days late (the edge spools through outages) but never from the
     # future: a device clock far ahead would let it pre-date nothing and post-date everything.
     if verified.reading.ts - received_at > max_future_skew:
@@ -120,9 +187,14 @@ def check_dropped(
     if len(payload) > MAX_ENVELOPE:
         return reject("oversize", f"{len(payload)} bytes > {MAX_ENVELOPE}")
     try:
-        verified = verify_dropped(payload, trust, directory, topic_device_id=device_id)
-    except VerificationError as exc:
-        return reject(str(exc.reason), exc.detail)
+        verified = _verified_on_ledger(
+            lambda: verify_dropped(payload, trust, directory, topic_device_id=device_id),
+            directory,
+            fingerprint=lambda v: v.fingerprint,
+            ts=lambda v: v.report.ts,
+        )
+    except _Refused as refused:
+        return reject(refused.reason, refused.detail)
     if verified.report.ts - received_at > max_future_skew:
         ahead = (verified.report.ts - received_at).total_seconds()
         return reject("clock_skew", f"report time is {ahead:.0f} s ahead of the gateway")
