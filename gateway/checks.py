@@ -49,11 +49,10 @@ class LedgerDirectory(CertificateDirectory, Protocol):
     def enrolment(self, sha256: bytes) -> Enrolment | None: ...
 
 
-class _Refused(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+@dataclass(frozen=True)
+class _Refusal:
+    reason: str
+    detail: str
 
 
 def _verified_on_ledger(
@@ -62,25 +61,24 @@ def _verified_on_ledger(
     *,
     fingerprint: Callable[[_Verified], str],
     ts: Callable[[_Verified], datetime],
-) -> _Verified:
+) -> _Verified | _Refusal:
     """Run ``verify``; with a ledger directory also refuse what the ledger does not vouch for
-    at the message's time. Raises :class:`_Refused` with the reason."""
+    at the message's time."""
     try:
         verified = verify()
     except VerificationError as exc:
         if exc.reason is Reason.UNKNOWN_CERTIFICATE and isinstance(directory, LedgerDirectory):
-            raise _Refused(NOT_ENROLLED, f"not enrolled on the ledger: {exc.detail}") from None
-        raise _Refused(str(exc.reason), exc.detail) from None
+            return _Refusal(NOT_ENROLLED, f"not enrolled on the ledger: {exc.detail}")
+        return _Refusal(str(exc.reason), exc.detail)
     except LedgerError as exc:
-        detail = f"the ledger's registry cannot be asked: {exc}"
-        raise _Refused(REGISTRY_UNAVAILABLE, detail) from None
+        return _Refusal(REGISTRY_UNAVAILABLE, f"the ledger's registry cannot be asked: {exc}")
     if isinstance(directory, LedgerDirectory):
         enrolment = directory.enrolment(bytes.fromhex(fingerprint(verified)))
         if enrolment is None:  # forgotten since the look-up a moment ago: ask again later
-            raise _Refused(NOT_ENROLLED, "the certificate is no longer enrolled on the ledger")
+            return _Refusal(NOT_ENROLLED, "the certificate is no longer enrolled on the ledger")
         revoked = enrolment.revoked_at
         if revoked is not None and ts(verified) >= revoked:
-            raise _Refused(
+            return _Refusal(
                 str(Reason.REVOKED),
                 f"revoked on the ledger at {format_ts(revoked)} "
                 f"({enrolment.revocation_reason or 'unspecified'}), "
@@ -134,15 +132,14 @@ def check_message(
         return reject("bad_topic", f"not a readings topic: {topic!r}")
     if len(payload) > MAX_ENVELOPE:
         return reject("oversize", f"{len(payload)} bytes > {MAX_ENVELOPE}", device_id)
-    try:
-        verified = _verified_on_ledger(
-            lambda: verify_envelope(payload, trust, directory, topic_device_id=device_id),
-            directory,
-            fingerprint=lambda v: v.fingerprint,
-            ts=lambda v: v.reading.ts,
-        )
-    except _Refused as refused:
-        return reject(refused.reason, refused.detail, device_id)
+    verified = _verified_on_ledger(
+        lambda: verify_envelope(payload, trust, directory, topic_device_id=device_id),
+        directory,
+        fingerprint=lambda v: v.fingerprint,
+        ts=lambda v: v.reading.ts,
+    )
+    if isinstance(verified, _Refusal):
+        return reject(verified.reason, verified.detail, device_id)
     # Readings may arrive days late (the edge spools through outages) but never from the
     # future: a device clock far ahead would let it pre-date nothing and post-date everything.
     if verified.reading.ts - received_at > max_future_skew:
@@ -186,15 +183,14 @@ def check_dropped(
         return reject("bad_topic", f"not a dropped-range topic: {topic!r}")
     if len(payload) > MAX_ENVELOPE:
         return reject("oversize", f"{len(payload)} bytes > {MAX_ENVELOPE}")
-    try:
-        verified = _verified_on_ledger(
-            lambda: verify_dropped(payload, trust, directory, topic_device_id=device_id),
-            directory,
-            fingerprint=lambda v: v.fingerprint,
-            ts=lambda v: v.report.ts,
-        )
-    except _Refused as refused:
-        return reject(refused.reason, refused.detail)
+    verified = _verified_on_ledger(
+        lambda: verify_dropped(payload, trust, directory, topic_device_id=device_id),
+        directory,
+        fingerprint=lambda v: v.fingerprint,
+        ts=lambda v: v.report.ts,
+    )
+    if isinstance(verified, _Refusal):
+        return reject(verified.reason, verified.detail)
     if verified.report.ts - received_at > max_future_skew:
         ahead = (verified.report.ts - received_at).total_seconds()
         return reject("clock_skew", f"report time is {ahead:.0f} s ahead of the gateway")
