@@ -64,16 +64,19 @@ def _verified_on_ledger(
 ) -> _Verified | _Refusal:
     """Run ``verify``; with a ledger directory also refuse what the ledger does not vouch for
     at the message's time."""
+    ledger = directory if isinstance(directory, LedgerDirectory) else None
     try:
         verified = verify()
+        # A cache hit: the look-up inside verify() has just loaded it.
+        sha256 = bytes.fromhex(fingerprint(verified))
+        enrolment = None if ledger is None else ledger.enrolment(sha256)
     except VerificationError as exc:
-        if exc.reason is Reason.UNKNOWN_CERTIFICATE and isinstance(directory, LedgerDirectory):
+        if exc.reason is Reason.UNKNOWN_CERTIFICATE and ledger is not None:
             return _Refusal(NOT_ENROLLED, f"not enrolled on the ledger: {exc.detail}")
         return _Refusal(str(exc.reason), exc.detail)
     except LedgerError as exc:
         return _Refusal(REGISTRY_UNAVAILABLE, f"the ledger's registry cannot be asked: {exc}")
-    if isinstance(directory, LedgerDirectory):
-        enrolment = directory.enrolment(bytes.fromhex(fingerprint(verified)))
+    if ledger is not None:
         if enrolment is None:  # forgotten since the look-up a moment ago: ask again later
             return _Refusal(NOT_ENROLLED, "the certificate is no longer enrolled on the ledger")
         revoked = enrolment.revoked_at
