@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,8 @@ from certs.registry import LedgerRegistry
 from tracehub.ledger import LedgerError
 
 log = logging.getLogger(__name__)
+
+REFRESH_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,10 @@ class RegistryCache:
             for key in stale:
                 del self._entries[key]
             due = [k for k, e in self._entries.items() if e.enrolment is not None]
-        for key in due:
-            self._fetch(key, self._clock())
+        # Concurrent queries (the gRPC channel is shared): a pass over many devices stays short
+        # next to refresh_s, which is what bounds how late a revocation takes effect.
+        with ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="registry") as pool:
+            list(pool.map(lambda key: self._fetch(key, self._clock()), due))
         return len(due)
 
     def run(self, stop: threading.Event, warm: Callable[[], Iterable[str]] = tuple) -> None:
