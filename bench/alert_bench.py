@@ -2,14 +2,14 @@
 
     .venv/bin/python -m bench.alert_bench [--excursions 30] [--deadline 180]
 
-One simulated logger (enrolled in the PKI) on one shipment with a 2..8 °C rule and no grace
-period. Each excursion: an out-of-band reading is signed and published over MQTT (mTLS) ->
-`python -m gateway` verifies and stores it -> its alert worker raises the alert (EPCIS event
-captured) -> the outbox publishes it on tracehub/v1/alerts/temperature_excursion, and the API
-streams it over SSE (NOTIFY -> LISTEN). Measured from just before the publish to the arrival
-at an MQTT subscriber and at an SSE client. Then an in-band reading ends the episode, and the
-next excursion starts. Everything runs in a schema of the bench's own. Bounded in count and
-time; writes bench/results/alerts.json.
+One simulated logger (enrolled in the PKI and on the ledger) on one shipment with a 2..8 °C rule
+and no grace period. Each excursion: an out-of-band reading is signed and published over MQTT
+(mTLS) -> `python -m gateway` verifies and stores it -> its alert worker raises the alert (EPCIS
+event captured) -> the outbox publishes it on tracehub/v1/alerts/temperature_excursion, and the API
+streams it over SSE (NOTIFY -> LISTEN). Measured from just before the publish to the arrival at an
+MQTT subscriber and at an SSE client. Then an in-band reading ends the episode, and the next
+excursion starts. Everything runs in a schema of the bench's own. Bounded in count and time; writes
+bench/results/alerts.json.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 
 from api.auth import create_user
 from api.config import ApiConfig
+from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from tests.support.alert_peers import api_server, make_shipment, mqtt_alerts, sse_reader
 from tests.support.db import migrated_schema
@@ -47,9 +48,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "alerts.json"
 class Logger:
     """A simulated logger that signs readings as it goes (ts = now)."""
 
-    def __init__(self, pki: PKI) -> None:
+    def __init__(self, pki: PKI, settings: Settings) -> None:
         self.id = f"abench-{uuid.uuid4().hex[:10]}"
-        pki.enrol_simulated_device(self.id)
+        enrol_simulated_devices(pki, settings.fabric, [self.id])  # the gateway needs the ledger's
         _, key_path = pki.device_paths(self.id)
         self.key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         self.cert = pki.device(self.id)[0].certificate
@@ -96,7 +97,7 @@ def _wait(condition: Any, timeout: float) -> bool:
 
 def run(settings: Settings, excursions: int, deadline_s: float) -> dict[str, Any]:
     pki = PKI(settings.pki_dir)
-    logger = Logger(pki)
+    logger = Logger(pki, settings)
     time.sleep(1.1)  # certificates are valid from the next whole second
     with migrated_schema(settings.postgres_dsn) as schema:
         dsn = f"{settings.postgres_dsn}?options=-csearch_path%3D{schema}"

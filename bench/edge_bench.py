@@ -35,6 +35,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from edge.rfid_reader import r2000
 from edge.spool import Spool
@@ -47,7 +48,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _signer(pki: PKI, device_id: str) -> tuple[ec.EllipticCurvePrivateKey, Any]:
-    pki.enrol_simulated_device(device_id)
+    pki.enrol_simulated_device(device_id)  # signs in-process only: no gateway sees it
     _, key_path = pki.device_paths(device_id)
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -126,7 +127,7 @@ def _proc_stats(pid: int) -> tuple[float, int]:
 
 def bench_agent(settings: Settings, pki: PKI, seconds: float) -> dict[str, Any]:
     device_id = f"bench-agent-{uuid.uuid4().hex[:8]}"
-    pki.enrol_simulated_device(device_id)
+    enrol_simulated_devices(pki, settings.fabric, [device_id])  # the gateway needs the ledger's
     time.sleep(1.1)
     master, slave = os.openpty()
     os.set_blocking(master, False)

@@ -41,6 +41,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from bench._proc import cpu_and_rss
+from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from tests.support.mqtt import close, connect, device_client, gateway_client
 from tracehub import db
@@ -62,11 +63,9 @@ def _count(conn: Any, sql: str, devices: list[str]) -> int:
 def _sign_all(settings: Settings, devices: int, readings: int) -> dict[str, list[bytes]]:
     pki = PKI(settings.pki_dir)
     signed: dict[str, list[bytes]] = {}
-    enrolled = []
-    for _ in range(devices):
-        device_id = f"bench-{uuid.uuid4().hex[:10]}"
-        pki.enrol_simulated_device(device_id)
-        enrolled.append(device_id)
+    enrolled = [f"bench-{uuid.uuid4().hex[:10]}" for _ in range(devices)]
+    # On the ledger too: the gateway accepts only devices enrolled there.
+    enrol_simulated_devices(pki, settings.fabric, enrolled)
     # After enrolling, which takes a while on a busy machine: every reading is stamped after
     # every certificate's notBefore.
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)

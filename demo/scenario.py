@@ -44,8 +44,8 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
-from certs.registry import LedgerRegistry
 from commerce.customs.tariffs import import_rows, shipped_rows
 from commerce.documents import store as trade_documents
 from demo.recall import RecallResult, recall_input_lot
@@ -60,7 +60,7 @@ from tracehub.envelope import reading_hash, sign_reading
 from tracehub.errors import UnavailableError
 from tracehub.gs1 import DIGITAL_LINK_BASE, build_uri, check_digit
 from tracehub.ipfs import KuboClient
-from tracehub.ledger.local import connect_org, connect_registrar
+from tracehub.ledger.local import connect_org
 from tracehub.reading import GENESIS_PREV, Reading
 
 GTIN = "09506000134352"  # GS1's example GTIN: a demo must not claim a real product's number
@@ -118,13 +118,9 @@ def dsn_for(settings: Settings, schema: str | None) -> str:
 class _Signer:
     """A device's key and certificate, signing a hash-chained series of readings."""
 
-    def __init__(self, pki: PKI, registry: LedgerRegistry, device_id: str, since: datetime) -> None:
+    def __init__(self, pki: PKI, device_id: str) -> None:
+        """A device already enrolled (certs.enrolment)."""
         self.id = device_id
-        # Enrolled as `tracehub devices enrol` does (key, certificate, ledger record), but valid
-        # from `since`: the scenario replays the last hour of a voyage, and the gateway
-        # refuses readings dated before the device's certificate.
-        issued = pki.enrol_simulated_device(device_id, not_before=since)
-        registry.enrol(issued.certificate_pem)
         cert_path, key_path = pki.device_paths(device_id)
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -507,11 +503,12 @@ def build_scenario(
     step = timedelta(seconds=int((now - timedelta(seconds=20) - start).total_seconds() / SLOTS))
     end = start + step * (SLOTS - 1)
     since = start
-    with connect_registrar(settings.fabric) as registrar:
-        network = registrar.get_network(settings.fabric.channel)
-        registry = LedgerRegistry(network.get_contract(settings.fabric.chaincode))
-        logger = _Signer(pki, registry, f"reefer-logger-{tag.lower()}", since)
-        scanner = _Signer(pki, registry, f"dock-scanner-{tag.lower()}", since)
+    # Enrolled as `tracehub devices enrol` does (key, certificate, ledger record, which the
+    # gateway requires), but valid from `since`: the scenario replays the last hour of a
+    # voyage, and the gateway refuses readings dated before the device's certificate.
+    devices = [f"reefer-logger-{tag.lower()}", f"dock-scanner-{tag.lower()}"]
+    enrol_simulated_devices(pki, settings.fabric, devices, not_before=since)
+    logger, scanner = (_Signer(pki, d) for d in devices)
     with connect() as conn:
         _setup_trace(conn, lot, shipment_id, start + step * 3, end)
         for device in (logger.id, scanner.id):

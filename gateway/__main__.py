@@ -16,11 +16,11 @@ import signal
 import sys
 import threading
 
-from cryptography import x509
-
 from alerts.epcis_feed import feed_worker
 from alerts.service import gateway_alert_worker
 from certs.pki import PKI
+from certs.registry import LedgerRegistry
+from certs.registry_cache import RegistryCache
 from gateway.consumer import Consumer, ConsumerSettings, leave
 from gateway.service import Gateway, GatewaySettings
 from ingest.epcis.anchoring import EventAnchorLoop
@@ -31,22 +31,6 @@ from tracehub.config import Settings
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
 from tracehub.verify import TrustStore
-
-
-class PkiDirectory:
-    """Device certificates from the hub's PKI index, by SHA-256 fingerprint (cached)."""
-
-    def __init__(self, pki: PKI) -> None:
-        self._pki = pki
-        self._cache: dict[bytes, x509.Certificate] = {}
-
-    def by_fingerprint(self, sha256: bytes) -> x509.Certificate | None:
-        if sha256 not in self._cache:
-            record = self._pki.certificate_by_fingerprint(sha256.hex())
-            if record is None:
-                return None
-            self._cache[sha256] = record.certificate
-        return self._cache[sha256]
 
 
 def main() -> int:
@@ -66,6 +50,13 @@ def main() -> int:
         type=float,
         default=GatewaySettings.ack_interval_s,
         help="seconds between a device's end-to-end acknowledgements (they are batched)",
+    )
+    parser.add_argument(
+        "--registry-refresh",
+        type=float,
+        default=5.0,
+        help="seconds between re-reads of the ledger's device registry (bounds how long a "
+        "revoked device's readings are still accepted)",
     )
     parser.add_argument(
         "--leave",
@@ -106,6 +97,8 @@ def main() -> int:
     network = ledger_gateway.get_network(settings.fabric.channel)
     chaincode = network.get_contract(settings.fabric.chaincode)
     qscc = network.get_contract("qscc")  # block numbers of re-submitted anchors
+    # Only devices enrolled on the ledger are accepted, not whatever the hub's PKI issued.
+    registry = RegistryCache(LedgerRegistry(chaincode), refresh_s=args.registry_refresh)
     gateway = Gateway(
         GatewaySettings(
             batch_max_readings=args.batch_readings,
@@ -115,7 +108,8 @@ def main() -> int:
         ),
         consumer=consumer,
         trust=TrustStore.from_pem_files(pki.ca_bundle_path, pki.crl_path),
-        directory=PkiDirectory(pki),
+        directory=registry,
+        registry=registry,
         store_factory=lambda: ReadingStore(lambda: db.connect(settings.postgres_dsn)),
         ipfs=KuboClient(settings.ipfs_api),
         ledger=chaincode,

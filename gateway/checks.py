@@ -4,18 +4,29 @@ Pure: no MQTT, no database. The order is that of the envelope verification (trac
 certificate chain, validity at the reading's time, revocation, identity = topic, signature),
 then the gateway's own bound on clock skew. Sequence, duplicate and hash-chain checks need the
 stored state of the device and happen in the store's transaction.
+
+When the directory is the ledger's device registry (a :class:`LedgerDirectory`, as in the
+gateway process), a certificate it does not know is ``device_not_enrolled``, a certificate the
+ledger records as revoked at or before the reading's time is ``revoked``, and a ledger that cannot
+be asked is ``registry_unavailable`` (decision 0024). None of these readings is stored, so none
+is acknowledged: the device keeps them and resends them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from certs.registry_cache import Enrolment
 from tracehub.dropped import VerifiedDropped, verify_dropped
+from tracehub.ledger import LedgerError
+from tracehub.reading import format_ts
 from tracehub.verify import (
     CertificateDirectory,
+    Reason,
     TrustStore,
     VerificationError,
     VerifiedReading,
@@ -25,6 +36,58 @@ from tracehub.verify import (
 TOPIC = re.compile(r"tracehub/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/readings")
 DROPPED_TOPIC = re.compile(r"tracehub/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/dropped")
 MAX_ENVELOPE = 16 * 1024
+NOT_ENROLLED = "device_not_enrolled"
+REGISTRY_UNAVAILABLE = "registry_unavailable"
+
+_Verified = TypeVar("_Verified")
+
+
+@runtime_checkable
+class LedgerDirectory(CertificateDirectory, Protocol):
+    """A directory that is the ledger's device registry (certs.registry_cache.RegistryCache)."""
+
+    def enrolment(self, sha256: bytes) -> Enrolment | None: ...
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    reason: str
+    detail: str
+
+
+def _verified_on_ledger(
+    verify: Callable[[], _Verified],
+    directory: CertificateDirectory,
+    *,
+    fingerprint: Callable[[_Verified], str],
+    ts: Callable[[_Verified], datetime],
+) -> _Verified | _Refusal:
+    """Run ``verify``; with a ledger directory also refuse what the ledger does not vouch for
+    at the message's time."""
+    ledger = directory if isinstance(directory, LedgerDirectory) else None
+    try:
+        verified = verify()
+        # A cache hit: the look-up inside verify() has just loaded it.
+        sha256 = bytes.fromhex(fingerprint(verified))
+        enrolment = None if ledger is None else ledger.enrolment(sha256)
+    except VerificationError as exc:
+        if exc.reason is Reason.UNKNOWN_CERTIFICATE and ledger is not None:
+            return _Refusal(NOT_ENROLLED, f"not enrolled on the ledger: {exc.detail}")
+        return _Refusal(str(exc.reason), exc.detail)
+    except LedgerError as exc:
+        return _Refusal(REGISTRY_UNAVAILABLE, f"the ledger's registry cannot be asked: {exc}")
+    if ledger is not None:
+        if enrolment is None:  # forgotten since the look-up a moment ago: ask again later
+            return _Refusal(NOT_ENROLLED, "the certificate is no longer enrolled on the ledger")
+        revoked = enrolment.revoked_at
+        if revoked is not None and ts(verified) >= revoked:
+            return _Refusal(
+                str(Reason.REVOKED),
+                f"revoked on the ledger at {format_ts(revoked)} "
+                f"({enrolment.revocation_reason or 'unspecified'}), "
+                f"before the message's time {format_ts(ts(verified))}",
+            )
+    return verified
 
 
 @dataclass(frozen=True)
@@ -72,10 +135,14 @@ def check_message(
         return reject("bad_topic", f"not a readings topic: {topic!r}")
     if len(payload) > MAX_ENVELOPE:
         return reject("oversize", f"{len(payload)} bytes > {MAX_ENVELOPE}", device_id)
-    try:
-        verified = verify_envelope(payload, trust, directory, topic_device_id=device_id)
-    except VerificationError as exc:
-        return reject(str(exc.reason), exc.detail, device_id)
+    verified = _verified_on_ledger(
+        lambda: verify_envelope(payload, trust, directory, topic_device_id=device_id),
+        directory,
+        fingerprint=lambda v: v.fingerprint,
+        ts=lambda v: v.reading.ts,
+    )
+    if isinstance(verified, _Refusal):
+        return reject(verified.reason, verified.detail, device_id)
     # Readings may arrive days late (the edge spools through outages) but never from the
     # future: a device clock far ahead would let it pre-date nothing and post-date everything.
     if verified.reading.ts - received_at > max_future_skew:
@@ -119,10 +186,14 @@ def check_dropped(
         return reject("bad_topic", f"not a dropped-range topic: {topic!r}")
     if len(payload) > MAX_ENVELOPE:
         return reject("oversize", f"{len(payload)} bytes > {MAX_ENVELOPE}")
-    try:
-        verified = verify_dropped(payload, trust, directory, topic_device_id=device_id)
-    except VerificationError as exc:
-        return reject(str(exc.reason), exc.detail)
+    verified = _verified_on_ledger(
+        lambda: verify_dropped(payload, trust, directory, topic_device_id=device_id),
+        directory,
+        fingerprint=lambda v: v.fingerprint,
+        ts=lambda v: v.report.ts,
+    )
+    if isinstance(verified, _Refusal):
+        return reject(verified.reason, verified.detail)
     if verified.report.ts - received_at > max_future_skew:
         ahead = (verified.report.ts - received_at).total_seconds()
         return reject("clock_skew", f"report time is {ahead:.0f} s ahead of the gateway")

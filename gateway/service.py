@@ -11,6 +11,9 @@
   unbatched, so a restarted gateway seals what its predecessor stored.
 - Anchor: outbox entries are anchored on the ledger (AnchorBatch); a batch the ledger already
   has (re-submission after a crash) is confirmed from the ledger instead. Failures back off.
+
+With a ledger registry cache (the process always has one), a fifth loop warms it with the
+certificates of recently seen devices and refreshes it (certs.registry_cache, decision 0024).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from certs.registry_cache import RegistryCache
 from gateway.acks import AckPublisher
 from gateway.checks import (
     Accepted,
@@ -89,6 +93,8 @@ def new_batch_id() -> str:
 class Gateway:
     """Runs the four loops until `stop()`."""
 
+    registry_warm_s = 3600.0  # warm the registry cache with devices seen in this window
+
     def __init__(
         self,
         settings: GatewaySettings,
@@ -102,7 +108,10 @@ class Gateway:
         alert_hooks: Sequence[AlertHook] = (),
         block_lookup: Contract | None = None,
         channel: str = "trace",
+        registry: RegistryCache | None = None,
     ) -> None:
+        """``registry``: the ledger's device registry, refreshed by a loop of its own; pass it
+        as ``directory`` too, so only enrolled certificates are accepted."""
         self.settings = settings
         self.consumer = consumer
         self.trust = trust
@@ -113,6 +122,7 @@ class Gateway:
         self.alert_hooks = list(alert_hooks)
         self.block_lookup = block_lookup
         self.channel = channel
+        self.registry = registry
         self.stats = GatewayStats()
         self.acks = AckPublisher(
             consumer.publish, store_factory, interval_s=settings.ack_interval_s
@@ -132,6 +142,20 @@ class Gateway:
             thread = threading.Thread(target=loop, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.registry is not None:
+            registry = self.registry
+            thread = threading.Thread(
+                target=lambda: registry.run(self._stop, warm=self._recent_certificates),
+                name="registry",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _recent_certificates(self) -> list[str]:
+        since = datetime.now(UTC) - timedelta(seconds=self.registry_warm_s)
+        with self.store_factory() as store:
+            return store.recent_certificates(since)
 
     def stop(self) -> None:
         self._stop.set()

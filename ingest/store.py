@@ -1071,6 +1071,20 @@ class ReadingStore:
 
         return self._transaction(work)
 
+    def recent_certificates(self, seen_since: datetime, limit: int = 10_000) -> list[str]:
+        """The certificate fingerprint recorded for each device seen since ``seen_since`` (its
+        first), most recent first: what a gateway's registry cache loads at start."""
+
+        def work(conn: db.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT certificate_sha256 FROM devices WHERE last_seen >= %s"
+                " ORDER BY last_seen DESC LIMIT %s",
+                (seen_since, limit),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return self._transaction(work)
+
     # -- quarantine
 
     def quarantine(self, rows: Sequence[QuarantineRow]) -> list[int]:

@@ -319,7 +319,11 @@ def parser() -> argparse.ArgumentParser:
     enrol.add_argument("--csr", help="PEM CSR from the device; without it a key is generated")
     enrol.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     enrol.add_argument("--replace", action="store_true", help="issue even if one is active")
-    enrol.add_argument("--no-ledger", action="store_true", help="do not record on the ledger")
+    enrol.add_argument(
+        "--no-ledger",
+        action="store_true",
+        help="do not record on the ledger (the gateway refuses its readings until it is)",
+    )
     enrol.set_defaults(handler=devices_enrol)
 
     revoke = commands.add_parser("revoke", help="revoke a device's certificates")

@@ -17,7 +17,6 @@ import queue
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from paho.mqtt.properties import Properties
 from certs.pki import PKI
 from edge.rfid_reader import r2000
 from tests.support.broker import PrivateBroker, private_broker
+from tests.support.edge import enrol_device
 from tests.support.modbus_sim import simulated_sensor
 from tests.support.mqtt import gateway_client
 from tests.support.processes import wait_until
@@ -89,10 +89,7 @@ class Collector:
 
 @pytest.fixture()
 def device(stack: Settings) -> str:
-    device_id = f"edge-{uuid.uuid4().hex[:10]}"
-    PKI(stack.pki_dir).enrol_simulated_device(device_id)
-    time.sleep(1.1)  # the certificate's validity starts at a whole second
-    return device_id
+    return enrol_device(stack)
 
 
 @pytest.fixture()

@@ -41,7 +41,7 @@ def test_kills_and_restarts_under_load_lose_and_double_nothing(
 ) -> None:
     rng = random.Random(20261122)
     pki = PKI(stack.pki_dir)
-    devices = [Device(stack, pki) for _ in range(DEVICES)]
+    devices = Device.many(stack, pki, DEVICES)
     time.sleep(3.1)
     ours = [d.id for d in devices]
     log = tmp_path / "gateway.log"

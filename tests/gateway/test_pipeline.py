@@ -37,7 +37,7 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
     stack: Settings, store: ReadingStore, tmp_path: Path
 ) -> None:
     pki = PKI(stack.pki_dir)
-    devices = [Device(stack, pki) for _ in range(2)]
+    devices = Device.many(stack, pki, 2)
     time.sleep(3.1)  # certificates valid from a whole second; readings are 2-32 s later
     log = tmp_path / "gateway.log"
     group, name = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
@@ -144,7 +144,7 @@ def test_gateway_stores_batches_anchors_and_survives_a_kill(
 
 def test_two_gateways_split_the_load_without_duplicates(stack: Settings, tmp_path: Path) -> None:
     pki = PKI(stack.pki_dir)
-    devices = [Device(stack, pki) for _ in range(4)]
+    devices = Device.many(stack, pki, 4)
     time.sleep(3.1)
     group = f"t{uuid.uuid4().hex[:8]}"
     logs = [tmp_path / "gw-a.log", tmp_path / "gw-b.log"]

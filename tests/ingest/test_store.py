@@ -611,3 +611,13 @@ def test_concurrent_workers_never_claim_the_same_batch(
         t.join(60)
     mine = [b for claim in claims for b in claim if b in ids]
     assert sorted(mine) == sorted(ids)  # each batch claimed exactly once
+
+
+def test_recent_certificates_name_the_devices_seen_lately(store: ReadingStore) -> None:
+    """What a gateway's registry cache loads at start: one fingerprint per recently seen device."""
+    dev, certificate = device_id(), secrets.token_hex(32)
+    store.store_verified([replace(r, certificate_sha256=certificate) for r in chain(dev, 3)])
+    now = datetime.now(UTC)
+    recent = store.recent_certificates(now - timedelta(minutes=5))
+    assert recent.count(certificate) == 1
+    assert certificate not in store.recent_certificates(now + timedelta(minutes=5))

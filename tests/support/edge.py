@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from edge.rfid_reader import r2000
 from tracehub.config import PROJECT_DIR, Settings
@@ -31,8 +32,9 @@ def epc(n: int) -> bytes:
 
 
 def enrol_device(settings: Settings, prefix: str = "edge") -> str:
+    """A new device, issued by the PKI and enrolled on the ledger (so gateways accept it)."""
     device_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    PKI(settings.pki_dir).enrol_simulated_device(device_id)
+    enrol_simulated_devices(PKI(settings.pki_dir), settings.fabric, [device_id])
     time.sleep(1.1)  # the certificate's validity starts at a whole second
     return device_id
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from tests.support.db import Connect, connector, migrated_schema
 from tests.support.processes import run_cli
@@ -84,22 +85,39 @@ def private_database(settings: Settings) -> Iterator[tuple[dict[str, str], Conne
 
 
 class Device:
-    """An enrolled device that signs a hash-chained series of readings."""
+    """A device enrolled on the ledger that signs a hash-chained series of readings."""
 
     def __init__(
-        self, settings: Settings, pki: PKI, step: timedelta = timedelta(seconds=1)
+        self,
+        settings: Settings,
+        pki: PKI,
+        step: timedelta = timedelta(seconds=1),
+        *,
+        device_id: str | None = None,
     ) -> None:
+        """A new device enrolled as an operator does it (`tracehub devices enrol`); with
+        ``device_id``, one already enrolled (see :meth:`many`)."""
         self.step = step  # between consecutive readings' timestamps
-        self.id = f"gw-{uuid.uuid4().hex[:10]}"
-        # Enrolled as an operator does it, so the certificate is on the ledger for auditors.
-        enrolled = run_cli("devices", "enrol", self.id, timeout=60)
-        assert enrolled.returncode == 0, enrolled.stderr
+        if device_id is None:
+            device_id = f"gw-{uuid.uuid4().hex[:10]}"
+            enrolled = run_cli("devices", "enrol", device_id, timeout=60)
+            assert enrolled.returncode == 0, enrolled.stderr
+        self.id = device_id
         _, key_path = pki.device_paths(self.id)
         self.key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         self.cert = pki.device(self.id)[0].certificate
         self.prev = GENESIS_PREV
         self.start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
         self.topic = f"tracehub/v1/devices/{self.id}/readings"
+
+    @classmethod
+    def many(
+        cls, settings: Settings, pki: PKI, count: int, step: timedelta = timedelta(seconds=1)
+    ) -> list[Device]:
+        """``count`` devices, enrolled on the ledger together (one block, not ``count``)."""
+        ids = [f"gw-{uuid.uuid4().hex[:10]}" for _ in range(count)]
+        enrol_simulated_devices(pki, settings.fabric, ids)
+        return [cls(settings, pki, step, device_id=d) for d in ids]
 
     def sign(self, seq: int, temperature: float, prev: str | None = None) -> bytes:
         reading = Reading(

@@ -1,0 +1,149 @@
+"""The gateway's copy of the device registry on the ledger, by certificate fingerprint.
+
+The gateway accepts a reading only from a certificate enrolled on the ledger and not revoked at
+the reading's time (decision 0024). Asking the ledger per reading would cost a round trip per
+message, so enrolments are cached; the chaincode emits no events, so the cache is kept fresh by
+polling:
+
+- every ``refresh_s`` a background thread re-reads each cached certificate (``run``), so a
+  revocation on the ledger reaches the gateway within that bound;
+- a fingerprint the cache does not know is asked of the ledger at once, and the answer "not
+  enrolled" is kept for ``miss_recheck_s``, so a device enrolled a moment ago is accepted on its
+  next resend while a flood from an unknown device costs one query per fingerprint per interval;
+- entries unused for ``forget_after_s`` are dropped, so the refresh only covers active devices.
+
+``warm`` loads the certificates of recently seen devices at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+
+from certs.registry import LedgerRegistry
+from tracehub.ledger import LedgerError
+
+log = logging.getLogger(__name__)
+
+REFRESH_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """One certificate as the ledger records it."""
+
+    device_id: str
+    certificate: x509.Certificate
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+
+@dataclass
+class _Entry:
+    enrolment: Enrolment | None  # None: not enrolled when last asked
+    checked: float  # monotonic time of the last answer from the ledger
+    used: float  # monotonic time of the last look-up
+
+
+def _enrolment(record: dict[str, object]) -> Enrolment:
+    revoked = record.get("revoked_at")
+    reason = record.get("revocation_reason")
+    return Enrolment(
+        device_id=str(record["device_id"]),
+        certificate=x509.load_pem_x509_certificate(str(record["certificate_pem"]).encode()),
+        revoked_at=datetime.fromisoformat(str(revoked)) if revoked else None,
+        revocation_reason=str(reason) if reason else None,
+    )
+
+
+class RegistryCache:
+    """Enrolled device certificates by SHA-256 fingerprint, from the ledger, kept fresh by
+    polling. A :class:`tracehub.verify.CertificateDirectory`; thread-safe."""
+
+    def __init__(
+        self,
+        registry: LedgerRegistry,
+        *,
+        refresh_s: float = 5.0,
+        miss_recheck_s: float = 1.0,
+        forget_after_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._registry = registry
+        self.refresh_s = refresh_s
+        self.miss_recheck_s = miss_recheck_s
+        self.forget_after_s = forget_after_s
+        self._clock = clock
+        self._entries: dict[bytes, _Entry] = {}
+        self._lock = threading.Lock()
+        self.ledger_queries = 0
+
+    def enrolment(self, sha256: bytes) -> Enrolment | None:
+        """The ledger's record of this certificate, or None if it is not enrolled. Raises
+        :class:`LedgerError` when the ledger must be asked and cannot answer."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(sha256)
+            if entry is not None:
+                entry.used = now
+                if entry.enrolment is not None or now - entry.checked < self.miss_recheck_s:
+                    return entry.enrolment
+        return self._fetch(sha256, now)
+
+    def by_fingerprint(self, sha256: bytes) -> x509.Certificate | None:
+        found = self.enrolment(sha256)
+        return None if found is None else found.certificate
+
+    def warm(self, fingerprints: Iterable[str]) -> int:
+        """Load these certificates (hex fingerprints) now; returns how many are enrolled."""
+        enrolled = 0
+        for fingerprint in fingerprints:
+            try:
+                enrolled += self._fetch(bytes.fromhex(fingerprint), self._clock()) is not None
+            except LedgerError as exc:
+                log.warning("registry cache: warming stopped, the ledger is unavailable: %s", exc)
+                break
+        return enrolled
+
+    def refresh(self) -> int:
+        """Re-read every cached certificate used recently; forget the others. Returns how many
+        were re-read."""
+        now = self._clock()
+        with self._lock:
+            stale = [k for k, e in self._entries.items() if now - e.used > self.forget_after_s]
+            for key in stale:
+                del self._entries[key]
+            due = [k for k, e in self._entries.items() if e.enrolment is not None]
+        # Concurrent queries (the gRPC channel is shared): a pass over many devices stays short
+        # next to refresh_s, which is what bounds how late a revocation takes effect.
+        with ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="registry") as pool:
+            list(pool.map(lambda key: self._fetch(key, self._clock()), due))
+        return len(due)
+
+    def run(self, stop: threading.Event, warm: Callable[[], Iterable[str]] = tuple) -> None:
+        """Warm the cache, then refresh it every ``refresh_s`` until ``stop``."""
+        try:
+            self.warm(warm())
+        except Exception:
+            log.exception("registry cache: warming failed; devices are looked up as they come")
+        while not stop.wait(self.refresh_s):
+            try:
+                self.refresh()
+            except LedgerError as exc:
+                log.warning("registry cache: refresh failed, retried: %s", exc)
+
+    def _fetch(self, sha256: bytes, now: float) -> Enrolment | None:
+        record = self._registry.certificate(sha256.hex())
+        self.ledger_queries += 1
+        found = None if record is None else _enrolment(record)
+        with self._lock:
+            previous = self._entries.get(sha256)
+            self._entries[sha256] = _Entry(found, now, previous.used if previous else now)
+        return found

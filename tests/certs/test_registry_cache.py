@@ -1,0 +1,84 @@
+"""The gateway's cache of the device registry, against the real ledger: it knows what the
+registrar enrolled and nothing the PKI issued alone, asks again for an unknown certificate only
+after its re-check interval, and sees a revocation on its next refresh."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from certs.enrolment import enrol_simulated_devices, record_on_ledger
+from certs.pki import PKI
+from certs.registry import LedgerRegistry
+from certs.registry_cache import RegistryCache
+from tracehub.config import Settings
+from tracehub.ledger.local import connect_org, connect_registrar
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    """Monotonic time the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_cache_follows_the_ledger_not_the_pki(stack: Settings) -> None:
+    pki = PKI(stack.pki_dir)
+    tag = uuid.uuid4().hex[:8]
+    [enrolled] = enrol_simulated_devices(pki, stack.fabric, [f"rc-on-{tag}"])
+    pki_only = pki.enrol_simulated_device(f"rc-pki-{tag}")
+    on_ledger, issued_only = (bytes.fromhex(c.fingerprint_sha256) for c in (enrolled, pki_only))
+    clock = Clock()
+    with connect_org(stack.fabric, 1) as gateway, connect_registrar(stack.fabric) as registrar:
+        contract = gateway.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
+        cache = RegistryCache(LedgerRegistry(contract), miss_recheck_s=1.0, clock=clock)
+
+        found = cache.enrolment(on_ledger)
+        assert found is not None
+        assert (found.device_id, found.revoked_at) == (enrolled.device_id, None)
+        assert found.certificate == enrolled.certificate
+        assert cache.by_fingerprint(issued_only) is None, "issued by the PKI, never enrolled"
+
+        # An unknown certificate is not asked for again within the re-check interval...
+        asked = cache.ledger_queries
+        assert cache.by_fingerprint(issued_only) is None
+        assert cache.ledger_queries == asked
+        record_on_ledger(stack.fabric, [pki_only.certificate_pem])
+        assert cache.by_fingerprint(issued_only) is None
+        # ...and is found once the interval has passed.
+        clock.now += 1.0
+        assert cache.by_fingerprint(issued_only) == pki_only.certificate
+        assert cache.ledger_queries == asked + 1
+
+        # A revocation on the ledger only: the cached entry changes on the next refresh.
+        revoke_registry = LedgerRegistry(
+            registrar.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
+        )
+        revoke_registry.revoke(enrolled.device_id, reason="keyCompromise")
+        before = cache.enrolment(on_ledger)
+        assert before is not None and before.revoked_at is None
+        assert cache.refresh() == 2
+        after = cache.enrolment(on_ledger)
+        assert after is not None and after.revoked_at is not None
+        assert abs(after.revoked_at - datetime.now(UTC)) < timedelta(minutes=2)
+        assert after.revocation_reason == "keyCompromise"
+
+        # Entries unused for forget_after_s are dropped, so refreshes cover active devices only.
+        clock.now += cache.forget_after_s + 1
+        assert cache.refresh() == 0
+
+        # Warming at start loads what the ledger has and skips the rest.
+        warmed = RegistryCache(LedgerRegistry(contract), clock=clock)
+        assert (
+            warmed.warm([enrolled.fingerprint_sha256, pki_only.fingerprint_sha256, "ab" * 32]) == 2
+        )
+        queries = warmed.ledger_queries
+        assert warmed.by_fingerprint(on_ledger) == enrolled.certificate
+        assert warmed.ledger_queries == queries
