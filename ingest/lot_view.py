@@ -271,40 +271,41 @@ def merge_journey(
 ) -> list[dict[str, Any]]:
     """One row per custody step, in time order: a device's custody reading (kind ``event``)
     and the EPCIS event of the same step (same bizStep, same site's GLN, at most SAME_STEP_S
-    apart; the nearest in time when several fit) become the event's row with the reading under
+    apart; the closest pairs first) become the event's row with the reading under
     ``reading``, so the row carries both sources and both proofs. The rest stay rows of their
     own (RFID reads, events no device recorded, readings no event matched)."""
-    taken: set[int] = set()
+    pairs = sorted(
+        (apart, r, e)
+        for r, entry in enumerate(readings)
+        if entry.get("kind") == "event"
+        for e, event in enumerate(events)
+        if (apart := _apart_if_same_step(entry, event)) is not None
+    )
+    partner: dict[int, int] = {}
+    for _, r, e in pairs:
+        if r not in partner and e not in partner.values():
+            partner[r] = e
     merged: list[dict[str, Any]] = []
-    for entry in readings:
-        match = None if entry.get("kind") != "event" else _same_step(entry, events, taken)
-        if match is None:
+    for r, entry in enumerate(readings):
+        if r not in partner:
             merged.append(entry)
             continue
-        taken.add(match)
         reading = {k: v for k, v in entry.items() if k not in ("kind", "step", "disposition")}
-        merged.append({**events[match], "reading": reading, "sources": ["device", "epcis"]})
-    merged += [e for i, e in enumerate(events) if i not in taken]
+        merged.append({**events[partner[r]], "reading": reading, "sources": ["device", "epcis"]})
+    taken = set(partner.values())
+    merged += [event for e, event in enumerate(events) if e not in taken]
     return sorted(merged, key=_when)
 
 
-def _same_step(
-    reading: dict[str, Any], events: list[dict[str, Any]], taken: set[int]
-) -> int | None:
-    """The index of the untaken event of the same step as ``reading``, nearest in time."""
-    at = datetime.fromisoformat(str(reading["ts"]))
+def _apart_if_same_step(reading: dict[str, Any], event: dict[str, Any]) -> float | None:
+    """Seconds between a custody reading and an EPCIS event of the same step, else None."""
     site = location_gln(reading.get("loc"))
-    best: tuple[float, int] | None = None
-    for i, event in enumerate(events):
-        step = normalise_vocabulary(str(reading.get("step")))
-        if i in taken or event.get("step") != step or site is None:
-            continue
-        if location_gln(event.get("loc")) != site:
-            continue
-        apart = abs((datetime.fromisoformat(str(event["ts"])) - at).total_seconds())
-        if apart <= SAME_STEP_S and (best is None or apart < best[0]):
-            best = (apart, i)
-    return None if best is None else best[1]
+    step = normalise_vocabulary(str(reading.get("step")))
+    if site is None or event.get("step") != step or location_gln(event.get("loc")) != site:
+        return None
+    at = datetime.fromisoformat(str(reading["ts"]))
+    apart = abs((datetime.fromisoformat(str(event["ts"])) - at).total_seconds())
+    return apart if apart <= SAME_STEP_S else None
 
 
 def lot_class(link: DigitalLink) -> str:
