@@ -697,12 +697,12 @@ def main() -> int:
     print(f"  built in {time.monotonic() - started:.0f} s")
     print()
     print(f"QR page: {result.url}")
-    user = result.logistics
-    print(f"Dashboard (the alert): {base}/dashboard")
-    print(f"  sign in as {user.username} / {user.password} (the carrier's operations user)")
     print(f"QR label: {args.base_url.rstrip('/')}/qr{result.path}.svg")
     if recall is not None:
         print(f"Trace page: {recall.trace_url}")
+    user = result.logistics
+    print(f"Dashboard (the alert): {base}/dashboard")
+    print(f"  sign in as {user.username} / {user.password} (the carrier's operations user)")
     return 0
 
 
