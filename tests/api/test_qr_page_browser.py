@@ -9,17 +9,21 @@ schema's rows, never the code or the responses.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +31,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from api.auth import create_user
 from demo.scenario import ScenarioResult, build_scenario
 from demo.voyage import INTERVAL, MIN_VOYAGE
 from tests.support.alert_peers import smtp_server
@@ -49,50 +54,106 @@ class Site:
         scenario: ScenarioResult,
         url: str,
         mail: list[Message],
+        stream: AlertStream,
     ):
         self.settings, self.schema, self.scenario, self.url = settings, schema, scenario, url
-        self.mail = mail
+        self.mail, self.stream = mail, stream
 
     def connect(self):  # type: ignore[no-untyped-def]
         return connector(self.settings.postgres_dsn, self.schema)()
 
 
+class AlertStream:
+    """The dashboard's live stream (/alerts/stream) as a logistics user of the carrier watches
+    it, read on a thread: the {change, alert} of every `alert` event."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.ready = threading.Event()
+        self._client = httpx.Client(timeout=httpx.Timeout(10, read=None))
+        self._url, self._token = f"{base}/alerts/stream", token
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream"}
+        # Closing the client ends the stream: an error here is the test being done with it.
+        with (
+            contextlib.suppress(httpx.HTTPError, RuntimeError),
+            self._client.stream("GET", self._url, headers=headers) as reply,
+        ):
+            event = ""
+            for line in reply.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                    self.ready.set()
+                elif line.startswith("data: ") and event == "alert":
+                    self.events.append(json.loads(line[6:]))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _start_api(base: str, port: int, schema: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "TRACEHUB_API_SEARCH_PATH": schema,
+        "TRACEHUB_PUBLIC_URL": base,
+        # Every load renders afresh, so a tampered row shows on the next load.
+        "TRACEHUB_PAGE_CACHE_S": "0",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api", "--port", str(port)],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "API server did not start"
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def site(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The scenario built while the API already serves its schema, so a carrier's user follows
+    the live alert stream as the alert is raised."""
     logs = tmp_path_factory.mktemp("browser")
     with migrated_schema(stack.postgres_dsn) as schema, smtp_server() as (smtp_port, mail):
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        smtp = dataclasses.replace(stack.smtp, host="127.0.0.1", port=smtp_port)
-        settings = dataclasses.replace(stack, smtp=smtp)
-        scenario = build_scenario(settings, schema=schema, base_url=base, log=logs / "gw.log")
-        env = {
-            **os.environ,
-            "TRACEHUB_API_SEARCH_PATH": schema,
-            "TRACEHUB_PUBLIC_URL": base,
-            # Every load renders afresh, so a tampered row shows on the next load.
-            "TRACEHUB_PAGE_CACHE_S": "0",
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api", "--port", str(port)],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=(logs / "api.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        server = _start_api(base, port, schema, logs / "api.log")
+        stream = None
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, (logs / "api.log").read_text()
-                assert time.monotonic() < deadline, "API server did not start"
-                time.sleep(0.2)
-            yield Site(stack, schema, scenario, base, mail)
+            with connector(stack.postgres_dsn, schema)() as conn:
+                # The carrier the scenario ships with (its set-up keeps an existing row).
+                conn.execute(
+                    "INSERT INTO organisations (org_id, name, kind, country) VALUES"
+                    " ('oceanic-reefer', 'Oceanic Reefer Lines', 'logistics', 'SG')"
+                )
+                create_user(conn, "reefer-watch", "watch-password", ["logistics"],
+                            org_id="oceanic-reefer")  # fmt: skip
+            token = httpx.post(
+                f"{base}/auth/token",
+                data={"username": "reefer-watch", "password": "watch-password"},
+                timeout=10,
+            ).json()["access_token"]
+            stream = AlertStream(base, token)
+            assert stream.ready.wait(15), "the alert stream did not open"
+            smtp = dataclasses.replace(stack.smtp, host="127.0.0.1", port=smtp_port)
+            settings = dataclasses.replace(stack, smtp=smtp)
+            scenario = build_scenario(settings, schema=schema, base_url=base, log=logs / "gw.log")
+            yield Site(stack, schema, scenario, base, mail, stream)
         finally:
+            if stream is not None:
+                stream.close()
             server.terminate()
             server.wait(15)
 
@@ -249,6 +310,23 @@ def test_the_voyage_reads_like_a_shipment_and_its_alert_reaches_the_carrier(
     assert all(m["X-Rcpt"] == user.email for m in mail)
     assert "temperature_excursion" in str(mail[0]["Subject"])
     assert [e["state"] for e in alert["emails"]] == ["delivered", "delivered"]
+    # Pushed live to the carrier's dashboards as it was raised and as it ended (each push
+    # recorded as a delivery of the `sse` channel).
+    deadline = time.monotonic() + 10
+    pushed: list[str] = []
+    while pushed != ["opened", "cleared"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        pushed = [
+            e["change"] for e in site.stream.events if e["alert"]["alert_id"] == alert["alert_id"]
+        ]
+    assert pushed == ["opened", "cleared"]
+    with site.connect() as conn:
+        streamed = conn.execute(
+            "SELECT change FROM alert_deliveries WHERE alert_id = %s AND channel = 'sse'"
+            " ORDER BY id",
+            (alert["alert_id"],),
+        ).fetchall()
+    assert [c for (c,) in streamed] == ["opened", "cleared"]
     # On the carrier's dashboard (its user signs in with the password the demo printed).
     token = httpx.post(
         site.url + "/auth/token",
