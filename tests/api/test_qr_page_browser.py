@@ -220,7 +220,7 @@ def test_page_shows_chart_journey_and_verifies_on_the_ledger(
         assert steps.count(step) == 1, steps
     assert steps.count("observed") == 2 and "sensor_reporting" in steps, steps
     assert len(steps) == 4 + 2 + 3, steps
-    merged = browser.find_elements(By.CSS_SELECTOR, "#journey li.step.merged")
+    merged = browser.find_elements(By.CSS_SELECTOR, "#journey li.merged")
     assert [m.get_attribute("data-step") for m in merged] == [
         "commissioning",
         "packing",
@@ -382,7 +382,7 @@ def test_sites_and_signed_journey_once_the_brand_owner_publishes_them(
         signed = browser.find_elements(By.CSS_SELECTOR, "#journey li.event[data-device]")
         assert len(signed) == 6
         assert all("ok" in (s.get_attribute("class") or "") for s in signed)
-        for row in browser.find_elements(By.CSS_SELECTOR, "#journey li.step.merged"):
+        for row in browser.find_elements(By.CSS_SELECTOR, "#journey li.merged"):
             links = [a.get_attribute("href") or "" for a in row.find_elements(By.CSS_SELECTOR, "a")]
             assert len(links) == 2 and "/proofs/events/" in links[0], links
             assert f"/proofs/readings/{site.scenario.scanner_id}/" in links[1], links
