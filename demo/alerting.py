@@ -50,6 +50,8 @@ def add_alerting(
     username = f"reefer-ops-{tag.lower()}"
     email = f"{username}@oceanic-reefer.example"
     password = secrets.token_urlsafe(12)
+    # Inserted here rather than through api.auth (the demo may not import the API, decision
+    # 0013); the API checks any argon2 hash, whatever its parameters.
     conn.execute(
         "INSERT INTO users (username, password_hash, roles, org_id, email)"
         " VALUES (%s, %s, ARRAY['logistics'], %s, %s)",

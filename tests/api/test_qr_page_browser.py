@@ -341,7 +341,8 @@ def test_the_voyage_reads_like_a_shipment_and_its_alert_reaches_the_carrier(
     open_lot(browser, site)
     assert verification(browser)[0] == "verified"
     shown = browser.find_element(By.ID, "alerts").text
-    assert "Temperature excursion" in shown and started.strftime("%Y-%m-%d %H:%M") in shown
+    ended = alert["ended_at"].strftime("%Y-%m-%d %H:%M")
+    assert f"Temperature excursion · {started:%Y-%m-%d %H:%M} \u2013 {ended} · open" in shown
     event = browser.find_element(
         By.CSS_SELECTOR, f'#journey li.event[data-event="{alert["event_id"]}"]'
     )
