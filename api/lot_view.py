@@ -52,7 +52,13 @@ class LotView(LotRecord):
                 "readings": "/proofs/readings/{device_id}/{seq}",
                 "anchors": "/ledger/anchors/{batch_id}",
                 "batches": sorted(
-                    {r["batch_id"] for r in self.series + self.journey if r.get("batch_id")}
+                    {
+                        r["batch_id"]
+                        for r in self.series
+                        + self.journey
+                        + [e["reading"] for e in self.journey if "reading" in e]
+                        if r.get("batch_id")
+                    }
                 ),
             },
         }

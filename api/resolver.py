@@ -296,14 +296,17 @@ def _render_view(request: Request, locale: str, view: LotView) -> Response:
                 record["report_url"] = entry["pdf_url"]
                 record["report_sha256"] = entry["sha256"]
             records.append(record)
-        elif "envelope" in entry:  # a signed reading (published at site level only)
-            shown = {"loc": entry["loc"]} if entry["loc"] else {}
+        # A signed reading (published at site level only): a row of its own, or the device's
+        # side of a custody step whose row is its EPCIS event.
+        reading = entry.get("reading", entry)
+        if "envelope" in reading:
+            shown = {"loc": reading["loc"]} if reading["loc"] else {}
             records.append(
                 {
                     "type": "reading",
-                    "device_id": entry["device_id"],
-                    "seq": entry["seq"],
-                    "envelope": entry["envelope"],
+                    "device_id": reading["device_id"],
+                    "seq": reading["seq"],
+                    "envelope": reading["envelope"],
                     "shown": shown,
                 }
             )

@@ -83,6 +83,12 @@ CAName = Literal["root", "device-ca", "service-ca"]
 IPLike = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 
 ROOT_DAYS = 3650
+#: How long before their creation the CAs' validity starts. A hub's CAs exist long before the
+#: devices they certify; the local stack's are made by `make up`, and without this a reading
+#: signed before that moment (a logger provisioned and recording before the stack was built,
+#: as the demo's voyage is) could not be chained to them. Device and service certificates are
+#: dated honestly from their issue (or their provisioning); see decision 0026.
+CA_HISTORY = timedelta(days=30)
 INTERMEDIATE_DAYS = 1825
 SERVICE_DAYS = 825
 CRL_DAYS = 7
@@ -685,8 +691,9 @@ def _organisation(cert: x509.Certificate) -> str:
 def _ca_certificate(
     subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: _Authority | None
 ) -> x509.Certificate:
-    """Root CA (``issuer`` None: self-signed, pathlen 1) or intermediate (pathlen 0)."""
-    start = _now()
+    """Root CA (``issuer`` None: self-signed, pathlen 1) or intermediate (pathlen 0), valid
+    from CA_HISTORY before now."""
+    start = _now() - CA_HISTORY
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     builder = (
         x509.CertificateBuilder()

@@ -6,12 +6,17 @@
 2. enrols two devices as an operator would (`tracehub devices enrol`: key, certificate, ledger
    record): a reefer logger and the dock scanner that reads RFID tags and records custody;
 3. starts a gateway process (`python -m gateway`) writing into the given schema;
-4. the devices sign and publish over MQTT (mutual TLS): 48 temperature/humidity readings
-   spread over at most the last hour, with one excursion to 9.4 °C, RFID reads at both docks
-   and custody events (commissioning, packing, shipping, receiving), each signed and
-   hash-chained;
-5. waits until every reading is stored, batched on IPFS and anchored on Fabric;
-6. captures the custody steps as EPCIS 2.0 ObjectEvents too and anchors their hashes;
+4. the devices sign and publish over MQTT (mutual TLS) a voyage of several days (demo/voyage.py):
+   the reefer logger's temperature/humidity every 10 minutes from departure to arrival, with an
+   hour above 8 °C during transshipment, uploaded on arrival (store and forward); the dock
+   scanner's RFID reads and custody steps (commissioning, packing, shipping, receiving) at their
+   times; each reading signed and hash-chained, under certificates valid from provisioning, the
+   day before departure (decision 0026);
+5. waits until every reading is stored, batched on IPFS and anchored on Fabric, and until the
+   lot's cold-chain rule (demo/alerting.py) has raised its alert and tried its e-mail to the
+   carrier's operations user;
+6. captures the custody steps as EPCIS 2.0 ObjectEvents too and anchors their hashes (the
+   alert's own event with them);
 7. records an inspection report (a PDF on IPFS, its EPCIS event anchored);
 8. records the buyer's order the shipment carries (DDP Valencia, in EUR), classifies the product
    (HS 3002.41, origin CN), loads the shipped duty/VAT table, and generates the commercial
@@ -44,11 +49,13 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
+from certs.registry import LedgerRegistry
 from commerce.customs.tariffs import import_rows, shipped_rows
 from commerce.documents import store as trade_documents
+from demo.alerting import LogisticsUser, add_alerting
 from demo.recall import RecallResult, recall_input_lot
+from demo.voyage import EXCURSION_C, INTERVAL, MIN_VOYAGE, Voyage, logger_series, plan
 from ingest.epcis import capture_events
 from ingest.epcis.anchoring import anchor_pending
 from ingest.inspections import record_inspection
@@ -60,21 +67,17 @@ from tracehub.envelope import reading_hash, sign_reading
 from tracehub.errors import UnavailableError
 from tracehub.gs1 import DIGITAL_LINK_BASE, build_uri, check_digit
 from tracehub.ipfs import KuboClient
-from tracehub.ledger.local import connect_org
+from tracehub.ledger.local import connect_org, connect_registrar
 from tracehub.reading import GENESIS_PREV, Reading
 
 GTIN = "09506000134352"  # GS1's example GTIN: a demo must not claim a real product's number
 PRODUCT_NAME = "CoolVax influenza vaccine, 10 x 0.5 ml"
 FACTORY_GLN_BODY = "950600013400"  # GS1 example company prefix 9506000
 BUYER_GLN_BODY = "950600013401"
-#: Readings in the excursion, and their value (°C): above the 8 °C limit for 10 minutes.
-EXCURSION = range(20, 32)
-EXCURSION_C = 9.4
-READINGS = 48
-#: The voyage is replayed over at most the last hour (one reading a minute or so), and never
-#: before the device CA became valid: the gateway refuses readings dated before a certificate.
-WINDOW = timedelta(minutes=60)
-SLOTS = READINGS + 6
+#: The product's storage band's upper limit (°C), as in `products` below.
+TEMP_MAX_C = 8.0
+#: The excursion's length as the inspection report states it (7 readings 10 minutes apart).
+EXCURSION_MINUTES = 70
 
 
 class DemoError(UnavailableError):
@@ -100,6 +103,11 @@ class ScenarioResult:
     url: str
     excursion_seqs: list[int]
     readings: int
+    voyage: Voyage
+    #: the carrier's operations user, who is told of the alert (e-mail, dashboard)
+    logistics: LogisticsUser
+    #: the alert the lot's rule raised: id, times, EPCIS event hash, e-mail deliveries
+    alert: dict[str, Any]
     epcis_event_ids: list[str] = field(default_factory=list)
     inspection: dict[str, Any] = field(default_factory=dict)
     recall: RecallResult | None = None
@@ -118,9 +126,16 @@ def dsn_for(settings: Settings, schema: str | None) -> str:
 class _Signer:
     """A device's key and certificate, signing a hash-chained series of readings."""
 
-    def __init__(self, pki: PKI, device_id: str) -> None:
-        """A device already enrolled (certs.enrolment)."""
+    def __init__(
+        self, pki: PKI, registry: LedgerRegistry, device_id: str, provisioned: datetime
+    ) -> None:
         self.id = device_id
+        # Enrolled as `tracehub devices enrol` does (key, certificate, ledger record), with the
+        # validity a device provisioned before departure has: from `provisioned` on. The
+        # ledger record is made now; a reading is judged by its certificate's validity at its
+        # own time, not by when the ledger heard of the device (decision 0026).
+        issued = pki.enrol_simulated_device(device_id, not_before=provisioned)
+        registry.enrol(issued.certificate_pem)
         cert_path, key_path = pki.device_paths(device_id)
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -154,7 +169,13 @@ _BATCHING = ("--batch-readings", "200", "--batch-seconds", "1", "--session-expir
 @contextmanager
 def _gateway(settings: Settings, schema: str | None, log: Path) -> Iterator[None]:
     """A gateway process of its own subscription group, writing into `schema`."""
-    env = {**os.environ, "TRACEHUB_POSTGRES_DSN": dsn_for(settings, schema)}
+    env = {
+        **os.environ,
+        "TRACEHUB_POSTGRES_DSN": dsn_for(settings, schema),
+        # The alert e-mails go to the relay these settings name (a test's own server).
+        "TRACEHUB_SMTP_HOST": settings.smtp.host,
+        "TRACEHUB_SMTP_PORT": str(settings.smtp.port),
+    }
     log.parent.mkdir(parents=True, exist_ok=True)
     group = f"scenario-{secrets.token_hex(4)}"
     process = subprocess.Popen(
@@ -221,9 +242,8 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.25)
 
 
-def _setup_trace(
-    conn: db.Connection, lot: str, shipment_id: str, shipped: datetime, delivered: datetime
-) -> None:
+def _setup_trace(conn: db.Connection, lot: str, shipment_id: str, voyage: Voyage) -> None:
+    shipped, delivered = voyage.departed, voyage.received
     orgs = [
         ("coolvax-sz", "CoolVax Biologics (Shenzhen)", "supplier", "CN"),
         ("oceanic-reefer", "Oceanic Reefer Lines", "logistics", "SG"),
@@ -256,7 +276,12 @@ def _setup_trace(
     conn.execute(
         "INSERT INTO lots (gtin, lot, supplier_org, produced_on, expires_on, quantity)"
         " VALUES (%s, %s, 'coolvax-sz', %s, %s, 2400)",
-        (GTIN, lot, (shipped - timedelta(days=3)).date(), (shipped + timedelta(days=540)).date()),
+        (
+            GTIN,
+            lot,
+            voyage.commissioned.date(),
+            (voyage.commissioned + timedelta(days=540)).date(),
+        ),
     )
     conn.execute(
         "INSERT INTO shipments (shipment_id, origin, destination, state, shipper_org,"
@@ -284,38 +309,33 @@ def _sscc(lot: str) -> str:
 
 
 def _readings(
-    logger: _Signer, scanner: _Signer, start: datetime, step: timedelta
+    logger: _Signer, scanner: _Signer, voyage: Voyage
 ) -> tuple[list[bytes], list[bytes], list[int], list[dict[str, Any]]]:
-    """The logger's series (with the excursion) and the scanner's reads and custody events.
-
-    Slot k of the timeline is `start + k * step`: custody at the factory in slots 0-3, the
-    logger's readings in slots 4 .. READINGS + 3, arrival at the buyer in the last two slots.
-    """
+    """The logger's series (with the excursion) and the scanner's reads and custody events,
+    each signed at its time on the voyage."""
     factory, buyer = gln(FACTORY_GLN_BODY), gln(BUYER_GLN_BODY)
     logged: list[bytes] = []
     excursion: list[int] = []
-    for i in range(READINGS):
-        ts = start + step * (i + 4)
-        temperature = EXCURSION_C if i in EXCURSION else round(4.6 + (i % 7) * 0.3, 1)
-        humidity = round(48.0 + (i % 5) * 1.5, 1)
-        data = {"temperature_c": temperature, "humidity_pct": humidity}
-        logged.append(logger.sign(ts, "environment", data, None))
-        if i in EXCURSION:
+    for point in logger_series(voyage):
+        data = {"temperature_c": point.temperature_c, "humidity_pct": point.humidity_pct}
+        logged.append(logger.sign(point.ts, "environment", data, None))
+        if point.above(TEMP_MAX_C):
             excursion.append(logger.seq)
     epc = "3074257BF7194E4000001A85"  # SGTIN-96 of a case (hex, as readers report it)
-    steps: list[tuple[int, str, dict[str, Any], str]] = [
-        (0, "event", _custody("commissioning", "active", "CoolVax Shenzhen, line 2"), factory),
-        (1, "event", _custody("packing", "in_progress", "CoolVax Shenzhen, cold room"), factory),
-        (2, "rfid", _tag(epc, 1, -52.5, "Shenzhen dock 3"), factory),
-        (3, "event", _custody("shipping", "in_transit", "Shenzhen dock 3"), factory),
-        (SLOTS - 2, "rfid", _tag(epc, 2, -49.0, "Valencia dock 1"), buyer),
-        (SLOTS - 1, "event", _custody("receiving", "in_progress", "Farmacia Central"), buyer),
+    v = voyage
+    commissioning = _custody("commissioning", "active", "CoolVax Shenzhen, line 2")
+    packing = _custody("packing", "in_progress", "CoolVax Shenzhen, cold room")
+    steps: list[tuple[datetime, str, dict[str, Any], str]] = [
+        (v.commissioned, "event", commissioning, factory),
+        (v.packed, "event", packing, factory),
+        (v.dock_read, "rfid", _tag(epc, 1, -52.5, "Shenzhen dock 3"), factory),
+        (v.departed, "event", _custody("shipping", "in_transit", "Shenzhen dock 3"), factory),
+        (v.arrival_read, "rfid", _tag(epc, 2, -49.0, "Valencia dock 1"), buyer),
+        (v.received, "event", _custody("receiving", "in_progress", "Farmacia Central"), buyer),
     ]
-    scanned = [scanner.sign(start + step * k, kind, data, loc) for k, kind, data, loc in steps]
+    scanned = [scanner.sign(ts, kind, data, loc) for ts, kind, data, loc in steps]
     custody = [
-        {"ts": start + step * k, "data": data, "loc": loc}
-        for k, kind, data, loc in steps
-        if kind == "event"
+        {"ts": ts, "data": data, "loc": loc} for ts, kind, data, loc in steps if kind == "event"
     ]
     return logged, scanned, excursion, custody
 
@@ -431,6 +451,7 @@ def _capture_and_anchor(
     events: list[dict[str, Any]],
     lot: str,
     shipment_id: str,
+    voyage: Voyage,
 ) -> tuple[list[str], dict[str, Any], str, list[dict[str, Any]]]:
     """Capture the custody EPCIS events, record the inspection (its PDF on IPFS, its event
     captured), the order and its trade documents, then seal and anchor every pending event
@@ -445,7 +466,8 @@ def _capture_and_anchor(
                 f"Product: {PRODUCT_NAME} (GTIN {GTIN})",
                 f"Lot: {lot}   Shipment: {shipment_id}",
                 "Visual check of cartons and seals: intact.",
-                f"Temperature log reviewed: one excursion to {EXCURSION_C} C for about 12 min;",
+                f"Temperature log reviewed ({voyage.duration.total_seconds() / 3600:.0f} h at sea):"
+                f" one excursion to {EXCURSION_C} C for about {EXCURSION_MINUTES} min;",
                 "stability data covers it (max 25 C for 72 h). Result: PASS.",
             ]
         )
@@ -476,6 +498,33 @@ def _capture_and_anchor(
     return [c.event_id for c in captured], inspection.to_dict(), order_id, documents
 
 
+def _alert_of(connect: Callable[[], db.Connection], rule_id: str) -> dict[str, Any]:
+    """The rule's alert with its e-mail deliveries' states (as the hub recorded them)."""
+    with connect() as conn:
+        row = conn.execute(
+            "SELECT alert_id::text, started_at, ended_at, event_hash, detail->>'epcis_event_id'"
+            " FROM alerts WHERE rule_id = %s",
+            (rule_id,),
+        ).fetchone()
+        assert row is not None
+        emails = conn.execute(
+            "SELECT change, target, state, attempts, last_error FROM alert_deliveries"
+            " WHERE alert_id = %s AND channel = 'email' ORDER BY id",
+            (row[0],),
+        ).fetchall()
+    return {
+        "alert_id": row[0],
+        "started_at": row[1],
+        "ended_at": row[2],
+        "event_hash": row[3],
+        "event_id": row[4],
+        "emails": [
+            dict(zip(("change", "target", "state", "attempts", "last_error"), e, strict=True))
+            for e in emails
+        ],
+    }
+
+
 def build_scenario(
     settings: Settings,
     *,
@@ -496,29 +545,36 @@ def build_scenario(
     lot = f"CV{datetime.now(UTC):%y%m%d}-{tag}"
     shipment_id = f"SHP-{datetime.now(UTC):%y%m%d}-{tag}"
     pki = PKI(settings.pki_dir)
-    # The timeline ends a little before now (the gateway refuses readings from the future).
-    now = datetime.now(UTC).replace(microsecond=0)
-    ca_from = pki.device_ca_certificate().not_valid_before_utc
-    start = max(now - WINDOW, ca_from + timedelta(seconds=5))
-    step = timedelta(seconds=int((now - timedelta(seconds=20) - start).total_seconds() / SLOTS))
-    end = start + step * (SLOTS - 1)
-    since = start
-    # Enrolled as `tracehub devices enrol` does (key, certificate, ledger record, which the
-    # gateway requires), but valid from `since`: the scenario replays the last hour of a
-    # voyage, and the gateway refuses readings dated before the device's certificate.
-    devices = [f"reefer-logger-{tag.lower()}", f"dock-scanner-{tag.lower()}"]
-    enrol_simulated_devices(pki, settings.fabric, devices, not_before=since)
-    logger, scanner = (_Signer(pki, d) for d in devices)
+    # The voyage ends a little before now (the gateway refuses readings from the future) and
+    # starts after the CAs became valid (the device CA, issued by the root, is the later).
+    voyage = plan(datetime.now(UTC), pki.device_ca_certificate().not_valid_before_utc)
+    if voyage.duration < MIN_VOYAGE:
+        raise DemoError(
+            f"the PKI's CAs are valid only since {voyage.provisioned:%Y-%m-%d %H:%M} UTC: too "
+            f"recent for a voyage of at least {MIN_VOYAGE} (see docs/decisions/0026)"
+        )
+    with connect_registrar(settings.fabric) as registrar:
+        network = registrar.get_network(settings.fabric.channel)
+        registry = LedgerRegistry(network.get_contract(settings.fabric.chaincode))
+        logger = _Signer(pki, registry, f"reefer-logger-{tag.lower()}", voyage.provisioned)
+        scanner = _Signer(pki, registry, f"dock-scanner-{tag.lower()}", voyage.provisioned)
     with connect() as conn:
-        _setup_trace(conn, lot, shipment_id, start + step * 3, end)
-        for device in (logger.id, scanner.id):
+        _setup_trace(conn, lot, shipment_id, voyage)
+        # The logger travels with the lot from departure to arrival; the scanner's steps are
+        # the lot's from commissioning to receiving.
+        assigned = [
+            (logger.id, voyage.departed, voyage.arrived + INTERVAL),
+            (scanner.id, voyage.commissioned, voyage.received + timedelta(hours=1)),
+        ]
+        for device, valid_from, valid_to in assigned:
             conn.execute(
                 "INSERT INTO device_assignments (device_id, shipment_id, valid_from, valid_to)"
                 " VALUES (%s, %s, %s, %s)",
-                (device, shipment_id, start, end + timedelta(hours=1)),
+                (device, shipment_id, valid_from, valid_to),
             )
+        user = add_alerting(conn, gtin=GTIN, lot=lot, shipment_id=shipment_id, tag=tag)
         conn.commit()
-    logged, scanned, excursion, custody = _readings(logger, scanner, start, step)
+    logged, scanned, excursion, custody = _readings(logger, scanner, voyage)
     total = len(logged) + len(scanned)
     log = log or settings.run_dir / "logs" / "scenario-gateway.log"
 
@@ -531,19 +587,36 @@ def build_scenario(
             ).fetchone()
         return bool(row and row[0] == total)
 
+    def alerted() -> bool:
+        """The rule's alert is open with its EPCIS event, its end recorded, and each of its
+        e-mails tried at least once (delivered, or waiting for a relay to retry)."""
+        with connect() as conn:
+            row = conn.execute(
+                "SELECT a.event_hash IS NOT NULL AND a.ended_at IS NOT NULL AND NOT EXISTS"
+                " (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.alert_id"
+                "  AND d.channel = 'email' AND d.state = 'pending' AND d.attempts = 0)"
+                " AND EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.alert_id"
+                "  AND d.channel = 'email')"
+                " FROM alerts a WHERE a.rule_id = %s",
+                (user.rule_id,),
+            ).fetchone()
+        return bool(row and row[0])
+
     with _gateway(settings, schema, log):
         _publish(settings, logger, logged)
         _publish(settings, scanner, scanned)
         _wait(anchored, timeout, f"{total} readings stored and anchored (gateway log {log})")
+        _wait(alerted, 60, f"the alert of rule {user.rule_id} (gateway log {log})")
     event_ids, inspection, order_id, documents = _capture_and_anchor(
-        settings, connect, _epcis_events(lot, custody), lot, shipment_id
+        settings, connect, _epcis_events(lot, custody), lot, shipment_id, voyage
     )
+    alert = _alert_of(connect, user.rule_id)
     recall = recall_input_lot(
         settings,
         connect,
         lot=lot,
         shipment_id=shipment_id,
-        made=start,
+        made=voyage.commissioned,
         factory_gln=gln(FACTORY_GLN_BODY),
         base_url=base_url,
     )
@@ -558,6 +631,9 @@ def build_scenario(
         url=url,
         excursion_seqs=excursion,
         readings=total,
+        voyage=voyage,
+        logistics=user,
+        alert=alert,
         epcis_event_ids=event_ids,
         inspection=inspection,
         recall=recall,
@@ -576,10 +652,25 @@ def main() -> int:
     result = build_scenario(settings, schema=args.schema, base_url=args.base_url)
     print(f"scenario: lot {result.lot} of GTIN {result.gtin}, shipment {result.shipment_id}")
     print(f"  devices {result.logger_id} (logger), {result.scanner_id} (dock scanner)")
+    voyage = result.voyage
+    print(
+        f"  voyage {voyage.departed:%Y-%m-%d %H:%M} to {voyage.arrived:%Y-%m-%d %H:%M} UTC"
+        f" ({voyage.duration}), logged every {INTERVAL.seconds // 60} min and uploaded on"
+        " arrival"
+    )
     print(
         f"  {result.readings} signed readings stored and anchored; excursion in readings "
-        f"{result.excursion_seqs[0]}-{result.excursion_seqs[-1]} ({EXCURSION_C} °C > 8 °C)"
+        f"{result.excursion_seqs[0]}-{result.excursion_seqs[-1]} (up to {EXCURSION_C} °C > 8 °C)"
     )
+    alert = result.alert
+    print(
+        f"  alert {alert['alert_id']} (temperature excursion from"
+        f" {alert['started_at']:%Y-%m-%d %H:%M} UTC), EPCIS event {alert['event_hash']}"
+    )
+    for mail in alert["emails"]:
+        status = mail["state"] if mail["state"] != "pending" else "queued, retrying"
+        error = f" ({mail['last_error']})" if mail["last_error"] else ""
+        print(f"    e-mail ({mail['change']}) to {mail['target']}: {status}{error}")
     print(f"  EPCIS events captured and anchored: {len(result.epcis_event_ids)}")
     report = result.inspection
     print(f"  inspection report: {report['result']}, PDF sha256 {report['report_sha256']}")
@@ -609,6 +700,9 @@ def main() -> int:
     print(f"QR label: {args.base_url.rstrip('/')}/qr{result.path}.svg")
     if recall is not None:
         print(f"Trace page: {recall.trace_url}")
+    user = result.logistics
+    print(f"Dashboard (the alert): {base}/dashboard")
+    print(f"  sign in as {user.username} / {user.password} (the carrier's operations user)")
     return 0
 
 

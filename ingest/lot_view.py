@@ -19,6 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from ingest.epcis.store import normalise_vocabulary
 from ingest.epcis.subjects import identifier_keys
 from ingest.inspections import EXTENSION_NAMESPACE
 from tracehub.db import AsyncConnection
@@ -33,6 +34,7 @@ __all__ = [
     "excursions",
     "load_lot",
     "location_gln",
+    "merge_journey",
 ]
 
 #: How precisely a public journey names its places (publication_settings.journey_detail).
@@ -46,6 +48,10 @@ _SIGNED_FIELDS = ("envelope", "device_id", "seq", "batch_id")
 #: two-week voyage stays below it. Bounded so a page never grows without limit.
 MAX_SERIES = 2000
 MAX_JOURNEY = 500
+#: A device's custody reading and an EPCIS event are one step when they name the same business
+#: step at the same site within this many seconds of each other (a scanner's clock and the
+#: time an operator keys into the EPCIS capture differ by minutes, not hours).
+SAME_STEP_S = 900
 
 
 @dataclass
@@ -173,7 +179,7 @@ async def load_lot(conn: AsyncConnection, link: DigitalLink) -> LotRecord | None
             record.inspections = await _inspections(conn, link)
         if published["show_journey"]:
             events = await _epcis_journey(conn, link)
-            record.journey = sorted(record.journey + events, key=_when)
+            record.journey = merge_journey(record.journey, events)
         await _at_detail(conn, record, str(published["journey_detail"]))
     return record
 
@@ -222,6 +228,9 @@ async def _at_detail(conn: AsyncConnection, record: LotRecord, detail: str) -> N
         shown = {k: v for k, v in entry.items() if k not in _SIGNED_FIELDS or "event_id" in entry}
         shown["where"] = city(entry.get("loc"))
         shown["loc"] = None
+        if "reading" in entry:  # a merged step: its device reading names the site too
+            reading = {k: v for k, v in entry["reading"].items() if k not in _SIGNED_FIELDS}
+            shown["reading"] = {**reading, "where": shown["where"], "loc": None}
         journey.append(shown)
     record.journey = journey
     for shipment in record.shipments:
@@ -255,6 +264,48 @@ async def _recalls(conn: AsyncConnection, link: DigitalLink) -> list[dict[str, A
 
 def _when(entry: dict[str, Any]) -> str:
     return str(entry["ts"])
+
+
+def merge_journey(
+    readings: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per custody step, in time order: a device's custody reading (kind ``event``)
+    and the EPCIS event of the same step (same bizStep, same site's GLN, at most SAME_STEP_S
+    apart; the closest pairs first) become the event's row with the reading under
+    ``reading``, so the row carries both sources and both proofs. The rest stay rows of their
+    own (RFID reads, events no device recorded, readings no event matched)."""
+    pairs = sorted(
+        (apart, r, e)
+        for r, entry in enumerate(readings)
+        if entry.get("kind") == "event"
+        for e, event in enumerate(events)
+        if (apart := _apart_if_same_step(entry, event)) is not None
+    )
+    partner: dict[int, int] = {}
+    for _, r, e in pairs:
+        if r not in partner and e not in partner.values():
+            partner[r] = e
+    merged: list[dict[str, Any]] = []
+    for r, entry in enumerate(readings):
+        if r not in partner:
+            merged.append(entry)
+            continue
+        reading = {k: v for k, v in entry.items() if k not in ("kind", "step", "disposition")}
+        merged.append({**events[partner[r]], "reading": reading, "sources": ["device", "epcis"]})
+    taken = set(partner.values())
+    merged += [event for e, event in enumerate(events) if e not in taken]
+    return sorted(merged, key=_when)
+
+
+def _apart_if_same_step(reading: dict[str, Any], event: dict[str, Any]) -> float | None:
+    """Seconds between a custody reading and an EPCIS event of the same step, else None."""
+    site = location_gln(reading.get("loc"))
+    step = normalise_vocabulary(str(reading.get("step")))
+    if site is None or event.get("step") != step or location_gln(event.get("loc")) != site:
+        return None
+    at = datetime.fromisoformat(str(reading["ts"]))
+    apart = abs((datetime.fromisoformat(str(event["ts"])) - at).total_seconds())
+    return apart if apart <= SAME_STEP_S else None
 
 
 def lot_class(link: DigitalLink) -> str:
