@@ -53,7 +53,8 @@ class ApiConfig:
 
     @property
     def postgres_dsn(self) -> str:
-        return self.stack.postgres_dsn
+        """The API's own database role: it reads readings but cannot write them."""
+        return self.stack.postgres_dsn_for("api")
 
     @property
     def connect_options(self) -> str | None:

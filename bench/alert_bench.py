@@ -100,7 +100,7 @@ def run(settings: Settings, excursions: int, deadline_s: float) -> dict[str, Any
     logger = Logger(pki, settings)
     time.sleep(1.1)  # certificates are valid from the next whole second
     with migrated_schema(settings.postgres_dsn) as schema:
-        dsn = f"{settings.postgres_dsn}?options=-csearch_path%3D{schema}"
+        dsn = db.with_search_path(settings.postgres_dsn, schema)
         with db.connect(dsn) as conn:
             shipment = make_shipment(conn, uuid.uuid4().hex[:10], device_id=logger.id)
             conn.execute(

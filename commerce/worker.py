@@ -11,6 +11,7 @@ import argparse
 import logging
 import signal
 import time
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -40,6 +41,8 @@ def custody_step(conn: Any, ledger: RecordLedger, provider: PaymentProvider) -> 
 
 def run(schema: str | None, sweep_s: float) -> None:
     settings = Settings.from_env()
+    # The worker's own database role: commerce and alerts, never a reading (ingest/roles.py).
+    settings = replace(settings, postgres_dsn=settings.postgres_dsn_for("worker"))
     config = CommerceConfig.from_settings(settings)
     mailer = Mailer(config.smtp.host, config.smtp.port, config.smtp.sender)
     provider = StripeProvider(

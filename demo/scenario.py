@@ -119,8 +119,7 @@ def dsn_for(settings: Settings, schema: str | None) -> str:
     """The DSN, pinned to `schema` (libpq `options`) so a child process writes there."""
     if not schema:
         return settings.postgres_dsn
-    sep = "&" if "?" in settings.postgres_dsn else "?"
-    return settings.postgres_dsn + sep + "options=" + quote(f"-c search_path={schema}")
+    return db.with_search_path(settings.postgres_dsn, schema)
 
 
 class _Signer:

@@ -1,7 +1,8 @@
 """Run a gateway process: `python -m gateway [--group ingest] [--name gw-1]`.
 
-Connects to the local stack (tracehub.config.Settings), migrates the database (idempotent, safe
-when several gateways start at once), and runs until SIGTERM.
+Connects to the local stack (tracehub.config.Settings) as the gateway's own database role,
+checks that the schema is migrated (its owner migrates it: `python -m ingest migrate`), and runs
+until SIGTERM.
 
 `python -m gateway --name gw-1 --leave` removes a stopped gateway from its group for good: the
 broker ends its session, so it no longer queues a share of the readings for it
@@ -15,6 +16,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import replace
 
 from alerts.epcis_feed import feed_worker
 from alerts.service import gateway_alert_worker
@@ -24,7 +26,7 @@ from certs.registry_cache import RegistryCache
 from gateway.consumer import Consumer, ConsumerSettings, leave
 from gateway.service import Gateway, GatewaySettings
 from ingest.epcis.anchoring import EventAnchorLoop
-from ingest.schema import migrate
+from ingest.schema import require_migrated
 from ingest.store import ReadingStore
 from tracehub import db
 from tracehub.config import Settings
@@ -87,10 +89,11 @@ def main() -> int:
             return 1
         logging.info("gateway %s left: the broker ended its session", args.name)
         return 0
+    # The gateway's own database role (ingest/roles.py): it stores readings and cannot change
+    # the schema, so the schema must already be migrated by its owner (`python -m ingest migrate`).
+    settings = replace(settings, postgres_dsn=settings.postgres_dsn_for("gateway"))
     with db.connect(settings.postgres_dsn) as conn:
-        applied = migrate(conn)
-    if applied:
-        logging.info("gateway: applied migrations %s", applied)
+        require_migrated(conn)
     consumer = Consumer(consumer_settings)
     alerts = gateway_alert_worker(settings, pki)  # rules over the readings stored
     ledger_gateway = connect_org(settings.fabric, 1)

@@ -30,6 +30,7 @@ import psycopg
 from psycopg import sql
 
 from ingest.errors import IngestError
+from ingest.roles import grant_component_roles
 from tracehub import db
 from tracehub.db import timescaledb_available
 from tracehub.errors import ConflictError
@@ -43,6 +44,7 @@ __all__ = [
     "migrate",
     "month_start",
     "partition_name",
+    "require_migrated",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -145,12 +147,41 @@ def migrate(conn: db.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
         # do, rather than interleaving with the first one migration by migration.
         conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,), prepare=False)
     try:
-        return _apply_pending(conn, directory)
+        applied = _apply_pending(conn, directory)
+        with conn.transaction():
+            grant_component_roles(conn)
+        return applied
     finally:
         with conn.transaction():
             conn.execute(
                 "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,), prepare=False
             )
+
+
+def require_migrated(conn: db.Connection, directory: Path = MIGRATIONS_DIR) -> None:
+    """Raise `MigrationError` unless every migration is applied to the current schema.
+
+    What a process that may not migrate (a component's own role) checks at start, so it fails
+    at once with the fix rather than on the first missing column.
+    """
+    schema = _current_schema(conn)
+    wanted = {m.version: m.checksum for m in load_migrations(directory)}
+    try:
+        with conn.transaction():
+            applied: dict[str, str] = {
+                str(version): str(checksum)
+                for version, checksum in conn.execute(
+                    "SELECT version, checksum FROM schema_migrations", prepare=False
+                )
+            }
+    except psycopg.errors.UndefinedTable:
+        applied = {}
+    missing = sorted(v for v in wanted if v not in applied)
+    if missing:
+        raise MigrationError(
+            f"schema {schema!r} lacks migrations {', '.join(missing)}: run "
+            "`python -m ingest migrate` as the schema's owner"
+        )
 
 
 def _apply_pending(conn: db.Connection, directory: Path) -> list[str]:

@@ -720,6 +720,13 @@ class ReadingStore:
                 except errors.LockNotAvailable:
                     log.warning("partition for %s not attached yet (lock busy)", month.date())
                     continue
+                except errors.InsufficientPrivilege:
+                    # The gateway's own role may not create tables (ingest/roles.py): the
+                    # owner attaches partitions (`python -m ingest migrate`); until then the
+                    # default partition holds the month's readings.
+                    log.info("partition for %s left to the schema's owner", month.date())
+                    self._months_ready.add(index)
+                    continue
                 except psycopg.Error:
                     if conn.closed or conn.broken:
                         self._conn = None

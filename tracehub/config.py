@@ -24,6 +24,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 #: Where `python -m api` listens by default (loopback; a reverse proxy fronts it in production).
@@ -32,6 +34,15 @@ API_PORT = 18000
 
 #: stripe-mock accepts any key of this shape; it is not a secret (real keys come from the env).
 STRIPE_MOCK_KEY = "sk_test_tracehubStripeMock"
+
+#: The database role each long-running process connects as (ingest/roles.py grants their rights;
+#: the stack's set-up gives them passwords). Everything else (migrations, demo, tests, benches)
+#: connects as the DSN's own user, the schema's owner.
+DATABASE_ROLES = {
+    "gateway": "tracehub_gateway",
+    "api": "tracehub_api",
+    "worker": "tracehub_worker",
+}
 
 
 def _env(name: str, doc: str, *, readers: str, aliases: tuple[str, ...] = ()) -> dict[str, object]:
@@ -338,6 +349,31 @@ class Settings:
             topology=self.fabric_topology,
             port_offset=self.fabric_port_offset,
         )
+
+    @property
+    def postgres_passfile(self) -> Path:
+        """The libpq password file the stack's set-up writes (one line per database role)."""
+        return self.run_dir / "postgres-secrets" / "pgpass"
+
+    def __post_init__(self) -> None:
+        # Passwords come from the run dir's password file unless the DSN names a password or a
+        # password file itself: every part that connects gets them without handling them.
+        params = conninfo_to_dict(self.postgres_dsn)
+        if "password" not in params and "passfile" not in params:
+            params["passfile"] = str(self.postgres_passfile)
+            object.__setattr__(self, "postgres_dsn", make_conninfo("", **params))
+
+    def postgres_dsn_for(self, component: str) -> str:
+        """The connection string of ``component``'s own role (`DATABASE_ROLES`, least privilege).
+
+        The owner's DSN with its user replaced; a password the owner's DSN carries is dropped,
+        so the component's comes from the password file.
+        """
+        params = conninfo_to_dict(self.postgres_dsn)
+        params["user"] = DATABASE_ROLES[component]
+        params.pop("password", None)
+        params.setdefault("passfile", str(self.postgres_passfile))
+        return make_conninfo("", **params)
 
     @property
     def pki_dir(self) -> Path:

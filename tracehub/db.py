@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 
 #: A synchronous connection returning tuple rows (what `connect` opens).
@@ -20,6 +21,11 @@ AsyncConnection: TypeAlias = psycopg.AsyncConnection[TupleRow]
 def connect(dsn: str, **kwargs: object) -> Connection:
     """A psycopg 3 connection to the TraceHub database."""
     return psycopg.connect(dsn, **kwargs)  # type: ignore[arg-type]
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    """``dsn`` working in ``schema`` (a test's or a demo's own) instead of its default one."""
+    return make_conninfo(dsn, options=f"-c search_path={schema}")
 
 
 def timescaledb_available(conn: Connection) -> bool:

@@ -76,8 +76,7 @@ def schema(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def schema_dsn(stack: Settings, schema: str) -> str:
-    sep = "&" if "?" in stack.postgres_dsn else "?"
-    return f"{stack.postgres_dsn}{sep}options=-csearch_path%3D{schema}"
+    return db.with_search_path(stack.postgres_dsn, schema)
 
 
 def test_excursion_through_a_real_gateway_reaches_every_channel_once(

@@ -27,7 +27,7 @@ class ApiHarness:
     schema: str
 
     def connect(self):  # type: ignore[no-untyped-def]
-        return connector(self.config.postgres_dsn, self.schema)()
+        return connector(self.config.stack.postgres_dsn, self.schema)()  # the owner
 
     def user(
         self, roles: Sequence[str], *, org_id: str | None = None, username: str | None = None

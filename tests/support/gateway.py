@@ -80,7 +80,7 @@ def private_database(settings: Settings) -> Iterator[tuple[dict[str, str], Conne
     """A migrated schema of its own: the environment that points a gateway process at it, and
     connections into it, so a test's gateway sees only that test's readings."""
     with migrated_schema(settings.postgres_dsn) as schema:
-        dsn = f"{settings.postgres_dsn}?options=-csearch_path%3D{schema}"
+        dsn = db.with_search_path(settings.postgres_dsn, schema)
         yield {**os.environ, "TRACEHUB_POSTGRES_DSN": dsn}, connector(settings.postgres_dsn, schema)
 
 
