@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from tracehub.config import (
     PROJECT_DIR,
@@ -26,7 +27,26 @@ def test_nothing_set_gives_the_local_stack() -> None:
     settings = Settings.from_env({})
     assert settings == Settings()
     assert settings.run_dir == PROJECT_DIR / ".run"
-    assert settings.postgres_dsn == "postgresql://tracehub@127.0.0.1:15432/tracehub"
+    assert conninfo_to_dict(settings.postgres_dsn) == {
+        "user": "tracehub",
+        "host": "127.0.0.1",
+        "port": "15432",
+        "dbname": "tracehub",
+        # the passwords set-up generated (network/postgres/postgres.sh)
+        "passfile": str(PROJECT_DIR / ".run" / "postgres-secrets" / "pgpass"),
+    }
+    gateway = conninfo_to_dict(settings.postgres_dsn_for("gateway"))
+    assert gateway["user"] == "tracehub_gateway" and gateway["dbname"] == "tracehub"
+
+
+def test_a_password_in_the_dsn_is_the_owners_alone() -> None:
+    settings = Settings.from_env(
+        {"TRACEHUB_POSTGRES_DSN": "postgresql://owner:s3cret@db.example:5432/hub"}
+    )
+    assert conninfo_to_dict(settings.postgres_dsn)["password"] == "s3cret"
+    api = conninfo_to_dict(settings.postgres_dsn_for("api"))
+    assert api["user"] == "tracehub_api" and "password" not in api
+    assert api["passfile"] == str(settings.postgres_passfile)
     assert settings.mqtt_tls_port == 18883
     assert settings.fabric.crypto_dir == PROJECT_DIR / ".run" / "fabric" / "crypto"
     assert settings.api == ApiSettings(None, "http://127.0.0.1:18000", 2.0)
