@@ -134,4 +134,3 @@ def test_the_running_api_connects_as_its_own_role(stack: Settings) -> None:
             )
         }
     assert DATABASE_ROLES["api"] in users, users
-
