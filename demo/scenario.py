@@ -670,6 +670,10 @@ def main() -> int:
         status = mail["state"] if mail["state"] != "pending" else "queued, retrying"
         error = f" ({mail['last_error']})" if mail["last_error"] else ""
         print(f"    e-mail ({mail['change']}) to {mail['target']}: {status}{error}")
+    if alert["emails"]:
+        # The stack's mail relay (network/mail/mail.sh) keeps what it is given in a Maildir.
+        maildir = settings.run_dir / "mail" / "new"
+        print(f"    (the local mail relay keeps delivered e-mail in {maildir})")
     print(f"  EPCIS events captured and anchored: {len(result.epcis_event_ids)}")
     report = result.inspection
     print(f"  inspection report: {report['result']}, PDF sha256 {report['report_sha256']}")

@@ -22,11 +22,12 @@ STRIPE_MOCK_PORT=12111
 STRIPE_MOCK_HTTPS_PORT=12112
 API_PORT=18000
 WITNESS_PORT=18090
+SMTP_PORT=1025
 
 # name | command | health check | port(s) shown by status
 fabric_components=(orderer peer0.org1 peer0.org2 chaincode)
 [[ $TOPOLOGY == ha ]] && fabric_components=(orderer orderer2 orderer3 peer0.org1 peer1.org1 peer0.org2 chaincode)
-components=(postgres kubo mosquitto "${fabric_components[@]}" witness stripe-mock api)
+components=(postgres kubo mosquitto "${fabric_components[@]}" witness stripe-mock mail api)
 
 command_of() {
   case $1 in
@@ -43,6 +44,7 @@ command_of() {
     # anchor there too, not only with the hub.
     witness) echo "$PYTHON -m tracehub.ledger.witness --org 2 --port $WITNESS_PORT" ;;
     stripe-mock) echo "$here/stripe-mock/stripe-mock.sh" ;;
+    mail) echo "$here/mail/mail.sh" ;;
     api) echo "$PYTHON -m api --host 127.0.0.1 --port $API_PORT" ;;
   esac
 }
@@ -64,6 +66,7 @@ healthy() {
     witness) curl -fsS --max-time 3 "http://127.0.0.1:$WITNESS_PORT/healthz" >/dev/null 2>&1 ;;
     # Any authenticated API call answers 200 once the mock has loaded its OpenAPI spec.
     stripe-mock) curl -fsS --max-time 3 -u sk_test_123: "http://127.0.0.1:$STRIPE_MOCK_PORT/v1/balance" >/dev/null 2>&1 ;;
+    mail) port_open "$SMTP_PORT" ;;
     api) curl -fsS --max-time 3 "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1 ;;
   esac
 }
@@ -83,6 +86,7 @@ where() {
     chaincode) echo "grpcs://127.0.0.1:$CHAINCODE_SERVER_PORT (package $(cat "$FABRIC_HOME/chaincode/package_id" 2>/dev/null))" ;;
     witness) echo "http://127.0.0.1:$WITNESS_PORT (Org2's read-only anchor view)" ;;
     stripe-mock) echo "http://127.0.0.1:$STRIPE_MOCK_PORT  https://127.0.0.1:$STRIPE_MOCK_HTTPS_PORT (Stripe API mock)" ;;
+    mail) echo "smtp://127.0.0.1:$SMTP_PORT (mail relay; messages kept in $TRACEHUB_RUN/mail/new/)" ;;
     api) echo "http://127.0.0.1:$API_PORT (TraceHub API, QR pages, /docs)" ;;
   esac
 }
@@ -182,6 +186,7 @@ up() {
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs ledger-ca)
   start witness 30
   start stripe-mock 30
+  start mail 30
   # Last: the API serves what everything above provides (database, ledger, IPFS).
   start api 30
   echo "up: stack ready in $((SECONDS - started)) s"

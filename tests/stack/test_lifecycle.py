@@ -29,6 +29,7 @@ COMPONENTS = [
     "chaincode",
     "witness",
     "stripe-mock",
+    "mail",
     "api",
 ]
 
