@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -120,6 +121,11 @@ class Gateway:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._last_seal = 0.0  # monotonic time of this gateway's last seal
+        # The open batch this gateway's ingest appends to (ReadingStore.store_verified
+        # batch_into), and those it has closed, for the batch loop to seal.
+        self._open_batch = new_batch_id()
+        self._opened = time.monotonic()
+        self._closed: queue.SimpleQueue[str] = queue.SimpleQueue()
 
     def start(self) -> None:
         self.consumer.start()
@@ -137,8 +143,25 @@ class Gateway:
         self._stop.set()
         for thread in self._threads:
             thread.join(30)
+        self._seal_on_stop()
         self.consumer.stop()
         self.stats.acks_published = self.acks.published
+
+    def _seal_on_stop(self) -> None:
+        """Seal what this gateway appended to, so it is not left for another gateway's sweep;
+        any gateway's anchoring loop takes the sealed batches to IPFS and the ledger."""
+        self._close_open_batch()
+        try:
+            store = self.store_factory()
+            try:
+                while True:
+                    store.seal_open_batch(self._closed.get_nowait())
+            except queue.Empty:
+                pass
+            finally:
+                store.close()
+        except Exception:
+            log.exception("sealing the open batches at stop failed; another gateway will")
 
     # -- ingest ------------------------------------------------------------------------
 
@@ -159,6 +182,8 @@ class Gateway:
                 self.settings.ingest_wait_s,
                 self.settings.ingest_linger_s,
             )
+            if time.monotonic() - self._opened >= self.settings.batch_max_age_s:
+                self._close_open_batch()
             if not deliveries:
                 continue
             try:
@@ -214,8 +239,10 @@ class Gateway:
                 rows.append(VerifiedRow.from_verified(outcome.verified, outcome.envelope, now))
             else:
                 rejected.append(_quarantine_row(outcome))
-        result = store.store_verified(rows) if rows else None
+        result = store.store_verified(rows, batch_into=self._open_batch) if rows else None
         if result is not None:
+            if result.batch_id is None or result.batch_size >= self.settings.batch_max_readings:
+                self._close_open_batch()
             rejected.extend(
                 QuarantineRow(
                     topic=f"tracehub/v1/devices/{c.row.device_id}/readings",
@@ -272,9 +299,27 @@ class Gateway:
             except Exception:
                 log.exception("sealing failed; retried")
 
+    def _close_open_batch(self) -> None:
+        """Append to a new batch from now on; the batch loop seals the old one."""
+        self._closed.put(self._open_batch)
+        self._open_batch = new_batch_id()
+        self._opened = time.monotonic()
+
     def seal_due(self, store: ReadingStore, *, force: bool = False) -> list[BatchRecord]:
-        """Seal full batches at once and the remainder when it is old enough."""
+        """Seal the open batches this gateway closed, those left open too long by any gateway
+        (one that died, or went quiet), and readings stored outside any batch: full batches at
+        once, the remainder when it is old enough."""
         sealed = []
+        while True:
+            try:
+                closed = self._closed.get_nowait()
+            except queue.Empty:
+                break
+            sealed.extend(self._seal_open(store, closed))
+        stale = timedelta(seconds=3 * self.settings.batch_max_age_s + 2)
+        for batch_id in store.open_batches_due(stale):
+            if batch_id != self._open_batch:
+                sealed.extend(self._seal_open(store, batch_id))
         while not self._stop.is_set() or force:
             keys = store.unbatched(limit=self.settings.batch_max_readings)
             if not keys:
@@ -295,6 +340,14 @@ class Gateway:
             if not full:
                 break
         return sealed
+
+    def _seal_open(self, store: ReadingStore, batch_id: str) -> list[BatchRecord]:
+        record = store.seal_open_batch(batch_id)
+        if record is None or record.state != "sealed":
+            return []  # empty, or sealed and taken further by another gateway
+        self._last_seal = time.monotonic()
+        self.stats.batches_sealed += 1
+        return [self._put_on_ipfs(store, record)]
 
     def _remainder_due(self) -> bool:
         return time.monotonic() - self._last_seal >= self.settings.batch_max_age_s
