@@ -126,11 +126,15 @@ class Gateway:
         self._open_batch = new_batch_id()
         self._opened = time.monotonic()
         self._closed: queue.SimpleQueue[str] = queue.SimpleQueue()
+        # Checked groups on their way to the store thread: one is verified while the previous
+        # one is written (bounded, so verification cannot run far ahead of the database).
+        self._checked: queue.Queue[_Checked] = queue.Queue(maxsize=2)
 
     def start(self) -> None:
         self.consumer.start()
         for name, loop in (
             ("ingest", self._ingest_loop),
+            ("store", self._store_loop),
             ("batch", self._batch_loop),
             ("anchor", self._anchor_loop),
             ("acks", lambda: self.acks.run(self._stop)),
@@ -166,7 +170,7 @@ class Gateway:
     # -- ingest ------------------------------------------------------------------------
 
     def _ingest_loop(self) -> None:
-        store = self.store_factory()
+        """Drain and check deliveries; the store thread writes and acknowledges them."""
         crl_mtime = 0.0
         last_crl_check = 0.0
         while not self._stop.is_set():
@@ -182,15 +186,34 @@ class Gateway:
                 self.settings.ingest_wait_s,
                 self.settings.ingest_linger_s,
             )
-            if time.monotonic() - self._opened >= self.settings.batch_max_age_s:
-                self._close_open_batch()
             if not deliveries:
                 continue
+            checked = self.check(deliveries)
+            while not self._stop.is_set():
+                try:
+                    self._checked.put(checked, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def _store_loop(self) -> None:
+        """Store, quarantine and acknowledge checked groups in order; runs until stopped and
+        the queue is empty (a group left behind is not acknowledged: the broker redelivers)."""
+        store = self.store_factory()
+        while not (self._stop.is_set() and self._checked.empty()):
+            if time.monotonic() - self._opened >= self.settings.batch_max_age_s:
+                self._close_open_batch()
             try:
-                self.ingest(store, deliveries)
+                checked = self._checked.get(timeout=self.settings.ingest_wait_s)
+            except queue.Empty:
+                continue
+            try:
+                self.commit(store, checked)
             except Exception:
                 # Nothing was acknowledged: the broker redelivers after our reconnect.
-                log.exception("ingest of %d messages failed; not acknowledged", len(deliveries))
+                log.exception(
+                    "ingest of %d messages failed; not acknowledged", len(checked.deliveries)
+                )
                 time.sleep(1)
 
     def _refresh_crls(self, seen_mtime: float) -> float:
@@ -207,6 +230,10 @@ class Gateway:
 
     def ingest(self, store: ReadingStore, deliveries: Sequence[Delivery]) -> None:
         """Check, store and quarantine one group of deliveries, then acknowledge them all."""
+        self.commit(store, self.check(deliveries))
+
+    def check(self, deliveries: Sequence[Delivery]) -> _Checked:
+        """Verify one group of deliveries: rows to store, drop reports, and rejects."""
         now = datetime.now(UTC)
         skew = timedelta(seconds=self.settings.max_future_skew_s)
         rows: list[VerifiedRow] = []
@@ -239,6 +266,17 @@ class Gateway:
                 rows.append(VerifiedRow.from_verified(outcome.verified, outcome.envelope, now))
             else:
                 rejected.append(_quarantine_row(outcome))
+        return _Checked(deliveries, now, rows, drops, rejected)
+
+    def commit(self, store: ReadingStore, checked: _Checked) -> None:
+        """Store and quarantine a checked group, then acknowledge it (only after the commit)."""
+        deliveries, now, rows, drops = (
+            checked.deliveries,
+            checked.now,
+            checked.rows,
+            checked.drops,
+        )
+        rejected = list(checked.rejected)
         result = store.store_verified(rows, batch_into=self._open_batch) if rows else None
         if result is not None:
             if result.batch_id is None or result.batch_size >= self.settings.batch_max_readings:
@@ -411,6 +449,17 @@ class Gateway:
         return submit_anchor(
             self.ledger, anchor, block_lookup=self.block_lookup, channel=self.channel
         )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A group of deliveries after the checks, before the store."""
+
+    deliveries: Sequence[Delivery]
+    now: datetime
+    rows: list[VerifiedRow]
+    drops: list[DroppedRow]
+    rejected: list[QuarantineRow]
 
 
 def _quarantine_row(rejected: Rejected) -> QuarantineRow:
