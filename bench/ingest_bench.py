@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 1500] [--gateways 2]
                                            [--rates 5000,1500] [--baseline 200]
+                                           [--limits-rows 20000] [--skip c2,c3,d]
 
 Readings are signed beforehand (signing is the devices' cost, measured in envelope_bench), then
 published with QoS 1 by `--devices` MQTT clients from two publisher processes, as fast as the
@@ -17,7 +18,10 @@ acknowledgement topic, as an edge agent does, so the broker delivers what the ga
     CPU and RSS of each gateway, the broker, peers and PostgreSQL, ledger transactions used.
     Latency is only meaningful at a rate the pipeline sustains (c2): flat out, a backlog builds
     by construction and latency measures the queue;
-(d) the naive baseline: one Fabric transaction per reading (8 concurrent submitters).
+(d) the naive baseline: one Fabric transaction per reading (8 concurrent submitters);
+(l) the machine's limits in the same run (bench/ingest_limits.py: OpenSSL and `cryptography`
+    P-256 verify rates, Mosquitto pass-through with its own C clients, PostgreSQL COPY into the
+    real schema) and run (c1)'s readings/s as a fraction of each.
 Bounded in count and time; writes bench/results/ingest.json.
 """
 
@@ -40,6 +44,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from bench import ingest_limits
 from bench._proc import cpu_and_rss
 from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
@@ -353,7 +358,12 @@ def main() -> None:
         "--rates", default="5000,1500", help="steady offered loads of run (c2), comma-separated"
     )
     parser.add_argument("--baseline", type=int, default=200)
+    parser.add_argument(
+        "--limits-rows", type=int, default=20_000, help="rows COPYed for the PostgreSQL limit"
+    )
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: c2,c3,d")
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     settings = Settings.from_env()
     results: dict[str, Any] = {"devices": args.devices, "readings_per_device": args.readings}
     print("ingest bench: (a) broker pass-through ...", flush=True)
@@ -363,23 +373,36 @@ def main() -> None:
     signed = _sign_all(settings, args.devices, args.readings)
     results["verify_one_process"] = bench_verify(settings, signed)
     print(f"  (b) verify: {results['verify_one_process']}", flush=True)
+    print("ingest bench: (l) the limits, on the same messages ...", flush=True)
+    broker_pid = int((settings.run_dir / "pids" / "mosquitto.pid").read_text())
+    limit_signed = _sign_all(settings, 4, min(args.readings, 5000))
+    results["limits"] = ingest_limits.measure(
+        settings, limit_signed, rows=args.limits_rows, broker_pid=broker_pid
+    )
     print(f"ingest bench: (c1) {args.gateways} gateway(s), publishing flat out ...", flush=True)
     results["gateway"] = bench_gateway(settings, signed, gateways=args.gateways)
     print(f"  {json.dumps(results['gateway'])}", flush=True)
+    if results["gateway"]["stored_per_s"]:
+        results["gateway_vs_limits"] = ingest_limits.ratios(
+            results["gateway"]["stored_per_s"], results["limits"]
+        )
+        print(f"  (c1) as a fraction of each limit: {results['gateway_vs_limits']}", flush=True)
     results["gateway_steady"] = []
-    for rate in (float(r) for r in args.rates.split(",")):
+    for rate in (float(r) for r in args.rates.split(",") if "c2" not in skip):
         print(f"ingest bench: (c2) the same at a steady {rate:.0f} readings/s ...", flush=True)
         signed = _sign_all(settings, args.devices, args.readings)
         steady = bench_gateway(settings, signed, gateways=args.gateways, rate=rate)
         results["gateway_steady"].append(steady)
         print(f"  {json.dumps(steady)}", flush=True)
-    print("ingest bench: (c3) one gateway, flat out ...", flush=True)
-    signed = _sign_all(settings, args.devices, args.readings)
-    results["gateway_single"] = bench_gateway(settings, signed, gateways=1)
-    print(f"  {json.dumps(results['gateway_single'])}", flush=True)
-    print("ingest bench: (d) one Fabric transaction per reading ...", flush=True)
-    results["baseline_tx_per_reading"] = bench_baseline(settings, args.baseline)
-    print(f"  {results['baseline_tx_per_reading']}", flush=True)
+    if "c3" not in skip:
+        print("ingest bench: (c3) one gateway, flat out ...", flush=True)
+        signed = _sign_all(settings, args.devices, args.readings)
+        results["gateway_single"] = bench_gateway(settings, signed, gateways=1)
+        print(f"  {json.dumps(results['gateway_single'])}", flush=True)
+    if "d" not in skip:
+        print("ingest bench: (d) one Fabric transaction per reading ...", flush=True)
+        results["baseline_tx_per_reading"] = bench_baseline(settings, args.baseline)
+        print(f"  {results['baseline_tx_per_reading']}", flush=True)
     results["measured_at"] = datetime.now(UTC).isoformat()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))

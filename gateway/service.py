@@ -19,6 +19,7 @@ certificates of recently seen devices and refreshes it (certs.registry_cache, de
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -130,11 +131,20 @@ class Gateway:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._last_seal = 0.0  # monotonic time of this gateway's last seal
+        # The open batch this gateway's ingest appends to (ReadingStore.store_verified
+        # batch_into), and those it has closed, for the batch loop to seal.
+        self._open_batch = new_batch_id()
+        self._opened = time.monotonic()
+        self._closed: queue.SimpleQueue[str] = queue.SimpleQueue()
+        # Checked groups on their way to the store thread: one is verified while the previous
+        # one is written (bounded, so verification cannot run far ahead of the database).
+        self._checked: queue.Queue[_Checked] = queue.Queue(maxsize=2)
 
     def start(self) -> None:
         self.consumer.start()
         for name, loop in (
             ("ingest", self._ingest_loop),
+            ("store", self._store_loop),
             ("batch", self._batch_loop),
             ("anchor", self._anchor_loop),
             ("acks", lambda: self.acks.run(self._stop)),
@@ -161,13 +171,30 @@ class Gateway:
         self._stop.set()
         for thread in self._threads:
             thread.join(30)
+        self._seal_on_stop()
         self.consumer.stop()
         self.stats.acks_published = self.acks.published
+
+    def _seal_on_stop(self) -> None:
+        """Seal what this gateway appended to, so it is not left for another gateway's sweep;
+        any gateway's anchoring loop takes the sealed batches to IPFS and the ledger."""
+        self._close_open_batch()
+        try:
+            store = self.store_factory()
+            try:
+                while True:
+                    store.seal_open_batch(self._closed.get_nowait())
+            except queue.Empty:
+                pass
+            finally:
+                store.close()
+        except Exception:
+            log.exception("sealing the open batches at stop failed; another gateway will")
 
     # -- ingest ------------------------------------------------------------------------
 
     def _ingest_loop(self) -> None:
-        store = self.store_factory()
+        """Drain and check deliveries; the store thread writes and acknowledges them."""
         crl_mtime = 0.0
         last_crl_check = 0.0
         while not self._stop.is_set():
@@ -185,11 +212,32 @@ class Gateway:
             )
             if not deliveries:
                 continue
+            checked = self.check(deliveries)
+            while not self._stop.is_set():
+                try:
+                    self._checked.put(checked, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def _store_loop(self) -> None:
+        """Store, quarantine and acknowledge checked groups in order; runs until stopped and
+        the queue is empty (a group left behind is not acknowledged: the broker redelivers)."""
+        store = self.store_factory()
+        while not (self._stop.is_set() and self._checked.empty()):
+            if time.monotonic() - self._opened >= self.settings.batch_max_age_s:
+                self._close_open_batch()
             try:
-                self.ingest(store, deliveries)
+                checked = self._checked.get(timeout=self.settings.ingest_wait_s)
+            except queue.Empty:
+                continue
+            try:
+                self.commit(store, checked)
             except Exception:
                 # Nothing was acknowledged: the broker redelivers after our reconnect.
-                log.exception("ingest of %d messages failed; not acknowledged", len(deliveries))
+                log.exception(
+                    "ingest of %d messages failed; not acknowledged", len(checked.deliveries)
+                )
                 time.sleep(1)
 
     def _refresh_crls(self, seen_mtime: float) -> float:
@@ -206,6 +254,10 @@ class Gateway:
 
     def ingest(self, store: ReadingStore, deliveries: Sequence[Delivery]) -> None:
         """Check, store and quarantine one group of deliveries, then acknowledge them all."""
+        self.commit(store, self.check(deliveries))
+
+    def check(self, deliveries: Sequence[Delivery]) -> _Checked:
+        """Verify one group of deliveries: rows to store, drop reports, and rejects."""
         now = datetime.now(UTC)
         skew = timedelta(seconds=self.settings.max_future_skew_s)
         rows: list[VerifiedRow] = []
@@ -238,8 +290,21 @@ class Gateway:
                 rows.append(VerifiedRow.from_verified(outcome.verified, outcome.envelope, now))
             else:
                 rejected.append(_quarantine_row(outcome))
-        result = store.store_verified(rows) if rows else None
+        return _Checked(deliveries, now, rows, drops, rejected)
+
+    def commit(self, store: ReadingStore, checked: _Checked) -> None:
+        """Store and quarantine a checked group, then acknowledge it (only after the commit)."""
+        deliveries, now, rows, drops = (
+            checked.deliveries,
+            checked.now,
+            checked.rows,
+            checked.drops,
+        )
+        rejected = list(checked.rejected)
+        result = store.store_verified(rows, batch_into=self._open_batch) if rows else None
         if result is not None:
+            if result.batch_id is None or result.batch_size >= self.settings.batch_max_readings:
+                self._close_open_batch()
             rejected.extend(
                 QuarantineRow(
                     topic=f"tracehub/v1/devices/{c.row.device_id}/readings",
@@ -296,9 +361,27 @@ class Gateway:
             except Exception:
                 log.exception("sealing failed; retried")
 
+    def _close_open_batch(self) -> None:
+        """Append to a new batch from now on; the batch loop seals the old one."""
+        self._closed.put(self._open_batch)
+        self._open_batch = new_batch_id()
+        self._opened = time.monotonic()
+
     def seal_due(self, store: ReadingStore, *, force: bool = False) -> list[BatchRecord]:
-        """Seal full batches at once and the remainder when it is old enough."""
+        """Seal the open batches this gateway closed, those left open too long by any gateway
+        (one that died, or went quiet), and readings stored outside any batch: full batches at
+        once, the remainder when it is old enough."""
         sealed = []
+        while True:
+            try:
+                closed = self._closed.get_nowait()
+            except queue.Empty:
+                break
+            sealed.extend(self._seal_open(store, closed))
+        stale = timedelta(seconds=3 * self.settings.batch_max_age_s + 2)
+        for batch_id in store.open_batches_due(stale):
+            if batch_id != self._open_batch:
+                sealed.extend(self._seal_open(store, batch_id))
         while not self._stop.is_set() or force:
             keys = store.unbatched(limit=self.settings.batch_max_readings)
             if not keys:
@@ -319,6 +402,14 @@ class Gateway:
             if not full:
                 break
         return sealed
+
+    def _seal_open(self, store: ReadingStore, batch_id: str) -> list[BatchRecord]:
+        record = store.seal_open_batch(batch_id)
+        if record is None or record.state != "sealed":
+            return []  # empty, or sealed and taken further by another gateway
+        self._last_seal = time.monotonic()
+        self.stats.batches_sealed += 1
+        return [self._put_on_ipfs(store, record)]
 
     def _remainder_due(self) -> bool:
         return time.monotonic() - self._last_seal >= self.settings.batch_max_age_s
@@ -382,6 +473,17 @@ class Gateway:
         return submit_anchor(
             self.ledger, anchor, block_lookup=self.block_lookup, channel=self.channel
         )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A group of deliveries after the checks, before the store."""
+
+    deliveries: Sequence[Delivery]
+    now: datetime
+    rows: list[VerifiedRow]
+    drops: list[DroppedRow]
+    rejected: list[QuarantineRow]
 
 
 def _quarantine_row(rejected: Rejected) -> QuarantineRow:

@@ -44,6 +44,7 @@ from tracehub import db
 from tracehub.acks import SeqRange
 from tracehub.dropped import VerifiedDropped
 from tracehub.errors import ConflictError, NotFoundError
+from tracehub.merkle import MerkleTree
 from tracehub.reading import DEVICE_ID_PATTERN, GENESIS_PREV
 from tracehub.verify import VerifiedReading
 
@@ -222,6 +223,11 @@ class StoreResult:
     conflicts: list[ReadingConflict]
     gaps: list[ChainGap]
     chain_breaks: list[ChainGap]
+    #: The open batch the stored readings joined (``batch_into``), or ``None``: not asked for,
+    #: or that batch was sealed already, so they wait unbatched for :meth:`ReadingStore.seal_batch`.
+    batch_id: str | None = None
+    #: Readings in that open batch after this call.
+    batch_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +393,26 @@ WITH new AS (
 INSERT INTO readings ({_READING_COLUMNS})
 SELECT {_READING_COLUMNS} FROM ingest_incoming JOIN new USING (device_id, seq)
 RETURNING device_id, seq
+"""
+# The same, for readings that join an open batch as they are stored: their leaf positions follow
+# the batch's size so far, in (device_id, seq) order, so sealing never has to rewrite them.
+_INSERT_NEW_INTO_BATCH = f"""
+WITH new AS (
+    INSERT INTO reading_keys (device_id, seq, ts, reading_hash)
+    SELECT device_id, seq, ts, reading_hash FROM ingest_incoming
+    ON CONFLICT DO NOTHING
+    RETURNING device_id, seq
+)
+INSERT INTO readings ({_READING_COLUMNS}, batch_id, batch_index)
+SELECT {_READING_COLUMNS}, %(batch)s,
+       %(base)s + row_number() OVER (ORDER BY device_id, seq) - 1
+FROM ingest_incoming JOIN new USING (device_id, seq)
+RETURNING device_id, seq
+"""
+_GROW_OPEN_BATCH = """
+UPDATE open_batches SET size = size + %(n)s, first_ts = least(first_ts, %(first)s),
+    last_ts = greatest(last_ts, %(last)s)
+WHERE batch_id = %(batch)s
 """
 _SELECT_READING = f"r.{_READING_COLUMNS.replace(', ', ', r.')}, r.batch_id, r.batch_index"
 _BATCH_COLUMNS = (
@@ -678,8 +704,14 @@ class ReadingStore:
 
     # -- readings
 
-    def store_verified(self, batch: Sequence[VerifiedRow]) -> StoreResult:
+    def store_verified(
+        self, batch: Sequence[VerifiedRow], *, batch_into: str | None = None
+    ) -> StoreResult:
         """Store a batch of verified readings in one transaction; see the module docstring.
+
+        With ``batch_into``, the readings stored join that open Merkle batch (created on first
+        use) at the next leaf positions, sealed later by :meth:`seal_open_batch`; if that batch
+        is sealed already they are stored unbatched and the result's ``batch_id`` is ``None``.
 
         Exact duplicates (same device, seq and hash, whether stored before or repeated within
         the batch) are counted and skipped. A row whose (device, seq) is stored -- or earlier in
@@ -704,7 +736,9 @@ class ReadingStore:
                     dev.top = row
         firsts = sorted((rows[0] for rows in groups.values()), key=lambda r: (r.device_id, r.seq))
         self._prepare_partitions(r.ts for r in firsts)
-        return self._transaction(lambda conn: self._store(conn, groups, firsts, devices))
+        return self._transaction(
+            lambda conn: self._store(conn, groups, firsts, devices, batch_into)
+        )
 
     def _prepare_partitions(self, stamps: Iterable[datetime]) -> None:
         now = _month_index(datetime.now(UTC))
@@ -741,6 +775,7 @@ class ReadingStore:
         groups: dict[tuple[str, int], list[VerifiedRow]],
         firsts: list[VerifiedRow],
         devices: dict[str, _Device],
+        batch_into: str | None = None,
     ) -> StoreResult:
         cur = conn.cursor()
         ids = sorted(devices)
@@ -773,9 +808,20 @@ class ReadingStore:
                         r.certificate_sha256,
                     )
                 )
-        cur.execute(_INSERT_NEW)
+        base = self._open_batch_size(cur, batch_into) if batch_into else None
+        if base is None:
+            batch_into = None
+            cur.execute(_INSERT_NEW)
+        else:
+            cur.execute(_INSERT_NEW_INTO_BATCH, {"batch": batch_into, "base": base})
         new_keys = {(d, s) for d, s in cur.fetchall()}
         new = [r for r in firsts if (r.device_id, r.seq) in new_keys]
+        if base is not None and new:
+            stamps = [r.ts for r in new]
+            cur.execute(
+                _GROW_OPEN_BATCH,
+                {"n": len(new), "first": min(stamps), "last": max(stamps), "batch": batch_into},
+            )
 
         # Classify everything that was not stored by this call.
         on_record: dict[tuple[str, int], str] = {}
@@ -823,7 +869,38 @@ class ReadingStore:
                     [r.certificate_sha256 for r in advances],
                 ),
             )
-        return StoreResult([r.key for r in new], duplicates, conflicts, gaps, breaks)
+        return StoreResult(
+            [r.key for r in new],
+            duplicates,
+            conflicts,
+            gaps,
+            breaks,
+            batch_id=batch_into,
+            batch_size=(base or 0) + len(new),
+        )
+
+    @staticmethod
+    def _open_batch_size(cur: psycopg.Cursor[Any], batch_id: str) -> int | None:
+        """Lock open batch ``batch_id`` (opening it if new) and return its size; ``None`` if it
+        has been sealed. The lock lasts until commit: a seal waits for this append."""
+        if not batch_id or "\x00" in batch_id:
+            raise ValueError("batch_id must be a non-empty string")
+        while True:
+            row = cur.execute(
+                "SELECT size FROM open_batches WHERE batch_id = %s FOR UPDATE", (batch_id,)
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            if cur.execute("SELECT 1 FROM batches WHERE batch_id = %s", (batch_id,)).fetchone():
+                return None
+            # Another writer opening the same id at once: it wins, and this one locks its row.
+            opened = cur.execute(
+                "INSERT INTO open_batches (batch_id) VALUES (%s) ON CONFLICT DO NOTHING"
+                " RETURNING size",
+                (batch_id,),
+            ).fetchone()
+            if opened is not None:
+                return 0
 
     @staticmethod
     def _track_holes(
@@ -1196,6 +1273,67 @@ class ReadingStore:
     #: The plan's name for sealing: membership, the batch row and its outbox entry are one
     #: transaction, so there is no separate "assign" step to expose.
     assign_batch = seal_batch
+
+    def seal_open_batch(
+        self, batch_id: str, *, sealed_at: datetime | None = None
+    ) -> BatchRecord | None:
+        """Seal an open batch (:meth:`store_verified` ``batch_into``) as it stands: its Merkle
+        root over its leaves in batch_index order, the batch row and its outbox entry, in one
+        transaction that also closes it to appends. Idempotent: a batch sealed already is
+        returned as it is; ``None`` if no reading ever joined it.
+        """
+
+        def work(conn: db.Connection) -> BatchRecord | None:
+            row = conn.execute(
+                "SELECT size, first_ts, last_ts FROM open_batches WHERE batch_id = %s FOR UPDATE",
+                (batch_id,),
+            ).fetchone()
+            if row is None:
+                sealed = conn.execute(
+                    f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = %s", (batch_id,)
+                ).fetchone()
+                return None if sealed is None else _batch(sealed)
+            size, first_ts, last_ts = row
+            conn.execute("DELETE FROM open_batches WHERE batch_id = %s", (batch_id,))
+            if size == 0:
+                return None
+            leaves = conn.execute(
+                "SELECT reading_hash, device_id FROM readings"
+                " WHERE batch_id = %s AND ts BETWEEN %s AND %s ORDER BY batch_index",
+                (batch_id, first_ts, last_ts),
+            ).fetchall()
+            if len(leaves) != size:
+                raise StoreError(
+                    f"open batch {batch_id!r} records {size} readings but holds {len(leaves)}"
+                )
+            root = MerkleTree([bytes.fromhex(h) for h, _ in leaves]).root.hex()
+            conn.execute(
+                "INSERT INTO batches (batch_id, sealed_at, count, first_ts, last_ts, devices,"
+                " root) VALUES (%s, coalesce(%s, now()), %s, %s, %s, %s, %s)",
+                (batch_id, sealed_at, size, first_ts, last_ts, len({d for _, d in leaves}), root),
+            )
+            conn.execute(
+                "INSERT INTO anchor_outbox (batch_id, next_attempt_at)"
+                " SELECT batch_id, sealed_at FROM batches WHERE batch_id = %s",
+                (batch_id,),
+            )
+            return self._get_batch(conn, batch_id)
+
+        return self._transaction(work)
+
+    def open_batches_due(self, opened_before: timedelta, limit: int = 100) -> list[str]:
+        """Open batches opened more than ``opened_before`` ago (database clock), oldest first:
+        what a batcher seals when their gateway has gone quiet or died."""
+
+        def work(conn: db.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT batch_id FROM open_batches WHERE opened_at < now() - %s"
+                " ORDER BY opened_at LIMIT %s",
+                (opened_before, limit),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return self._transaction(work)
 
     def batch(self, batch_id: str) -> BatchRecord | None:
         def work(conn: db.Connection) -> BatchRecord | None:
