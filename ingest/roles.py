@@ -30,6 +30,7 @@ READING_TABLES = frozenset(
         "readings",
         "reading_keys",
         "batches",
+        "open_batches",
         "anchor_outbox",
         "quarantine",
         "lost_readings",
