@@ -44,6 +44,7 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certs.broker import BrokerEndpoint, admit_gateway
 from certs.pki import PKI
 from certs.registry import LedgerRegistry
 from commerce.customs.tariffs import import_rows, shipped_rows
@@ -161,6 +162,8 @@ def _gateway(settings: Settings, schema: str | None, log: Path) -> Iterator[None
     env = {**os.environ, "TRACEHUB_POSTGRES_DSN": dsn_for(settings, schema)}
     log.parent.mkdir(parents=True, exist_ok=True)
     group = f"scenario-{secrets.token_hex(4)}"
+    # The process's own broker identities (the broker takes a certificate's CN as client id).
+    admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), group)
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--name", group, "--group", group, *_BATCHING],
         cwd=PROJECT_DIR,

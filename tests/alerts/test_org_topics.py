@@ -23,7 +23,7 @@ from certs.pki import PKI
 from tests.support.alert_peers import make_shipment
 from tests.support.broker import private_broker
 from tests.support.gateway import private_database
-from tests.support.mqtt import close, connect, tls_client
+from tests.support.mqtt import admit_gateway, close, connect, service_files, tls_client
 from tests.support.processes import run_cli, wait_until
 from tracehub.config import Settings
 from tracehub.pki_names import org_alert_topic
@@ -130,13 +130,13 @@ def test_org_clients_read_only_their_own_alert_topics(stack: Settings, tmp_path:
         # The hub-wide topic and the one organisation party to the shipment (its carrier).
         assert targets == {MQTT_TOPIC.format(kind=KIND), org_alert_topic(carrier, KIND)}
 
-        gateway = stack.pki_dir / "services" / "gateway"
+        cert, key = service_files(stack, admit_gateway(broker.settings(stack))[1])
         publisher = MqttPublisher(
             "127.0.0.1",
             broker.port,
             ca_file=stack.pki_dir / "ca-bundle.pem",
-            cert_file=gateway / "cert.pem",
-            key_file=gateway / "key.pem",
+            cert_file=cert,
+            key_file=key,
         )
         deliverer = Deliverer(connect_db, mqtt=publisher)
         try:
