@@ -195,7 +195,7 @@ def _gateway(settings: Settings, schema: str | None, log: Path) -> Iterator[None
 def _publish(settings: Settings, signer: _Signer, envelopes: list[bytes]) -> None:
     """Publish with QoS 1 as the device (its own certificate), waiting for every PUBACK."""
     client = tracehub_mqtt.tls_client(
-        f"{signer.id}-{secrets.token_hex(3)}",
+        signer.id,  # the broker takes the certificate's CN as the client id
         ca_file=settings.pki_dir / "ca-bundle.pem",
         cert_file=signer.cert_path,
         key_file=signer.key_path,

@@ -19,7 +19,7 @@ from tracehub.config import Settings
 def tls_client(settings: Settings, cert: Path | None, key: Path | None) -> mqtt.Client:
     """An MQTT 5 client over TLS that trusts our root and presents ``cert`` (if given)."""
     return tracehub_mqtt.tls_client(
-        f"test-{uuid.uuid4().hex[:10]}",
+        tracehub_mqtt.certificate_identity(cert) if cert else f"test-{uuid.uuid4().hex[:10]}",
         ca_file=settings.pki_dir / "ca-bundle.pem",
         cert_file=cert,
         key_file=key,
