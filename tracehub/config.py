@@ -247,7 +247,7 @@ class Settings:
         metadata=_env(
             "TRACEHUB_MQTT_HOST",
             "Mosquitto host (mutual TLS)",
-            readers="gateway, alerts (gateway), demo",
+            readers="gateway, alerts (gateway), demo, tracehub CLI (broker control)",
         ),
     )
     mqtt_tls_port: int = field(
@@ -255,7 +255,7 @@ class Settings:
         metadata=_env(
             "TRACEHUB_MQTT_TLS_PORT",
             "Mosquitto mutual-TLS port",
-            readers="gateway, alerts (gateway), demo",
+            readers="gateway, alerts (gateway), demo, tracehub CLI (broker control)",
         ),
     )
     postgres_dsn: str = field(
