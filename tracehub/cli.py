@@ -5,7 +5,7 @@
     tracehub certs gateway NAME              a gateway process's broker identities, admitted
     tracehub devices enrol ID [--csr FILE]   issue a device certificate and record it on the ledger
     tracehub devices revoke ID --reason R    revoke it, update the CRL, record it, cut the device
-                                             off at the broker and load the CRL there
+                                             off at the broker (disconnected, no rights)
     tracehub devices list [--json]           every certificate issued, with its status
     tracehub devices show ID                 the device's record on the ledger
     tracehub verify PROOF                    check a reading's or EPCIS event's proof end to end
@@ -146,10 +146,11 @@ def devices_revoke(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 print(f"  on the ledger: tx {result.tx_id}, block {result.block_number}")
     if not args.no_broker:
-        # At once: the broker disconnects the device and grants its name nothing. Then the
-        # broker loads the new CRL (SIGHUP), so its handshake is refused from now on.
+        # At once, without a restart: the broker disconnects the device and grants its name
+        # nothing. Its handshake is refused from the broker's next start, which loads the CRL.
         cut_off_device(pki, BrokerEndpoint.of(settings), args.device_id)
         print(f"  cut off at the broker: {args.device_id} disconnected, no rights")
+    if args.restart_broker:
         stack = PROJECT_DIR / "network" / "stack.sh"
         subprocess.run(["bash", str(stack), "reload-broker"], check=True)
     return 0
@@ -366,9 +367,12 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("--reason", choices=sorted(REASONS), default="unspecified")
     revoke.add_argument("--no-ledger", action="store_true", help="do not record on the ledger")
     revoke.add_argument(
-        "--no-broker",
+        "--no-broker", action="store_true", help="do not cut the device off at the broker"
+    )
+    revoke.add_argument(
+        "--restart-broker",
         action="store_true",
-        help="do not cut the device off at the broker nor reload its CRL there",
+        help="restart the broker now, so it loads the CRL (every client reconnects)",
     )
     revoke.set_defaults(handler=devices_revoke)
 
