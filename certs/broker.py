@@ -133,8 +133,8 @@ def admit_gateway(pki: PKI, endpoint: BrokerEndpoint, name: str) -> tuple[str, s
 
 def cut_off_device(pki: PKI, endpoint: BrokerEndpoint, device_id: str) -> None:
     """Give the device's username the role ``revoked`` and disable it: the plugin disconnects
-    its connection at once, and whatever it connects with until the broker loads the new CRL
-    may neither publish, subscribe nor receive."""
+    its connection at once, and whatever it connects with until the broker's next start loads
+    the new CRL (which refuses the handshake) may neither publish, subscribe nor receive."""
     username = validate_device_id(device_id)
     with broker_control(pki, endpoint) as control:
         _ensure_role(control, username, REVOKED_ROLE)
