@@ -13,7 +13,6 @@ import json
 import logging
 import smtplib
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -29,7 +28,7 @@ from alerts.webhook import SIGNATURE_HEADER, sign
 from tracehub import db
 from tracehub.config import SmtpSettings
 from tracehub.errors import UpstreamError
-from tracehub.mqtt import tls_client
+from tracehub.mqtt import certificate_identity, tls_client
 
 log = logging.getLogger(__name__)
 Connect = Callable[[], db.Connection]
@@ -72,7 +71,7 @@ class MqttPublisher:
         self, host: str, port: int, *, ca_file: Path, cert_file: Path, key_file: Path
     ) -> None:
         self._client = tls_client(
-            f"alerts-{uuid.uuid4().hex[:12]}",
+            certificate_identity(cert_file),
             ca_file=ca_file,
             cert_file=cert_file,
             key_file=key_file,

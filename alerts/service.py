@@ -11,9 +11,12 @@ from tracehub import db
 from tracehub.config import Settings
 
 
-def gateway_alert_worker(settings: Settings, pki: PKI, *, tick_s: float = 5.0) -> AlertWorker:
-    """An alert worker on the stack's database, publishing with the gateway's certificate."""
-    cert, key, _ = pki.service_paths("gateway")
+def gateway_alert_worker(
+    settings: Settings, pki: PKI, *, service: str, tick_s: float = 5.0
+) -> AlertWorker:
+    """An alert worker on the stack's database, publishing as ``service``: the gateway
+    process's alert identity (tracehub.pki_names.gateway_services), a client id of its own."""
+    cert, key, _ = pki.service_paths(service)
 
     def connect() -> db.Connection:
         return db.connect(settings.postgres_dsn)

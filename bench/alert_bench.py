@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 
 from api.auth import create_user
 from api.config import ApiConfig
+from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from tests.support.alert_peers import api_server, make_shipment, mqtt_alerts, sse_reader
@@ -113,13 +114,15 @@ def run(settings: Settings, excursions: int, deadline_s: float) -> dict[str, Any
         log = RESULTS.parent / "alerts-gateway.log"
         log.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no results folder
         log.write_bytes(b"")
+        name = f"abench-{uuid.uuid4().hex[:6]}"
+        admit_gateway(pki, BrokerEndpoint.of(settings), name)  # its own broker identities
         gateway = subprocess.Popen(
             [
                 str(PROJECT_DIR / ".venv/bin/python"),
                 "-m",
                 "gateway",
                 "--name",
-                f"abench-{uuid.uuid4().hex[:6]}",
+                name,
                 "--group",
                 f"abench-{uuid.uuid4().hex[:6]}",
                 "--session-expiry",

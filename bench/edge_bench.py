@@ -35,6 +35,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from edge.rfid_reader import r2000
@@ -132,6 +133,7 @@ def bench_agent(settings: Settings, pki: PKI, seconds: float) -> dict[str, Any]:
     master, slave = os.openpty()
     os.set_blocking(master, False)
     name = f"bench-edge-{uuid.uuid4().hex[:6]}"
+    admit_gateway(pki, BrokerEndpoint.of(settings), name)  # its own broker identities
     gateway = subprocess.Popen(
         [
             str(PROJECT_DIR / ".venv/bin/python"),

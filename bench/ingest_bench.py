@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
 from bench._proc import cpu_and_rss
+from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from tests.support.mqtt import close, connect, device_client, gateway_client
@@ -210,6 +211,9 @@ def bench_gateway(
         name: int((run / f"{name}.pid").read_text())
         for name in ("mosquitto", "postgres", "peer0.org1", "peer0.org2", "orderer")
     }
+    names = [f"bench-{uuid.uuid4().hex[:6]}" for _ in range(gateways)]
+    for name in names:  # each process has broker identities of its own
+        admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), name)
     processes = [
         subprocess.Popen(
             [
@@ -217,7 +221,7 @@ def bench_gateway(
                 "-m",
                 "gateway",
                 "--name",
-                f"bench-{uuid.uuid4().hex[:6]}",
+                name,
                 "--group",
                 group,
                 "--session-expiry",
@@ -229,7 +233,7 @@ def bench_gateway(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        for _ in range(gateways)
+        for name in names
     ]
     for number, process in enumerate(processes, 1):
         components[f"gateway-{number}"] = process.pid

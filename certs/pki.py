@@ -5,9 +5,11 @@ Layout under the PKI root (directories 0700, private keys 0600)::
     root/ca.crt, ca.key, crl.pem          root CA: P-256, 10 years, pathlen 1; its CRL lists
                                           revoked intermediates (none)
     device-ca/ca.crt, ca.key, crl.pem     device CA: P-256, 5 years, pathlen 0; signs devices
-    service-ca/ca.crt, ca.key, crl.pem    service CA: same shape; signs broker, api, gateway
+    service-ca/ca.crt, ca.key, crl.pem    service CA: same shape; signs the services
     services/<name>/cert.pem, key.pem, chain.pem
-                                          a service's leaf, key, and leaf + service CA
+                                          a service's leaf, key, and leaf + service CA: broker,
+                                          api, broker-admin, and per gateway process NAME
+                                          gateway-NAME and gateway-NAME.alerts
     orgs/<org_id>/cert.pem, key.pem, chain.pem
                                           an organisation's staff MQTT client (CN org:<id>),
                                           issued by the service CA
@@ -54,9 +56,11 @@ from tracehub.pki_names import (
     PKINameError,
     device_id_from_certificate,
     device_uri,
+    gateway_services,
     org_uri,
     org_username,
     service_uri,
+    service_username,
     validate_device_id,
     validate_org_id,
     validate_service_name,
@@ -168,11 +172,25 @@ class _ServiceSpec:
 _DEFAULT_SERVICES = (
     _ServiceSpec("broker", "localhost", dns=("localhost",), ips=("127.0.0.1",)),
     _ServiceSpec("api", "localhost", dns=("localhost",), ips=("127.0.0.1",)),
-    # The broker takes a certificate's CN as the MQTT username. A colon cannot appear in a device
-    # id, so no device can ever be issued the gateway's username.
-    _ServiceSpec(
-        "gateway", "service:gateway", server=False, client=True, uri=service_uri("gateway")
-    ),
+)
+#: The gateway process started without ``--name`` (python -m gateway): set-up issues its identities.
+DEFAULT_GATEWAY = "gw-1"
+
+
+def _client_spec(name: str) -> _ServiceSpec:
+    """A service that only connects to the broker. The broker takes the CN as the MQTT username
+    and client id; a colon cannot appear in a device id, so no device is ever issued it."""
+    return _ServiceSpec(
+        name, service_username(name), server=False, client=True, uri=service_uri(name)
+    )
+
+
+#: Clients issued at set-up: the broker's administrator (network/mosquitto/mosquitto.sh gives
+#: it the dynamic-security control topic: admitting gateways, cutting off revoked devices) and
+#: the default gateway process's two identities.
+_DEFAULT_CLIENTS = (
+    _client_spec("broker-admin"),
+    *(_client_spec(name) for name in gateway_services(DEFAULT_GATEWAY)),
 )
 
 
@@ -259,7 +277,7 @@ class PKI:
             service_ca, created = self._ensure_ca("service-ca", root, organisation)
             changed |= created
             changed |= self._ensure_index()
-            for spec in _DEFAULT_SERVICES:
+            for spec in (*_DEFAULT_SERVICES, *_DEFAULT_CLIENTS):
                 if self._service_needs_issue(spec.name, service_ca):
                     self._issue_service(spec, service_ca)
                     changed = True
@@ -301,6 +319,19 @@ class PKI:
         )
         with self._locked():
             return self._issue_service(spec, self._authority("service-ca"))
+
+    def ensure_gateway_certificates(self, name: str) -> tuple[str, str]:
+        """Issue the identities of the gateway process ``name`` (``gateway_services``) unless
+        they exist and are current; their service names. The broker grants them the gateway's
+        rights once admitted (certs.broker.admit_gateway, or at its next start)."""
+        self._require_initialised()
+        names = gateway_services(name)
+        with self._locked():
+            service_ca = self._authority("service-ca")
+            for service in names:
+                if self._service_needs_issue(service, service_ca):
+                    self._issue_service(_client_spec(service), service_ca)
+        return names
 
     def issue_organisation_certificate(
         self, org_id: str, *, validity_days: int = SERVICE_DAYS

@@ -49,6 +49,7 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certs.broker import BrokerEndpoint, admit_gateway
 from certs.pki import PKI
 from certs.registry import LedgerRegistry
 from commerce.customs.tariffs import import_rows, shipped_rows
@@ -177,6 +178,8 @@ def _gateway(settings: Settings, schema: str | None, log: Path) -> Iterator[None
     }
     log.parent.mkdir(parents=True, exist_ok=True)
     group = f"scenario-{secrets.token_hex(4)}"
+    # The process's own broker identities (the broker takes a certificate's CN as client id).
+    admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), group)
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--name", group, "--group", group, *_BATCHING],
         cwd=PROJECT_DIR,
@@ -208,7 +211,7 @@ def _gateway(settings: Settings, schema: str | None, log: Path) -> Iterator[None
 def _publish(settings: Settings, signer: _Signer, envelopes: list[bytes]) -> None:
     """Publish with QoS 1 as the device (its own certificate), waiting for every PUBACK."""
     client = tracehub_mqtt.tls_client(
-        f"{signer.id}-{secrets.token_hex(3)}",
+        signer.id,  # the broker takes the certificate's CN as the client id
         ca_file=settings.pki_dir / "ca-bundle.pem",
         cert_file=signer.cert_path,
         key_file=signer.key_path,

@@ -275,7 +275,8 @@ class Agent:
                 ca_file=config.broker_ca,
                 cert_file=config.certificate,
                 key_file=config.key,
-                client_id=f"edge-{config.device_id}",
+                # The broker's client id for this certificate: its CN, the device id.
+                client_id=config.device_id,
             ),
             self.acks,
         )

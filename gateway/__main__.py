@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from alerts.epcis_feed import feed_worker
 from alerts.service import gateway_alert_worker
-from certs.pki import PKI
+from certs.pki import DEFAULT_GATEWAY, PKI
 from certs.registry import LedgerRegistry
 from certs.registry_cache import RegistryCache
 from gateway.consumer import Consumer, ConsumerSettings, leave
@@ -32,13 +32,19 @@ from tracehub import db
 from tracehub.config import Settings
 from tracehub.ipfs import KuboClient
 from tracehub.ledger.local import connect_org
+from tracehub.pki_names import gateway_services, service_username
 from tracehub.verify import TrustStore
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway")
     parser.add_argument("--group", default="ingest", help="shared subscription group")
-    parser.add_argument("--name", default="gw-1", help="this gateway's MQTT client id suffix")
+    parser.add_argument(
+        "--name",
+        default=DEFAULT_GATEWAY,
+        help="this gateway process's name: its broker identities are service:gateway-NAME and"
+        " service:gateway-NAME.alerts (issued by `tracehub certs gateway NAME`)",
+    )
     parser.add_argument("--batch-readings", type=int, default=5000)
     parser.add_argument("--batch-seconds", type=float, default=2.0)
     parser.add_argument(
@@ -72,14 +78,24 @@ def main() -> int:
     )
     settings = Settings.from_env()
     pki = PKI(settings.pki_dir)
-    cert, key, _ = pki.service_paths("gateway")
+    # Each process has certificates of its own: the broker takes the CN as the client id, so
+    # two processes sharing one would end each other's sessions.
+    consumer_service, alerts_service = gateway_services(args.name)
+    cert, key, _ = pki.service_paths(consumer_service)
+    if not (cert.exists() and pki.service_paths(alerts_service)[0].exists()):
+        logging.error(
+            "gateway %s: no broker identity; run `tracehub certs gateway %s` first",
+            args.name,
+            args.name,
+        )
+        return 1
     consumer_settings = ConsumerSettings(
         host=settings.mqtt_host,
         port=settings.mqtt_tls_port,
         ca_file=pki.ca_bundle_path,
         cert_file=cert,
         key_file=key,
-        client_id=f"gateway-{args.name}",
+        client_id=service_username(consumer_service),
         group=args.group,
         session_expiry_s=args.session_expiry,
     )
@@ -95,7 +111,8 @@ def main() -> int:
     with db.connect(settings.postgres_dsn) as conn:
         require_migrated(conn)
     consumer = Consumer(consumer_settings)
-    alerts = gateway_alert_worker(settings, pki)  # rules over the readings stored
+    # The alert rules over the readings stored.
+    alerts = gateway_alert_worker(settings, pki, service=alerts_service)
     ledger_gateway = connect_org(settings.fabric, 1)
     network = ledger_gateway.get_network(settings.fabric.channel)
     chaincode = network.get_contract(settings.fabric.chaincode)

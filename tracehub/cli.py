@@ -2,8 +2,10 @@
 
     tracehub certs init                      create the CAs, CRLs and service certificates
     tracehub certs org ORG_ID                an organisation's staff MQTT client certificate
+    tracehub certs gateway NAME              a gateway process's broker identities, admitted
     tracehub devices enrol ID [--csr FILE]   issue a device certificate and record it on the ledger
-    tracehub devices revoke ID --reason R    revoke it, update the CRL, record it, reload the broker
+    tracehub devices revoke ID --reason R    revoke it, update the CRL, record it, cut the device
+                                             off at the broker (disconnected, no rights)
     tracehub devices list [--json]           every certificate issued, with its status
     tracehub devices show ID                 the device's record on the ledger
     tracehub verify PROOF                    check a reading's or EPCIS event's proof end to end
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from certs.broker import BrokerEndpoint, admit_gateway, cut_off_device, readmit_device
 from certs.pki import PKI, PKIError
 from certs.registry import LedgerRegistry
 from tracehub.config import PROJECT_DIR, Settings
@@ -85,6 +88,18 @@ def certs_org(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def certs_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    pki = PKI(settings.pki_dir)
+    if args.no_broker:
+        names = pki.ensure_gateway_certificates(args.name)
+    else:
+        names = admit_gateway(pki, BrokerEndpoint.of(settings), args.name)
+    for name in names:
+        print(f"certs: service:{name} in {pki.service_paths(name)[0].parent}")
+    print("  admitted by the broker" if not args.no_broker else "  admitted at its next start")
+    return 0
+
+
 def devices_enrol(args: argparse.Namespace, settings: Settings) -> int:
     pki = PKI(settings.pki_dir)
     if args.csr:
@@ -102,6 +117,12 @@ def devices_enrol(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  fingerprint sha256 {issued.fingerprint_sha256}")
     print(f"  valid {issued.not_before.isoformat()} .. {issued.not_after.isoformat()}")
     print(f"  certificate {settings.pki_dir / 'devices' / issued.device_id / 'cert.pem'}")
+    if not args.no_broker and any(r.status == "revoked" for r in pki.device(args.device_id)):
+        # Enrolled again after a revocation: the broker must forget it cut this name off.
+        try:
+            readmit_device(pki, BrokerEndpoint.of(settings), args.device_id)
+        except PKIError as exc:
+            print(f"  the broker still refuses {args.device_id} until it restarts: {exc}")
     if args.no_ledger:
         return 0
     gateway, registry = _registry(settings)
@@ -124,7 +145,12 @@ def devices_revoke(args: argparse.Namespace, settings: Settings) -> int:
                     record.device_id, fingerprint=record.fingerprint_sha256, reason=args.reason
                 )
                 print(f"  on the ledger: tx {result.tx_id}, block {result.block_number}")
-    if not args.no_reload:
+    if not args.no_broker:
+        # At once, without a restart: the broker disconnects the device and grants its name
+        # nothing. Its handshake is refused from the broker's next start, which loads the CRL.
+        cut_off_device(pki, BrokerEndpoint.of(settings), args.device_id)
+        print(f"  cut off at the broker: {args.device_id} disconnected, no rights")
+    if args.restart_broker:
         stack = PROJECT_DIR / "network" / "stack.sh"
         subprocess.run(["bash", str(stack), "reload-broker"], check=True)
     return 0
@@ -310,6 +336,17 @@ def parser() -> argparse.ArgumentParser:
     org.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     org.set_defaults(handler=certs_org)
 
+    gateway = certs_commands.add_parser(
+        "gateway",
+        help="issue (if needed) a gateway process's broker identities, service:gateway-NAME and"
+        " service:gateway-NAME.alerts, and admit them at the running broker",
+    )
+    gateway.add_argument("name", help="the process's name, as `python -m gateway --name NAME`")
+    gateway.add_argument(
+        "--no-broker", action="store_true", help="only issue; the broker admits them at start"
+    )
+    gateway.set_defaults(handler=certs_gateway)
+
     devices = groups.add_parser("devices", help="device enrolment, revocation and listing")
     commands = devices.add_subparsers(dest="command", required=True)
     enrol = commands.add_parser(
@@ -324,13 +361,23 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not record on the ledger (the gateway refuses its readings until it is)",
     )
+    enrol.add_argument(
+        "--no-broker", action="store_true", help="do not readmit a revoked device at the broker"
+    )
     enrol.set_defaults(handler=devices_enrol)
 
     revoke = commands.add_parser("revoke", help="revoke a device's certificates")
     revoke.add_argument("device_id")
     revoke.add_argument("--reason", choices=sorted(REASONS), default="unspecified")
     revoke.add_argument("--no-ledger", action="store_true", help="do not record on the ledger")
-    revoke.add_argument("--no-reload", action="store_true", help="do not restart the broker")
+    revoke.add_argument(
+        "--no-broker", action="store_true", help="do not cut the device off at the broker"
+    )
+    revoke.add_argument(
+        "--restart-broker",
+        action="store_true",
+        help="restart the broker now, so it loads the CRL (every client reconnects)",
+    )
     revoke.set_defaults(handler=devices_revoke)
 
     listing = commands.add_parser("list", help="every certificate issued, with its status")

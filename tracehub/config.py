@@ -297,7 +297,7 @@ class Settings:
         metadata=_env(
             "TRACEHUB_MQTT_HOST",
             "Mosquitto host (mutual TLS)",
-            readers="gateway, alerts (gateway), demo",
+            readers="gateway, alerts (gateway), demo, tracehub CLI (broker control)",
         ),
     )
     mqtt_tls_port: int = field(
@@ -305,7 +305,7 @@ class Settings:
         metadata=_env(
             "TRACEHUB_MQTT_TLS_PORT",
             "Mosquitto mutual-TLS port",
-            readers="gateway, alerts (gateway), demo",
+            readers="gateway, alerts (gateway), demo, tracehub CLI (broker control)",
         ),
     )
     postgres_dsn: str = field(

@@ -1,4 +1,9 @@
-"""MQTT 5 clients over mutual TLS, as every TraceHub party connects to the broker."""
+"""MQTT 5 clients over mutual TLS, as every TraceHub party connects to the broker.
+
+The broker takes the client certificate's CN as the username and as the client id, whatever
+id the client sends (network/mosquitto/mosquitto.sh); clients send that same id
+(``certificate_identity``) so that logs and code say what the broker does.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,15 @@ import ssl
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
+
+
+def certificate_identity(cert_file: Path) -> str:
+    """The CN of the certificate in ``cert_file``: the client's username and client id."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
 def tls_client(

@@ -10,7 +10,9 @@ subject CN and as the URI SAN ``urn:tracehub:device:<id>``; both must agree.
 The broker takes a client certificate's CN as the MQTT username. Services are
 ``service:<name>``, organisations' staff clients ``org:<org_id>`` (the organisations table's
 id rule, ``^[a-z0-9][a-z0-9-]{0,62}$``): a colon appears in no device id, and the prefixes
-differ, so no two kinds of client can ever share a username.
+differ, so no two kinds of client can ever share a username. The broker also takes the username
+as the MQTT client id, so a client id, and the session it names, belongs to one certificate:
+each gateway process has identities of its own (``gateway_services``), never shared.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ __all__ = [
     "PKINameError",
     "device_id_from_certificate",
     "device_uri",
+    "gateway_services",
     "org_alert_topic",
     "org_uri",
     "org_username",
     "service_uri",
+    "service_username",
     "validate_device_id",
     "validate_org_id",
     "validate_service_name",
@@ -136,3 +140,16 @@ def device_id_from_certificate(cert: x509.Certificate) -> str | None:
     if len(cns) != 1 or cns[0].value != ids[0]:
         return None
     return ids[0]
+
+
+def service_username(name: str) -> str:
+    """The CN (MQTT username and client id) of a service's certificate: ``service:<name>``."""
+    return "service:" + validate_service_name(name)
+
+
+def gateway_services(name: str) -> tuple[str, str]:
+    """The two service names of the gateway process ``name`` (``python -m gateway --name``):
+    its consumer ``gateway-<name>`` and its alert publisher ``gateway-<name>.alerts``. Each is a
+    certificate of its own, so the two connections of one process never share a client id."""
+    consumer = validate_service_name(f"gateway-{name}")
+    return consumer, validate_service_name(f"{consumer}.alerts")

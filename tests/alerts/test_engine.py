@@ -34,6 +34,7 @@ from tests.support.alert_peers import (
     webhook_receiver,
 )
 from tests.support.api import ApiHarness, api_harness
+from tests.support.mqtt import admit_gateway, service_files
 from tests.support.processes import wait_until
 from tracehub.config import Settings, SmtpSettings
 
@@ -111,12 +112,13 @@ def test_excursion_one_alert_all_channels_acknowledged_and_resolved(
             assert reply.status_code == 201, reply.text
             if body["channel"] == "webhook":
                 hook.secret = reply.json()["secret"]
+        cert, key = service_files(stack, admit_gateway(stack)[1])
         publisher = MqttPublisher(
             stack.mqtt_host,
             stack.mqtt_tls_port,
             ca_file=pki / "ca-bundle.pem",
-            cert_file=pki / "services/gateway/cert.pem",
-            key_file=pki / "services/gateway/key.pem",
+            cert_file=cert,
+            key_file=key,
         )
         deliverer = Deliverer(
             h.connect,

@@ -23,7 +23,7 @@ from certs.pki import PKI
 from tests.support.alert_peers import make_shipment
 from tests.support.broker import private_broker
 from tests.support.gateway import private_database
-from tests.support.mqtt import close, connect, tls_client
+from tests.support.mqtt import admit_gateway, close, connect, service_files, tls_client
 from tests.support.processes import run_cli, wait_until
 from tracehub.config import Settings
 from tracehub.pki_names import org_alert_topic
@@ -43,17 +43,23 @@ class Subscriber:
     topics: list[str] = field(default_factory=list)
 
 
-def subscribe(settings: Settings, cert: Path, key: Path, topic_filter: str) -> Subscriber:
+def subscribe(settings: Settings, cert: Path, key: Path, *filters: str) -> Subscriber:
+    """One connection per certificate (the broker takes its CN as the client id, so a second
+    connection with it would end the first), subscribed to every filter in ``filters``."""
     sub = Subscriber(tls_client(settings, cert, key))
+    acks: list[bool] = []
 
     def on_subscribe(c: mqtt.Client, u: object, mid: int, codes: list[Any], p: object) -> None:
-        (sub.refused if codes[0].is_failure else sub.granted).set()
+        acks.append(not codes[0].is_failure)
+        if len(acks) == len(filters):
+            (sub.granted if all(acks) else sub.refused).set()
 
     sub.client.on_subscribe = on_subscribe
     sub.client.on_message = lambda c, u, msg: sub.topics.append(msg.topic)
-    assert connect(sub.client, settings), f"the broker refused {cert} for {topic_filter}"
-    sub.client.subscribe(topic_filter, qos=1)
-    wait_until(lambda: sub.granted.is_set() or sub.refused.is_set(), 5, f"SUBACK {topic_filter}")
+    assert connect(sub.client, settings), f"the broker refused {cert} for {filters}"
+    for topic_filter in filters:
+        sub.client.subscribe(topic_filter, qos=1)
+    wait_until(lambda: sub.granted.is_set() or sub.refused.is_set(), 5, f"SUBACKs {filters}")
     return sub
 
 
@@ -77,30 +83,27 @@ def test_org_clients_read_only_their_own_alert_topics(stack: Settings, tmp_path:
         other_cert, other_key, _ = pki.org_paths(other)
         device_cert, device_key = pki.device_paths(device)
 
-        own = subscribe(settings, carrier_cert, carrier_key, org_alert_topic(carrier))
-        other_own = subscribe(settings, other_cert, other_key, org_alert_topic(other))
-        # A wildcard over every organisation: the broker checks read access per message.
-        wildcard = subscribe(settings, carrier_cert, carrier_key, "tracehub/v1/orgs/#")
-        refused = {
-            "carrier on another org's topic": subscribe(
-                settings, carrier_cert, carrier_key, org_alert_topic(other)
-            ),
-            "carrier on the hub-wide topic": subscribe(
-                settings, carrier_cert, carrier_key, MQTT_TOPIC.format(kind="#")
-            ),
-            "other org on the carrier's topic": subscribe(
-                settings, other_cert, other_key, org_alert_topic(carrier)
-            ),
-            "device on the carrier's topic": subscribe(
-                settings, device_cert, device_key, org_alert_topic(carrier)
-            ),
-            "device on every org's topics": subscribe(
-                settings, device_cert, device_key, "tracehub/v1/orgs/#"
-            ),
-        }
+        # Each client also tries what it may not read: the carrier another organisation's topic
+        # and the hub-wide one, and a wildcard over every organisation (the broker checks read
+        # access per message); the other organisation the carrier's; a device both.
+        carrier_sub = subscribe(
+            settings,
+            carrier_cert,
+            carrier_key,
+            org_alert_topic(carrier),
+            "tracehub/v1/orgs/#",
+            org_alert_topic(other),
+            MQTT_TOPIC.format(kind="#"),
+        )
+        other_sub = subscribe(
+            settings, other_cert, other_key, org_alert_topic(other), org_alert_topic(carrier)
+        )
+        device_sub = subscribe(
+            settings, device_cert, device_key, org_alert_topic(carrier), "tracehub/v1/orgs/#"
+        )
         # Mosquitto 2.0 grants a subscription its ACL file does not cover (the SUBACK succeeds)
         # and checks read access on every message instead: refused readers hear nothing.
-        assert own.granted.is_set() and other_own.granted.is_set()
+        assert carrier_sub.granted.is_set() and other_sub.granted.is_set()
 
         alert_ids = []
         with connect_db() as conn:
@@ -130,13 +133,13 @@ def test_org_clients_read_only_their_own_alert_topics(stack: Settings, tmp_path:
         # The hub-wide topic and the one organisation party to the shipment (its carrier).
         assert targets == {MQTT_TOPIC.format(kind=KIND), org_alert_topic(carrier, KIND)}
 
-        gateway = stack.pki_dir / "services" / "gateway"
+        cert, key = service_files(stack, admit_gateway(broker.settings(stack))[1])
         publisher = MqttPublisher(
             "127.0.0.1",
             broker.port,
             ca_file=stack.pki_dir / "ca-bundle.pem",
-            cert_file=gateway / "cert.pem",
-            key_file=gateway / "key.pem",
+            cert_file=cert,
+            key_file=key,
         )
         deliverer = Deliverer(connect_db, mqtt=publisher)
         try:
@@ -151,16 +154,17 @@ def test_org_clients_read_only_their_own_alert_topics(stack: Settings, tmp_path:
                 }
             assert states == {"delivered"}
             wait_until(
-                lambda: bool(own.topics and other_own.topics), 10, "each org to get its alert"
+                lambda: bool(carrier_sub.topics and other_sub.topics),
+                10,
+                "each org to get its alert",
             )
             time.sleep(1)  # anything misrouted would have arrived by now
-            assert (
-                own.topics == wildcard.topics == [f"tracehub/v1/orgs/org:{carrier}/alerts/{KIND}"]
-            )
-            assert other_own.topics == [org_alert_topic(other, KIND)]
-            assert {name: s.topics for name, s in refused.items() if s.topics} == {}
+            # Overlapping subscriptions may each deliver a copy: what matters is which topics.
+            assert set(carrier_sub.topics) == {f"tracehub/v1/orgs/org:{carrier}/alerts/{KIND}"}
+            assert set(other_sub.topics) == {org_alert_topic(other, KIND)}
+            assert device_sub.topics == []
         finally:
             deliverer.stop()
             publisher.close()
-            for sub in (own, other_own, wildcard, *refused.values()):
+            for sub in (carrier_sub, other_sub, device_sub):
                 close(sub.client)

@@ -85,13 +85,16 @@ def _client_verifier(pki: PKI, when: datetime | None = None) -> Any:
 
 # ---------------------------------------------------------------- init and layout
 
+#: Client certificates set-up issues: the broker's administrator and the default gateway's two.
+CLIENT_SERVICES = ("broker-admin", "gateway-gw-1", "gateway-gw-1.alerts")
+
 
 def test_init_is_idempotent(pki: PKI) -> None:
     files = [
         pki.ca_paths("root")[0],
         pki.ca_paths("device-ca")[0],
         pki.ca_paths("service-ca")[0],
-        *(pki.service_paths(name)[0] for name in ("broker", "api", "gateway")),
+        *(pki.service_paths(name)[0] for name in ("broker", "api", *CLIENT_SERVICES)),
     ]
     before = {path: _fingerprint(path) for path in files}
     keys = {p: p.read_bytes() for p in pki.root.rglob("*.key")}
@@ -108,13 +111,14 @@ def test_init_is_idempotent(pki: PKI) -> None:
 def test_layout_and_permissions(pki: PKI) -> None:
     for ca in ("root", "device-ca", "service-ca"):
         assert all(p.is_file() for p in pki.ca_paths(ca))
-    for name in ("broker", "api", "gateway"):
+    for name in ("broker", "api", *CLIENT_SERVICES):
         assert all(p.is_file() for p in pki.service_paths(name))
+    assert not pki.service_paths("gateway")[0].exists()  # no identity shared by processes
     assert pki.ca_bundle_path.is_file() and pki.crl_path.is_file() and pki.index_path.is_file()
     pki.enrol_simulated_device("sim-1")
 
     keys = [p for p in pki.root.rglob("*") if p.name in {"ca.key", "key.pem"}]
-    assert len(keys) == 3 + 3 + 1
+    assert len(keys) == 3 + 5 + 1
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     for directory in [pki.root, *(p for p in pki.root.rglob("*") if p.is_dir())]:
@@ -180,12 +184,34 @@ def test_service_certificates_verify(pki: PKI) -> None:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         assert key.public_key() == cert.public_key()
 
-    gateway = x509.load_pem_x509_certificate(pki.service_paths("gateway")[0].read_bytes())
-    verified = _client_verifier(pki).verify(gateway, [service_ca])
-    assert verified.subjects == [x509.UniformResourceIdentifier("urn:tracehub:service:gateway")]
-    assert gateway.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "service:gateway"
-    eku = gateway.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    for name in CLIENT_SERVICES:
+        client = x509.load_pem_x509_certificate(pki.service_paths(name)[0].read_bytes())
+        verified = _client_verifier(pki).verify(client, [service_ca])
+        assert verified.subjects == [x509.UniformResourceIdentifier(f"urn:tracehub:service:{name}")]
+        assert client.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+            f"service:{name}"
+        )
+        eku = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+
+
+def test_each_gateway_process_has_identities_of_its_own(pki: PKI) -> None:
+    names = pki.ensure_gateway_certificates("gw-7")
+    assert names == ("gateway-gw-7", "gateway-gw-7.alerts")
+    certs = [pki.service_paths(name)[0].read_bytes() for name in names]
+    common_names = [
+        x509.load_pem_x509_certificate(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0]
+        for pem in certs
+    ]
+    assert [cn.value for cn in common_names] == [
+        "service:gateway-gw-7",
+        "service:gateway-gw-7.alerts",
+    ]
+    # Idempotent: a restarted process keeps its certificates (and so its broker session).
+    assert pki.ensure_gateway_certificates("gw-7") == names
+    assert [pki.service_paths(name)[0].read_bytes() for name in names] == certs
+    with pytest.raises(PKIError, match="invalid service name"):
+        pki.ensure_gateway_certificates("x" * 50)  # gateway-<50>.alerts is over 64 characters
 
 
 def test_issue_extra_service_certificate(pki: PKI) -> None:

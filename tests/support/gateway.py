@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
 from tests.support.db import Connect, connector, migrated_schema
+from tests.support.mqtt import admit_gateway
 from tests.support.processes import run_cli
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
@@ -30,7 +31,9 @@ def start_gateway(
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A gateway process with small batches (40 readings or 1 s), logging to `log`; ``args``
-    are more options, ``env`` its environment (default: this process's)."""
+    are more options, ``env`` its environment (default: this process's). Its broker identities
+    are issued and admitted first, as `tracehub certs gateway NAME` does."""
+    admit_gateway(Settings.from_env(os.environ if env is None else env), name)
     return subprocess.Popen(
         [
             str(PROJECT_DIR / ".venv/bin/python"),

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from certs import broker
+from certs.broker import BrokerEndpoint
+from certs.pki import PKI
 from tracehub import mqtt as tracehub_mqtt
 from tracehub.config import Settings
 
@@ -16,7 +19,7 @@ from tracehub.config import Settings
 def tls_client(settings: Settings, cert: Path | None, key: Path | None) -> mqtt.Client:
     """An MQTT 5 client over TLS that trusts our root and presents ``cert`` (if given)."""
     return tracehub_mqtt.tls_client(
-        f"test-{uuid.uuid4().hex[:10]}",
+        tracehub_mqtt.certificate_identity(cert) if cert else f"test-{uuid.uuid4().hex[:10]}",
         ca_file=settings.pki_dir / "ca-bundle.pem",
         cert_file=cert,
         key_file=key,
@@ -28,9 +31,23 @@ def device_client(settings: Settings, device_id: str) -> mqtt.Client:
     return tls_client(settings, device_dir / "cert.pem", device_dir / "key.pem")
 
 
+def admit_gateway(settings: Settings, name: str | None = None) -> tuple[str, str]:
+    """Issue and admit the broker identities of gateway process ``name`` (default: a fresh
+    test name) at the settings' broker; their service names (consumer, alert publisher)."""
+    name = name or f"t{uuid.uuid4().hex[:10]}"
+    return broker.admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), name)
+
+
+def service_files(settings: Settings, service: str) -> tuple[Path, Path]:
+    """``(cert.pem, key.pem)`` of a service."""
+    cert, key, _ = PKI(settings.pki_dir).service_paths(service)
+    return cert, key
+
+
 def gateway_client(settings: Settings) -> mqtt.Client:
-    service_dir = settings.pki_dir / "services" / "gateway"
-    return tls_client(settings, service_dir / "cert.pem", service_dir / "key.pem")
+    """A client with a gateway's rights, as an identity of its own: the broker takes the
+    certificate's CN as the client id, so clients sharing a certificate would evict each other."""
+    return tls_client(settings, *service_files(settings, admit_gateway(settings)[0]))
 
 
 def connect(client: mqtt.Client, settings: Settings, timeout: float = 5) -> bool:
