@@ -60,8 +60,9 @@ lint: python-deps  ## ruff, mypy and the import layering contracts (pyproject.to
 unit: python-deps  ## tests that need no services
 	@$(PY) -m pytest -m 'not integration'
 
-test: lint up  ## the whole suite against the real stack (brings it up first)
+test: lint up  ## the whole suite against the real stack (brings it up first), then the HA Fabric kill tests
 	@$(PY) -m pytest
+	@$(MAKE) --no-print-directory test-ha
 
 # The replicated Fabric network (three Raft orderers, two Org1 peers) in its own run dir and on
 # its own ports, beside the everyday stack; fresh each time, stopped afterwards.
