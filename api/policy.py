@@ -460,6 +460,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/01/{rest}"): PUBLIC,
     ("GET", "/qr/01/{rest}"): PUBLIC,
     ("GET", "/proofs/readings/{device_id}/{seq}"): PUBLIC,
+    ("GET", "/proofs/readings/{device_id}"): PUBLIC,
     ("GET", "/proofs/events/{event_id}"): PUBLIC,
     ("GET", "/ledger/anchors/{batch_id}"): PUBLIC,
     ("GET", "/ledger/device-ca"): PUBLIC,

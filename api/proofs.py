@@ -1,6 +1,7 @@
 """Public proof endpoints (no sign-in: anyone may check a record against the ledger).
 
 - ``GET /proofs/readings/{device_id}/{seq}``: a reading's proof (tracehub/proof.py).
+- ``GET /proofs/readings/{device_id}?first=&last=``: the proofs of a range of its readings.
 - ``GET /proofs/events/{event_id}``: an EPCIS event's proof (tracehub/epcis/proof.py).
 - ``GET /ledger/anchors/{batch_id}``: the anchor as the ledger holds it (``GetAnchor``,
   evaluated through Org2's peer, else Org1's), plus ``block_number`` when our database knows it.
@@ -12,10 +13,11 @@ the app's :class:`~ingest.proofs.TreeCache`; the ledger is the app's one (api/le
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.db import Connection, sync_connection
@@ -24,6 +26,7 @@ from ingest.proofs import (
     TreeCache,
     anchored_event_proof,
     anchored_reading_proof,
+    anchored_reading_proofs,
     block_number,
     ledger_anchor,
 )
@@ -68,6 +71,45 @@ async def reading_proof(
     # Encoded here once, not walked again by FastAPI's generic encoder. No cache headers: the
     # page verifies what the server says now, not what it said before.
     return Response(proof.to_json().encode(), media_type="application/json")
+
+
+@router.get(
+    "/proofs/readings/{device_id}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/json": {}}, "description": "the proofs"},
+        400: {"description": "an empty range, or one of more than 1,000 readings"},
+    },
+)
+async def reading_proofs(
+    device_id: str,
+    first: Annotated[int, Query(ge=1, lt=2**63)],
+    last: Annotated[int, Query(ge=1, lt=2**63)],
+    request: Request,
+    conn: Connection,
+) -> Response:
+    """The proofs of readings ``first``..``last`` of ``device_id`` (at most 1,000) by seq, each
+    as ``GET /proofs/readings/{device_id}/{seq}`` gives it, and why the others have none."""
+    fabric = request.app.state.config.stack.fabric
+    proofs, unavailable = await anchored_reading_proofs(
+        conn,
+        device_id,
+        first,
+        last,
+        trees=_tree_cache(request.app),
+        channel=fabric.channel,
+        chaincode=fabric.chaincode,
+    )
+    body = (
+        b'{"device_id":'
+        + json.dumps(device_id).encode()
+        + b',"proofs":{'
+        + b",".join(b'"%d":%s' % (seq, proof.to_json().encode()) for seq, proof in proofs.items())
+        + b'},"unavailable":'
+        + json.dumps({str(seq): why for seq, why in unavailable.items()}).encode()
+        + b"}"
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.get("/proofs/events/{event_id:path}", responses={404: {"description": "not anchored"}})

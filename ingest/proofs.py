@@ -26,19 +26,22 @@ from ingest.store import BATCH_LEAVES, ReadingStore
 from tracehub.db import AsyncConnection, Connection
 from tracehub.epcis.hashing import leaf_data
 from tracehub.epcis.proof import EventProof
-from tracehub.errors import ConflictError, NotFoundError
+from tracehub.errors import ConflictError, InvalidError, NotFoundError
 from tracehub.ledger import LedgerError
 from tracehub.merkle import MerkleTree, leaf_data_from_reading_hash, leaf_hash
 from tracehub.proof import BATCH_ID_PATTERN, Proof
 
 __all__ = [
+    "MAX_PROOF_RANGE",
     "AnchorNotFoundError",
     "Anchored",
     "ProofMismatchError",
+    "ProofRangeError",
     "ProofUnavailableError",
     "TreeCache",
     "anchored_event_proof",
     "anchored_reading_proof",
+    "anchored_reading_proofs",
     "block_number",
     "event_proof",
     "ledger_anchor",
@@ -49,6 +52,10 @@ __all__ = [
 
 class ProofUnavailableError(IngestError, NotFoundError):
     """The record is unknown, not yet batched, or its batch not yet anchored."""
+
+
+class ProofRangeError(IngestError, InvalidError):
+    """A range of proofs asked for is empty or longer than `MAX_PROOF_RANGE`."""
 
 
 class ProofMismatchError(IngestError, ConflictError):
@@ -200,6 +207,41 @@ async def anchored_reading_proof(
         )
     anchored = Anchored(batch_id, cid, tx_id, block, channel, chaincode)
     return anchored.reading_proof(tree, index, reading_hash, fingerprint)
+
+
+#: The most readings one range request may span: a multi-day logger's upload on one page is a
+#: few requests, and one answer stays a few hundred kilobytes.
+MAX_PROOF_RANGE = 1000
+
+
+async def anchored_reading_proofs(
+    conn: AsyncConnection,
+    device_id: str,
+    first: int,
+    last: int,
+    *,
+    trees: TreeCache,
+    channel: str,
+    chaincode: str,
+) -> tuple[dict[int, Proof], dict[int, str]]:
+    """The proofs of readings ``first``..``last`` of ``device_id`` by seq, and why the others
+    have none.
+
+    The same proofs `anchored_reading_proof` gives one by one (the buyer page asks for its
+    readings' proofs a range at a time: a voyage's hundreds of readings in a few requests).
+    """
+    if last < first or last - first + 1 > MAX_PROOF_RANGE:
+        raise ProofRangeError(f"a range is 1 to {MAX_PROOF_RANGE} readings: got {first}..{last}")
+    proofs: dict[int, Proof] = {}
+    unavailable: dict[int, str] = {}
+    for seq in range(first, last + 1):
+        try:
+            proofs[seq] = await anchored_reading_proof(
+                conn, device_id, seq, trees=trees, channel=channel, chaincode=chaincode
+            )
+        except (ProofUnavailableError, ProofMismatchError) as error:
+            unavailable[seq] = str(error)
+    return proofs, unavailable
 
 
 # ------------------------------------------------------------------------------ events

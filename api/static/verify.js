@@ -194,12 +194,45 @@
         throw new Failure("reason_value_mismatch", { record: label, shown: shown, signed: signed });
       }
     }
-    const url = "/proofs/readings/" + encodeURIComponent(record.device_id) + "/" + record.seq;
-    const proof = await fetchJson(url, "proof " + record.device_id + " #" + record.seq);
+    const proof = await readingProof(record);
     if (proof.reading_hash !== hex(readingHash)) {
       throw new Failure("reason_hash_mismatch", { record: label });
     }
     return checkInclusion(label, readingHash, proof);
+  }
+
+  // Readings' proofs are asked for a range at a time (a voyage's logger uploads hundreds):
+  // one request per device and up to RANGE consecutive readings, shared by the records in it.
+  // A reading the range answer lacks is asked for alone, so its own error is the one shown.
+  const RANGE = 1000;
+  const ranges = new Map();
+  function rangeOf(deviceId, seq) {
+    const first = Math.floor((seq - 1) / RANGE) * RANGE + 1;
+    const key = deviceId + "\u0000" + first;
+    if (!ranges.has(key)) {
+      const seqs = data.records
+        .filter((r) => r.type === "reading" && r.device_id === deviceId)
+        .map((r) => r.seq)
+        .filter((s) => s >= first && s < first + RANGE);
+      const url =
+        "/proofs/readings/" + encodeURIComponent(deviceId) +
+        "?first=" + Math.min(...seqs) + "&last=" + Math.max(...seqs);
+      ranges.set(
+        key,
+        fetchJson(url, "proofs of " + deviceId).then(
+          (answer) => new Map(Object.entries(answer.proofs || {}).map(([k, p]) => [Number(k), p])),
+          () => new Map() // an older hub without ranges: each reading is asked for alone
+        )
+      );
+    }
+    return ranges.get(key);
+  }
+
+  async function readingProof(record) {
+    const found = (await rangeOf(record.device_id, record.seq)).get(record.seq);
+    if (found) return found;
+    const url = "/proofs/readings/" + encodeURIComponent(record.device_id) + "/" + record.seq;
+    return fetchJson(url, "proof " + record.device_id + " #" + record.seq);
   }
 
   // An EPCIS event: its leaf data is the 32 bytes of its CBV 2.0 hash (ni:///sha-256;<hex>).

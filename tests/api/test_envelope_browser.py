@@ -329,12 +329,12 @@ def test_a_tampered_path_hash_is_named_for_its_record(
 ) -> None:
     device, seq = site.scenario.logger_id, 7
 
-    def change(proof: dict[str, Any]) -> None:
-        proof["audit_path"][0] = ("0" if proof["audit_path"][0][0] != "0" else "1") + proof[
-            "audit_path"
-        ][0][1:]
+    def change(answer: dict[str, Any]) -> None:
+        # The page asks for its readings' proofs a range at a time (GET /proofs/readings/<id>).
+        path = answer["proofs"][str(seq)]["audit_path"]
+        path[0] = ("0" if path[0][0] != "0" else "1") + path[0][1:]
 
-    tamper(rewrite_json(f"/proofs/readings/{device}/{seq}", change))
+    tamper(rewrite_json(f"/proofs/readings/{device}?", change))
     outcome = open_lot(browser, site)
     assert outcome.state == "failed"
     assert outcome.failures.keys() == {f"{device}#{seq}"}

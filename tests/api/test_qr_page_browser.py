@@ -598,3 +598,33 @@ def test_a_report_hash_changed_in_the_database_is_not_verified(
                 (original, inspection_id),
             )
             conn.commit()
+
+
+def test_a_range_of_proofs_is_the_proofs_one_by_one(site: Site) -> None:
+    """The page asks for its readings' proofs a range at a time: each is the single proof."""
+    device = site.scenario.logger_id
+    answer = httpx.get(
+        f"{site.url}/proofs/readings/{device}", params={"first": 1, "last": 12}, timeout=30
+    ).json()
+    assert answer["device_id"] == device
+    assert sorted(int(seq) for seq in answer["proofs"]) == list(range(1, 13))
+    for seq in (1, 7, 12):
+        single = httpx.get(f"{site.url}/proofs/readings/{device}/{seq}", timeout=30).json()
+        assert answer["proofs"][str(seq)] == single
+    # Past the logger's last reading: named as unavailable, with the single proof's reason.
+    beyond = site.scenario.readings + 1000
+    tail = httpx.get(
+        f"{site.url}/proofs/readings/{device}",
+        params={"first": beyond, "last": beyond + 1},
+        timeout=30,
+    ).json()
+    assert tail["proofs"] == {}
+    assert set(tail["unavailable"]) == {str(beyond), str(beyond + 1)}
+    assert "not anchored" in tail["unavailable"][str(beyond)]
+    for first, last in ((5, 4), (1, 1001)):
+        refused = httpx.get(
+            f"{site.url}/proofs/readings/{device}",
+            params={"first": first, "last": last},
+            timeout=30,
+        )
+        assert refused.status_code == 400, refused.text
