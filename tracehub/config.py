@@ -84,14 +84,16 @@ class ApiSettings:
             "TRACEHUB_LEDGER_WITNESSES",
             "Comma-separated base URLs of ledger witnesses (read-only anchor views other "
             "organisations run, tracehub.ledger.witness) the buyer page confirms anchors with; "
-            "empty: none",
+            "`none`: no witness (empty counts as unset, like every variable)",
             readers="api (resolver, security headers)",
         ),
     )
 
     @property
     def witness_urls(self) -> tuple[str, ...]:
-        """The witnesses' base URLs, without trailing slashes."""
+        """The witnesses' base URLs, without trailing slashes (none for ``none``)."""
+        if self.witnesses.strip().lower() == "none":
+            return ()
         return tuple(u.strip().rstrip("/") for u in self.witnesses.split(",") if u.strip())
 
 

@@ -148,7 +148,7 @@ def site(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "TRACEHUB_PAGE_CACHE_S": "0",
             # No witness: the device CA and certificates come through the hub, so they can be
             # tampered with here (test_witness_browser.py covers reading them from Org2's peer).
-            "TRACEHUB_LEDGER_WITNESSES": "",
+            "TRACEHUB_LEDGER_WITNESSES": "none",
         }
         server = subprocess.Popen(
             [sys.executable, "-m", "api", "--port", str(port)],

@@ -138,3 +138,14 @@ def test_only_the_settings_tree_reads_the_environment() -> None:
         if path.relative_to(PROJECT_DIR) not in _ALLOWED and _ENV_READ.search(path.read_text())
     )
     assert readers == [], f"read the environment through tracehub.config.Settings: {readers}"
+
+
+def test_witnesses_can_be_turned_off() -> None:
+    """An empty variable counts as unset (the default witness), so `none` says none."""
+    assert Settings.from_env({"TRACEHUB_LEDGER_WITNESSES": ""}).api.witness_urls == (
+        "http://127.0.0.1:18090",
+    )
+    assert Settings.from_env({"TRACEHUB_LEDGER_WITNESSES": "none"}).api.witness_urls == ()
+    assert Settings.from_env(
+        {"TRACEHUB_LEDGER_WITNESSES": "https://w.example/, http://x.example"}
+    ).api.witness_urls == ("https://w.example", "http://x.example")
