@@ -26,11 +26,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from certs.registry_cache import RegistryCache
 from gateway.acks import AckPublisher
 from gateway.checks import (
+    REGISTRY_UNAVAILABLE,
     Accepted,
     AcceptedDrop,
     Rejected,
@@ -212,7 +215,10 @@ class Gateway:
             )
             if not deliveries:
                 continue
-            checked = self.check(deliveries)
+            try:
+                checked = self.check(deliveries)
+            except _Stopping:
+                return  # not acknowledged: the broker gives them to the next gateway
             while not self._stop.is_set():
                 try:
                     self._checked.put(checked, timeout=0.1)
@@ -256,6 +262,23 @@ class Gateway:
         """Check, store and quarantine one group of deliveries, then acknowledge them all."""
         self.commit(store, self.check(deliveries))
 
+    def _until_registry_answers(self, check: Callable[[], _Outcome]) -> _Outcome:
+        """``check()``, again and again while the ledger's registry cannot be asked.
+
+        A ledger outage is not the message's fault: rather than quarantine what it cannot vouch
+        for yet, the gateway waits (the broker queues meanwhile) and checks again; stopping
+        while it waits leaves the group unacknowledged, for the broker to redeliver.
+        """
+        outcome = check()
+        delay = 0.2
+        while isinstance(outcome, Rejected) and outcome.reason == REGISTRY_UNAVAILABLE:
+            log.warning("%s; checking again in %.1f s", outcome.detail, delay)
+            if self._stop.wait(delay):
+                raise _Stopping
+            delay = min(delay * 2, 5.0)
+            outcome = check()
+        return outcome
+
     def check(self, deliveries: Sequence[Delivery]) -> _Checked:
         """Verify one group of deliveries: rows to store, drop reports, and rejects."""
         now = datetime.now(UTC)
@@ -265,7 +288,25 @@ class Gateway:
         rejected: list[QuarantineRow] = []
         for delivery in deliveries:
             if is_dropped_report(delivery.topic):
-                report = check_dropped(
+                report = self._until_registry_answers(
+                    partial(
+                        check_dropped,
+                        delivery.topic,
+                        delivery.payload,
+                        trust=self.trust,
+                        directory=self.directory,
+                        received_at=now,
+                        max_future_skew=skew,
+                    )
+                )
+                if isinstance(report, AcceptedDrop):
+                    drops.append(DroppedRow.from_verified(report.verified, report.envelope, now))
+                else:
+                    rejected.append(_quarantine_row(report))
+                continue
+            outcome = self._until_registry_answers(
+                partial(
+                    check_message,
                     delivery.topic,
                     delivery.payload,
                     trust=self.trust,
@@ -273,18 +314,6 @@ class Gateway:
                     received_at=now,
                     max_future_skew=skew,
                 )
-                if isinstance(report, AcceptedDrop):
-                    drops.append(DroppedRow.from_verified(report.verified, report.envelope, now))
-                else:
-                    rejected.append(_quarantine_row(report))
-                continue
-            outcome = check_message(
-                delivery.topic,
-                delivery.payload,
-                trust=self.trust,
-                directory=self.directory,
-                received_at=now,
-                max_future_skew=skew,
             )
             if isinstance(outcome, Accepted):
                 rows.append(VerifiedRow.from_verified(outcome.verified, outcome.envelope, now))
@@ -484,6 +513,13 @@ class _Checked:
     rows: list[VerifiedRow]
     drops: list[DroppedRow]
     rejected: list[QuarantineRow]
+
+
+_Outcome = TypeVar("_Outcome")
+
+
+class _Stopping(Exception):
+    """The gateway stopped while it waited for the ledger's registry."""
 
 
 def _quarantine_row(rejected: Rejected) -> QuarantineRow:
