@@ -215,10 +215,9 @@ class Gateway:
             )
             if not deliveries:
                 continue
-            try:
-                checked = self.check(deliveries)
-            except _Stopping:
-                return  # not acknowledged: the broker gives them to the next gateway
+            checked = self.check(deliveries)
+            if checked is None:
+                return  # stopped while waiting: not acknowledged, the broker redelivers
             while not self._stop.is_set():
                 try:
                     self._checked.put(checked, timeout=0.1)
@@ -260,27 +259,31 @@ class Gateway:
 
     def ingest(self, store: ReadingStore, deliveries: Sequence[Delivery]) -> None:
         """Check, store and quarantine one group of deliveries, then acknowledge them all."""
-        self.commit(store, self.check(deliveries))
+        checked = self.check(deliveries)
+        if checked is not None:
+            self.commit(store, checked)
 
-    def _until_registry_answers(self, check: Callable[[], _Outcome]) -> _Outcome:
+    def _until_registry_answers(self, check: Callable[[], _Outcome]) -> _Outcome | None:
         """``check()``, again and again while the ledger's registry cannot be asked.
 
         A ledger outage is not the message's fault: rather than quarantine what it cannot vouch
-        for yet, the gateway waits (the broker queues meanwhile) and checks again; stopping
-        while it waits leaves the group unacknowledged, for the broker to redeliver.
+        for yet, the gateway waits (the broker queues meanwhile) and checks again. None when the
+        gateway stops while it waits: the group is then left unacknowledged, for the broker to
+        redeliver.
         """
         outcome = check()
         delay = 0.2
         while isinstance(outcome, Rejected) and outcome.reason == REGISTRY_UNAVAILABLE:
             log.warning("%s; checking again in %.1f s", outcome.detail, delay)
             if self._stop.wait(delay):
-                raise _Stopping
+                return None
             delay = min(delay * 2, 5.0)
             outcome = check()
         return outcome
 
-    def check(self, deliveries: Sequence[Delivery]) -> _Checked:
-        """Verify one group of deliveries: rows to store, drop reports, and rejects."""
+    def check(self, deliveries: Sequence[Delivery]) -> _Checked | None:
+        """Verify one group of deliveries: rows to store, drop reports, and rejects (None if
+        the gateway stopped while waiting for the ledger's registry)."""
         now = datetime.now(UTC)
         skew = timedelta(seconds=self.settings.max_future_skew_s)
         rows: list[VerifiedRow] = []
@@ -299,6 +302,8 @@ class Gateway:
                         max_future_skew=skew,
                     )
                 )
+                if report is None:
+                    return None
                 if isinstance(report, AcceptedDrop):
                     drops.append(DroppedRow.from_verified(report.verified, report.envelope, now))
                 else:
@@ -315,6 +320,8 @@ class Gateway:
                     max_future_skew=skew,
                 )
             )
+            if outcome is None:
+                return None
             if isinstance(outcome, Accepted):
                 rows.append(VerifiedRow.from_verified(outcome.verified, outcome.envelope, now))
             else:
@@ -516,10 +523,6 @@ class _Checked:
 
 
 _Outcome = TypeVar("_Outcome")
-
-
-class _Stopping(Exception):
-    """The gateway stopped while it waited for the ledger's registry."""
 
 
 def _quarantine_row(rejected: Rejected) -> QuarantineRow:
