@@ -290,28 +290,10 @@ class Gateway:
         drops: list[DroppedRow] = []
         rejected: list[QuarantineRow] = []
         for delivery in deliveries:
-            if is_dropped_report(delivery.topic):
-                report = self._until_registry_answers(
-                    partial(
-                        check_dropped,
-                        delivery.topic,
-                        delivery.payload,
-                        trust=self.trust,
-                        directory=self.directory,
-                        received_at=now,
-                        max_future_skew=skew,
-                    )
-                )
-                if report is None:
-                    return None
-                if isinstance(report, AcceptedDrop):
-                    drops.append(DroppedRow.from_verified(report.verified, report.envelope, now))
-                else:
-                    rejected.append(_quarantine_row(report))
-                continue
+            checker = check_dropped if is_dropped_report(delivery.topic) else check_message
             outcome = self._until_registry_answers(
                 partial(
-                    check_message,
+                    checker,
                     delivery.topic,
                     delivery.payload,
                     trust=self.trust,
@@ -324,6 +306,8 @@ class Gateway:
                 return None
             if isinstance(outcome, Accepted):
                 rows.append(VerifiedRow.from_verified(outcome.verified, outcome.envelope, now))
+            elif isinstance(outcome, AcceptedDrop):
+                drops.append(DroppedRow.from_verified(outcome.verified, outcome.envelope, now))
             else:
                 rejected.append(_quarantine_row(outcome))
         return _Checked(deliveries, now, rows, drops, rejected)

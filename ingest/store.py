@@ -166,6 +166,22 @@ class VerifiedRow:
     def key(self) -> ReadingKey:
         return ReadingKey(self.device_id, self.seq, self.reading_hash)
 
+    def copy_row(self) -> tuple[object, ...]:
+        """The row in the order of the readings' COPY columns (``_COPY_TYPES``)."""
+        return (
+            self.device_id,
+            self.seq,
+            self.ts,
+            self.received_at,
+            self.kind,
+            self.data,
+            self.loc,
+            self.prev_hash,
+            self.reading_hash,
+            self.envelope,
+            self.certificate_sha256,
+        )
+
     @classmethod
     def from_verified(
         cls, verified: VerifiedReading, envelope: bytes, received_at: datetime
@@ -793,21 +809,7 @@ class ReadingStore:
         with cur.copy(_COPY_INCOMING) as copy:
             copy.set_types(_COPY_TYPES)
             for r in firsts:
-                copy.write_row(
-                    (
-                        r.device_id,
-                        r.seq,
-                        r.ts,
-                        r.received_at,
-                        r.kind,
-                        r.data,
-                        r.loc,
-                        r.prev_hash,
-                        r.reading_hash,
-                        r.envelope,
-                        r.certificate_sha256,
-                    )
-                )
+                copy.write_row(r.copy_row())
         base = self._open_batch_size(cur, batch_into) if batch_into else None
         if base is None:
             batch_into = None
