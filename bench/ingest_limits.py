@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench._proc import cpu_and_rss
 from bench.store_bench import bench_schema, bench_store, make_rows
+from certs.broker import BrokerEndpoint, admit_gateway
+from certs.pki import PKI
 from ingest.store import _COPY_TYPES, _READING_COLUMNS, ReadingStore
 from tracehub.config import Settings
 
@@ -114,8 +116,11 @@ def broker_passthrough(
     publish to the subscriber's last message, and the broker's CPU per message."""
     total = sum(len(v) for v in signed.values())
     topics = [f"tracehub/v1/devices/{d}/readings" for d in signed]
-    sub_cmd = ["mosquitto_sub", *_tls_args(settings, settings.pki_dir / "services" / "gateway")]
-    sub_cmd += ["-i", f"limits-{uuid.uuid4().hex[:8]}", "-C", str(total), "-W", "90"]
+    # A gateway identity of its own: the broker gives device topics to the `gateway` role only,
+    # and takes the certificate's name as the client id (decision 0025).
+    reader, _ = admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), "limits")
+    sub_cmd = ["mosquitto_sub", *_tls_args(settings, settings.pki_dir / "services" / reader)]
+    sub_cmd += ["-C", str(total), "-W", "90"]
     for topic in topics:
         sub_cmd += ["-t", topic]
     subscriber = subprocess.Popen(sub_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -176,21 +181,7 @@ def postgres_copy(settings: Settings, rows: int, chunk: int = 1000) -> dict[str,
                 with cur.copy(readings_copy) as copy:
                     copy.set_types(_COPY_TYPES)
                     for r in part:
-                        copy.write_row(
-                            (
-                                r.device_id,
-                                r.seq,
-                                r.ts,
-                                r.received_at,
-                                r.kind,
-                                r.data,
-                                r.loc,
-                                r.prev_hash,
-                                r.reading_hash,
-                                r.envelope,
-                                r.certificate_sha256,
-                            )
-                        )
+                        copy.write_row(r.copy_row())
         copy_s = time.perf_counter() - started
     with bench_schema(settings.postgres_dsn, keep=False) as factory:
         store = bench_store(factory, make_rows(rows, 100, 600), chunk)
