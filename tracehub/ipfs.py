@@ -72,9 +72,13 @@ class KuboClient:
         cid: str = response.json()["Hash"]
         return cid
 
-    def cat(self, cid: str) -> bytes:
-        """The bytes stored under a CID."""
-        return self._call("cat", {"arg": cid}).content
+    def cat(self, cid: str, *, offline: bool = False) -> bytes:
+        """The bytes stored under a CID; ``offline``: only if this node holds them (no search
+        of the swarm, which would wait for the request timeout when no peer has them)."""
+        params: dict[str, Any] = {"arg": cid}
+        if offline:
+            params["offline"] = "true"
+        return self._call("cat", params).content
 
     def pin_add(self, cid: str) -> None:
         """Pin a CID so garbage collection keeps it."""
