@@ -88,6 +88,11 @@ class KuboClient:
         """Unpin a CID."""
         self._call("pin/rm", {"arg": cid})
 
+    def pinned(self) -> set[str]:
+        """The CIDs pinned recursively (what `add` pins), in one call."""
+        keys = self._call("pin/ls", {"type": "recursive"}).json().get("Keys") or {}
+        return set(keys)
+
     def is_pinned(self, cid: str) -> bool:
         """Whether the CID is pinned (directly or recursively)."""
         try:

@@ -110,17 +110,17 @@ class ReplicatedStore:
         between the nodes and gives the same CID, since every writer uses the same parameters.
         """
         report = RepinReport()
-        live: list[int] = []
+        pins: dict[int, set[str]] = {}  # each reachable node's pin set, read once
         for i, node in enumerate(self.nodes):
             try:
-                node.version()
-                live.append(i)
+                pins[i] = node.pinned()
             except IPFSError:
                 report.unreachable.append(self.urls[i])
+        live = sorted(pins)
         report.repinned = {self.urls[i]: 0 for i in live}
         for cid in cids:
             report.checked += 1
-            holders = [i for i in live if self.nodes[i].is_pinned(cid)]
+            holders = [i for i in live if cid in pins[i]]
             lacking = [i for i in live if i not in holders]
             if not lacking:
                 continue
