@@ -138,3 +138,15 @@ def test_only_the_settings_tree_reads_the_environment() -> None:
         if path.relative_to(PROJECT_DIR) not in _ALLOWED and _ENV_READ.search(path.read_text())
     )
     assert readers == [], f"read the environment through tracehub.config.Settings: {readers}"
+
+
+def test_the_kubo_nodes_follow_the_topology_unless_listed() -> None:
+    assert Settings.from_env({}).ipfs_endpoints == ("http://127.0.0.1:15001",)
+    ha = {"TRACEHUB_TOPOLOGY": "ha", "TRACEHUB_IPFS_API": "http://127.0.0.1:25001/"}
+    assert Settings.from_env(ha).ipfs_endpoints == (
+        "http://127.0.0.1:25001",
+        "http://127.0.0.1:25002",
+    )
+    listed = {**ha, "TRACEHUB_IPFS_APIS": " http://127.0.0.1:1/, ,http://127.0.0.1:2 "}
+    assert Settings.from_env(listed).ipfs_endpoints == ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    assert Settings.from_env({"TRACEHUB_IPFS_WRITE_TIMEOUT_S": "5"}).ipfs_write_timeout_s == 5.0
