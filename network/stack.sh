@@ -269,6 +269,8 @@ case ${1:-} in
     [[ $TOPOLOGY == ha ]] && restartable+=("${kubo_components[@]}")
     [[ " ${restartable[*]} " == *" ${2:-} "* ]] || { echo "start: one of: ${restartable[*]}" >&2; exit 2; }
     start "$2" 90
-    if [[ $2 == kubo* ]]; then (cd "$project_dir" && "$PYTHON" -m ingest repin); fi ;;
+    if [[ $2 == kubo* ]]; then
+      (cd "$project_dir" && "$PYTHON" -m ingest repin) || echo "start: $2 is up, but the re-pin pass reported problems (above)" >&2
+    fi ;;
   *) echo "usage: stack.sh up|up-fabric|down|status|start <component>|stop <component>|reload-broker" >&2; exit 2 ;;
 esac
