@@ -63,8 +63,9 @@ class ReplicatedStore:
     def add(self, data: bytes, *, pin: bool = True, filename: str = "data") -> str:
         """Add and pin the bytes on every node; the CID once all hold it, else ReplicationError.
 
-        A node that fails is retried every `retry_interval` seconds until `write_timeout`; the
-        nodes that already hold the object keep it (the next attempt adds it again, a no-op).
+        A node that fails is retried every `retry_interval` seconds until `write_timeout`; nodes
+        that already hold the object are not asked again. A node that hangs rather than refuses
+        costs up to the request timeout per attempt, so the wait is bounded by the sum of both.
         """
         deadline = time.monotonic() + self.write_timeout
         cids: dict[int, str] = {}
@@ -158,4 +159,5 @@ def content_store(settings: Settings) -> StackStore:
     urls = settings.ipfs_endpoints
     if len(urls) == 1:
         return KuboClient(urls[0])
-    return ReplicatedStore(urls, write_timeout=settings.ipfs_write_timeout_s)
+    timeout = settings.ipfs_write_timeout_s
+    return ReplicatedStore(urls, write_timeout=timeout, request_timeout=max(timeout, 5.0))
