@@ -98,6 +98,7 @@ class KuboPair:
 @contextmanager
 def kubo_pair(run_dir: Path) -> Iterator[KuboPair]:
     """Both nodes started; every node still running is killed at the end."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     taken: set[int] = set()
     api, gateway, swarm = (_port_pair_base(taken) for _ in range(3))
     pair = KuboPair(
