@@ -47,7 +47,7 @@ from ingest.proofs import anchored_event_proof, proof_for
 from ingest.store import ReadingStore
 from tracehub import db
 from tracehub.audit import AuditResult, verify_event_proof
-from tracehub.ipfs import KuboClient
+from tracehub.ipfs_replicated import content_store
 
 router = APIRouter(prefix="/auditor", tags=["auditor"])
 Auditor = Annotated[Access, Depends(guard("auditor.read"))]
@@ -192,7 +192,7 @@ async def verify_batch(
     def work() -> dict[str, Any]:
         with sync_connection(request) as conn:
             batch = auditing.stored_batch(conn, batch_id)
-        with KuboClient(config.stack.ipfs_api) as ipfs:
+        with content_store(config.stack) as ipfs:
             contract = ledger.contract(AUDIT_ORG)
             return _verdict(auditing.verify_batch(batch, ipfs=ipfs, ledger=contract))
 
@@ -214,7 +214,7 @@ async def verify_event(
             proof = anchored_event_proof(
                 conn, event_id, channel=fabric.channel, chaincode=fabric.chaincode
             )
-        with KuboClient(config.stack.ipfs_api) as ipfs:
+        with content_store(config.stack) as ipfs:
             contract = ledger.contract(AUDIT_ORG)
             return _verdict(verify_event_proof(proof, ipfs=ipfs, ledger=contract))
 
@@ -242,7 +242,7 @@ async def verify_reading(
             proof = proof_for(
                 store, device_id, seq, channel=fabric.channel, chaincode=fabric.chaincode
             )
-        with KuboClient(config.stack.ipfs_api) as ipfs:
+        with content_store(config.stack) as ipfs:
             result = auditing.verify_reading(
                 proof, pki_dir=config.stack.pki_dir, ipfs=ipfs, ledger=ledger.contract(AUDIT_ORG)
             )
@@ -320,7 +320,7 @@ async def bundle(
     fabric = config.stack.fabric
 
     def work() -> dict[str, Any]:
-        with sync_connection(request) as conn, KuboClient(config.stack.ipfs_api) as ipfs:
+        with sync_connection(request) as conn, content_store(config.stack) as ipfs:
             _bundle_in_scope(conn, principal, gtin, lot, shipment_id, (batch_id, since or until))
             return auditing.audit_bundle(
                 conn,

@@ -27,7 +27,7 @@ from api.policy import Access, NotPartyError, authorize, guard, scope
 from ingest import inspections as core
 from ingest.parties import aparties
 from tracehub.gs1 import normalise_gtin
-from tracehub.ipfs import KuboClient
+from tracehub.ipfs_replicated import StackStore, content_store
 
 router = APIRouter(prefix="/inspections", tags=["inspections"])
 
@@ -56,8 +56,8 @@ def _out(inspection: core.Inspection) -> InspectionOut:
     )
 
 
-def _ipfs(request: Request) -> KuboClient:
-    return KuboClient(request.app.state.config.stack.ipfs_api)
+def _ipfs(request: Request) -> StackStore:
+    return content_store(request.app.state.config.stack)
 
 
 @router.post(

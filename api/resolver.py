@@ -30,7 +30,7 @@ from api.db import pool_of
 from api.lot_view import LotView, load_lot_view
 from ingest.inspections import ReportIntegrityError
 from tracehub.gs1 import DigitalLink, DigitalLinkError, parse_path
-from tracehub.ipfs import KuboClient
+from tracehub.ipfs_replicated import content_store
 
 router = APIRouter(tags=["resolver"])
 templates = Environment(
@@ -232,7 +232,7 @@ async def _certification(request: Request, view: LotView) -> Response:
     config = request.app.state.config
 
     def fetch() -> bytes:
-        with KuboClient(config.stack.ipfs_api) as ipfs:
+        with content_store(config.stack) as ipfs:
             data = ipfs.cat(report["cid"])
         # The bytes are served only if they are the ones recorded (and anchored).
         if hashlib.sha256(data).hexdigest() != report["sha256"]:

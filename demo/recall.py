@@ -26,7 +26,7 @@ from ingest.genealogy.recalls import open_recall
 from tracehub import db
 from tracehub.config import Settings
 from tracehub.gs1 import DIGITAL_LINK_BASE, build_uri, check_digit
-from tracehub.ipfs import KuboClient
+from tracehub.ipfs_replicated import content_store
 from tracehub.ledger.local import connect_org
 
 __all__ = ["ANTIGEN_GTIN", "RecallResult", "recall_input_lot"]
@@ -143,7 +143,7 @@ def recall_input_lot(
         )
         alerts = alert_recall(conn, opened, recall_class="I", reason="sterility")
         conn.commit()
-    with KuboClient(settings.ipfs_api) as ipfs, connect_org(settings.fabric, 1) as gateway:
+    with content_store(settings) as ipfs, connect_org(settings.fabric, 1) as gateway:
         network = gateway.get_network(settings.fabric.channel)
         contract = network.get_contract(settings.fabric.chaincode)
         anchor_pending(

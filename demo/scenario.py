@@ -67,7 +67,7 @@ from tracehub.config import PROJECT_DIR, Settings
 from tracehub.envelope import reading_hash, sign_reading
 from tracehub.errors import UnavailableError
 from tracehub.gs1 import DIGITAL_LINK_BASE, build_uri, check_digit
-from tracehub.ipfs import KuboClient
+from tracehub.ipfs_replicated import StackStore, content_store
 from tracehub.ledger.local import connect_org, connect_registrar
 from tracehub.reading import GENESIS_PREV, Reading
 
@@ -412,7 +412,7 @@ QUANTITY = 2400
 
 
 def _order_and_documents(
-    conn: db.Connection, ipfs: KuboClient, lot: str, shipment_id: str
+    conn: db.Connection, ipfs: StackStore, lot: str, shipment_id: str
 ) -> tuple[str, list[dict[str, Any]]]:
     """The buyer's order the shipment carries, the product's classification, the rate table,
     and the three trade documents of the shipment (the caller commits)."""
@@ -461,7 +461,7 @@ def _capture_and_anchor(
     with connect() as conn:
         captured = capture_events(conn, events, source="scenario")
         conn.commit()
-    with KuboClient(settings.ipfs_api) as ipfs, connect_org(settings.fabric, 1) as gateway:
+    with content_store(settings) as ipfs, connect_org(settings.fabric, 1) as gateway:
         pdf = report_pdf(
             [
                 "TraceHub demo - inspection report",

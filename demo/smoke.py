@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from tracehub.config import Settings
-from tracehub.ipfs import KuboClient
+from tracehub.ipfs_replicated import content_store
 from tracehub.ledger import LedgerError
 from tracehub.ledger.local import connect_org
 
@@ -23,7 +23,7 @@ def main() -> int:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     document = json.dumps({"hello": "TraceHub", "at": now}, sort_keys=True).encode()
 
-    with KuboClient(settings.ipfs_api) as ipfs:
+    with content_store(settings) as ipfs:
         cid = ipfs.add(document)
         if ipfs.cat(cid) != document:
             print("demo: IPFS returned different bytes for", cid, file=sys.stderr)

@@ -30,7 +30,7 @@ from ingest.schema import require_migrated
 from ingest.store import ReadingStore
 from tracehub import db
 from tracehub.config import Settings
-from tracehub.ipfs import KuboClient
+from tracehub.ipfs_replicated import content_store
 from tracehub.ledger.local import connect_org
 from tracehub.pki_names import gateway_services, service_username
 from tracehub.verify import TrustStore
@@ -131,7 +131,7 @@ def main() -> int:
         directory=registry,
         registry=registry,
         store_factory=lambda: ReadingStore(lambda: db.connect(settings.postgres_dsn)),
-        ipfs=KuboClient(settings.ipfs_api),
+        ipfs=content_store(settings),
         ledger=chaincode,
         block_lookup=qscc,
         channel=settings.fabric.channel,
@@ -140,7 +140,7 @@ def main() -> int:
     # EPCIS events captured through the API are anchored by the gateway too (own IPFS client).
     event_anchors = EventAnchorLoop(
         lambda: db.connect(settings.postgres_dsn),
-        KuboClient(settings.ipfs_api),
+        content_store(settings),
         chaincode,
         block_lookup=qscc,
         channel=settings.fabric.channel,

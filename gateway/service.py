@@ -52,7 +52,7 @@ from ingest.store import (
 )
 from tracehub.anchoring import submit_anchor
 from tracehub.batch import encode_batch
-from tracehub.ipfs import IPFSError, KuboClient
+from tracehub.ipfs import ContentStore, IPFSError
 from tracehub.ledger import Contract, LedgerError
 from tracehub.merkle import MerkleTree
 from tracehub.verify import CertificateDirectory, TrustStore, load_pem_crls
@@ -107,7 +107,7 @@ class Gateway:
         trust: TrustStore,
         directory: CertificateDirectory,
         store_factory: Callable[[], ReadingStore],
-        ipfs: KuboClient,
+        ipfs: ContentStore,
         ledger: Contract,
         alert_hooks: Sequence[AlertHook] = (),
         block_lookup: Contract | None = None,

@@ -28,7 +28,7 @@ from tracehub.audit import AuditResult, verify_proof
 from tracehub.bundle import BundleError, check_batch_entry
 from tracehub.db import Connection
 from tracehub.errors import NotFoundError
-from tracehub.ipfs import IPFSError, KuboClient
+from tracehub.ipfs import ContentStore, IPFSError
 from tracehub.ledger import Contract, LedgerError
 from tracehub.proof import Proof
 from tracehub.verify import TrustStore
@@ -254,7 +254,7 @@ def verify_batch(batch: StoredBatch, *, ipfs: _Ipfs, ledger: Contract) -> AuditR
 
 
 def verify_reading(
-    proof: Proof, *, pki_dir: Path, ipfs: KuboClient, ledger: Contract
+    proof: Proof, *, pki_dir: Path, ipfs: ContentStore, ledger: Contract
 ) -> AuditResult:
     """Re-verify a reading's proof: path, batch on IPFS, signature (the hub's CA chain and CRL,
     a stale CRL admitted; the certificate as enrolled on the ledger), anchor on the ledger."""

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring the local TraceHub stack up, down, or report on it:
 #   stack.sh up | up-fabric | down | status | start <component> | stop <component> | reload-broker
-# TRACEHUB_TOPOLOGY=ha runs three Raft orderers and a second Org1 peer (docs/deployment.md);
+# TRACEHUB_TOPOLOGY=ha runs three Raft orderers, a second Org1 peer and a second Kubo node in a
+# private swarm with the first (docs/deployment.md);
 # `up-fabric` starts only the Fabric network (orderers, peers, chaincode), e.g. an HA network
 # beside the everyday stack with its own TRACEHUB_RUN and TRACEHUB_FABRIC_PORT_OFFSET.
 # Components run natively as background processes; each writes $TRACEHUB_RUN/logs/<name>.log and
@@ -27,12 +28,15 @@ SMTP_PORT=1025
 # name | command | health check | port(s) shown by status
 fabric_components=(orderer peer0.org1 peer0.org2 chaincode)
 [[ $TOPOLOGY == ha ]] && fabric_components=(orderer orderer2 orderer3 peer0.org1 peer1.org1 peer0.org2 chaincode)
-components=(postgres kubo mosquitto "${fabric_components[@]}" witness stripe-mock mail api)
+kubo_components=(kubo)
+[[ $TOPOLOGY == ha ]] && kubo_components=(kubo kubo2)
+components=(postgres "${kubo_components[@]}" mosquitto "${fabric_components[@]}" witness stripe-mock mail api)
 
 command_of() {
   case $1 in
     postgres) echo "$here/postgres/postgres.sh" ;;
     kubo) echo "$here/kubo/kubo.sh" ;;
+    kubo2) echo "$here/kubo/kubo.sh 2" ;;
     mosquitto) echo "$here/mosquitto/mosquitto.sh" ;;
     orderer) echo "$here/fabric/orderer.sh" ;;
     orderer[23]) echo "$here/fabric/orderer.sh ${1#orderer}" ;;
@@ -56,6 +60,7 @@ healthy() {
   case $1 in
     postgres) pg_isready -q -t 3 -h 127.0.0.1 -p "$PGPORT" ;;
     kubo) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
+    kubo2) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$((KUBO_API_PORT + 1))/api/v0/version" >/dev/null 2>&1 ;;
     mosquitto) port_open "$MQTT_TLS_PORT" ;;
     orderer) fabric_healthy "$ORDERER_OPS_PORT" ;;
     orderer[23]) fabric_healthy "$(orderer_ops_port "${1#orderer}")" ;;
@@ -75,6 +80,7 @@ where() {
   case $1 in
     postgres) echo "postgresql://tracehub@127.0.0.1:$PGPORT/tracehub (passwords: $PGPASSFILE)" ;;
     kubo) echo "RPC http://127.0.0.1:$KUBO_API_PORT  gateway http://127.0.0.1:18080" ;;
+    kubo2) echo "RPC http://127.0.0.1:$((KUBO_API_PORT + 1))  gateway http://127.0.0.1:18081 (second node, private swarm)" ;;
     mosquitto) echo "mqtts://127.0.0.1:$MQTT_TLS_PORT (client certificate required)" ;;
     orderer) echo "grpcs://127.0.0.1:$ORDERER_PORT  admin :$ORDERER_ADMIN_PORT  ops :$ORDERER_OPS_PORT" ;;
     orderer[23])
@@ -173,12 +179,12 @@ postgres_database() {
 }
 
 up() {
-  local started=$SECONDS
+  local started=$SECONDS name
   bash "$here/fabric/crypto.sh"
   start postgres 60
   postgres_database
   (cd "$project_dir" && "$PYTHON" -m ingest migrate)
-  start kubo 60
+  for name in "${kubo_components[@]}"; do start "$name" 60; done
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs init)
   start mosquitto 30
   fabric_up
@@ -257,8 +263,14 @@ case ${1:-} in
     [[ " ${components[*]} " == *" ${2:-} "* ]] || { echo "stop: one of: ${components[*]}" >&2; exit 2; }
     stop "$2" ;;
   start)
-    # One component again, e.g. an orderer or peer the HA tests killed (it catches up by itself).
-    [[ " ${fabric_components[*]} " == *" ${2:-} "* ]] || { echo "start: one of: ${fabric_components[*]}" >&2; exit 2; }
-    start "$2" 90 ;;
+    # One component again, e.g. an orderer or peer the HA tests killed (it catches up by itself),
+    # or a Kubo node, which is then given what it missed (the re-pin pass, ingest/repin.py).
+    restartable=("${fabric_components[@]}")
+    [[ $TOPOLOGY == ha ]] && restartable+=("${kubo_components[@]}")
+    [[ " ${restartable[*]} " == *" ${2:-} "* ]] || { echo "start: one of: ${restartable[*]}" >&2; exit 2; }
+    start "$2" 90
+    if [[ $2 == kubo* ]]; then
+      (cd "$project_dir" && "$PYTHON" -m ingest repin) || echo "start: $2 is up, but the re-pin pass reported problems (above)" >&2
+    fi ;;
   *) echo "usage: stack.sh up|up-fabric|down|status|start <component>|stop <component>|reload-broker" >&2; exit 2 ;;
 esac

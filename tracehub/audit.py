@@ -23,7 +23,7 @@ from tracehub.epcis.batch import EventBatchFormatError, decode_event_batch
 from tracehub.epcis.errors import EPCISValidationError
 from tracehub.epcis.hashing import event_hash
 from tracehub.epcis.proof import EventProof
-from tracehub.ipfs import IPFSError, KuboClient
+from tracehub.ipfs import ContentStore, IPFSError
 from tracehub.ledger import Contract, LedgerError
 from tracehub.proof import Proof
 from tracehub.verify import CertificateDirectory, TrustStore, VerificationError, verify_envelope
@@ -49,7 +49,7 @@ class AuditResult:
 def verify_proof(
     proof: Proof,
     *,
-    ipfs: KuboClient,
+    ipfs: ContentStore,
     ledger: Contract,
     trust: TrustStore,
     directory: CertificateDirectory,
@@ -108,7 +108,7 @@ def _anchor_differs(proof: Proof | EventProof, ledger: Contract) -> str | None:
     return None
 
 
-def verify_event_proof(proof: EventProof, *, ipfs: KuboClient, ledger: Contract) -> AuditResult:
+def verify_event_proof(proof: EventProof, *, ipfs: ContentStore, ledger: Contract) -> AuditResult:
     """Check an EPCIS event proof (docs/epcis.md); stops at the first failing step:
 
     1. ``ipfs``: the event batch is fetched by CID; its header names the proof's batch and
@@ -159,7 +159,7 @@ def verify_event_proof(proof: EventProof, *, ipfs: KuboClient, ledger: Contract)
 
 
 def verify_document(
-    document: bytes, proof: EventProof, *, ipfs: KuboClient, ledger: Contract
+    document: bytes, proof: EventProof, *, ipfs: ContentStore, ledger: Contract
 ) -> AuditResult:
     """Check that ``document`` is a file the proven event names: the event proof passes
     (:func:`verify_event_proof`), then ``document``: the SHA-256 of the bytes, as an RFC 6920

@@ -198,6 +198,7 @@ def verify(args: argparse.Namespace, settings: Settings) -> int:
     from tracehub.bundle import is_bundle
     from tracehub.epcis.proof import is_event_proof
     from tracehub.ipfs import KuboClient
+    from tracehub.ipfs_replicated import content_store
     from tracehub.proof import Proof, ProofFormatError
     from tracehub.verify import TrustStore
 
@@ -220,7 +221,7 @@ def verify(args: argparse.Namespace, settings: Settings) -> int:
     # what was revoked when it was issued.
     trust = TrustStore.from_pem_files(bundle, crl, allow_stale_crls=True)
     with (
-        KuboClient(args.ipfs or settings.ipfs_api) as ipfs,
+        KuboClient(args.ipfs) if args.ipfs else content_store(settings) as ipfs,
         connect_org(settings.fabric, args.org) as gateway,
     ):
         contract = gateway.get_network(proof.channel).get_contract(proof.chaincode)
@@ -251,11 +252,12 @@ def _verify_event(text: bytes, args: argparse.Namespace, settings: Settings) -> 
     from tracehub.audit import verify_document, verify_event_proof
     from tracehub.epcis.proof import EventProof
     from tracehub.ipfs import KuboClient
+    from tracehub.ipfs_replicated import content_store
 
     proof = EventProof.from_json(text)
     document = Path(args.document).read_bytes() if args.document else None
     with (
-        KuboClient(args.ipfs or settings.ipfs_api) as ipfs,
+        KuboClient(args.ipfs) if args.ipfs else content_store(settings) as ipfs,
         connect_org(settings.fabric, args.org) as gateway,
     ):
         contract = gateway.get_network(proof.channel).get_contract(proof.chaincode)

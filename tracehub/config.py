@@ -24,6 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import httpx
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -294,6 +295,25 @@ class Settings:
             readers="gateway, api, demo, tracehub CLI",
         ),
     )
+    ipfs_apis: str | None = field(
+        default=None,
+        metadata=_env(
+            "TRACEHUB_IPFS_APIS",
+            "Comma-separated Kubo RPC URLs every stored object is pinned on before its hash is "
+            "anchored, read in this order; unset: `TRACEHUB_IPFS_API` alone, or in the `ha` "
+            "topology that node and the one a port above it (network/kubo/kubo.sh 2)",
+            readers="gateway, api, tracehub CLI",
+        ),
+    )
+    ipfs_write_timeout_s: float = field(
+        default=30.0,
+        metadata=_env(
+            "TRACEHUB_IPFS_WRITE_TIMEOUT_S",
+            "Seconds a write waits for every Kubo node of `TRACEHUB_IPFS_APIS` to pin the "
+            "object (a node down is retried) before it fails and nothing is anchored",
+            readers="gateway, api",
+        ),
+    )
     mqtt_host: str = field(
         default="127.0.0.1",
         metadata=_env(
@@ -351,6 +371,18 @@ class Settings:
             topology=self.fabric_topology,
             port_offset=self.fabric_port_offset,
         )
+
+    @property
+    def ipfs_endpoints(self) -> tuple[str, ...]:
+        """The Kubo nodes objects are written to and read from (tracehub.ipfs_replicated)."""
+        if self.ipfs_apis:
+            return tuple(u.strip().rstrip("/") for u in self.ipfs_apis.split(",") if u.strip())
+        first = self.ipfs_api.rstrip("/")
+        if self.fabric_topology != "ha":
+            return (first,)
+        # network/kubo/kubo.sh puts node N's RPC port N-1 above node 1's.
+        url = httpx.URL(first)
+        return (first, str(url.copy_with(port=(url.port or 80) + 1)).rstrip("/"))
 
     @property
     def postgres_passfile(self) -> Path:

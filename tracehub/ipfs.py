@@ -72,9 +72,13 @@ class KuboClient:
         cid: str = response.json()["Hash"]
         return cid
 
-    def cat(self, cid: str) -> bytes:
-        """The bytes stored under a CID."""
-        return self._call("cat", {"arg": cid}).content
+    def cat(self, cid: str, *, offline: bool = False) -> bytes:
+        """The bytes stored under a CID; ``offline``: only if this node holds them (no search
+        of the swarm, which would wait for the request timeout when no peer has them)."""
+        params: dict[str, Any] = {"arg": cid}
+        if offline:
+            params["offline"] = "true"
+        return self._call("cat", params).content
 
     def pin_add(self, cid: str) -> None:
         """Pin a CID so garbage collection keeps it."""
@@ -83,6 +87,11 @@ class KuboClient:
     def pin_rm(self, cid: str) -> None:
         """Unpin a CID."""
         self._call("pin/rm", {"arg": cid})
+
+    def pinned(self) -> set[str]:
+        """The CIDs pinned recursively (what `add` pins), in one call."""
+        keys = self._call("pin/ls", {"type": "recursive"}).json().get("Keys") or {}
+        return set(keys)
 
     def is_pinned(self, cid: str) -> bool:
         """Whether the CID is pinned (directly or recursively)."""

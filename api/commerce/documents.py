@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.db import sync_connection
 from api.policy import Access, guard
 from commerce.documents import store
-from tracehub.ipfs import KuboClient
+from tracehub.ipfs_replicated import StackStore, content_store
 
 router = APIRouter(tags=["commerce documents"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -36,8 +36,8 @@ class IssueIn(BaseModel):
     ] = None
 
 
-def _ipfs(request: Request) -> KuboClient:
-    return KuboClient(request.app.state.config.stack.ipfs_api)
+def _ipfs(request: Request) -> StackStore:
+    return content_store(request.app.state.config.stack)
 
 
 def _out(doc: store.Issued, shipment_id: str) -> dict[str, Any]:

@@ -149,3 +149,15 @@ def test_witnesses_can_be_turned_off() -> None:
     assert Settings.from_env(
         {"TRACEHUB_LEDGER_WITNESSES": "https://w.example/, http://x.example"}
     ).api.witness_urls == ("https://w.example", "http://x.example")
+
+
+def test_the_kubo_nodes_follow_the_topology_unless_listed() -> None:
+    assert Settings.from_env({}).ipfs_endpoints == ("http://127.0.0.1:15001",)
+    ha = {"TRACEHUB_TOPOLOGY": "ha", "TRACEHUB_IPFS_API": "http://127.0.0.1:25001/"}
+    assert Settings.from_env(ha).ipfs_endpoints == (
+        "http://127.0.0.1:25001",
+        "http://127.0.0.1:25002",
+    )
+    listed = {**ha, "TRACEHUB_IPFS_APIS": " http://127.0.0.1:1/, ,http://127.0.0.1:2 "}
+    assert Settings.from_env(listed).ipfs_endpoints == ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    assert Settings.from_env({"TRACEHUB_IPFS_WRITE_TIMEOUT_S": "5"}).ipfs_write_timeout_s == 5.0
