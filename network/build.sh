@@ -55,6 +55,10 @@ fabric_ldflags="-X $fabric_meta.Version=3.1.0 -X $fabric_meta.CommitSHA=8f08391d
 # which the stack does not use, and with them most of a cold build; file and HTTP discovery stay.
 prometheus_tags="remove_all_sd"
 prometheus_meta="github.com/prometheus/common/version"
+# The Go module v0.MNN.P is Prometheus M.NN.P (what `prometheus --version` should say).
+prometheus_module=$(pinned prometheus github.com/prometheus/prometheus)
+prometheus_version=${prometheus_module#v0.}
+prometheus_version=${prometheus_version:0:1}.${prometheus_version:1}
 for target in ${*:-peer orderer configtxgen osnadmin cryptogen ipfs stripe-mock prometheus promtool}; do
   case $target in
     ipfs)
@@ -63,7 +67,7 @@ for target in ${*:-peer orderer configtxgen osnadmin cryptogen ipfs stripe-mock 
       build stripe-mock stripe-mock github.com/stripe/stripe-mock github.com/stripe/stripe-mock ;;
     prometheus|promtool)  # the metrics server of the stack (network/prometheus/) and its checker
       build "$target" prometheus "github.com/prometheus/prometheus/cmd/$target" \
-        github.com/prometheus/prometheus "-X $prometheus_meta.Version=$(pinned prometheus github.com/prometheus/prometheus)" \
+        github.com/prometheus/prometheus "-X $prometheus_meta.Version=$prometheus_version" \
         "$prometheus_tags" ;;
     peer|orderer|configtxgen|osnadmin|cryptogen)
       build "$target" fabric "github.com/hyperledger/fabric/cmd/$target" \
