@@ -58,7 +58,7 @@ def test_stack_targets_are_up(stack: Settings, prometheus: Prometheus) -> None:
     for metric, job in (
         ("tracehub_api_requests_total", "api"),
         ("ledger_blockchain_height", "fabric-peer"),
-        ("ipfs_bitswap_wanted_blocks", "kubo"),
+        ("exchange_bitswap", "kubo"),
         ("consensus_etcdraft_is_leader", "fabric-orderer"),
     ):
         assert prometheus.query(f'count({{__name__=~"{metric}.*", job="{job}"}})'), metric
