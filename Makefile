@@ -35,7 +35,7 @@ api/static/vendor/x509.js: web/package.json web/package-lock.json web/build.mjs
 	@cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@cd web && npm run -s build
 
-binaries:  ## build Fabric (peer, orderer, configtxgen, osnadmin, cryptogen), Kubo and stripe-mock with go install
+binaries:  ## build Fabric (peer, orderer, configtxgen, osnadmin, cryptogen), Kubo, stripe-mock and Prometheus (with promtool) with go install
 	@bash network/build.sh
 
 up: deps  ## start the whole local stack (idempotent) and print what runs where

@@ -7,6 +7,8 @@ import argparse
 import uvicorn
 
 from api.config import DEFAULT_HOST, DEFAULT_PORT
+from tracehub.config import Settings
+from tracehub.metrics import serve_metrics
 
 
 def main() -> None:
@@ -16,6 +18,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
+    port = Settings.from_env().metrics.api_port
+    if port and args.workers == 1:
+        # The registry of this process; several workers would each have their own (and only
+        # one could bind the port), so with --workers the API serves no metrics.
+        serve_metrics(port, job="api", name="api")
     uvicorn.run(
         "api.app:create_app",
         factory=True,

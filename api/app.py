@@ -38,6 +38,7 @@ from api import (
 )
 from api.config import ApiConfig
 from api.db import close_sync_pool, make_pool
+from api.metrics import RequestMetrics
 from api.security_headers import SecurityHeaders
 from api.token_versions import TokenVersions
 
@@ -75,6 +76,8 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         https=config.public_base_url.startswith("https://"),
         witnesses=config.witnesses,
     )
+    # Outermost: every answer is counted, the security headers' and the errors' too.
+    app.add_middleware(RequestMetrics)
     app.state.pool = pool
     app.state.token_versions = versions
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+from commerce import metrics
 from commerce.ledger import RecordLedger
 from commerce.payments.provider import PaymentProvider
 from commerce.release import evaluate_release
@@ -105,6 +106,7 @@ def send_pending(conn: Any, mailer: Mailer) -> int:
         try:
             mailer.send(recipient, subject, body)
         except (OSError, smtplib.SMTPException) as exc:
+            metrics.ALERT_DELIVERY_FAILURES.inc()
             conn.execute(
                 "UPDATE notifications SET state = 'failed', error = %s WHERE id = %s",
                 (str(exc), nid),
@@ -118,6 +120,13 @@ def send_pending(conn: Any, mailer: Mailer) -> int:
             sent += 1
         conn.commit()
     return sent
+
+
+def pending_count(conn: Any) -> int:
+    """Notifications not sent yet: the worker's outbox (commerce.metrics)."""
+    row = conn.execute("SELECT count(*) FROM notifications WHERE state <> 'sent'").fetchone()
+    conn.commit()
+    return int(row[0])
 
 
 def listen_once(

@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 from typing import Any
 
+from commerce import metrics
 from commerce.config import CommerceConfig
 from commerce.custody import sync_epcis_custody
 from commerce.ledger import FabricRecords, RecordLedger
-from commerce.notify import CHANNEL, Mailer, listen_once, sweep
+from commerce.notify import CHANNEL, Mailer, listen_once, pending_count, sweep
 from commerce.payments.provider import PaymentProvider
 from commerce.payments.stripe_provider import StripeProvider
 from commerce.release import reevaluate_shipments
 from tracehub import db
 from tracehub.config import Settings
 from tracehub.ledger.local import connect_org
+from tracehub.logjson import configure_logging
+from tracehub.metrics import serve_metrics
 
 log = logging.getLogger("commerce.worker")
 
@@ -57,6 +62,27 @@ def run(schema: str | None, sweep_s: float) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Registered in the targets dir under the worker's pid: several workers may run.
+    endpoint = serve_metrics(
+        settings.metrics.worker_port,
+        job="worker",
+        name=f"commerce-{os.getpid()}",
+        targets_dir=settings.metrics_targets_dir,
+    )
+    try:
+        _serve(settings, options, mailer, provider, sweep_s, lambda: stopping)
+    finally:
+        endpoint.close()
+
+
+def _serve(
+    settings: Settings,
+    options: dict[str, str],
+    mailer: Mailer,
+    provider: PaymentProvider,
+    sweep_s: float,
+    stopping: Callable[[], bool],
+) -> None:
     fabric = settings.fabric
     with connect_org(fabric, 1) as gateway, \
             db.connect(settings.postgres_dsn, autocommit=True, **options) as listener, \
@@ -68,7 +94,7 @@ def run(schema: str | None, sweep_s: float) -> None:
         log.info("listening on %s; first sweep processed %d alerts", CHANNEL, swept)
         print("commerce worker: listening", flush=True)
         next_sweep = time.monotonic() + sweep_s
-        while not stopping:
+        while not stopping():
             handled = listen_once(
                 listener, conn, timeout_s=1.0, mailer=mailer, ledger=ledger, provider=provider
             )
@@ -80,6 +106,7 @@ def run(schema: str | None, sweep_s: float) -> None:
             if time.monotonic() >= next_sweep:
                 sweep(conn, mailer=mailer, ledger=ledger, provider=provider)
                 next_sweep = time.monotonic() + sweep_s
+            metrics.OUTBOX_DEPTH.set(pending_count(conn))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,5 +115,5 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--schema", help="PostgreSQL schema (search_path) to work in")
     parser.add_argument("--sweep-s", type=float, default=60.0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging("INFO", Settings.from_env().metrics.log_format)
     run(args.schema, args.sweep_s)

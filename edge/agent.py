@@ -283,6 +283,7 @@ class Agent:
         self.readers = [_ReaderWorker(r, self) for r in config.readers]
         self.sensors = [_SensorWorker(s, self) for s in config.sensors]
         self.refused = 0
+        self.last_status: dict[str, Any] | None = None
         self.started_at = time.time()
         self.stopped_at: float | None = None
         # The counters as the previous runs left them; this run's are added on top.
@@ -475,6 +476,7 @@ class Agent:
         shows counts the next run would not continue from)."""
         status, totals = self._status_and_totals()
         self.spool.save_totals(totals)
+        self.last_status = status  # what the metrics show (edge.metrics)
         path = self.config.status_path
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(status, indent=2, default=str))

@@ -28,7 +28,13 @@ NOT_RUNNING = 3
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.agent import Agent  # the status command needs none of the agent's imports
+    # the status command needs none of the agent's imports
+    from prometheus_client import REGISTRY
+
+    from edge.agent import Agent
+    from edge.metrics import AgentCollector
+    from tracehub.config import Settings
+    from tracehub.metrics import serve_metrics
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(threadName)s %(message)s"
@@ -36,6 +42,14 @@ def run(args: argparse.Namespace) -> int:
     # pymodbus logs an ERROR for every sensor timeout; the agent counts them in its status.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     agent = Agent(edge_config.load(Path(args.config)))
+    settings = Settings.from_env()
+    REGISTRY.register(AgentCollector(lambda: agent.last_status))
+    endpoint = serve_metrics(
+        settings.metrics.edge_port,
+        job="edge",
+        name=agent.config.device_id,
+        targets_dir=settings.metrics_targets_dir,
+    )
     stopping: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
@@ -48,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     logging.info("agent %s running; spool %s", agent.config.device_id, agent.config.spool_path)
     agent.wait()
     agent.stop()
+    endpoint.close()
     logging.info("agent stopped; %d readings wait in the spool", agent.spool.depth())
     return 0
 

@@ -32,6 +32,8 @@ from tracehub import db
 from tracehub.config import Settings
 from tracehub.ipfs_replicated import content_store
 from tracehub.ledger.local import connect_org
+from tracehub.logjson import configure_logging
+from tracehub.metrics import serve_metrics
 from tracehub.pki_names import gateway_services, service_username
 from tracehub.verify import TrustStore
 
@@ -73,10 +75,8 @@ def main() -> int:
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(threadName)s %(message)s"
-    )
     settings = Settings.from_env()
+    configure_logging(args.log_level, settings.metrics.log_format)
     pki = PKI(settings.pki_dir)
     # Each process has certificates of its own: the broker takes the CN as the client id, so
     # two processes sharing one would end each other's sessions.
@@ -149,12 +149,26 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     feed = feed_worker(settings)  # EPCIS subscriptions (decision 0018)
+    # Found by Prometheus through the targets file (decision 0032): gateways come and go.
+    endpoint = serve_metrics(
+        settings.metrics.gateway_port,
+        job="gateway",
+        name=args.name,
+        targets_dir=settings.metrics_targets_dir,
+    )
     alerts.start()
     feed.start()
     gateway.start()
     event_anchors.start()
-    logging.info("gateway %s running (group %s)", args.name, args.group)
+    logging.info(
+        "gateway %s running (group %s), metrics at %s",
+        args.name,
+        args.group,
+        endpoint.url,
+        extra={"metrics_port": endpoint.port},
+    )
     stop.wait()
+    endpoint.close()
     gateway.stop()
     event_anchors.stop()
     feed.stop()

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from certs.registry_cache import RegistryCache
+from gateway import metrics
 from gateway.acks import AckPublisher
 from gateway.checks import (
     REGISTRY_UNAVAILABLE,
@@ -48,6 +49,7 @@ from ingest.store import (
     DroppedRow,
     QuarantineRow,
     ReadingStore,
+    StoreResult,
     VerifiedRow,
 )
 from tracehub.anchoring import submit_anchor
@@ -73,6 +75,8 @@ class GatewaySettings:
     crl_path: Path | None = None
     crl_check_s: float = 10.0
     ack_interval_s: float = 0.2  # end-to-end acknowledgements: at most one per device per this
+    metrics_refresh_s: float = 5.0  # between reads of the store's backlog (gateway.metrics)
+    silent_after: timedelta = timedelta(minutes=10)  # a device seen today, quiet this long
 
 
 @dataclass
@@ -151,6 +155,7 @@ class Gateway:
             ("batch", self._batch_loop),
             ("anchor", self._anchor_loop),
             ("acks", lambda: self.acks.run(self._stop)),
+            ("metrics", self._metrics_loop),
         ):
             thread = threading.Thread(target=loop, name=name, daemon=True)
             thread.start()
@@ -341,6 +346,8 @@ class Gateway:
         if rejected:
             store.quarantine(rejected)
         self.consumer.ack(deliveries)
+        metrics.READINGS_RECEIVED.inc(len(deliveries))
+        _observe(rejected, result)
         # Only now, with everything durable: tell the devices (duplicates included, since a
         # resend means the device is still waiting for its acknowledgement).
         self.acks.note({r.device_id for r in rows} | {d.device_id for d in drops})
@@ -418,6 +425,7 @@ class Gateway:
                 continue
             self._last_seal = time.monotonic()
             self.stats.batches_sealed += 1
+            _log_sealed(record)
             sealed.append(self._put_on_ipfs(store, record))
             if not full:
                 break
@@ -429,6 +437,7 @@ class Gateway:
             return []  # empty, or sealed and taken further by another gateway
         self._last_seal = time.monotonic()
         self.stats.batches_sealed += 1
+        _log_sealed(record)
         return [self._put_on_ipfs(store, record)]
 
     def _remainder_due(self) -> bool:
@@ -463,9 +472,18 @@ class Gateway:
                 tx_id, block = self._anchor(batch)
                 store.mark_anchored(batch.batch_id, tx_id, block)
                 self.stats.batches_anchored += 1
+                metrics.BATCHES_ANCHORED.inc()
+                log.info(
+                    "batch %s anchored in tx %s, block %d",
+                    batch.batch_id,
+                    tx_id,
+                    block,
+                    extra={"batch_id": batch.batch_id, "tx_id": tx_id, "block": block},
+                )
                 anchored += 1
             except (LedgerError, IPFSError) as exc:
                 self.stats.anchor_failures += 1
+                metrics.ANCHOR_FAILURES.inc()
                 low, high = self.settings.anchor_retry_s
                 delay = min(high, low * 2 ** max(item.attempts - 1, 0))
                 store.outbox_failed(
@@ -479,6 +497,22 @@ class Gateway:
                     exc,
                 )
         return anchored
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def _metrics_loop(self) -> None:
+        """Refresh the gauges read from the shared store (outbox, anchor lag, silent devices)."""
+        store = self.store_factory()
+        while True:
+            try:
+                backlog = store.backlog(self.settings.silent_after)
+                metrics.OUTBOX_DEPTH.set(backlog.outbox_depth)
+                metrics.ANCHOR_LAG.set(backlog.oldest_unanchored_s)
+                metrics.SILENT_DEVICES.set(backlog.silent_devices)
+            except Exception:
+                log.exception("reading the store's backlog for the metrics failed; retried")
+            if self._stop.wait(self.settings.metrics_refresh_s):
+                return
 
     def _anchor(self, batch: BatchRecord) -> tuple[str, int]:
         anchor = {
@@ -518,3 +552,43 @@ def _quarantine_row(rejected: Rejected) -> QuarantineRow:
         device_id=rejected.device_id,
         received_at=rejected.received_at,
     )
+
+
+def _observe(rejected: Sequence[QuarantineRow], result: StoreResult | None) -> None:
+    """Count a committed group and log each reading's way into its open batch: the first link
+    of the correlation from MQTT message to ledger transaction (tracehub.logjson)."""
+    for row in rejected:
+        metrics.READINGS_QUARANTINED.labels(row.reason).inc()
+        log.info(
+            "quarantined a message of %s: %s",
+            row.device_id,
+            row.reason,
+            extra={"device_id": row.device_id, "reason": row.reason, "topic": row.topic},
+        )
+    if result is None:
+        return
+    metrics.READINGS_STORED.inc(len(result.stored))
+    metrics.READINGS_DUPLICATE.inc(result.duplicates)
+    if result.stored:
+        metrics.LAST_READING.set_to_current_time()
+    if log.isEnabledFor(logging.DEBUG):
+        into = result.batch_id  # None: unbatched, sealed later by seal_due (logged there)
+        for key in result.stored:
+            log.debug(
+                "reading %s/%d stored into batch %s",
+                key.device_id,
+                key.seq,
+                into,
+                extra={"device_id": key.device_id, "seq": key.seq, "batch_id": into},
+            )
+
+
+def _log_sealed(record: BatchRecord) -> None:
+    log.info(
+        "batch %s sealed: %d readings of %d devices",
+        record.batch_id,
+        record.count,
+        record.devices,
+        extra={"batch_id": record.batch_id, "count": record.count, "root": record.root},
+    )
+    metrics.BATCHES_SEALED.inc()

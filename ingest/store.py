@@ -640,6 +640,15 @@ class _Device:
     top: VerifiedRow
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """The store's backlog as the gateway's metrics show it (ReadingStore.backlog)."""
+
+    outbox_depth: int
+    oldest_unanchored_s: float  # 0 when every batch is anchored
+    silent_devices: int
+
+
 class ReadingStore:
     """Readings, chain state, quarantine, batches and outbox in PostgreSQL.
 
@@ -1437,6 +1446,25 @@ class ReadingStore:
             ).fetchall()
             items = [OutboxItem(_batch(row[3:]), row[0], row[1], row[2]) for row in rows]
             return sorted(items, key=lambda i: (i.batch.sealed_at, i.batch.batch_id))
+
+        return self._transaction(work)
+
+    def backlog(self, silent_after: timedelta) -> Backlog:
+        """What the gateway's metrics report from the shared store (database clock): the
+        anchor outbox's depth, the age of the oldest batch not yet anchored, and how many
+        devices seen in the last day have been silent for ``silent_after``."""
+
+        def work(conn: db.Connection) -> Backlog:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM anchor_outbox),"
+                " (SELECT coalesce(extract(epoch FROM now() - min(sealed_at)), 0)"
+                "    FROM batches WHERE state <> 'anchored'),"
+                " (SELECT count(*) FROM devices WHERE last_seen < now() - %s"
+                "    AND last_seen > now() - interval '1 day')",
+                (silent_after,),
+            ).fetchone()
+            assert row is not None
+            return Backlog(int(row[0]), float(row[1]), int(row[2]))
 
         return self._transaction(work)
 

@@ -24,13 +24,14 @@ STRIPE_MOCK_HTTPS_PORT=12112
 API_PORT=18000
 WITNESS_PORT=18090
 SMTP_PORT=1025
+PROMETHEUS_PORT=${TRACEHUB_PROMETHEUS_PORT:-19090}
 
 # name | command | health check | port(s) shown by status
 fabric_components=(orderer peer0.org1 peer0.org2 chaincode)
 [[ $TOPOLOGY == ha ]] && fabric_components=(orderer orderer2 orderer3 peer0.org1 peer1.org1 peer0.org2 chaincode)
 kubo_components=(kubo)
 [[ $TOPOLOGY == ha ]] && kubo_components=(kubo kubo2)
-components=(postgres "${kubo_components[@]}" mosquitto "${fabric_components[@]}" witness stripe-mock mail api)
+components=(postgres "${kubo_components[@]}" mosquitto "${fabric_components[@]}" witness stripe-mock mail api prometheus)
 
 command_of() {
   case $1 in
@@ -50,6 +51,7 @@ command_of() {
     stripe-mock) echo "$here/stripe-mock/stripe-mock.sh" ;;
     mail) echo "$here/mail/mail.sh" ;;
     api) echo "$PYTHON -m api --host 127.0.0.1 --port $API_PORT" ;;
+    prometheus) echo "$here/prometheus/prometheus.sh" ;;
   esac
 }
 
@@ -73,6 +75,7 @@ healthy() {
     stripe-mock) curl -fsS --max-time 3 -u sk_test_123: "http://127.0.0.1:$STRIPE_MOCK_PORT/v1/balance" >/dev/null 2>&1 ;;
     mail) port_open "$SMTP_PORT" ;;
     api) curl -fsS --max-time 3 "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1 ;;
+    prometheus) curl -fsS --max-time 3 "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1 ;;
   esac
 }
 
@@ -94,6 +97,7 @@ where() {
     stripe-mock) echo "http://127.0.0.1:$STRIPE_MOCK_PORT  https://127.0.0.1:$STRIPE_MOCK_HTTPS_PORT (Stripe API mock)" ;;
     mail) echo "smtp://127.0.0.1:$SMTP_PORT (mail relay; messages kept in $TRACEHUB_RUN/mail/new/)" ;;
     api) echo "http://127.0.0.1:$API_PORT (TraceHub API, QR pages, /docs)" ;;
+    prometheus) echo "http://127.0.0.1:$PROMETHEUS_PORT (metrics and alert rules; targets in $TRACEHUB_RUN/prometheus/targets)" ;;
   esac
 }
 
@@ -195,6 +199,8 @@ up() {
   start mail 30
   # Last: the API serves what everything above provides (database, ledger, IPFS).
   start api 30
+  # Watches everything above (network/prometheus/prometheus.sh, decision 0032).
+  start prometheus 60
   echo "up: stack ready in $((SECONDS - started)) s"
   status
 }

@@ -204,6 +204,66 @@ class WebhookSettings:
     )
 
 
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Each process's /metrics endpoint (loopback, tracehub.metrics) and the stack's Prometheus.
+
+    A port of 0 means a free port the process registers in the run dir's
+    `prometheus/targets/` (file_sd), so any number of such processes can run.
+    """
+
+    api_port: int = field(
+        default=18001,
+        metadata=_env(
+            "TRACEHUB_API_METRICS_PORT",
+            "Loopback port of the API's /metrics (`python -m api`; not on the public app); 0: none",
+            readers="api",
+        ),
+    )
+    gateway_port: int = field(
+        default=0,
+        metadata=_env(
+            "TRACEHUB_GATEWAY_METRICS_PORT",
+            "Loopback port of a gateway's /metrics; 0: a free port, registered in the targets dir",
+            readers="gateway",
+        ),
+    )
+    worker_port: int = field(
+        default=0,
+        metadata=_env(
+            "TRACEHUB_WORKER_METRICS_PORT",
+            "Loopback port of the commerce worker's /metrics; 0: a free port, registered in the "
+            "targets dir",
+            readers="commerce (worker)",
+        ),
+    )
+    edge_port: int = field(
+        default=0,
+        metadata=_env(
+            "TRACEHUB_EDGE_METRICS_PORT",
+            "Loopback port of an edge agent's /metrics; 0: a free port, registered in the "
+            "targets dir",
+            readers="edge (tracehub-edge run)",
+        ),
+    )
+    prometheus_port: int = field(
+        default=19090,
+        metadata=_env(
+            "TRACEHUB_PROMETHEUS_PORT",
+            "Port of the stack's Prometheus server (network/prometheus/prometheus.sh)",
+            readers="network/*.sh, tests",
+        ),
+    )
+    log_format: str = field(
+        default="json",
+        metadata=_env(
+            "TRACEHUB_LOG_FORMAT",
+            "`json` (one object per line with correlation fields, tracehub.logjson) or `text`",
+            readers="gateway, commerce (worker)",
+        ),
+    )
+
+
 #: The Fabric topologies network/stack.sh runs (network/fabric/env.sh, docs/deployment.md).
 TOPOLOGIES = ("single", "ha")
 
@@ -362,6 +422,7 @@ class Settings:
     epcis: EpcisSettings = field(default_factory=EpcisSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @cached_property
     def fabric(self) -> FabricSettings:
@@ -408,6 +469,11 @@ class Settings:
         params.pop("password", None)
         params.setdefault("passfile", str(self.postgres_passfile))
         return make_conninfo("", **params)
+
+    @property
+    def metrics_targets_dir(self) -> Path:
+        """Where processes on free ports register their /metrics (Prometheus file_sd)."""
+        return self.run_dir / "prometheus" / "targets"
 
     @property
     def pki_dir(self) -> Path:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from commerce.metrics import PAYMENT_RETRIES
 from commerce.payments.provider import ProviderPermanentError, ProviderTransientError
 
 T = TypeVar("T")
@@ -61,6 +62,8 @@ def call_with_retry(
         except ProviderTransientError as exc:
             outcome.attempts.append(Attempt(number, delay, "transient", str(exc)))
             outcome.error = str(exc)
+            if number < len(delays):
+                PAYMENT_RETRIES.inc()
             continue
         outcome.attempts.append(Attempt(number, delay, "ok"))
         outcome.final = "ok"

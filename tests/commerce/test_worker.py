@@ -10,6 +10,7 @@ import signal
 import subprocess
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from ingest.epcis.store import capture_events
@@ -71,6 +72,7 @@ def test_worker_sweeps_then_follows_notifications(stack: Settings) -> None:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        targets = stack.metrics_targets_dir / f"worker-commerce-{worker.pid}.json"
         try:
             assert worker.stdout is not None
             assert "listening" in worker.stdout.readline()
@@ -127,8 +129,15 @@ def test_worker_sweeps_then_follows_notifications(stack: Settings) -> None:
                 return bool(row and row[0] == "in_transit")
 
             wait_until(moved, 20, "the worker to apply the EPCIS shipping event")
+            # Its metrics, found through the targets file: every notification sent.
+            entry = json.loads(targets.read_text())[0]
+            assert entry["labels"] == {"job": "worker", "process": f"commerce-{worker.pid}"}
+            page = httpx.get(f"http://{entry['targets'][0]}/metrics", timeout=5).text
+            assert "tracehub_worker_outbox_depth 0.0" in page.splitlines()
+            assert "tracehub_worker_alert_delivery_failures_total 0.0" in page.splitlines()
         finally:
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=20) == 0
+        assert not targets.exists(), "a stopped worker leaves no targets file behind"
         order = h.client.get(f"/commerce/orders/{order_id}", headers=buyer).json()
         assert sorted(order["alerts"]) == sorted([early, late])

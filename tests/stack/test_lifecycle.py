@@ -31,6 +31,7 @@ COMPONENTS = [
     "stripe-mock",
     "mail",
     "api",
+    "prometheus",
 ]
 
 
