@@ -170,21 +170,32 @@ class VerifiedRow:
     def from_verified(
         cls, verified: VerifiedReading, envelope: bytes, received_at: datetime
     ) -> VerifiedRow:
-        """The row for an envelope :func:`tracehub.verify.verify_envelope` accepted."""
+        """The row for an envelope :func:`tracehub.verify.verify_envelope` accepted.
+
+        Built without ``__post_init__``'s checks: ``Reading`` has already checked every field
+        they cover (the same device id pattern, seq range, kinds, aware ``ts``, hex ``prev``,
+        no NUL in ``loc``), and the two hashes are SHA-256 hex digests computed by the verifier.
+        The checks are there for rows built any other way.
+        """
+        if received_at.utcoffset() is None:  # the one field that comes from the caller
+            raise ValueError("received_at must be timezone-aware")
         r = verified.reading
-        return cls(
-            device_id=r.device,
-            seq=r.seq,
-            ts=r.ts,
-            kind=r.kind,
-            data=r.data,
-            loc=r.loc,
-            prev_hash=r.prev,
-            reading_hash=verified.hash,
-            envelope=envelope,
-            certificate_sha256=verified.fingerprint,
-            received_at=received_at,
-        )
+        row = object.__new__(cls)
+        for name, value in (
+            ("device_id", r.device),
+            ("seq", r.seq),
+            ("ts", r.ts),
+            ("kind", r.kind),
+            ("data", r.data),
+            ("loc", r.loc),
+            ("prev_hash", r.prev),
+            ("reading_hash", verified.hash),
+            ("envelope", envelope),
+            ("certificate_sha256", verified.fingerprint),
+            ("received_at", received_at),
+        ):
+            object.__setattr__(row, name, value)
+        return row
 
 
 @dataclass(frozen=True, slots=True)
