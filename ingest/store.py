@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -181,21 +181,26 @@ class VerifiedRow:
             raise ValueError("received_at must be timezone-aware")
         r = verified.reading
         row = object.__new__(cls)
-        for name, value in (
-            ("device_id", r.device),
-            ("seq", r.seq),
-            ("ts", r.ts),
-            ("kind", r.kind),
-            ("data", r.data),
-            ("loc", r.loc),
-            ("prev_hash", r.prev),
-            ("reading_hash", verified.hash),
-            ("envelope", envelope),
-            ("certificate_sha256", verified.fingerprint),
-            ("received_at", received_at),
-        ):
-            object.__setattr__(row, name, value)
+        values = (
+            r.device,
+            r.seq,
+            r.ts,
+            r.kind,
+            r.data,
+            r.loc,
+            r.prev,
+            verified.hash,
+            envelope,
+            verified.fingerprint,
+            received_at,
+        )
+        for set_slot, value in zip(_VERIFIED_ROW_SLOTS, values, strict=True):
+            set_slot(row, value)
         return row
+
+
+# The slots' own setters, in field order: they fill a frozen row without __setattr__'s refusal.
+_VERIFIED_ROW_SLOTS = tuple(getattr(VerifiedRow, f.name).__set__ for f in fields(VerifiedRow))
 
 
 @dataclass(frozen=True, slots=True)
