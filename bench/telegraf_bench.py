@@ -45,6 +45,7 @@ from bench._proc import cpu_and_rss
 from bench.ingest_bench import _publish, _sign_all, bench_gateway
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.pki import PKI
+from gateway.consumer import ConsumerSettings, leave
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.pki_names import service_username
@@ -82,9 +83,9 @@ def _config(settings: Settings, client_id: str, cert: Path, key: Path, table: st
         f"dbname={dsn.get('dbname', 'tracehub')} user={ROLE} password={pw} sslmode=disable"
     )
     pki = PKI(settings.pki_dir)
-    # Flushes as soon as a batch of 1,000 is full, else every 100 ms; Telegraf acknowledges an
-    # MQTT message only once the output has written it (delivery tracking), up to 2,000 at a
-    # time: the same "ack after the durable write" rule as the gateway's.
+    # Flushes as soon as a batch of 1,000 is full, else every 100 ms. With a persistent session
+    # (and only then) Telegraf acknowledges an MQTT message once the output has written it
+    # (delivery tracking), up to 2,000 at a time: the gateway's "ack after the durable write".
     return f"""
 [agent]
   interval = "1s"
@@ -99,7 +100,7 @@ def _config(settings: Settings, client_id: str, cert: Path, key: Path, table: st
   topics = ["tracehub/v1/devices/+/readings"]
   qos = 1
   client_id = "{client_id}"
-  persistent_session = false
+  persistent_session = true
   max_undelivered_messages = 2000
   name_override = "{table}"
   data_format = "value"
@@ -170,6 +171,17 @@ def bench_telegraf(settings: Settings, signed: dict[str, list[bytes]]) -> dict[s
             process.send_signal(signal.SIGTERM)
             process.wait(30)
             log.close()
+            # End the persistent session, or the broker would queue every reading for it.
+            leave(
+                ConsumerSettings(
+                    settings.mqtt_host,
+                    settings.mqtt_tls_port,
+                    pki.ca_bundle_path,
+                    cert,
+                    key,
+                    service_username(service),
+                )
+            )
     stored = stored_at[-1][1] if stored_at else 0
     all_stored = next((t for t, n in stored_at if n >= total), None)
     with db.connect(settings.postgres_dsn, autocommit=True) as conn:
