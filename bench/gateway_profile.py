@@ -2,8 +2,9 @@
 
 py-spy (a sampling profiler, `pip install py-spy`; measuring only, not a project dependency)
 reads a running process's stacks from outside, all threads at once, where cProfile sees only the
-thread it runs in. Idle threads (blocked in a wait) are not sampled, so a sample is CPU spent.
-Each sample is charged to the thread's loop (from its outermost frames) and, inside it, to the
+thread it runs in. Threads py-spy sees blocked are left out, but one waiting for the GIL or in
+some C waits still counts: a figure is time spent in a component (not CPU), good for
+proportions and for one component before and after. Each sample is charged to the thread's loop (from its outermost frames) and, inside it, to the
 first component whose frame it contains; samples / rate / readings gives µs of CPU per reading.
 """
 
