@@ -1,11 +1,12 @@
-"""Where a gateway process's CPU goes, per reading: py-spy samples of every thread, by component.
+"""Where a gateway process's time goes, per reading: py-spy samples of every thread, by component.
 
 py-spy (a sampling profiler, `pip install py-spy`; measuring only, not a project dependency)
 reads a running process's stacks from outside, all threads at once, where cProfile sees only the
 thread it runs in. Threads py-spy sees blocked are left out, but one waiting for the GIL or in
 some C waits still counts: a figure is time spent in a component (not CPU), good for
-proportions and for one component before and after. Each sample is charged to the thread's loop (from its outermost frames) and, inside it, to the
-first component whose frame it contains; samples / rate / readings gives µs of CPU per reading.
+proportions and for one component before and after. Each sample is charged to its thread (by
+the name the gateway gives it) and, inside it, to the first component whose frame it contains;
+samples / rate / readings gives µs per reading.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def component(stack: str) -> str:
 
 
 def summarise(samples: Counter[str], rate: int, readings: int) -> dict[str, float]:
-    """µs of CPU per reading for each `thread: component`, largest first, with the total."""
+    """µs per reading for each `thread: component`, largest first, with the total."""
     by_component: Counter[str] = Counter()
     for stack, count in samples.items():
         by_component[component(stack)] += count
