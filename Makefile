@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps web-deps binaries up down status demo test test-ha test-security unit lint bench bench-web-compare bench-trace clean
+.PHONY: help deps system-deps python-deps web-deps binaries up down status demo test test-ha test-security unit lint bench bench-web-compare bench-trace bench-telegraf clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -96,6 +96,11 @@ bench-web-compare: up  ## web bench A/B against BASELINE=<checkout>, alternating
 
 bench-trace: up  ## trace, recall and FSMA export over a 1,000,000-event generated chain (own database)
 	@$(PY) -m bench.trace_bench
+
+# Builds Telegraf first (network/build-telegraf.sh, a few minutes cold): not part of `make bench`.
+bench-telegraf: up  ## TraceHub's gateways and Telegraf on the same signed messages, one run
+	@network/build-telegraf.sh
+	@$(PY) -m bench.telegraf_bench
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run

@@ -37,6 +37,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,9 +198,11 @@ def bench_gateway(
     *,
     gateways: int = 2,
     rate: float | None = None,
+    watch: Callable[[list[int]], Callable[[], None]] | None = None,
 ) -> dict[str, Any]:
     """`gateways` gateway processes on one shared subscription; publishing flat out, or at
-    `rate` readings/s."""
+    `rate` readings/s. `watch` is given the gateways' pids once they are subscribed and returns
+    what to call when every reading is anchored (a profiler's start and stop)."""
     total = sum(len(v) for v in signed.values())
     devices = list(signed)
     group = f"bench{uuid.uuid4().hex[:6]}"
@@ -262,6 +265,7 @@ def bench_gateway(
 
     try:
         time.sleep(3)  # subscribed
+        unwatch = watch([p.pid for p in processes]) if watch else None
         cpu0 = {name: cpu_and_rss(pid)[0] for name, pid in components.items()}
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
@@ -271,6 +275,8 @@ def bench_gateway(
         stop.set()
         wall = time.monotonic() - started
         usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
+        if unwatch:
+            unwatch()
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)

@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -186,21 +186,37 @@ class VerifiedRow:
     def from_verified(
         cls, verified: VerifiedReading, envelope: bytes, received_at: datetime
     ) -> VerifiedRow:
-        """The row for an envelope :func:`tracehub.verify.verify_envelope` accepted."""
+        """The row for an envelope :func:`tracehub.verify.verify_envelope` accepted.
+
+        Built without ``__post_init__``'s checks: ``Reading`` has already checked every field
+        they cover (the same device id pattern, seq range, kinds, aware ``ts``, hex ``prev``,
+        no NUL in ``loc``), and the two hashes are SHA-256 hex digests computed by the verifier.
+        The checks are there for rows built any other way.
+        """
+        if received_at.utcoffset() is None:  # the one field that comes from the caller
+            raise ValueError("received_at must be timezone-aware")
         r = verified.reading
-        return cls(
-            device_id=r.device,
-            seq=r.seq,
-            ts=r.ts,
-            kind=r.kind,
-            data=r.data,
-            loc=r.loc,
-            prev_hash=r.prev,
-            reading_hash=verified.hash,
-            envelope=envelope,
-            certificate_sha256=verified.fingerprint,
-            received_at=received_at,
+        row = object.__new__(cls)
+        values = (
+            r.device,
+            r.seq,
+            r.ts,
+            r.kind,
+            r.data,
+            r.loc,
+            r.prev,
+            verified.hash,
+            envelope,
+            verified.fingerprint,
+            received_at,
         )
+        for set_slot, value in zip(_VERIFIED_ROW_SLOTS, values, strict=True):
+            set_slot(row, value)
+        return row
+
+
+# The slots' own setters, in field order: they fill a frozen row without __setattr__'s refusal.
+_VERIFIED_ROW_SLOTS = tuple(getattr(VerifiedRow, f.name).__set__ for f in fields(VerifiedRow))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,16 @@ def certificate_identity(cert_file: Path) -> str:
 
 
 def tls_client(
-    client_id: str, *, ca_file: Path, cert_file: Path | None, key_file: Path | None
+    client_id: str,
+    *,
+    ca_file: Path,
+    cert_file: Path | None,
+    key_file: Path | None,
+    client_class: type[mqtt.Client] = mqtt.Client,
 ) -> mqtt.Client:
-    """A paho MQTT 5 client that trusts ``ca_file`` and presents ``cert_file`` (if given)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    """A paho MQTT 5 client (of ``client_class``) that trusts ``ca_file`` and presents
+    ``cert_file`` (if given)."""
+    client = client_class(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.tls_set(
         ca_certs=str(ca_file),
         certfile=str(cert_file) if cert_file else None,
