@@ -117,10 +117,10 @@ max_packet_size 65536
 # (about 0.7 KB a reading) and the cost of resending, not what is kept. Bounded by count and by
 # bytes, per client: 400,000 readings is 80 s of a gateway outage at 5,000 readings/s; 256 MiB
 # caps what any one client's queue can hold whatever the message size, so a few clients cannot
-# exhaust the broker's memory.
+# exhaust the broker's memory. (MQTT_MAX_QUEUED_MESSAGES/_BYTES change them for a test broker.)
 max_inflight_messages 5000
-max_queued_messages 400000
-max_queued_bytes 268435456
+max_queued_messages ${MQTT_MAX_QUEUED_MESSAGES:-400000}
+max_queued_bytes ${MQTT_MAX_QUEUED_BYTES:-268435456}
 
 listener $PORT 127.0.0.1
 protocol mqtt

@@ -274,3 +274,36 @@ def test_a_revoked_device_is_refused_once_the_broker_restarts(
         assert gateway.start(persistent=False) == 0
         assert gateway.subscribe("tracehub/v1/devices/#") == 1
         gateway.stop()
+
+
+def test_an_absent_clients_queue_is_bounded(stack: Settings, pki: PKI, tmp_path: Path) -> None:
+    """The queue the broker keeps for a session whose client is away is bounded per client
+    (max_queued_messages; 400,000 on the stack, 50 here): what overflows is dropped, not held
+    in the broker's memory, and the broker stays up. The device still keeps each reading until
+    the hub acknowledges it stored (docs/acknowledgement.md), so nothing valid is lost."""
+    device_id = _device(pki)
+    consumer, _ = admit_gateway(stack)  # issued before the private broker starts: it admits it
+    time.sleep(1.1)  # certificates are valid from the next whole second
+    topic = f"tracehub/v1/devices/{device_id}/readings"
+    with private_broker(tmp_path, stack, env={"MQTT_MAX_QUEUED_MESSAGES": "50"}) as broker:
+        settings = broker.settings(stack)
+        gateway = Watched(settings, "any", *service_files(settings, consumer))
+        assert gateway.start() == 0 and gateway.subscribe(topic) == 1
+        gateway.stop()  # away; its persistent session keeps the subscription
+        device = _as_device(settings, device_id)
+        assert device.start(persistent=False) == 0
+        for i in range(300):
+            device.publish(topic, b"%d" % i)
+        device.stop()
+        back = Watched(settings, "any", *service_files(settings, consumer))
+        assert back.start() == 0  # resumes the session: the queue is delivered
+        received: list[int] = []
+        while True:
+            try:
+                received.append(int(back.messages.get(timeout=2).payload))
+            except queue.Empty:
+                break
+        back.stop()
+        assert broker.process is not None and broker.process.poll() is None
+    assert len(received) == 50, f"the bound is 50 queued messages, {len(received)} came"
+    assert received == list(range(50)), "the oldest are kept, in order; the overflow dropped"

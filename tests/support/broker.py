@@ -36,6 +36,7 @@ class PrivateBroker:
     run: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def log(self) -> Path:
@@ -46,7 +47,12 @@ class PrivateBroker:
         return dataclasses.replace(base, mqtt_host="127.0.0.1", mqtt_tls_port=self.port)
 
     def start(self, timeout: float = 15) -> None:
-        env = {**os.environ, "TRACEHUB_RUN": str(self.run), "MQTT_TLS_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            **self.env,
+            "TRACEHUB_RUN": str(self.run),
+            "MQTT_TLS_PORT": str(self.port),
+        }
         self.process = subprocess.Popen(
             ["bash", str(SCRIPT)],
             env=env,
@@ -80,11 +86,14 @@ class PrivateBroker:
 
 
 @contextmanager
-def private_broker(tmp_path: Path, settings: Settings) -> Iterator[PrivateBroker]:
+def private_broker(
+    tmp_path: Path, settings: Settings, env: dict[str, str] | None = None
+) -> Iterator[PrivateBroker]:
+    """`env`: more variables for network/mosquitto/mosquitto.sh (e.g. its queue limits)."""
     run = tmp_path / "broker-run"
     (run / "logs").mkdir(parents=True)
     (run / "pki").symlink_to(settings.pki_dir)
-    broker = PrivateBroker(run, free_port())
+    broker = PrivateBroker(run, free_port(), env=dict(env or {}))
     broker.start()
     try:
         yield broker
