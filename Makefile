@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps web-deps binaries up down status demo test test-ha test-security unit lint bench bench-web-compare bench-trace bench-telegraf clean
+.PHONY: help deps system-deps python-deps web-deps binaries up down status demo test test-ha test-security unit lint bench bench-web-compare bench-trace bench-telegraf bench-flat clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -101,6 +101,10 @@ bench-trace: up  ## trace, recall and FSMA export over a 1,000,000-event generat
 bench-telegraf: up  ## TraceHub's gateways and Telegraf on the same signed messages, one run
 	@network/build-telegraf.sh
 	@$(PY) -m bench.telegraf_bench
+
+# About 15 minutes: a million readings go through the gateways between the two measurements.
+bench-flat: up  ## ingest measured, 1,000,000 readings stored through the gateways, measured again
+	@$(PY) -m bench.ingest_flat
 
 clean: down  ## stop the stack and delete its data and generated keys
 	rm -rf .run
