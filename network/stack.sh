@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring the local TraceHub stack up, down, or report on it:
 #   stack.sh up | up-fabric | down | status | start <component> | stop <component> | reload-broker
-# TRACEHUB_TOPOLOGY=ha runs three Raft orderers and a second Org1 peer (docs/deployment.md);
+# TRACEHUB_TOPOLOGY=ha runs three Raft orderers, a second Org1 peer and a PostgreSQL hot standby
+# with synchronous commit (docs/deployment.md; failover: network/postgres/failover.sh);
 # `up-fabric` starts only the Fabric network (orderers, peers, chaincode), e.g. an HA network
 # beside the everyday stack with its own TRACEHUB_RUN and TRACEHUB_FABRIC_PORT_OFFSET.
 # Components run natively as background processes; each writes $TRACEHUB_RUN/logs/<name>.log and
@@ -16,6 +17,7 @@ mkdir -p "$logs" "$pids"
 export PGPASSFILE=$TRACEHUB_RUN/postgres-secrets/pgpass
 PYTHON=${PYTHON:-$project_dir/.venv/bin/python}
 PGPORT=15432
+PGSTANDBYPORT=15433
 KUBO_API_PORT=15001
 MQTT_TLS_PORT=18883
 STRIPE_MOCK_PORT=12111
@@ -27,11 +29,14 @@ SMTP_PORT=1025
 # name | command | health check | port(s) shown by status
 fabric_components=(orderer peer0.org1 peer0.org2 chaincode)
 [[ $TOPOLOGY == ha ]] && fabric_components=(orderer orderer2 orderer3 peer0.org1 peer1.org1 peer0.org2 chaincode)
-components=(postgres kubo mosquitto "${fabric_components[@]}" witness stripe-mock mail api)
+database_components=(postgres)
+[[ $TOPOLOGY == ha ]] && database_components=(postgres postgres-standby)
+components=("${database_components[@]}" kubo mosquitto "${fabric_components[@]}" witness stripe-mock mail api)
 
 command_of() {
   case $1 in
     postgres) echo "$here/postgres/postgres.sh" ;;
+    postgres-standby) echo "env PGPORT=$PGSTANDBYPORT TRACEHUB_POSTGRES_PRIMARY_PORT=$PGPORT $here/postgres/standby.sh" ;;
     kubo) echo "$here/kubo/kubo.sh" ;;
     mosquitto) echo "$here/mosquitto/mosquitto.sh" ;;
     orderer) echo "$here/fabric/orderer.sh" ;;
@@ -55,6 +60,7 @@ fabric_healthy() { curl -fsS --max-time 3 "http://127.0.0.1:$1/healthz" 2>/dev/n
 healthy() {
   case $1 in
     postgres) pg_isready -q -t 3 -h 127.0.0.1 -p "$PGPORT" ;;
+    postgres-standby) pg_isready -q -t 3 -h 127.0.0.1 -p "$PGSTANDBYPORT" ;;
     kubo) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
     mosquitto) port_open "$MQTT_TLS_PORT" ;;
     orderer) fabric_healthy "$ORDERER_OPS_PORT" ;;
@@ -74,6 +80,7 @@ healthy() {
 where() {
   case $1 in
     postgres) echo "postgresql://tracehub@127.0.0.1:$PGPORT/tracehub (passwords: $PGPASSFILE)" ;;
+    postgres-standby) echo "postgresql://127.0.0.1:$PGSTANDBYPORT (hot standby, synchronous)" ;;
     kubo) echo "RPC http://127.0.0.1:$KUBO_API_PORT  gateway http://127.0.0.1:18080" ;;
     mosquitto) echo "mqtts://127.0.0.1:$MQTT_TLS_PORT (client certificate required)" ;;
     orderer) echo "grpcs://127.0.0.1:$ORDERER_PORT  admin :$ORDERER_ADMIN_PORT  ops :$ORDERER_OPS_PORT" ;;
@@ -132,7 +139,7 @@ stop() {
   # Signal the whole process group (setsid made pid its leader); SIGINT is PostgreSQL's fast
   # shutdown and a clean stop for the others.
   local signal=TERM
-  [[ $name == postgres ]] && signal=INT
+  [[ $name == postgres* ]] && signal=INT
   kill -"$signal" -- -"$pid" 2>/dev/null || kill -"$signal" "$pid" 2>/dev/null || true
   for _ in $(seq 1 60); do
     kill -0 "$pid" 2>/dev/null || break
@@ -176,6 +183,8 @@ up() {
   local started=$SECONDS
   bash "$here/fabric/crypto.sh"
   start postgres 60
+  # HA: before anything commits, since the primary waits for the standby at each commit.
+  [[ $TOPOLOGY == ha ]] && start postgres-standby 120
   postgres_database
   (cd "$project_dir" && "$PYTHON" -m ingest migrate)
   start kubo 60
