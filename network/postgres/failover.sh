@@ -36,9 +36,14 @@ promote() {
   local new=${1:-postgres-standby} old=${2:-postgres} started=$SECONDS
   [[ -f $run/$new/data/standby.signal ]] || { echo "failover: $new is not a standby" >&2; exit 1; }
   fence "$old"
-  # -w: return once the server accepts writes. It runs without a synchronous standby from here
-  # (standby.sh sets none): a lone primary that waited for one would stop every commit.
+  # -w: return once the server accepts writes.
   "${as_owner[@]}" "$pgbin/pg_ctl" promote -w -t 60 -D "$run/$new/data" >/dev/null
+  # No synchronous standby from here (standby.sh sets none; this clears one a copy may have
+  # brought along): a lone primary that waited for a standby would stop every commit.
+  local port
+  port=$(sed -n 4p "$run/$new/data/postmaster.pid")
+  PGPASSFILE=$run/postgres-secrets/pgpass psql -h 127.0.0.1 -p "$port" -U tracehub -d postgres -tAq \
+    -c "alter system reset synchronous_standby_names" -c "select pg_reload_conf()" >/dev/null
   echo "failover: $new promoted in $((SECONDS - started)) s; $old fenced."
   echo "  It commits alone until a standby rejoins: failover.sh rejoin $old, then start $old"
   echo "  with TRACEHUB_POSTGRES_NODE=$old PGPORT=<its port> TRACEHUB_POSTGRES_PRIMARY_PORT=<$new's>"

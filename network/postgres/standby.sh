@@ -2,8 +2,9 @@
 # Run a hot standby of the PostgreSQL primary (postgres.sh with TRACEHUB_TOPOLOGY=ha) in the
 # foreground, on its own port (PGPORT, default 15433) and data dir ($TRACEHUB_RUN/<node>).
 #
-# First start: pg_basebackup copies the primary as tracehub_replication through a physical
-# replication slot named after the node, and writes standby.signal and primary_conninfo (-R).
+# First start: pg_basebackup copies the primary as tracehub_replication, creating a physical
+# replication slot named after the node; then standby.signal, primary_conninfo and the slot's name
+# make the copy a standby that streams from the primary.
 # The server reads the replication password from a password file of its own (0600, outside the
 # data dir, never in git), copied from the run dir's secrets, which postgres.sh generated.
 # The primary waits for this server to apply every commit (synchronous_standby_names names it by
@@ -50,9 +51,15 @@ if [[ ! -f $home/data/PG_VERSION ]]; then
   PGPASSFILE=$secrets/pgpass psql -h 127.0.0.1 -p "$PRIMARY_PORT" -U tracehub -d postgres -tAq \
     -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = '$slot'" >/dev/null
   echo "standby: pg_basebackup from 127.0.0.1:$PRIMARY_PORT into $home/data (slot $slot)"
+  # Not under the node's name: the primary would take the copy's WAL stream for its synchronous
+  # standby, and wait for it to apply commits, which it never does.
+  conninfo="host=127.0.0.1 port=$PRIMARY_PORT user=tracehub_replication passfile=$passfile"
   "${as_owner[@]}" "$pgbin/pg_basebackup" -D "$home/data" --checkpoint=fast -X stream \
-    --create-slot --slot="$slot" --write-recovery-conf \
-    -d "host=127.0.0.1 port=$PRIMARY_PORT user=tracehub_replication passfile=$passfile application_name=$node"
+    --create-slot --slot="$slot" -d "$conninfo application_name=$node-copy"
+  "${as_owner[@]}" touch "$home/data/standby.signal"
+  # The name the primary's synchronous_standby_names waits for.
+  printf "primary_conninfo = '%s'\nprimary_slot_name = '%s'\n" "$conninfo application_name=$node" "$slot" \
+    | "${as_owner[@]}" tee -a "$home/data/postgresql.auto.conf" >/dev/null
 fi
 
 # hot_standby_feedback: queries on the standby (API reads) keep the rows they read from being

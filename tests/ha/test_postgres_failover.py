@@ -216,3 +216,23 @@ def test_primary_killed_during_ingest_nothing_acknowledged_is_lost(pair: Postgre
     # Fenced: the old primary's own script refuses to start it as a second primary.
     refused = pair.script("postgres.sh")
     assert refused.returncode != 0 and "fenced" in refused.stderr, refused.stderr
+
+
+def test_the_fenced_primary_rejoins_as_the_new_primarys_standby(pair: PostgresPair) -> None:
+    """After the failover above: the old primary's data is set aside, a fresh copy of the new
+    primary streams from it, and the new primary waits for that standby again."""
+    assert (pair.run_dir / "postgres" / "FENCED").exists(), "runs after the failover test"
+    rejoin = pair.script("failover.sh", "rejoin", "postgres")
+    assert rejoin.returncode == 0, rejoin.stderr
+    pair.start("postgres", "standby.sh", follows="postgres-standby")
+    synced = pair.script("failover.sh", "sync", str(pair.port["postgres-standby"]))
+    assert synced.returncode == 0, synced.stderr
+    assert pair.sync_standby("postgres-standby") == "postgres"
+
+    rows = signed_rows(pair.run_dir, "ha-pg-rejoin-1", 5)
+    with ReadingStore(gateway_connection(pair)) as store:
+        assert len(store.store_verified(rows).stored) == 5
+    with pair.connect("postgres") as rejoined:  # applied there before the commit returned
+        assert stored_counts(rejoined, "ha-pg-rejoin-1") == {seq: 1 for seq in range(1, 6)}
+    kept = [p.name for p in (pair.run_dir / "postgres").iterdir() if p.name.startswith("data.")]
+    assert len(kept) == 1 and kept[0].startswith("data.fenced-")
