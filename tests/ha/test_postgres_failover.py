@@ -11,6 +11,7 @@ acknowledged only once that returned (the gateway acknowledges then, not before)
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from api.config import ApiConfig
+from api.db import make_read_pool
 from certs.pki import PKI
 from gateway.reconnect import until_committed
 from ingest.schema import migrate
@@ -159,6 +162,35 @@ def test_without_its_standby_the_primary_does_not_acknowledge(pair: PostgresPair
     print(f"\nHA PostgreSQL: a commit waited {time.monotonic() - started:.1f} s for the standby")
     with pair.connect("postgres-standby") as standby:
         assert stored_counts(standby, "ha-pg-sync-1") == {seq: 1 for seq in range(1, 6)}
+
+
+def test_api_reads_on_the_standby_see_what_was_acknowledged(pair: PostgresPair) -> None:
+    """The API's read-only pages read through a pool that prefers the standby; the primary
+    waited for the standby to apply each commit, so a reading just stored is there at once."""
+    config = ApiConfig(stack=pair.settings, token_key=b"k" * 32, search_path=SCHEMA)
+    rows = signed_rows(pair.run_dir, "ha-pg-read-1", 20)
+
+    async def read_after_write() -> tuple[object, object]:
+        pool = make_read_pool(config)
+        assert pool is not None
+        await pool.open(wait=True, timeout=30)
+        try:
+            async with pool.connection() as conn:
+                where = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+                with ReadingStore(gateway_connection(pair)) as store:
+                    store.store_verified(rows)  # committed on the primary: acknowledged now
+                count = await (
+                    await conn.execute(
+                        "SELECT count(*) FROM readings WHERE device_id = 'ha-pg-read-1'"
+                    )
+                ).fetchone()
+        finally:
+            await pool.close()
+        return where, count
+
+    where, count = asyncio.run(read_after_write())
+    assert where == (True,), "the read pool is not on the standby"
+    assert count == (20,)
 
 
 def test_primary_killed_during_ingest_nothing_acknowledged_is_lost(pair: PostgresPair) -> None:
