@@ -325,7 +325,7 @@ class Settings:
             "Comma-separated `host:port` of PostgreSQL hot standbys (HA topology: "
             "`127.0.0.1:15433`); set, connections go through a libpq multi-host string, writers "
             "to whichever server is the primary (`target_session_attrs=read-write`), so they "
-            "follow a failover; empty: the DSN alone",
+            "follow a failover, and the API's lot pages read on a standby; empty: the DSN alone",
             readers="gateway, ingest, alerts, commerce, api, demo",
         ),
     )
