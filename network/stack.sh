@@ -230,13 +230,13 @@ rss_mib() {  # resident memory of a component's whole process group, in MiB
 
 status() {
   local name pid state rss rc=0
-  printf '%-11s %-8s %-8s %8s  %s\n' component pid state "RSS MiB" endpoint
+  printf '%-16s %-8s %-8s %8s  %s\n' component pid state "RSS MiB" endpoint
   for name in "${components[@]}"; do
     pid=$(pid_of "$name") || pid=-
     if healthy "$name"; then state=healthy; elif [[ $pid != - ]]; then state=starting; rc=1; else state=down; rc=1; fi
     rss=-
     [[ $pid != - ]] && rss=$(rss_mib "$pid")
-    printf '%-11s %-8s %-8s %8s  %s\n' "$name" "$pid" "$state" "$rss" "$(where "$name")"
+    printf '%-16s %-8s %-8s %8s  %s\n' "$name" "$pid" "$state" "$rss" "$(where "$name")"
   done
   echo "run dir: $TRACEHUB_RUN   logs: $logs"
   return $rc
