@@ -2,7 +2,7 @@
 # Fail the PostgreSQL pair over (TRACEHUB_TOPOLOGY=ha, decision 0033):
 #   failover.sh promote [NEW OLD]  fence OLD (default postgres), promote NEW (default postgres-standby)
 #   failover.sh rejoin [OLD]       set a fenced node's data aside, so standby.sh copies the new
-#                                  primary afresh (then start it with standby.sh, see below)
+#                                  primary afresh (then start it with standby.sh, as promote says)
 #   failover.sh sync PORT          make the primary on PORT wait for its standby again, once one
 #                                  streams from it (synchronous_commit=remote_apply)
 # Nodes are directories of the run dir: postgres (postgres.sh) and postgres-standby (standby.sh).
