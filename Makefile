@@ -65,11 +65,12 @@ test: lint up  ## the whole suite against the real stack (brings it up first), t
 	@$(MAKE) --no-print-directory test-ha
 
 # The replicated Fabric network (three Raft orderers, two Org1 peers) in its own run dir and on
-# its own ports, beside the everyday stack; fresh each time, stopped afterwards.
+# its own ports, beside the everyday stack; fresh each time, stopped afterwards. The PostgreSQL
+# failover test starts a primary and standby of its own.
 HA_RUN ?= $(CURDIR)/.run-ha
 HA_PORT_OFFSET ?= 13000
 HA_ENV := TRACEHUB_RUN=$(HA_RUN) TRACEHUB_TOPOLOGY=ha TRACEHUB_FABRIC_PORT_OFFSET=$(HA_PORT_OFFSET)
-test-ha: python-deps  ## HA Fabric topology on its own ports and run dir: Raft leader and peer0.org1 killed while anchoring
+test-ha: python-deps  ## HA Fabric topology on its own ports and run dir: Raft leader and peer0.org1 killed while anchoring; a PostgreSQL primary failed over during ingest
 	@$(HA_ENV) bash $(STACK) down >/dev/null
 	@rm -rf "$(HA_RUN)"
 	@$(HA_ENV) bash $(STACK) up-fabric

@@ -111,8 +111,13 @@ def hub_endpoints(settings: Settings) -> frozenset[tuple[str, int]]:
         (settings.smtp.host, settings.smtp.port),
         ("127.0.0.1", API_PORT),
     }
+    # Every PostgreSQL server of the DSN (with standbys, a multi-host list; libpq gives one port
+    # for all hosts or one per host).
     dsn = conninfo_to_dict(settings.postgres_dsn)
-    found.add((str(dsn.get("host") or "localhost"), int(dsn.get("port") or 5432)))
+    hosts = str(dsn.get("host") or "localhost").split(",")
+    ports = str(dsn.get("port") or "5432").split(",")
+    for i, host in enumerate(hosts):
+        found.add((host or "localhost", int(ports[i if len(ports) > 1 else 0] or 5432)))
     for org in settings.fabric.peer_endpoints:
         for peer in settings.fabric.gateway_endpoints(org):
             found.add(_endpoint(f"//{peer}"))

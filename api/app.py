@@ -37,7 +37,7 @@ from api import (
     trace,
 )
 from api.config import ApiConfig
-from api.db import close_sync_pool, make_pool
+from api.db import close_sync_pool, make_pool, make_read_pool
 from api.metrics import RequestMetrics
 from api.security_headers import SecurityHeaders
 from api.token_versions import TokenVersions
@@ -46,17 +46,22 @@ from api.token_versions import TokenVersions
 def create_app(config: ApiConfig | None = None) -> FastAPI:
     config = config or ApiConfig.from_env()
     pool = make_pool(config)
+    read_pool = make_read_pool(config)  # None: reads go through `pool`
     versions = TokenVersions(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=30)
+        if read_pool is not None:
+            await read_pool.open(wait=True, timeout=30)  # prefer-standby: else the primary
         await versions.open()
         try:
             yield
         finally:
             await versions.close()
             await pool.close()
+            if read_pool is not None:
+                await read_pool.close()
             close_sync_pool(app)
             ledger.close(app)
 
@@ -79,6 +84,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     # Outermost: every answer is counted, the security headers' and the errors' too.
     app.add_middleware(RequestMetrics)
     app.state.pool = pool
+    app.state.read_pool = read_pool
     app.state.token_versions = versions
 
     @app.get("/healthz", tags=["meta"])

@@ -57,6 +57,12 @@ class ApiConfig:
         return self.stack.postgres_dsn_for("api")
 
     @property
+    def postgres_read_dsn(self) -> str:
+        """Where read-only pages may read: a hot standby when the stack has one (decision 0033),
+        else the same server as `postgres_dsn`."""
+        return self.stack.postgres_read_dsn_for("api")
+
+    @property
     def connect_options(self) -> str | None:
         return f"-c search_path={self.search_path}" if self.search_path else None
 

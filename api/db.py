@@ -35,9 +35,29 @@ def make_pool(config: ApiConfig) -> AsyncPool:
     )
 
 
+def make_read_pool(config: ApiConfig) -> AsyncPool | None:
+    """A pool for read-only pages on a hot standby (decision 0033); None without standbys, when
+    those pages read through the main pool."""
+    if config.postgres_read_dsn == config.postgres_dsn:
+        return None
+    kwargs: dict[str, object] = {}
+    if config.connect_options:
+        kwargs["options"] = config.connect_options
+    return AsyncConnectionPool(
+        config.postgres_read_dsn, min_size=1, max_size=config.pool_max, kwargs=kwargs, open=False
+    )
+
+
 def pool_of(request: Request) -> AsyncPool:
     pool: AsyncPool = request.app.state.pool
     return pool
+
+
+def read_pool_of(request: Request) -> AsyncPool:
+    """The pool of read-only work: the standby's if there is one. The primary waits for the
+    standby to apply each commit, so what was written before is there to be read."""
+    pool: AsyncPool | None = getattr(request.app.state, "read_pool", None)
+    return pool if pool is not None else pool_of(request)
 
 
 async def _connection(request: Request) -> AsyncIterator[db.AsyncConnection]:

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from api import i18n
 from api.chart import line_chart
 from api.config import ApiConfig
-from api.db import pool_of
+from api.db import read_pool_of
 from api.lot_view import LotView, load_lot_view
 from ingest.inspections import ReportIntegrityError
 from tracehub.gs1 import DigitalLink, DigitalLinkError, parse_path
@@ -202,7 +202,8 @@ async def _build(
     request: Request, link: DigitalLink, as_json: bool, locale: str, link_type: str
 ) -> Response:
     """The response for a valid link, from the database."""
-    async with pool_of(request).connection() as conn:
+    # A public, read-only page: a hot standby may serve it (api.db.read_pool_of).
+    async with read_pool_of(request).connection() as conn:
         view = await load_lot_view(conn, link)
     if view is None:
         detail = f"no product or lot is known under {link.path}"

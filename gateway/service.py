@@ -2,7 +2,9 @@
 
 - Ingest: deliveries from the shared subscription are checked (gateway.checks), stored in one
   transaction per drained group, rejects and replays quarantined, and only then acknowledged;
-  devices' signed dropped-range reports arrive on the same subscription and are recorded.
+  devices' signed dropped-range reports arrive on the same subscription and are recorded. A
+  group whose database connection was lost is written again once a server takes writes
+  (gateway.reconnect).
 - Acknowledge: the devices of each committed group are told how far the hub has stored their
   readings, at most once per device per `ack_interval_s` (gateway.acks, docs/acknowledgement.md).
 - Batch: every `batch_max_age_s`, or as soon as `batch_max_readings` wait, the oldest unbatched
@@ -43,6 +45,7 @@ from gateway.checks import (
     is_dropped_report,
 )
 from gateway.consumer import AlertHook, Consumer, Delivery, drain
+from gateway.reconnect import until_committed
 from ingest.store import (
     BatchConflictError,
     BatchRecord,
@@ -242,7 +245,9 @@ class Gateway:
             except queue.Empty:
                 continue
             try:
-                self.commit(store, checked)
+                # A lost database (a failover) is waited out and the same group written again;
+                # stopped meanwhile, it stays unacknowledged (gateway.reconnect).
+                until_committed(partial(self.commit, store, checked), self._stop)
             except Exception:
                 # Nothing was acknowledged: the broker redelivers after our reconnect.
                 log.exception(

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Bring the local TraceHub stack up, down, or report on it:
 #   stack.sh up | up-fabric | down | status | start <component> | stop <component> | reload-broker
-# TRACEHUB_TOPOLOGY=ha runs three Raft orderers, a second Org1 peer and a second Kubo node in a
-# private swarm with the first (docs/deployment.md);
+# TRACEHUB_TOPOLOGY=ha runs three Raft orderers, a second Org1 peer, a second Kubo node in a
+# private swarm with the first and a PostgreSQL hot standby with synchronous commit
+# (docs/deployment.md; failover: network/postgres/failover.sh);
 # `up-fabric` starts only the Fabric network (orderers, peers, chaincode), e.g. an HA network
 # beside the everyday stack with its own TRACEHUB_RUN and TRACEHUB_FABRIC_PORT_OFFSET.
 # Components run natively as background processes; each writes $TRACEHUB_RUN/logs/<name>.log and
@@ -17,6 +18,7 @@ mkdir -p "$logs" "$pids"
 export PGPASSFILE=$TRACEHUB_RUN/postgres-secrets/pgpass
 PYTHON=${PYTHON:-$project_dir/.venv/bin/python}
 PGPORT=15432
+PGSTANDBYPORT=15433
 KUBO_API_PORT=15001
 MQTT_TLS_PORT=18883
 STRIPE_MOCK_PORT=12111
@@ -29,13 +31,16 @@ PROMETHEUS_PORT=${TRACEHUB_PROMETHEUS_PORT:-19090}
 # name | command | health check | port(s) shown by status
 fabric_components=(orderer peer0.org1 peer0.org2 chaincode)
 [[ $TOPOLOGY == ha ]] && fabric_components=(orderer orderer2 orderer3 peer0.org1 peer1.org1 peer0.org2 chaincode)
+database_components=(postgres)
+[[ $TOPOLOGY == ha ]] && database_components=(postgres postgres-standby)
 kubo_components=(kubo)
 [[ $TOPOLOGY == ha ]] && kubo_components=(kubo kubo2)
-components=(postgres "${kubo_components[@]}" mosquitto "${fabric_components[@]}" witness stripe-mock mail api prometheus)
+components=("${database_components[@]}" "${kubo_components[@]}" mosquitto "${fabric_components[@]}" witness stripe-mock mail api prometheus)
 
 command_of() {
   case $1 in
     postgres) echo "$here/postgres/postgres.sh" ;;
+    postgres-standby) echo "env PGPORT=$PGSTANDBYPORT TRACEHUB_POSTGRES_PRIMARY_PORT=$PGPORT $here/postgres/standby.sh" ;;
     kubo) echo "$here/kubo/kubo.sh" ;;
     kubo2) echo "$here/kubo/kubo.sh 2" ;;
     mosquitto) echo "$here/mosquitto/mosquitto.sh" ;;
@@ -61,6 +66,7 @@ fabric_healthy() { curl -fsS --max-time 3 "http://127.0.0.1:$1/healthz" 2>/dev/n
 healthy() {
   case $1 in
     postgres) pg_isready -q -t 3 -h 127.0.0.1 -p "$PGPORT" ;;
+    postgres-standby) pg_isready -q -t 3 -h 127.0.0.1 -p "$PGSTANDBYPORT" ;;
     kubo) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
     kubo2) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$((KUBO_API_PORT + 1))/api/v0/version" >/dev/null 2>&1 ;;
     mosquitto) port_open "$MQTT_TLS_PORT" ;;
@@ -82,6 +88,7 @@ healthy() {
 where() {
   case $1 in
     postgres) echo "postgresql://tracehub@127.0.0.1:$PGPORT/tracehub (passwords: $PGPASSFILE)" ;;
+    postgres-standby) echo "postgresql://127.0.0.1:$PGSTANDBYPORT (hot standby, synchronous)" ;;
     kubo) echo "RPC http://127.0.0.1:$KUBO_API_PORT  gateway http://127.0.0.1:18080" ;;
     kubo2) echo "RPC http://127.0.0.1:$((KUBO_API_PORT + 1))  gateway http://127.0.0.1:18081 (second node, private swarm)" ;;
     mosquitto) echo "mqtts://127.0.0.1:$MQTT_TLS_PORT (client certificate required)" ;;
@@ -142,7 +149,7 @@ stop() {
   # Signal the whole process group (setsid made pid its leader); SIGINT is PostgreSQL's fast
   # shutdown and a clean stop for the others.
   local signal=TERM
-  [[ $name == postgres ]] && signal=INT
+  [[ $name == postgres* ]] && signal=INT
   kill -"$signal" -- -"$pid" 2>/dev/null || kill -"$signal" "$pid" 2>/dev/null || true
   for _ in $(seq 1 60); do
     kill -0 "$pid" 2>/dev/null || break
@@ -186,6 +193,8 @@ up() {
   local started=$SECONDS name
   bash "$here/fabric/crypto.sh"
   start postgres 60
+  # HA: before anything commits, since the primary waits for the standby at each commit.
+  [[ $TOPOLOGY == ha ]] && start postgres-standby 120
   postgres_database
   (cd "$project_dir" && "$PYTHON" -m ingest migrate)
   for name in "${kubo_components[@]}"; do start "$name" 60; done
@@ -233,13 +242,13 @@ rss_mib() {  # resident memory of a component's whole process group, in MiB
 
 status() {
   local name pid state rss rc=0
-  printf '%-11s %-8s %-8s %8s  %s\n' component pid state "RSS MiB" endpoint
+  printf '%-16s %-8s %-8s %8s  %s\n' component pid state "RSS MiB" endpoint
   for name in "${components[@]}"; do
     pid=$(pid_of "$name") || pid=-
     if healthy "$name"; then state=healthy; elif [[ $pid != - ]]; then state=starting; rc=1; else state=down; rc=1; fi
     rss=-
     [[ $pid != - ]] && rss=$(rss_mib "$pid")
-    printf '%-11s %-8s %-8s %8s  %s\n' "$name" "$pid" "$state" "$rss" "$(where "$name")"
+    printf '%-16s %-8s %-8s %8s  %s\n' "$name" "$pid" "$state" "$rss" "$(where "$name")"
   done
   echo "run dir: $TRACEHUB_RUN   logs: $logs"
   return $rc

@@ -398,12 +398,24 @@ class Settings:
             readers="gateway, ingest, alerts, commerce, api, demo",
         ),
     )
+    postgres_standbys: str = field(
+        default="",
+        metadata=_env(
+            "TRACEHUB_POSTGRES_STANDBYS",
+            "Comma-separated `host:port` of PostgreSQL hot standbys (HA topology: "
+            "`127.0.0.1:15433`); set, connections go through a libpq multi-host string, writers "
+            "to whichever server is the primary (`target_session_attrs=read-write`), so they "
+            "follow a failover, and the API's lot pages read on a standby; empty: the DSN alone",
+            readers="gateway, ingest, alerts, commerce, api, demo",
+        ),
+    )
     fabric_topology: str = field(
         default="single",
         metadata=_env(
             "TRACEHUB_TOPOLOGY",
             "Fabric topology: `single` (one orderer, one peer per org) or `ha` (three Raft "
-            "orderers, two Org1 peers the ledger client fails over between)",
+            "orderers, two Org1 peers the ledger client fails over between; network/stack.sh "
+            "adds a synchronous PostgreSQL hot standby)",
             readers="all ledger clients; network/*.sh",
         ),
     )
@@ -454,9 +466,11 @@ class Settings:
         # Passwords come from the run dir's password file unless the DSN names a password or a
         # password file itself: every part that connects gets them without handling them.
         params = conninfo_to_dict(self.postgres_dsn)
+        changes = _with_standbys(params, self.postgres_standbys)
         if "password" not in params and "passfile" not in params:
-            params["passfile"] = str(self.postgres_passfile)
-            object.__setattr__(self, "postgres_dsn", make_conninfo("", **params))
+            changes["passfile"] = str(self.postgres_passfile)
+        if changes:
+            object.__setattr__(self, "postgres_dsn", make_conninfo("", **(params | changes)))
 
     def postgres_dsn_for(self, component: str) -> str:
         """The connection string of ``component``'s own role (`DATABASE_ROLES`, least privilege).
@@ -468,6 +482,18 @@ class Settings:
         params["user"] = DATABASE_ROLES[component]
         params.pop("password", None)
         params.setdefault("passfile", str(self.postgres_passfile))
+        return make_conninfo("", **params)
+
+    def postgres_read_dsn_for(self, component: str) -> str:
+        """``component``'s connection string for reads that may be served by a hot standby.
+
+        With standbys, a standby is preferred and the primary taken when none answers; the
+        primary waits for its standby to apply each commit (decision 0033), so what a writer
+        was told is stored can be read there. Without standbys: `postgres_dsn_for`.
+        """
+        params = conninfo_to_dict(self.postgres_dsn_for(component))
+        if self.postgres_standbys.strip():
+            params["target_session_attrs"] = "prefer-standby"
         return make_conninfo("", **params)
 
     @property
@@ -485,6 +511,28 @@ class Settings:
         """The settings of this process's environment (or of `environ`), defaults for the rest."""
         settings: Settings = _read(cls, os.environ if environ is None else environ)
         return settings
+
+
+def _with_standbys(params: dict[str, Any], standbys: str) -> dict[str, Any]:
+    """The host, port and session parameters of a multi-host connection string: the DSN's
+    server first, then each standby; writers accept only the server that takes writes."""
+    servers = [s.strip() for s in standbys.split(",") if s.strip()]
+    if not servers or "," in str(params.get("host", "")):
+        return {}  # no standbys, or the DSN lists its servers itself (or was given them here)
+    hosts, ports = [str(params.get("host") or "127.0.0.1")], [str(params.get("port") or 5432)]
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"TRACEHUB_POSTGRES_STANDBYS: {server!r} is not host:port")
+        hosts.append(host)
+        ports.append(port)
+    return {
+        "host": ",".join(hosts),
+        "port": ",".join(ports),
+        "target_session_attrs": params.get("target_session_attrs") or "read-write",
+        # Per server tried: a server that does not answer is skipped after this many seconds.
+        "connect_timeout": params.get("connect_timeout") or "5",
+    }
 
 
 # -- the one reader ---------------------------------------------------------------------------
@@ -573,6 +621,8 @@ def variables() -> list[Variable]:
 def _shown_default(value: object) -> str:
     if value is None:
         return "unset"
+    if value == "":
+        return "empty"
     if isinstance(value, Path):
         if value.is_relative_to(PROJECT_DIR):
             return f"`{value.relative_to(PROJECT_DIR)}` in the repository"

@@ -7,6 +7,12 @@
 # tracehub_gateway, tracehub_api and tracehub_worker get only the grants ingest/roles.py gives
 # them. Their passwords are generated here on first start, kept in the run dir's libpq password
 # file (0600, never in git), which every TraceHub process and psql read (`passfile=`).
+#
+# TRACEHUB_TOPOLOGY=ha makes this server the primary of a replicated pair (docs/deployment.md,
+# decision 0033): a replication role tracehub_replication (its password generated here too) may
+# connect for replication on loopback, and a COMMIT returns only once the hot standby
+# (standby.sh) has applied it (synchronous_commit=remote_apply). The single topology is left as
+# it was: no replication role, no waiting for a standby.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(cd "$here/../.." && pwd)
@@ -23,7 +29,15 @@ if [[ $(id -u) == 0 ]]; then
   chown postgres:postgres "$home"
 fi
 mkdir -p "$home"
+TOPOLOGY=${TRACEHUB_TOPOLOGY:-single}
+# A primary fenced by failover.sh must not come back as a second primary.
+if [[ -f $home/FENCED ]]; then
+  echo "postgres: $home is fenced ($(cat "$home/FENCED")); rejoin it as a standby:" \
+    "network/postgres/failover.sh rejoin" >&2
+  exit 1
+fi
 roles=(tracehub tracehub_gateway tracehub_api tracehub_worker)
+[[ $TOPOLOGY == ha ]] && roles+=(tracehub_replication)
 secrets=$run/postgres-secrets  # outside the data dir: readable by the project's user, not postgres
 mkdir -p "$secrets"
 chmod 700 "$secrets"
@@ -31,9 +45,13 @@ for role in "${roles[@]}"; do
   [[ -s $secrets/$role ]] || (umask 077 && openssl rand -hex 24 >"$secrets/$role")
 done
 passfile=$secrets/pgpass
+# HA: one line per role for any port, so libpq finds the password on whichever server of the
+# pair it reaches (multi-host connection strings).
+passport=$PORT
+[[ $TOPOLOGY == ha ]] && passport='*'
 (
   umask 077
-  for role in "${roles[@]}"; do echo "127.0.0.1:$PORT:*:$role:$(cat "$secrets/$role")"; done >"$passfile.new"
+  for role in "${roles[@]}"; do echo "127.0.0.1:$passport:*:$role:$(cat "$secrets/$role")"; done >"$passfile.new"
   mv "$passfile.new" "$passfile"
 )
 
@@ -55,6 +73,9 @@ local all all scram-sha-256
 host all all 127.0.0.1/32 scram-sha-256
 host all all ::1/128 scram-sha-256
 HBA
+if [[ $TOPOLOGY == ha ]]; then
+  echo "host replication tracehub_replication 127.0.0.1/32 scram-sha-256" >>"$home/data/pg_hba.conf"
+fi
 
 # Roles and their passwords, set in single-user mode before the server accepts anyone: no
 # window in which a role exists without its password. Redone only when a password changed.
@@ -65,12 +86,21 @@ if [[ $(cat "$home/roles.stamp" 2>/dev/null) != "$stamp" ]]; then
       pw=$(cat "$secrets/$role")
       echo "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN CREATE ROLE $role; END IF; END \$\$;"
       echo "ALTER ROLE $role LOGIN PASSWORD '$pw';"
+      if [[ $role == tracehub_replication ]]; then echo "ALTER ROLE $role REPLICATION;"; fi
     done
   } | "${as_owner[@]}" "$pgbin/postgres" --single -D "$home/data" postgres >"$home/roles.log" 2>&1 \
     || { echo "postgres: setting the roles' passwords failed; see $home/roles.log" >&2; exit 1; }
   echo "$stamp" >"$home/roles.stamp"
 fi
 
+ha=()
+if [[ $TOPOLOGY == ha ]]; then
+  # Either node may be the standby (after a failover the roles swap), hence both names.
+  # remote_apply, not on: an acknowledged reading is visible on the standby, where the API may
+  # read. wal_log_hints lets pg_rewind resynchronise this node should it ever be a standby.
+  ha=(-c 'synchronous_standby_names=FIRST 1 ("postgres-standby", postgres)'
+    -c synchronous_commit=remote_apply -c wal_log_hints=on)
+fi
 exec "${as_owner[@]}" "$pgbin/postgres" -D "$home/data" -p "$PORT" \
   -c listen_addresses=127.0.0.1 -c unix_socket_directories="$home" \
-  -c fsync=on -c shared_buffers=256MB -c max_connections=200
+  -c fsync=on -c shared_buffers=256MB -c max_connections=200 "${ha[@]}"

@@ -19,3 +19,9 @@ def test_the_single_topology_has_one_peer_per_org() -> None:
     found = hub_endpoints(Settings.from_env({}))
     assert {("127.0.0.1", 17051), ("127.0.0.1", 18051)} <= found
     assert ("127.0.0.1", 17061) not in found
+
+
+def test_every_postgres_server_of_the_pair_is_the_hubs() -> None:
+    """With a hot standby the DSN lists both servers (decision 0033): neither may be a target."""
+    found = hub_endpoints(Settings.from_env({"TRACEHUB_POSTGRES_STANDBYS": "127.0.0.1:15433"}))
+    assert {("127.0.0.1", 15432), ("127.0.0.1", 15433)} <= found

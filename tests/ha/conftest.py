@@ -1,4 +1,5 @@
-"""HA: the replicated Fabric network (TRACEHUB_TOPOLOGY=ha), its nodes killed and restarted.
+"""HA: the replicated Fabric network (TRACEHUB_TOPOLOGY=ha), its nodes killed and restarted;
+and a PostgreSQL primary with its synchronous standby, of the test's own, failed over.
 
 Run by `make test-ha`, which brings up an HA Fabric network in its own run dir and on its own
 ports; the everyday `make test` (single topology) does not collect this directory. Given the

@@ -4,6 +4,7 @@ defaults, and docs/configuration.md in step with it."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,25 @@ def test_a_password_in_the_dsn_is_the_owners_alone() -> None:
     assert settings.api == ApiSettings(None, "http://127.0.0.1:18000", 2.0)
     assert settings.smtp == SmtpSettings("127.0.0.1", 1025, "tracehub@localhost")
     assert settings.stripe.webhook_secret is None
+
+
+def test_standbys_make_a_multi_host_string_writers_follow_the_primary_through() -> None:
+    """HA PostgreSQL (decision 0033): libpq tries the servers in order and keeps the one that
+    takes writes; reads may prefer a standby. Deriving a component's DSN adds no host twice."""
+    settings = Settings.from_env({"TRACEHUB_POSTGRES_STANDBYS": "127.0.0.1:15433"})
+    for dsn in (settings.postgres_dsn, settings.postgres_dsn_for("gateway")):
+        params = conninfo_to_dict(dsn)
+        assert params["host"] == "127.0.0.1,127.0.0.1" and params["port"] == "15432,15433"
+        assert params["target_session_attrs"] == "read-write"
+    again = replace(settings, postgres_dsn=settings.postgres_dsn_for("gateway"))
+    assert conninfo_to_dict(again.postgres_dsn)["port"] == "15432,15433"
+    reads = conninfo_to_dict(settings.postgres_read_dsn_for("api"))
+    assert reads["target_session_attrs"] == "prefer-standby" and reads["user"] == "tracehub_api"
+    # Without standbys, reads go where writes go.
+    single = Settings.from_env({})
+    assert single.postgres_read_dsn_for("api") == single.postgres_dsn_for("api")
+    with pytest.raises(ValueError, match="host:port"):
+        Settings.from_env({"TRACEHUB_POSTGRES_STANDBYS": "127.0.0.1"})
 
 
 def test_values_are_typed_and_empty_counts_as_unset(tmp_path: Path) -> None:
