@@ -7,10 +7,12 @@ Runs `python -m bench.ingest_bench ARGS` first against the stack this environmen
 everyday single-node one), then against the replicated stack (`TRACEHUB_TOPOLOGY=ha`, its run dir
 and port offset, `make up-ha`), `--rounds` times alternately, and prints each figure with the
 ratio ha / single: readings/s verified and stored with two gateways flat out (c1, the figure the
-15 % target is about), the time until all are anchored (c1), and publish→anchored latency at
-each steady rate (c2). The machine's load average is printed before and after each run, since
-the machine may be shared. Writes bench/results/ingest_single.json, ingest_ha.json and
-ha_compare.json.
+15 % target is about), the same divided by the one-process verify rate measured just before
+(an index of the CPU the run had, for a shared machine), the two-core ceiling (2 s of CPU per
+second over the CPU all components spent per reading), the time until all are anchored (c1),
+and publish→anchored latency at each steady rate (c2). The machine's load average is printed
+before and after each run, since the machine may be shared. Writes
+bench/results/ingest_single.json, ingest_ha.json and ha_compare.json.
 """
 
 from __future__ import annotations
@@ -56,8 +58,16 @@ def _run(label: str, env: dict[str, str], args: list[str]) -> dict[str, Any]:
 def figures(result: dict[str, Any]) -> dict[str, float | None]:
     """The figures compared, by name, from one ingest_bench result."""
     c1 = result["gateway"]
+    verify = result["verify_one_process"]["per_s"]
     out: dict[str, float | None] = {
         "c1 stored/s": c1["stored_per_s"],
+        # On a shared machine the CPU left to the run moves the raw figure: the verify rate of
+        # one process, measured just before, is an index of it, and the CPU each component
+        # spent per reading bounds readings/s on two cores whatever else runs.
+        "c1 stored/s per verify/s": (
+            round(c1["stored_per_s"] / verify, 3) if c1["stored_per_s"] else None
+        ),
+        "c1 two-core ceiling/s": c1["two_core_ceiling_per_s"],
         "c1 all anchored s": c1["anchored_all_in_s"],
     }
     for steady in result.get("gateway_steady", []):
@@ -108,15 +118,17 @@ def main() -> None:
         singles.append(_run("single", single_env, bench_args))
         has.append(_run("ha", ha_env, bench_args))
     table = compare(singles, has)
-    print(f"\n{'figure':<28} {'single':>10} {'ha':>10} {'ha/single':>10}")
+    print(f"\n{'figure':<30} {'single':>10} {'ha':>10} {'ha/single':>10}")
     for name, row in table.items():
-        print(f"{name:<28} {row['single']!s:>10} {row['ha']!s:>10} {row['ha_over_single']!s:>10}")
-    stored = table["c1 stored/s"]["ha_over_single"]
-    verdict = stored is not None and stored >= 1 - TOLERANCE
-    print(
-        f"\nha stores {stored} x the single-node readings/s: "
-        f"{'within' if verdict else 'NOT within'} {TOLERANCE:.0%}"
-    )
+        print(f"{name:<30} {row['single']!s:>10} {row['ha']!s:>10} {row['ha_over_single']!s:>10}")
+    verdicts = {}
+    for name in ("c1 stored/s", "c1 stored/s per verify/s", "c1 two-core ceiling/s"):
+        ratio = table[name]["ha_over_single"]
+        verdicts[name] = ratio is not None and ratio >= 1 - TOLERANCE
+        print(
+            f"{name}: ha is {ratio} x single, "
+            f"{'within' if verdicts[name] else 'NOT within'} {TOLERANCE:.0%}"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ha_compare.json").write_text(
         json.dumps(
@@ -130,7 +142,7 @@ def main() -> None:
                     "ha": [r["load_after"] for r in has],
                 },
                 "figures": table,
-                "within_tolerance": verdict,
+                "within_tolerance": verdicts,
             },
             indent=2,
         )
