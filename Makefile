@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps web-deps binaries up down status demo test test-ha test-security unit lint bench bench-web-compare bench-trace bench-telegraf bench-flat clean
+.PHONY: help deps system-deps python-deps web-deps binaries up down up-ha down-ha status demo test test-ha test-security unit lint bench bench-ha bench-web-compare bench-trace bench-telegraf bench-flat clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ api/static/vendor/x509.js: web/package.json web/package-lock.json web/build.mjs
 binaries:  ## build Fabric (peer, orderer, configtxgen, osnadmin, cryptogen), Kubo, stripe-mock and Prometheus (with promtool) with go install
 	@bash network/build.sh
 
-up: deps  ## start the whole local stack (idempotent) and print what runs where
+up: deps  ## start the whole local stack (idempotent) and print what runs where; TRACEHUB_TOPOLOGY=ha: the replicated one
 	@bash $(STACK) up
 
 down:  ## stop the local stack; its data stays in .run/
@@ -60,21 +60,26 @@ lint: python-deps  ## ruff, mypy and the import layering contracts (pyproject.to
 unit: python-deps  ## tests that need no services
 	@$(PY) -m pytest -m 'not integration'
 
-test: lint up  ## the whole suite against the real stack (brings it up first), then the HA Fabric kill tests
+test: lint up  ## the whole suite against the real stack (brings it up first), then the replicated stack's kill tests
 	@$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-ha
 
-# The replicated Fabric network (three Raft orderers, two Org1 peers) in its own run dir and on
-# its own ports, beside the everyday stack; fresh each time, stopped afterwards. The PostgreSQL
-# failover test starts a primary and standby of its own.
+# The replicated stack (three Raft orderers, two Org1 peers, two Kubo nodes, and the rest) in its
+# own run dir and with every port moved by HA_PORT_OFFSET, beside the everyday stack.
 HA_RUN ?= $(CURDIR)/.run-ha
 HA_PORT_OFFSET ?= 13000
-HA_ENV := TRACEHUB_RUN=$(HA_RUN) TRACEHUB_TOPOLOGY=ha TRACEHUB_FABRIC_PORT_OFFSET=$(HA_PORT_OFFSET)
-test-ha: python-deps  ## HA Fabric topology on its own ports and run dir: Raft leader and peer0.org1 killed while anchoring; a PostgreSQL primary failed over during ingest
+HA_ENV := TRACEHUB_RUN=$(HA_RUN) TRACEHUB_TOPOLOGY=ha TRACEHUB_PORT_OFFSET=$(HA_PORT_OFFSET)
+up-ha: deps  ## the replicated stack beside the everyday one (.run-ha, ports +HA_PORT_OFFSET)
+	@$(HA_ENV) bash $(STACK) up
+
+down-ha:  ## stop the replicated stack; its data stays in .run-ha/
+	@$(HA_ENV) bash $(STACK) down
+
+# Fresh each time, stopped afterwards, whatever the tests say.
+test-ha: python-deps  ## kill tests on a fresh replicated stack: Raft leader, a Kubo node, a gateway killed during a steady ingest; a PostgreSQL primary failed over
 	@$(HA_ENV) bash $(STACK) down >/dev/null
 	@rm -rf "$(HA_RUN)"
-	@$(HA_ENV) bash $(STACK) up-fabric
-	@$(HA_ENV) $(PY) -m pytest tests/ha -s -p no:cacheprovider; rc=$$?; \
+	@$(HA_ENV) bash $(STACK) up && $(HA_ENV) $(PY) -m pytest tests/ha -s -p no:cacheprovider; rc=$$?; \
 	  $(HA_ENV) bash $(STACK) down; exit $$rc
 
 test-security: up  ## the red-team suite alone (tests/security/): each finding replayed as an attack
@@ -89,6 +94,11 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 	@$(PY) -m bench.alert_bench
 	@$(PY) -m bench.web_bench
 	@$(PY) -m bench.epcis_subscription_bench
+
+# The ha stack is left running, as `make bench` leaves the everyday one (`make down-ha`).
+BENCH_HA_ARGS ?= --devices 20 --readings 1500 --rates 1500
+bench-ha: up up-ha  ## the ingest bench on the everyday stack, then the replicated one (same arguments): the ratio
+	@$(PY) -m bench.ha_compare --ha-run "$(HA_RUN)" --ha-port-offset $(HA_PORT_OFFSET) -- $(BENCH_HA_ARGS)
 
 # BASELINE: another checkout (e.g. `git worktree add /tmp/base <commit>`) with a .venv link.
 bench-web-compare: up  ## web bench A/B against BASELINE=<checkout>, alternating rounds in one run

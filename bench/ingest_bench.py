@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 1500] [--gateways 2]
                                            [--rates 5000,1500] [--baseline 200]
-                                           [--limits-rows 20000] [--skip c2,c3,d]
+                                           [--limits-rows 20000] [--skip a,l,c2,c3,d]
+                                           [--output bench/results/ingest.json]
 
 Readings are signed beforehand (signing is the devices' cost, measured in envelope_bench), then
 published with QoS 1 by `--devices` MQTT clients from two publisher processes, as fast as the
@@ -22,7 +23,7 @@ acknowledgement topic, as an edge agent does, so the broker delivers what the ga
 (l) the machine's limits in the same run (bench/ingest_limits.py: OpenSSL and `cryptography`
     P-256 verify rates, Mosquitto pass-through with its own C clients, PostgreSQL COPY into the
     real schema) and run (c1)'s readings/s as a fraction of each.
-Bounded in count and time; writes bench/results/ingest.json.
+Bounded in count and time; writes bench/results/ingest.json (or `--output`).
 """
 
 from __future__ import annotations
@@ -214,6 +215,10 @@ def bench_gateway(
         name: int((run / f"{name}.pid").read_text())
         for name in ("mosquitto", "postgres", "peer0.org1", "peer0.org2", "orderer")
     }
+    # The ha topology's other nodes (network/stack.sh), and Kubo: what replication costs.
+    for name in ("orderer2", "orderer3", "peer1.org1", "kubo", "kubo2"):
+        if (run / f"{name}.pid").exists():
+            components[name] = int((run / f"{name}.pid").read_text())
     names = [f"bench-{uuid.uuid4().hex[:6]}" for _ in range(gateways)]
     for name in names:  # each process has broker identities of its own
         admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), name)
@@ -371,28 +376,33 @@ def main() -> None:
     parser.add_argument(
         "--limits-rows", type=int, default=20_000, help="rows COPYed for the PostgreSQL limit"
     )
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: c2,c3,d")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: a,l,c2,c3,d (b and c1 run)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     settings = Settings.from_env()
     results: dict[str, Any] = {"devices": args.devices, "readings_per_device": args.readings}
-    print("ingest bench: (a) broker pass-through ...", flush=True)
-    results["broker"] = bench_broker(settings, args.devices, args.readings)
-    print(f"  {results['broker']}", flush=True)
+    if "a" not in skip:
+        print("ingest bench: (a) broker pass-through ...", flush=True)
+        results["broker"] = bench_broker(settings, args.devices, args.readings)
+        print(f"  {results['broker']}", flush=True)
     print("ingest bench: signing readings for the gateway run ...", flush=True)
     signed = _sign_all(settings, args.devices, args.readings)
     results["verify_one_process"] = bench_verify(settings, signed)
     print(f"  (b) verify: {results['verify_one_process']}", flush=True)
-    print("ingest bench: (l) the limits, on the same messages ...", flush=True)
-    broker_pid = int((settings.run_dir / "pids" / "mosquitto.pid").read_text())
-    limit_signed = _sign_all(settings, 4, min(args.readings, 5000))
-    results["limits"] = ingest_limits.measure(
-        settings, limit_signed, rows=args.limits_rows, broker_pid=broker_pid
-    )
+    if "l" not in skip:
+        print("ingest bench: (l) the limits, on the same messages ...", flush=True)
+        broker_pid = int((settings.run_dir / "pids" / "mosquitto.pid").read_text())
+        limit_signed = _sign_all(settings, 4, min(args.readings, 5000))
+        results["limits"] = ingest_limits.measure(
+            settings, limit_signed, rows=args.limits_rows, broker_pid=broker_pid
+        )
     print(f"ingest bench: (c1) {args.gateways} gateway(s), publishing flat out ...", flush=True)
     results["gateway"] = bench_gateway(settings, signed, gateways=args.gateways)
     print(f"  {json.dumps(results['gateway'])}", flush=True)
-    if results["gateway"]["stored_per_s"]:
+    if results["gateway"]["stored_per_s"] and "limits" in results:
         results["gateway_vs_limits"] = ingest_limits.ratios(
             results["gateway"]["stored_per_s"], results["limits"]
         )
@@ -414,9 +424,9 @@ def main() -> None:
         results["baseline_tx_per_reading"] = bench_baseline(settings, args.baseline)
         print(f"  {results['baseline_tx_per_reading']}", flush=True)
     results["measured_at"] = datetime.now(UTC).isoformat()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
-    print(f"ingest bench: results in {RESULTS}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(f"ingest bench: results in {args.output}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -46,9 +47,23 @@ DATABASE_ROLES = {
 }
 
 
-def _env(name: str, doc: str, *, readers: str, aliases: tuple[str, ...] = ()) -> dict[str, object]:
-    """The metadata of a field read from the variable `name` (then its `aliases`), for the docs."""
-    return {"env": name, "doc": doc, "readers": readers, "aliases": aliases}
+#: Added to the default of every field that names a port of the local stack (``_env(...,
+#: port=True)``), so a second stack runs beside the everyday one (network/fabric/env.sh reads it
+#: too). Read before the tree, since the other defaults depend on it.
+PORT_OFFSET_VARIABLE = "TRACEHUB_PORT_OFFSET"
+
+
+def _env(
+    name: str,
+    doc: str,
+    *,
+    readers: str,
+    aliases: tuple[str, ...] = (),
+    port: bool = False,
+) -> dict[str, object]:
+    """The metadata of a field read from the variable `name` (then its `aliases`), for the docs;
+    ``port``: its default (a port, or URLs with ports) moves by `TRACEHUB_PORT_OFFSET`."""
+    return {"env": name, "doc": doc, "readers": readers, "aliases": aliases, "port": port}
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,7 @@ class ApiSettings:
             "TRACEHUB_PUBLIC_URL",
             "Base URL the API is reached at, encoded in QR codes and Digital Links",
             readers="api (qr), demo.scenario (`--base-url` default)",
+            port=True,
         ),
     )
     page_cache_s: float = field(
@@ -87,6 +103,7 @@ class ApiSettings:
             "organisations run, tracehub.ledger.witness) the buyer page confirms anchors with; "
             "`none`: no witness (empty counts as unset, like every variable)",
             readers="api (resolver, security headers)",
+            port=True,
         ),
     )
 
@@ -116,6 +133,7 @@ class SmtpSettings:
             "TRACEHUB_SMTP_PORT",
             "SMTP relay port (plain SMTP, no TLS or login)",
             readers="alerts (gateway), commerce (worker, api)",
+            port=True,
         ),
     )
     sender: str = field(
@@ -147,6 +165,7 @@ class StripeSettings:
             "TRACEHUB_STRIPE_API_BASE",
             "Stripe API base URL (stripe-mock on the local stack)",
             readers="commerce (worker, api)",
+            port=True,
         ),
     )
     webhook_secret: str | None = field(
@@ -218,6 +237,7 @@ class MetricsSettings:
             "TRACEHUB_API_METRICS_PORT",
             "Loopback port of the API's /metrics (`python -m api`; not on the public app); 0: none",
             readers="api",
+            port=True,
         ),
     )
     gateway_port: int = field(
@@ -252,6 +272,7 @@ class MetricsSettings:
             "TRACEHUB_PROMETHEUS_PORT",
             "Port of the stack's Prometheus server (network/prometheus/prometheus.sh)",
             readers="network/*.sh, tests",
+            port=True,
         ),
     )
     log_format: str = field(
@@ -353,6 +374,7 @@ class Settings:
             "TRACEHUB_IPFS_API",
             "Kubo (IPFS) RPC API URL",
             readers="gateway, api, demo, tracehub CLI",
+            port=True,
         ),
     )
     ipfs_apis: str | None = field(
@@ -388,6 +410,7 @@ class Settings:
             "TRACEHUB_MQTT_TLS_PORT",
             "Mosquitto mutual-TLS port",
             readers="gateway, alerts (gateway), demo, tracehub CLI (broker control)",
+            port=True,
         ),
     )
     postgres_dsn: str = field(
@@ -396,6 +419,7 @@ class Settings:
             "TRACEHUB_POSTGRES_DSN",
             "PostgreSQL connection string",
             readers="gateway, ingest, alerts, commerce, api, demo",
+            port=True,
         ),
     )
     postgres_standbys: str = field(
@@ -413,10 +437,20 @@ class Settings:
         default="single",
         metadata=_env(
             "TRACEHUB_TOPOLOGY",
-            "Fabric topology: `single` (one orderer, one peer per org) or `ha` (three Raft "
-            "orderers, two Org1 peers the ledger client fails over between; network/stack.sh "
-            "adds a synchronous PostgreSQL hot standby)",
+            "Topology: `single` (one orderer, one peer per org, one Kubo node) or `ha` (three "
+            "Raft orderers, two Org1 peers the ledger client fails over between, two Kubo nodes; "
+            "network/stack.sh adds a synchronous PostgreSQL hot standby)",
             readers="all ledger clients; network/*.sh",
+        ),
+    )
+    port_offset: int = field(
+        default=0,
+        metadata=_env(
+            PORT_OFFSET_VARIABLE,
+            "Added to the default of every port of the stack (PostgreSQL, Kubo, Mosquitto, the "
+            "API and its metrics, witness, stripe-mock, mail, Prometheus, Fabric), to run a "
+            "second stack beside the everyday one; a variable set explicitly is taken as given",
+            readers="all parts; network/*.sh",
         ),
     )
     fabric_port_offset: int = field(
@@ -424,8 +458,9 @@ class Settings:
         metadata=_env(
             "TRACEHUB_FABRIC_PORT_OFFSET",
             "Added to every Fabric port (orderers, peers, chaincode), to run a second network "
-            "beside the everyday one",
+            "beside the everyday one; unset: `TRACEHUB_PORT_OFFSET`",
             readers="all ledger clients; network/*.sh",
+            port=True,
         ),
     )
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -509,7 +544,11 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings of this process's environment (or of `environ`), defaults for the rest."""
-        settings: Settings = _read(cls, os.environ if environ is None else environ)
+        env = os.environ if environ is None else environ
+        raw = env.get(PORT_OFFSET_VARIABLE)
+        offset = _parse(PORT_OFFSET_VARIABLE, raw, int) if raw else 0
+        assert isinstance(offset, int)
+        settings: Settings = _read(cls, env, offset)
         return settings
 
 
@@ -546,6 +585,7 @@ class Variable:
     setting: str  # its place in the tree, e.g. "smtp.port"
     kind: str  # "str", "int", "float" or "path", with " (optional)" when it may be left unset
     default: object
+    moves: bool  # the default moves by TRACEHUB_PORT_OFFSET
     readers: str
     doc: str
     aliases: tuple[str, ...]
@@ -576,20 +616,43 @@ def _parse(name: str, raw: str, scalar: type) -> object:
     raise TypeError(f"{name}: unsupported settings type {scalar!r}")
 
 
-def _read(cls: Any, env: Mapping[str, str]) -> Any:
-    """An instance of the settings class `cls`, its sections read recursively."""
+def shifted(default: object, offset: int) -> object:
+    """A port default moved by ``offset``: a port number, or the port of each comma-separated
+    URL (a PostgreSQL URL included); URLs without a port stay as they are."""
+    if not offset:
+        return default
+    if isinstance(default, int):
+        return default + offset
+    if not isinstance(default, str):
+        raise TypeError(f"cannot move {default!r} by a port offset")
+    moved = []
+    for url in default.split(","):
+        port = urlsplit(url).port
+        if port is not None:
+            head, _, tail = url.partition(f":{port}")
+            url = f"{head}:{port + offset}{tail}"
+        moved.append(url)
+    return ",".join(moved)
+
+
+def _read(cls: Any, env: Mapping[str, str], offset: int = 0) -> Any:
+    """An instance of the settings class `cls`, its sections read recursively; fields that name
+    a port and are not set get their default moved by ``offset``."""
     hints = typing.get_type_hints(cls)
     values: dict[str, object] = {}
     for f in fields(cls):
         if "env" not in f.metadata:
             if is_dataclass(hints[f.name]):
-                values[f.name] = _read(hints[f.name], env)
+                values[f.name] = _read(hints[f.name], env, offset)
             continue
         for name in (f.metadata["env"], *f.metadata["aliases"]):
             raw = env.get(name)
             if raw:  # empty counts as unset
                 values[f.name] = _parse(name, raw, _scalar(hints[f.name])[0])
                 break
+        else:
+            if f.metadata["port"] and offset:
+                values[f.name] = shifted(f.default, offset)
     return cls(**values)
 
 
@@ -607,6 +670,7 @@ def _variables(cls: Any, prefix: str) -> Iterator[Variable]:
             setting=prefix + f.name,
             kind=f"{kind} (optional)" if optional else kind,
             default=f.default,
+            moves=f.metadata["port"],
             readers=f.metadata["readers"],
             doc=f.metadata["doc"],
             aliases=f.metadata["aliases"],
@@ -639,7 +703,8 @@ def markdown_table() -> str:
     ]
     for var in variables():
         lines.append(
-            f"| `{var.name}` | `{var.setting}` | {var.kind} | {_shown_default(var.default)} "
+            f"| `{var.name}` | `{var.setting}` | {var.kind} | {_shown_default(var.default)}"
+            f"{' + offset' if var.moves else ''} "
             f"| {var.readers} | {var.doc} |"
         )
     return "\n".join(lines) + "\n"

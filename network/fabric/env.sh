@@ -20,9 +20,12 @@ CHAINCODE_SEQUENCE=1
 # orderers and a second peer for Org1, docs/deployment.md).
 TOPOLOGY=${TRACEHUB_TOPOLOGY:-single}
 case $TOPOLOGY in single | ha) ;; *) echo "TRACEHUB_TOPOLOGY must be single or ha, not $TOPOLOGY" >&2; exit 2 ;; esac
-# Added to every Fabric port, so a second network (e.g. the HA one under test) can run beside
-# the everyday stack on one machine. tracehub/config.py reads the same variable.
-PORT_OFFSET=${TRACEHUB_FABRIC_PORT_OFFSET:-0}
+# Added to every port of the stack (STACK_PORT_OFFSET; network/stack.sh) and to every Fabric
+# port (PORT_OFFSET: TRACEHUB_FABRIC_PORT_OFFSET, else the stack's), so a second stack (e.g. the
+# HA one under test) can run beside the everyday one on one machine. tracehub/config.py reads
+# the same variables.
+STACK_PORT_OFFSET=${TRACEHUB_PORT_OFFSET:-0}
+PORT_OFFSET=${TRACEHUB_FABRIC_PORT_OFFSET:-$STACK_PORT_OFFSET}
 
 # Orderer N (1..3): orderer.tracehub.local, orderer2..., orderer3...; ports 100 apart.
 orderer_name() { if (($1 == 1)); then echo orderer; else echo "orderer$1"; fi; }

@@ -20,6 +20,8 @@ list() { local out="" t; for t in "$@"; do out+="${out:+, }'127.0.0.1:$t'"; done
 orderer_targets=() peer_targets=()
 for n in "${ORDERERS[@]}"; do orderer_targets+=("$(orderer_ops_port "$n")"); done
 for p in "${PEERS[@]}"; do peer_targets+=("$(peer_ops_port $p)"); done
+kubo_targets=("$kubo_api_port")
+[[ $TOPOLOGY == ha ]] && kubo_targets+=("$((kubo_api_port + 1))")  # kubo2 (network/kubo/kubo.sh 2)
 
 cat >"$home/prometheus.yml" <<YAML
 # Written by network/prometheus/prometheus.sh on each start; edit that script, not this file.
@@ -38,7 +40,7 @@ scrape_configs:
     static_configs: [{targets: $(list "${peer_targets[@]}")}]
   - job_name: kubo
     metrics_path: /debug/metrics/prometheus
-    static_configs: [{targets: $(list "$kubo_api_port")}]
+    static_configs: [{targets: $(list "${kubo_targets[@]}")}]
   # Gateways, commerce workers, edge agents: each registers its port in a file of its own
   # (labels job and process) and removes it when it stops.
   - job_name: processes

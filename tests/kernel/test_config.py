@@ -181,3 +181,52 @@ def test_the_kubo_nodes_follow_the_topology_unless_listed() -> None:
     listed = {**ha, "TRACEHUB_IPFS_APIS": " http://127.0.0.1:1/, ,http://127.0.0.1:2 "}
     assert Settings.from_env(listed).ipfs_endpoints == ("http://127.0.0.1:1", "http://127.0.0.1:2")
     assert Settings.from_env({"TRACEHUB_IPFS_WRITE_TIMEOUT_S": "5"}).ipfs_write_timeout_s == 5.0
+
+
+def test_one_port_offset_moves_every_default_port() -> None:
+    """TRACEHUB_PORT_OFFSET: a second stack beside the everyday one, as network/stack.sh runs
+    it; what is set explicitly stays as given."""
+    moved = Settings.from_env({"TRACEHUB_PORT_OFFSET": "13000", "TRACEHUB_TOPOLOGY": "ha"})
+    assert conninfo_to_dict(moved.postgres_dsn)["port"] == "28432"
+    assert moved.ipfs_endpoints == ("http://127.0.0.1:28001", "http://127.0.0.1:28002")
+    assert moved.mqtt_tls_port == 31883
+    assert moved.api.public_url == "http://127.0.0.1:31000"
+    assert moved.api.witness_urls == ("http://127.0.0.1:31090",)
+    assert moved.smtp.port == 14025
+    assert moved.stripe.api_base == "http://127.0.0.1:25111"
+    assert (moved.metrics.api_port, moved.metrics.prometheus_port) == (31001, 32090)
+    assert moved.metrics.gateway_port == 0  # 0 means a free port, offset or not
+    assert moved.fabric.port_offset == 13000
+    assert moved.fabric.gateway_endpoints(1) == ("127.0.0.1:30051", "127.0.0.1:30061")
+    given = Settings.from_env(
+        {
+            "TRACEHUB_PORT_OFFSET": "13000",
+            "TRACEHUB_MQTT_TLS_PORT": "1883",
+            "TRACEHUB_FABRIC_PORT_OFFSET": "7",
+        }
+    )
+    assert (given.mqtt_tls_port, given.fabric.port_offset) == (1883, 7)
+    assert Settings.from_env({"TRACEHUB_PORT_OFFSET": "0"}) == Settings()
+    with pytest.raises(ValueError, match="TRACEHUB_PORT_OFFSET='x': not an integer"):
+        Settings.from_env({"TRACEHUB_PORT_OFFSET": "x"})
+
+
+def test_the_stack_scripts_move_by_the_same_offset() -> None:
+    """network/stack.sh adds TRACEHUB_PORT_OFFSET to the same base ports as the tree's defaults."""
+    script = (PROJECT_DIR / "network" / "stack.sh").read_text()
+    defaults = Settings()
+    bases = {
+        "PGPORT": int(conninfo_to_dict(defaults.postgres_dsn)["port"]),
+        "KUBO_API_PORT": int(defaults.ipfs_api.rsplit(":", 1)[1]),
+        "MQTT_TLS_PORT": defaults.mqtt_tls_port,
+        "STRIPE_MOCK_HTTP_PORT": int(defaults.stripe.api_base.rsplit(":", 1)[1]),
+        "API_PORT": int(defaults.api.public_url.rsplit(":", 1)[1]),
+        "WITNESS_PORT": int(defaults.api.witnesses.rsplit(":", 1)[1]),
+        "SMTP_PORT": defaults.smtp.port,
+        "TRACEHUB_PROMETHEUS_PORT": defaults.metrics.prometheus_port,
+        "TRACEHUB_API_METRICS_PORT": defaults.metrics.api_port,
+    }
+    for name, port in bases.items():
+        assert re.search(
+            rf"\b{name}=(\$\{{{name}:-)?\$\(\({port} \+ STACK_PORT_OFFSET\)\)", script
+        ), f"network/stack.sh: {name} is not {port} + STACK_PORT_OFFSET"
