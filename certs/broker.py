@@ -8,7 +8,9 @@ ACL file by pattern; the plugin's clients are the names that get rights at run t
   device topic, publish acknowledgements and alerts), without restarting the broker;
 - ``cut_off_device``: a revoked device gets the role ``revoked`` (every publish, subscription
   and delivery refused) and is disabled, which disconnects it at once;
-- ``readmit_device``: a device enrolled again drops that role.
+- ``readmit_device``: a device enrolled again drops that role;
+- ``admit_site``: a site broker's bridge identity gets the role ``site`` (publish device
+  readings and dropped-range reports, nothing else: no subscription, no acknowledgement).
 
 Commands go to ``$CONTROL/dynamic-security/v1`` as the ``service:broker-admin`` identity, the
 only client with the plugin's control topic; the plugin answers on ``.../response`` and saves
@@ -38,6 +40,7 @@ RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 ADMIN_SERVICE = "broker-admin"
 GATEWAY_ROLE = "gateway"
 REVOKED_ROLE = "revoked"
+SITE_ROLE = "site"
 
 
 class BrokerControlError(PKIError, UnavailableError):
@@ -129,6 +132,15 @@ def admit_gateway(pki: PKI, endpoint: BrokerEndpoint, name: str) -> tuple[str, s
         for service in names:
             _ensure_role(control, service_username(service), GATEWAY_ROLE)
     return names
+
+
+def admit_site(pki: PKI, endpoint: BrokerEndpoint, name: str) -> str:
+    """Issue (if needed) the identity of site broker ``name`` and give it the role ``site`` on
+    the running hub broker; its service name."""
+    service = pki.ensure_site_certificate(name)
+    with broker_control(pki, endpoint) as control:
+        _ensure_role(control, service_username(service), SITE_ROLE)
+    return service
 
 
 def cut_off_device(pki: PKI, endpoint: BrokerEndpoint, device_id: str) -> None:

@@ -61,6 +61,7 @@ from tracehub.pki_names import (
     org_username,
     service_uri,
     service_username,
+    site_service,
     validate_device_id,
     validate_org_id,
     validate_service_name,
@@ -332,6 +333,28 @@ class PKI:
                 if self._service_needs_issue(service, service_ca):
                     self._issue_service(_client_spec(service), service_ca)
         return names
+
+    def ensure_site_certificate(self, name: str) -> str:
+        """Issue the identity of site broker ``name`` (``site_service``) unless it exists and is
+        current; its service name. A server certificate for loopback (its devices' listener) and
+        a client certificate (its bridge to the hub) in one: the hub grants its CN the role
+        ``site`` once admitted (certs.broker.admit_site, or at the hub broker's next start)."""
+        self._require_initialised()
+        service = site_service(name)
+        spec = _ServiceSpec(
+            service,
+            service_username(service),
+            dns=("localhost",),
+            ips=("127.0.0.1",),
+            server=True,
+            client=True,
+            uri=service_uri(service),
+        )
+        with self._locked():
+            service_ca = self._authority("service-ca")
+            if self._service_needs_issue(service, service_ca):
+                self._issue_service(spec, service_ca)
+        return service
 
     def issue_organisation_certificate(
         self, org_id: str, *, validity_days: int = SERVICE_DAYS

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring the local TraceHub stack up, down, or report on it:
 #   stack.sh up | up-fabric | down | status | start <component> | stop <component> | reload-broker
-# TRACEHUB_TOPOLOGY=ha runs three Raft orderers and a second Org1 peer (docs/deployment.md);
+# TRACEHUB_TOPOLOGY=ha runs three Raft orderers and a second Org1 peer, and a site broker
+# (TRACEHUB_SITE, default site-1) bridged to the hub broker (docs/deployment.md);
 # `up-fabric` starts only the Fabric network (orderers, peers, chaincode), e.g. an HA network
 # beside the everyday stack with its own TRACEHUB_RUN and TRACEHUB_FABRIC_PORT_OFFSET.
 # Components run natively as background processes; each writes $TRACEHUB_RUN/logs/<name>.log and
@@ -22,18 +23,23 @@ STRIPE_MOCK_PORT=12111
 STRIPE_MOCK_HTTPS_PORT=12112
 API_PORT=18000
 WITNESS_PORT=18090
+SITE_BROKER_PORT=18893
+SITE=${TRACEHUB_SITE:-site-1}
 SMTP_PORT=1025
 
 # name | command | health check | port(s) shown by status
 fabric_components=(orderer peer0.org1 peer0.org2 chaincode)
 [[ $TOPOLOGY == ha ]] && fabric_components=(orderer orderer2 orderer3 peer0.org1 peer1.org1 peer0.org2 chaincode)
-components=(postgres kubo mosquitto "${fabric_components[@]}" witness stripe-mock mail api)
+site_components=()
+[[ $TOPOLOGY == ha ]] && site_components=(site-broker)
+components=(postgres kubo mosquitto "${site_components[@]}" "${fabric_components[@]}" witness stripe-mock mail api)
 
 command_of() {
   case $1 in
     postgres) echo "$here/postgres/postgres.sh" ;;
     kubo) echo "$here/kubo/kubo.sh" ;;
     mosquitto) echo "$here/mosquitto/mosquitto.sh" ;;
+    site-broker) echo "$here/mosquitto/site-broker.sh $SITE" ;;
     orderer) echo "$here/fabric/orderer.sh" ;;
     orderer[23]) echo "$here/fabric/orderer.sh ${1#orderer}" ;;
     peer0.org1) echo "$here/fabric/peer.sh 1" ;;
@@ -57,6 +63,7 @@ healthy() {
     postgres) pg_isready -q -t 3 -h 127.0.0.1 -p "$PGPORT" ;;
     kubo) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
     mosquitto) port_open "$MQTT_TLS_PORT" ;;
+    site-broker) port_open "$SITE_BROKER_PORT" ;;
     orderer) fabric_healthy "$ORDERER_OPS_PORT" ;;
     orderer[23]) fabric_healthy "$(orderer_ops_port "${1#orderer}")" ;;
     peer0.org1) fabric_healthy "$(peer_ops_port 1)" ;;
@@ -76,6 +83,7 @@ where() {
     postgres) echo "postgresql://tracehub@127.0.0.1:$PGPORT/tracehub (passwords: $PGPASSFILE)" ;;
     kubo) echo "RPC http://127.0.0.1:$KUBO_API_PORT  gateway http://127.0.0.1:18080" ;;
     mosquitto) echo "mqtts://127.0.0.1:$MQTT_TLS_PORT (client certificate required)" ;;
+    site-broker) echo "mqtts://127.0.0.1:$SITE_BROKER_PORT (site $SITE's devices; bridged to the hub)" ;;
     orderer) echo "grpcs://127.0.0.1:$ORDERER_PORT  admin :$ORDERER_ADMIN_PORT  ops :$ORDERER_OPS_PORT" ;;
     orderer[23])
       local n=${1#orderer}
@@ -181,6 +189,11 @@ up() {
   start kubo 60
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs init)
   start mosquitto 30
+  if [[ $TOPOLOGY == ha ]]; then
+    # The site's identity, issued and admitted at the hub broker (once), then its broker.
+    (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs site "$SITE" >/dev/null)
+    start site-broker 30
+  fi
   fabric_up
   # The chaincode enrols only certificates of the device CA it holds: record it (once).
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs ledger-ca)

@@ -9,9 +9,11 @@
 #   org:<org_id>) may read only its own alert topics, tracehub/v1/orgs/org:<org_id>/alerts/#;
 # - the dynamic-security plugin, for names given rights at run time (certs/broker.py): every
 #   gateway process's identities (role gateway: read every device topic, acknowledge, publish
-#   alerts), the administrator service:broker-admin (the plugin's control topic), and revoked
-#   devices (role revoked: nothing; the plugin disconnects them when they are disabled).
-# See docs/decisions/0006-broker-identity.md and 0025-client-id-and-revocation.md.
+#   alerts), the administrator service:broker-admin (the plugin's control topic), site brokers'
+#   bridges (role site: publish device readings and dropped-range reports, nothing else), and
+#   revoked devices (role revoked: nothing; the plugin disconnects them when they are disabled).
+# See docs/decisions/0006-broker-identity.md, 0025-client-id-and-revocation.md and
+# 0034-site-brokers.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(cd "$here/../.." && pwd)
@@ -66,6 +68,16 @@ admin_acls=$(
   acl subscribePattern '$CONTROL/dynamic-security/#' true; printf ,
   acl publishClientReceive '$CONTROL/dynamic-security/#' true
 )
+# A site broker forwards its devices' readings (network/mosquitto/site-broker.sh): it may publish
+# where devices publish and nothing more. It reads nothing, so no site learns of another's
+# devices; the gateway checks each envelope's signature and that its signer is the topic's
+# device, so a site can forward, not forge. No publishClientReceive: with no subscription
+# right it would receive nothing anyway, and an explicit deny documents the intent.
+site_acls=$(
+  acl publishClientSend 'tracehub/v1/devices/+/readings' true; printf ,
+  acl publishClientSend 'tracehub/v1/devices/+/dropped' true; printf ,
+  acl publishClientReceive '#' false
+)
 revoked_acls=$(
   acl publishClientSend '#' false; printf ,
   acl publishClientReceive '#' false; printf ,
@@ -79,6 +91,11 @@ for dir in "$pki"/services/gateway-*/; do
   name=${dir%/}
   clients+=",{\"username\":\"service:${name##*/}\",\"roles\":[{\"rolename\":\"gateway\"}]}"
 done
+for dir in "$pki"/services/site-*/; do
+  [[ -f $dir/cert.pem ]] || continue
+  name=${dir%/}
+  clients+=",{\"username\":\"service:${name##*/}\",\"roles\":[{\"rolename\":\"site\"}]}"
+done
 cat >"$home/dynamic-security.json" <<JSON
 {
   "defaultACLAccess": {"publishClientSend": false, "publishClientReceive": true,
@@ -86,7 +103,8 @@ cat >"$home/dynamic-security.json" <<JSON
   "roles": [
     {"rolename": "admin", "acls": [$admin_acls]},
     {"rolename": "gateway", "acls": [$gateway_acls]},
-    {"rolename": "revoked", "acls": [$revoked_acls]}
+    {"rolename": "revoked", "acls": [$revoked_acls]},
+    {"rolename": "site", "acls": [$site_acls]}
   ],
   "groups": [],
   "clients": [$clients]
