@@ -190,8 +190,10 @@ up() {
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs init)
   start mosquitto 30
   if [[ $TOPOLOGY == ha ]]; then
-    # The site's identity, issued and admitted at the hub broker (once), then its broker.
-    (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs site "$SITE" >/dev/null)
+    # The site's identity, issued and admitted at the hub broker, then its broker. A hub broker
+    # started by an older mosquitto.sh has no role `site`: it admits the site at its next start.
+    (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs site "$SITE" >/dev/null) \
+      || echo "up: note: run 'stack.sh reload-broker' so the hub broker admits site $SITE"
     start site-broker 30
   fi
   fabric_up

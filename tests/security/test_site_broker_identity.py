@@ -113,8 +113,12 @@ def test_the_site_identity_only_forwards_at_the_hub(stack: Settings, tmp_path: P
                 assert codes.get(timeout=5) == NOT_AUTHORIZED, topic
             acks = _listen(listener, ack_topic(device.id))
             readings = _listen(watcher, device.topic)
+            answers: queue.Queue[int] = queue.Queue()
+            site.on_publish = lambda c, u, mid, reason, p: answers.put(reason.value)
             site.publish(ack_topic(device.id), b'{"forged": true}', qos=1)
+            assert answers.get(timeout=5) == NOT_AUTHORIZED
             site.publish(device.topic, device.sign(1, 1.0), qos=1)
+            assert answers.get(timeout=5) == 0
             assert _topics(readings, 3) == [device.topic]
             assert _topics(acks, 1) == []
         finally:
