@@ -156,15 +156,15 @@ def test_hub_broker_down_60_s_loses_nothing(
     name = f"site{uuid.uuid4().hex[:6]}"
     gateway_env = {**os.environ, "TRACEHUB_MQTT_TLS_PORT": str(hub.port)}
     gateway = start_gateway(name, name, log, env=gateway_env)
-    clients = []
-    publisher_thread: threading.Thread | None = None
+    clients: list[mqtt.Client] = []
+    stop_publishing = threading.Event()
     try:
         wait_until(lambda: subscribed(log), 60, "the gateway's subscription at the hub")
         for device in devices:
             client = device_client(stack, device.id)
             assert connect(client, site.settings(stack)), f"{device.id} at the site broker"
             clients.append(client)
-        publisher = Publisher(devices, clients)
+        publisher = Publisher(devices, clients, stop=stop_publishing)
         publisher_thread = threading.Thread(target=publisher.run, daemon=True)
         with StoreWatch(stack, ours) as store:
             publisher_thread.start()
@@ -191,6 +191,7 @@ def test_hub_broker_down_60_s_loses_nothing(
             drained_at = store.reached(backlog)
             stopped_at, resumed_at = store.pause(around=down_at + OUTAGE_S / 2)
     finally:
+        stop_publishing.set()
         for client in clients:
             close(client)
         gateway.terminate()
