@@ -10,7 +10,8 @@ ACL file by pattern; the plugin's clients are the names that get rights at run t
   and delivery refused) and is disabled, which disconnects it at once;
 - ``readmit_device``: a device enrolled again drops that role;
 - ``admit_site``: a site broker's bridge identity gets the role ``site`` (publish device
-  readings and dropped-range reports, nothing else: no subscription, no acknowledgement).
+  readings and dropped-range reports) and a role of its own, ``site-<name>``, that may read
+  the acknowledgement topics of the site's listed devices and nothing else.
 
 Commands go to ``$CONTROL/dynamic-security/v1`` as the ``service:broker-admin`` identity, the
 only client with the plugin's control topic; the plugin answers on ``.../response`` and saves
@@ -30,6 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from certs.pki import PKI
+from tracehub.acks import ack_topic
 from tracehub.config import Settings
 from tracehub.errors import UnavailableError
 from tracehub.mqtt import tls_client
@@ -134,12 +136,31 @@ def admit_gateway(pki: PKI, endpoint: BrokerEndpoint, name: str) -> tuple[str, s
     return names
 
 
-def admit_site(pki: PKI, endpoint: BrokerEndpoint, name: str) -> str:
-    """Issue (if needed) the identity of site broker ``name`` and give it the role ``site`` on
-    the running hub broker; its service name."""
+def admit_site(pki: PKI, endpoint: BrokerEndpoint, name: str, devices: Sequence[str] = ()) -> str:
+    """Issue (if needed) the identity of site broker ``name``, list ``devices`` at the site,
+    and give it, on the running hub broker, the role ``site`` and its own role granting the
+    listed devices' acknowledgement topics; its service name."""
     service = pki.ensure_site_certificate(name)
+    listed = pki.add_site_devices(name, devices)
     with broker_control(pki, endpoint) as control:
-        _ensure_role(control, service_username(service), SITE_ROLE)
+        username = service_username(service)
+        _ensure_role(control, username, SITE_ROLE)
+        if listed:
+            control.check([{"command": "createRole", "rolename": service}], ("already exists",))
+            control.check(
+                [
+                    {
+                        "command": "addRoleACL",
+                        "rolename": service,
+                        "acltype": "subscribeLiteral",
+                        "topic": ack_topic(device),
+                        "allow": True,
+                    }
+                    for device in listed
+                ],
+                ("already exists",),
+            )
+            _ensure_role(control, username, service)
     return service
 
 

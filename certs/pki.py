@@ -356,6 +356,29 @@ class PKI:
                 self._issue_service(spec, service_ca)
         return service
 
+    def site_devices_path(self, name: str) -> Path:
+        """``services/site-<name>/devices``: the site's devices, one id a line. The hub broker
+        lets the site read exactly their acknowledgement topics, and the site broker's bridge
+        brings those back to them."""
+        return self.service_paths(site_service(name))[0].parent / "devices"
+
+    def site_devices(self, name: str) -> list[str]:
+        """The devices listed for site ``name`` (none before any is added)."""
+        path = self.site_devices_path(name)
+        if not path.exists():
+            return []
+        return [validate_device_id(line) for line in path.read_text().split()]
+
+    def add_site_devices(self, name: str, devices: Iterable[str]) -> list[str]:
+        """List ``devices`` (ids, validated) at site ``name`` too; the whole list, sorted."""
+        added = {validate_device_id(device) for device in devices}
+        with self._locked():
+            listed = sorted(set(self.site_devices(name)) | added)
+            if added:
+                text = "".join(f"{device}\n" for device in listed)
+                _write_atomic(self.site_devices_path(name), text.encode())
+        return listed
+
     def issue_organisation_certificate(
         self, org_id: str, *, validity_days: int = SERVICE_DAYS
     ) -> x509.Certificate:

@@ -111,11 +111,14 @@ def certs_site(args: argparse.Namespace, settings: Settings) -> int:
     pki = PKI(settings.pki_dir)
     if args.no_broker:
         name = pki.ensure_site_certificate(args.name)
+        pki.add_site_devices(args.name, args.device)
     else:
-        name = admit_site(pki, BrokerEndpoint.of(settings), args.name)
+        name = admit_site(pki, BrokerEndpoint.of(settings), args.name, args.device)
     print(f"certs: service:{name} in {pki.service_paths(name)[0].parent}")
     print("  admitted by the broker" if not args.no_broker else "  admitted at its next start")
     print("  may publish tracehub/v1/devices/+/readings and .../dropped at the hub")
+    listed = pki.site_devices(args.name)
+    print(f"  and read the acknowledgements of its {len(listed)} device(s): {' '.join(listed)}")
     print(f"  start it: network/mosquitto/site-broker.sh {args.name}")
     return 0
 
@@ -373,6 +376,13 @@ def parser() -> argparse.ArgumentParser:
         " its bridge), and admit it at the running hub broker with the role `site`",
     )
     site.add_argument("name", help="the site's name, as `network/mosquitto/site-broker.sh NAME`")
+    site.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        help="a device at this site (repeatable; added to those listed before): the bridge"
+        " brings its acknowledgements back; restart the site broker to pick new ones up",
+    )
     site.add_argument(
         "--no-broker", action="store_true", help="only issue; the broker admits it at start"
     )

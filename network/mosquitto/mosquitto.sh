@@ -10,7 +10,8 @@
 # - the dynamic-security plugin, for names given rights at run time (certs/broker.py): every
 #   gateway process's identities (role gateway: read every device topic, acknowledge, publish
 #   alerts), the administrator service:broker-admin (the plugin's control topic), site brokers'
-#   bridges (role site: publish device readings and dropped-range reports, nothing else), and
+#   bridges (role site: publish device readings and dropped-range reports; a role per site: read
+#   the acknowledgements of its listed devices), and
 #   revoked devices (role revoked: nothing; the plugin disconnects them when they are disabled).
 # See docs/decisions/0006-broker-identity.md, 0025-client-id-and-revocation.md and
 # 0034-site-brokers.md.
@@ -69,14 +70,13 @@ admin_acls=$(
   acl publishClientReceive '$CONTROL/dynamic-security/#' true
 )
 # A site broker forwards its devices' readings (network/mosquitto/site-broker.sh): it may publish
-# where devices publish and nothing more. It reads nothing, so no site learns of another's
-# devices; the gateway checks each envelope's signature and that its signer is the topic's
-# device, so a site can forward, not forge. No publishClientReceive: with no subscription
-# right it would receive nothing anyway, and an explicit deny documents the intent.
+# where devices publish. The gateway checks each envelope's signature and that its signer is the
+# topic's device, so a site can forward, not forge. It may read only the acknowledgements of the
+# devices listed for it (services/site-NAME/devices; a role of its own, below), so no site learns
+# of another's devices or takes readings from the gateways.
 site_acls=$(
   acl publishClientSend 'tracehub/v1/devices/+/readings' true; printf ,
-  acl publishClientSend 'tracehub/v1/devices/+/dropped' true; printf ,
-  acl publishClientReceive '#' false
+  acl publishClientSend 'tracehub/v1/devices/+/dropped' true
 )
 revoked_acls=$(
   acl publishClientSend '#' false; printf ,
@@ -91,10 +91,24 @@ for dir in "$pki"/services/gateway-*/; do
   name=${dir%/}
   clients+=",{\"username\":\"service:${name##*/}\",\"roles\":[{\"rolename\":\"gateway\"}]}"
 done
+site_roles=
 for dir in "$pki"/services/site-*/; do
   [[ -f $dir/cert.pem ]] || continue
   name=${dir%/}
-  clients+=",{\"username\":\"service:${name##*/}\",\"roles\":[{\"rolename\":\"site\"}]}"
+  name=${name##*/}
+  roles='{"rolename":"site"}'
+  if [[ -s $dir/devices ]]; then
+    # Device ids are checked when listed ([A-Za-z0-9._-]): no JSON escaping needed.
+    site_roles+=",{\"rolename\":\"$name\",\"acls\":[$(
+      sep=
+      while read -r device; do
+        [[ -n $device ]] || continue
+        printf '%s' "$sep"; acl subscribeLiteral "tracehub/v1/acks/$device" true; sep=,
+      done <"$dir/devices"
+    )]}"
+    roles+=",{\"rolename\":\"$name\"}"
+  fi
+  clients+=",{\"username\":\"service:$name\",\"roles\":[$roles]}"
 done
 cat >"$home/dynamic-security.json" <<JSON
 {
@@ -104,7 +118,7 @@ cat >"$home/dynamic-security.json" <<JSON
     {"rolename": "admin", "acls": [$admin_acls]},
     {"rolename": "gateway", "acls": [$gateway_acls]},
     {"rolename": "revoked", "acls": [$revoked_acls]},
-    {"rolename": "site", "acls": [$site_acls]}
+    {"rolename": "site", "acls": [$site_acls]}$site_roles
   ],
   "groups": [],
   "clients": [$clients]

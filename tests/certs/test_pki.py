@@ -233,6 +233,21 @@ def test_a_site_broker_has_one_identity_for_its_listener_and_its_bridge(pki: PKI
         pki.ensure_site_certificate("dock:3")
 
 
+def test_a_site_lists_its_devices(pki: PKI) -> None:
+    pki.ensure_site_certificate("dock-4")
+    assert pki.site_devices("dock-4") == []
+    assert pki.add_site_devices("dock-4", ["sensor-b", "sensor-a"]) == ["sensor-a", "sensor-b"]
+    assert pki.add_site_devices("dock-4", ["sensor-c", "sensor-a"]) == [
+        "sensor-a",
+        "sensor-b",
+        "sensor-c",
+    ]
+    assert pki.site_devices("dock-4") == ["sensor-a", "sensor-b", "sensor-c"]
+    with pytest.raises(PKIError):
+        pki.add_site_devices("dock-4", ["not/a/device"])  # it would become a topic level
+    assert pki.site_devices("dock-4") == ["sensor-a", "sensor-b", "sensor-c"]
+
+
 def test_issue_extra_service_certificate(pki: PKI) -> None:
     cert = pki.issue_service_certificate(
         "gateway-2", common_name="gateway-2", server=False, client=True, uri="urn:x:y"

@@ -86,14 +86,17 @@ def test_a_device_cannot_publish_as_another_through_the_site(
 
 def test_the_site_identity_only_forwards_at_the_hub(stack: Settings, tmp_path: Path) -> None:
     """A site's certificate at the hub (as a stolen site key would be used): it may not read
-    what gateways read, nor acknowledge readings to a device; it may publish a device topic."""
+    what gateways read, nor another site's acknowledgements, nor acknowledge readings to a
+    device; it may publish a device topic and read its own devices' acknowledgements."""
     with private_broker(tmp_path, stack) as hub:
         settings = hub.settings(stack)
         pki = PKI(stack.pki_dir)
-        service = admit_site(pki, BrokerEndpoint.of(settings), f"t{uuid.uuid4().hex[:8]}")
+        device, elsewhere = Device.many(stack, pki, 2)
+        service = admit_site(
+            pki, BrokerEndpoint.of(settings), f"t{uuid.uuid4().hex[:8]}", [device.id]
+        )
         cert, key, _ = pki.service_paths(service)
         site = tls_client(stack, cert, key)
-        (device,) = Device.many(stack, pki, 1)
         listener = device_client(stack, device.id)
         watcher = gateway_client(settings)
         assert connect(site, settings)
@@ -108,9 +111,13 @@ def test_the_site_identity_only_forwards_at_the_hub(stack: Settings, tmp_path: P
                 "tracehub/v1/acks/#",
                 "tracehub/v1/alerts/#",
                 "tracehub/v1/orgs/#",
+                ack_topic(elsewhere.id),  # a device not listed at this site
             ):
                 site.subscribe(topic, qos=1)
                 assert codes.get(timeout=5) == NOT_AUTHORIZED, topic
+            # The acknowledgements of its own device it may read: the bridge brings them back.
+            site.subscribe(ack_topic(device.id), qos=1)
+            assert codes.get(timeout=5) == 1
             acks = _listen(listener, ack_topic(device.id))
             readings = _listen(watcher, device.topic)
             answers: queue.Queue[int] = queue.Queue()

@@ -26,6 +26,7 @@ import pytest
 from certs.pki import PKI
 from ingest.store import ReadingStore
 from tests.support.broker import PrivateBroker, private_broker
+from tests.support.edge import EdgeAgent, enrol_device
 from tests.support.gateway import Device, count_rows, start_gateway, subscribed
 from tests.support.mqtt import close, connect, device_client
 from tests.support.processes import wait_until
@@ -303,3 +304,47 @@ def test_site_broker_restart_keeps_the_queue_for_the_hub(
     assert count_rows(
         stack, "select count(distinct seq) from readings where device_id = %s", device.id
     ) == count_rows(stack, "select count(*) from readings where device_id = %s", device.id)
+
+
+def test_the_edge_agent_behind_a_site_gets_the_hubs_acknowledgements(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """The real agent publishes to the site broker; the hub's end-to-end acknowledgements come
+    back over the bridge (the device is listed at the site), so its spool empties with the
+    production timeouts and nothing is resent."""
+    device = enrol_device(stack, "site")
+    with (
+        private_broker(tmp_path, stack) as hub,
+        site_broker(tmp_path, stack, hub, [device]) as site,
+    ):
+        wait_until(lambda: site.bridged(hub), 30, "the site broker's bridge to the hub")
+        log = tmp_path / "gateway.log"
+        name = f"site{uuid.uuid4().hex[:6]}"
+        gateway = start_gateway(
+            name, name, log, env={**os.environ, "TRACEHUB_MQTT_TLS_PORT": str(hub.port)}
+        )
+        agent = EdgeAgent(tmp_path, site.settings(stack), device)
+        try:
+            wait_until(lambda: subscribed(log), 60, "the gateway's subscription at the hub")
+            agent.start()
+            wait_until(
+                lambda: bool(agent.status().get("publisher", {}).get("connected")),
+                30,
+                "the agent connected to the site broker",
+            )
+            agent.read_tags(range(40))
+            wait_until(
+                lambda: (
+                    count_rows(stack, "select count(*) from readings where device_id = %s", device)
+                    == 40
+                ),
+                60,
+                "40 readings stored",
+            )
+            wait_until(lambda: agent.spool("depth") == 0, 30, "the agent's spool to empty")
+        finally:
+            agent.close()
+            gateway.terminate()
+            gateway.wait(30)
+    assert agent.status()["publisher"]["resent"] == 0
+    assert agent.status()["hub_acks"]["settled"] == 40

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,11 +88,13 @@ class SiteBroker:
 
 
 @contextmanager
-def site_broker(tmp_path: Path, settings: Settings, hub: PrivateBroker) -> Iterator[SiteBroker]:
-    """A new site, its identity issued by the stack's PKI and admitted at ``hub``, and its
-    broker bridged to ``hub``; killed at the end."""
+def site_broker(
+    tmp_path: Path, settings: Settings, hub: PrivateBroker, devices: Sequence[str] = ()
+) -> Iterator[SiteBroker]:
+    """A new site with ``devices`` listed, its identity issued by the stack's PKI and admitted
+    at ``hub``, and its broker bridged to ``hub``; killed at the end."""
     name = f"t{uuid.uuid4().hex[:8]}"
-    admit_site(PKI(settings.pki_dir), BrokerEndpoint.of(hub.settings(settings)), name)
+    admit_site(PKI(settings.pki_dir), BrokerEndpoint.of(hub.settings(settings)), name, devices)
     run = tmp_path / f"site-run-{name}"
     (run / "logs").mkdir(parents=True)
     (run / "pki").symlink_to(settings.pki_dir)
