@@ -96,7 +96,10 @@ def test_the_site_identity_only_forwards_at_the_hub(stack: Settings, tmp_path: P
             pki, BrokerEndpoint.of(settings), f"t{uuid.uuid4().hex[:8]}", [device.id]
         )
         # Admitting again (as `stack.sh up` does at every start) changes nothing.
-        assert admit_site(pki, BrokerEndpoint.of(settings), service[5:], [device.id]) == service
+        assert (
+            admit_site(pki, BrokerEndpoint.of(settings), service.removeprefix("site-"), [device.id])
+            == service
+        )
         cert, key, _ = pki.service_paths(service)
         site = tls_client(stack, cert, key)
         listener = device_client(stack, device.id)
