@@ -152,15 +152,17 @@ def admit_site(pki: PKI, endpoint: BrokerEndpoint, name: str, devices: Sequence[
                     {
                         "command": "addRoleACL",
                         "rolename": service,
-                        "acltype": "subscribeLiteral",
+                        "acltype": acltype,
                         "topic": ack_topic(device),
                         "allow": True,
                     }
                     for device in listed
+                    for acltype in ("subscribeLiteral", "publishClientReceive")
                 ],
                 ("already exists",),
             )
-            _ensure_role(control, username, service)
+            # Checked before the role ``site``, whose explicit denials would otherwise win.
+            _ensure_role(control, username, service, priority=1)
     return service
 
 
@@ -181,12 +183,13 @@ def readmit_device(pki: PKI, endpoint: BrokerEndpoint, device_id: str) -> None:
         control.check([{"command": "deleteClient", "username": username}], ("not found",))
 
 
-def _ensure_role(control: BrokerControl, username: str, role: str) -> None:
-    """The plugin's client ``username`` exists and has ``role`` (adding a role it already has
-    is an "Internal error" to the plugin, so its roles are read first)."""
-    created = control.run(
-        [{"command": "createClient", "username": username, "roles": [{"rolename": role}]}]
-    )[0]
+def _ensure_role(control: BrokerControl, username: str, role: str, priority: int = -1) -> None:
+    """The plugin's client ``username`` exists and has ``role`` at ``priority`` (higher is
+    checked first; adding a role it already has is an "Internal error" to the plugin, so its
+    roles are read first)."""
+    granted = {"rolename": role, "priority": priority}
+    create = {"command": "createClient", "username": username, "roles": [granted]}
+    created = control.run([create])[0]
     if "error" not in created:
         return
     if "already exists" not in str(created["error"]):
@@ -194,4 +197,4 @@ def _ensure_role(control: BrokerControl, username: str, role: str) -> None:
     found = control.run([{"command": "getClient", "username": username}])[0]
     roles = {r["rolename"] for r in found.get("data", {}).get("client", {}).get("roles", [])}
     if role not in roles:
-        control.check([{"command": "addClientRole", "username": username, "rolename": role}])
+        control.check([{"command": "addClientRole", "username": username, **granted}])

@@ -72,11 +72,16 @@ admin_acls=$(
 # A site broker forwards its devices' readings (network/mosquitto/site-broker.sh): it may publish
 # where devices publish. The gateway checks each envelope's signature and that its signer is the
 # topic's device, so a site can forward, not forge. It may read only the acknowledgements of the
-# devices listed for it (services/site-NAME/devices; a role of its own, below), so no site learns
-# of another's devices or takes readings from the gateways.
+# devices listed for it (services/site-NAME/devices; a role of its own, below, checked first), so
+# no site learns of another's devices or takes readings from the gateways. The denials are
+# explicit: Mosquitto 2.0.11's plugin grants a known client a subscription no ACL matches,
+# whatever defaultACLAccess says (measured), and delivers what it then matches.
 site_acls=$(
   acl publishClientSend 'tracehub/v1/devices/+/readings' true; printf ,
-  acl publishClientSend 'tracehub/v1/devices/+/dropped' true
+  acl publishClientSend 'tracehub/v1/devices/+/dropped' true; printf ,
+  acl subscribePattern '#' false; printf ,
+  acl subscribePattern '$share/#' false; printf ,
+  acl publishClientReceive '#' false
 )
 revoked_acls=$(
   acl publishClientSend '#' false; printf ,
@@ -103,10 +108,12 @@ for dir in "$pki"/services/site-*/; do
       sep=
       while read -r device; do
         [[ -n $device ]] || continue
-        printf '%s' "$sep"; acl subscribeLiteral "tracehub/v1/acks/$device" true; sep=,
+        printf '%s' "$sep"; sep=,
+        acl subscribeLiteral "tracehub/v1/acks/$device" true; printf ,
+        acl publishClientReceive "tracehub/v1/acks/$device" true
       done <"$dir/devices"
     )]}"
-    roles+=",{\"rolename\":\"$name\"}"
+    roles='{"rolename":"'$name'","priority":1},'$roles
   fi
   clients+=",{\"username\":\"service:$name\",\"roles\":[$roles]}"
 done
