@@ -74,7 +74,7 @@ admin_acls=$(
 # topic's device, so a site can forward, not forge. It may read only the acknowledgements of the
 # devices listed for it (services/site-NAME/devices; a role of its own, below, checked first), so
 # no site learns of another's devices or takes readings from the gateways. The denials are
-# explicit: Mosquitto 2.0.11's plugin grants a known client a subscription no ACL matches,
+# explicit: Mosquitto 2.0.11 grants a plugin client a subscription none of its ACLs matches,
 # whatever defaultACLAccess says (measured), and delivers what it then matches.
 site_acls=$(
   acl publishClientSend 'tracehub/v1/devices/+/readings' true; printf ,
