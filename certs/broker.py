@@ -8,7 +8,10 @@ ACL file by pattern; the plugin's clients are the names that get rights at run t
   device topic, publish acknowledgements and alerts), without restarting the broker;
 - ``cut_off_device``: a revoked device gets the role ``revoked`` (every publish, subscription
   and delivery refused) and is disabled, which disconnects it at once;
-- ``readmit_device``: a device enrolled again drops that role.
+- ``readmit_device``: a device enrolled again drops that role;
+- ``admit_site``: a site broker's bridge identity gets the role ``site`` (publish device
+  readings and dropped-range reports) and a role of its own, ``site-<name>``, that may read
+  the acknowledgement topics of the site's listed devices and nothing else.
 
 Commands go to ``$CONTROL/dynamic-security/v1`` as the ``service:broker-admin`` identity, the
 only client with the plugin's control topic; the plugin answers on ``.../response`` and saves
@@ -28,6 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from certs.pki import PKI
+from tracehub.acks import ack_topic
 from tracehub.config import Settings
 from tracehub.errors import UnavailableError
 from tracehub.mqtt import tls_client
@@ -38,6 +42,7 @@ RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 ADMIN_SERVICE = "broker-admin"
 GATEWAY_ROLE = "gateway"
 REVOKED_ROLE = "revoked"
+SITE_ROLE = "site"
 
 
 class BrokerControlError(PKIError, UnavailableError):
@@ -131,6 +136,36 @@ def admit_gateway(pki: PKI, endpoint: BrokerEndpoint, name: str) -> tuple[str, s
     return names
 
 
+def admit_site(pki: PKI, endpoint: BrokerEndpoint, name: str, devices: Sequence[str] = ()) -> str:
+    """Issue (if needed) the identity of site broker ``name``, list ``devices`` at the site,
+    and give it, on the running hub broker, the role ``site`` and its own role granting the
+    listed devices' acknowledgement topics; its service name."""
+    service = pki.ensure_site_certificate(name)
+    listed = pki.add_site_devices(name, devices)
+    with broker_control(pki, endpoint) as control:
+        username = service_username(service)
+        _ensure_role(control, username, SITE_ROLE)
+        if listed:
+            control.check([{"command": "createRole", "rolename": service}], ("already exists",))
+            control.check(
+                [
+                    {
+                        "command": "addRoleACL",
+                        "rolename": service,
+                        "acltype": acltype,
+                        "topic": ack_topic(device),
+                        "allow": True,
+                    }
+                    for device in listed
+                    for acltype in ("subscribeLiteral", "publishClientReceive")
+                ],
+                ("already exists",),
+            )
+            # Checked before the role ``site``, whose explicit denials would otherwise win.
+            _ensure_role(control, username, service, priority=1)
+    return service
+
+
 def cut_off_device(pki: PKI, endpoint: BrokerEndpoint, device_id: str) -> None:
     """Give the device's username the role ``revoked`` and disable it: the plugin disconnects
     its connection at once, and whatever it connects with until the broker's next start loads
@@ -148,12 +183,13 @@ def readmit_device(pki: PKI, endpoint: BrokerEndpoint, device_id: str) -> None:
         control.check([{"command": "deleteClient", "username": username}], ("not found",))
 
 
-def _ensure_role(control: BrokerControl, username: str, role: str) -> None:
-    """The plugin's client ``username`` exists and has ``role`` (adding a role it already has
-    is an "Internal error" to the plugin, so its roles are read first)."""
-    created = control.run(
-        [{"command": "createClient", "username": username, "roles": [{"rolename": role}]}]
-    )[0]
+def _ensure_role(control: BrokerControl, username: str, role: str, priority: int = -1) -> None:
+    """The plugin's client ``username`` exists and has ``role`` at ``priority`` (higher is
+    checked first; adding a role it already has is an "Internal error" to the plugin, so its
+    roles are read first)."""
+    granted = {"rolename": role, "priority": priority}
+    create = {"command": "createClient", "username": username, "roles": [granted]}
+    created = control.run([create])[0]
     if "error" not in created:
         return
     if "already exists" not in str(created["error"]):
@@ -161,4 +197,4 @@ def _ensure_role(control: BrokerControl, username: str, role: str) -> None:
     found = control.run([{"command": "getClient", "username": username}])[0]
     roles = {r["rolename"] for r in found.get("data", {}).get("client", {}).get("roles", [])}
     if role not in roles:
-        control.check([{"command": "addClientRole", "username": username, "rolename": role}])
+        control.check([{"command": "addClientRole", "username": username, **granted}])

@@ -61,6 +61,7 @@ from tracehub.pki_names import (
     org_username,
     service_uri,
     service_username,
+    site_service,
     validate_device_id,
     validate_org_id,
     validate_service_name,
@@ -332,6 +333,51 @@ class PKI:
                 if self._service_needs_issue(service, service_ca):
                     self._issue_service(_client_spec(service), service_ca)
         return names
+
+    def ensure_site_certificate(self, name: str) -> str:
+        """Issue the identity of site broker ``name`` (``site_service``) unless it exists and is
+        current; its service name. A server certificate for loopback (its devices' listener) and
+        a client certificate (its bridge to the hub) in one: the hub grants its CN the role
+        ``site`` once admitted (certs.broker.admit_site, or at the hub broker's next start)."""
+        self._require_initialised()
+        service = site_service(name)
+        spec = _ServiceSpec(
+            service,
+            service_username(service),
+            dns=("localhost",),
+            ips=("127.0.0.1",),
+            server=True,
+            client=True,
+            uri=service_uri(service),
+        )
+        with self._locked():
+            service_ca = self._authority("service-ca")
+            if self._service_needs_issue(service, service_ca):
+                self._issue_service(spec, service_ca)
+        return service
+
+    def site_devices_path(self, name: str) -> Path:
+        """``services/site-<name>/devices``: the site's devices, one id a line. The hub broker
+        lets the site read exactly their acknowledgement topics, and the site broker's bridge
+        brings those back to them."""
+        return self.service_paths(site_service(name))[0].parent / "devices"
+
+    def site_devices(self, name: str) -> list[str]:
+        """The devices listed for site ``name`` (none before any is added)."""
+        path = self.site_devices_path(name)
+        if not path.exists():
+            return []
+        return [validate_device_id(line) for line in path.read_text().split()]
+
+    def add_site_devices(self, name: str, devices: Iterable[str]) -> list[str]:
+        """List ``devices`` (ids, validated) at site ``name`` too; the whole list, sorted."""
+        added = {validate_device_id(device) for device in devices}
+        with self._locked():
+            listed = sorted(set(self.site_devices(name)) | added)
+            if added:
+                text = "".join(f"{device}\n" for device in listed)
+                _write_atomic(self.site_devices_path(name), text.encode())
+        return listed
 
     def issue_organisation_certificate(
         self, org_id: str, *, validity_days: int = SERVICE_DAYS

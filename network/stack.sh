@@ -2,8 +2,9 @@
 # Bring the local TraceHub stack up, down, or report on it:
 #   stack.sh up | up-fabric | down | status | start <component> | stop <component> | reload-broker
 # TRACEHUB_TOPOLOGY=ha runs three Raft orderers, a second Org1 peer, a second Kubo node in a
-# private swarm with the first and a PostgreSQL hot standby with synchronous commit
-# (failover: network/postgres/failover.sh), and leaves out the stand-ins of outside services
+# private swarm with the first, a PostgreSQL hot standby with synchronous commit
+# (failover: network/postgres/failover.sh) and a site broker (TRACEHUB_SITE, default site-1)
+# bridged to the hub broker, and leaves out the stand-ins of outside services
 # (stripe-mock, mail) (docs/deployment.md); TRACEHUB_PORT_OFFSET moves every port, so with its
 # own TRACEHUB_RUN a second stack runs beside the everyday one (`make up-ha`);
 # `up-fabric` starts only the Fabric network (orderers, peers, chaincode).
@@ -34,6 +35,8 @@ export SMTP_PORT=$((1025 + STACK_PORT_OFFSET))
 export TRACEHUB_PROMETHEUS_PORT=${TRACEHUB_PROMETHEUS_PORT:-$((19090 + STACK_PORT_OFFSET))}
 export TRACEHUB_API_METRICS_PORT=${TRACEHUB_API_METRICS_PORT:-$((18001 + STACK_PORT_OFFSET))}
 PROMETHEUS_PORT=$TRACEHUB_PROMETHEUS_PORT
+export SITE_BROKER_PORT=$((18893 + STACK_PORT_OFFSET))
+SITE=${TRACEHUB_SITE:-site-1}
 
 # name | command | health check | port(s) shown by status
 fabric_components=(orderer peer0.org1 peer0.org2 chaincode)
@@ -47,7 +50,9 @@ kubo_components=(kubo)
 # real ones); ingest needs neither.
 stand_ins=(stripe-mock mail)
 [[ $TOPOLOGY == ha ]] && stand_ins=()
-components=("${database_components[@]}" "${kubo_components[@]}" mosquitto "${fabric_components[@]}" witness "${stand_ins[@]}" api prometheus)
+site_components=()
+[[ $TOPOLOGY == ha ]] && site_components=(site-broker)
+components=("${database_components[@]}" "${kubo_components[@]}" mosquitto "${site_components[@]}" "${fabric_components[@]}" witness "${stand_ins[@]}" api prometheus)
 
 command_of() {
   case $1 in
@@ -56,6 +61,7 @@ command_of() {
     kubo) echo "$here/kubo/kubo.sh" ;;
     kubo2) echo "$here/kubo/kubo.sh 2" ;;
     mosquitto) echo "$here/mosquitto/mosquitto.sh" ;;
+    site-broker) echo "$here/mosquitto/site-broker.sh $SITE" ;;
     orderer) echo "$here/fabric/orderer.sh" ;;
     orderer[23]) echo "$here/fabric/orderer.sh ${1#orderer}" ;;
     peer0.org1) echo "$here/fabric/peer.sh 1" ;;
@@ -82,6 +88,7 @@ healthy() {
     kubo) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$KUBO_API_PORT/api/v0/version" >/dev/null 2>&1 ;;
     kubo2) curl -fsS --max-time 3 -X POST "http://127.0.0.1:$((KUBO_API_PORT + 1))/api/v0/version" >/dev/null 2>&1 ;;
     mosquitto) port_open "$MQTT_TLS_PORT" ;;
+    site-broker) port_open "$SITE_BROKER_PORT" ;;
     orderer) fabric_healthy "$ORDERER_OPS_PORT" ;;
     orderer[23]) fabric_healthy "$(orderer_ops_port "${1#orderer}")" ;;
     peer0.org1) fabric_healthy "$(peer_ops_port 1)" ;;
@@ -104,6 +111,7 @@ where() {
     kubo) echo "RPC http://127.0.0.1:$KUBO_API_PORT  gateway http://127.0.0.1:$KUBO_GATEWAY_PORT" ;;
     kubo2) echo "RPC http://127.0.0.1:$((KUBO_API_PORT + 1))  gateway http://127.0.0.1:$((KUBO_GATEWAY_PORT + 1)) (second node, private swarm)" ;;
     mosquitto) echo "mqtts://127.0.0.1:$MQTT_TLS_PORT (client certificate required)" ;;
+    site-broker) echo "mqtts://127.0.0.1:$SITE_BROKER_PORT (site $SITE's devices; bridged to the hub)" ;;
     orderer) echo "grpcs://127.0.0.1:$ORDERER_PORT  admin :$ORDERER_ADMIN_PORT  ops :$ORDERER_OPS_PORT" ;;
     orderer[23])
       local n=${1#orderer}
@@ -212,6 +220,13 @@ up() {
   for name in "${kubo_components[@]}"; do start "$name" 60; done
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs init)
   start mosquitto 30
+  if [[ $TOPOLOGY == ha ]]; then
+    # The site's identity, issued and admitted at the hub broker, then its broker. A hub broker
+    # started by an older mosquitto.sh has no role `site`: it admits the site at its next start.
+    (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs site "$SITE" >/dev/null) \
+      || echo "up: note: run 'stack.sh reload-broker' so the hub broker admits site $SITE"
+    start site-broker 30
+  fi
   fabric_up
   # The chaincode enrols only certificates of the device CA it holds: record it (once).
   (cd "$project_dir" && "$PYTHON" -m tracehub.cli certs ledger-ca)

@@ -3,6 +3,7 @@
     tracehub certs init                      create the CAs, CRLs and service certificates
     tracehub certs org ORG_ID                an organisation's staff MQTT client certificate
     tracehub certs gateway NAME              a gateway process's broker identities, admitted
+    tracehub certs site NAME                 a site broker's identity (its bridge), admitted
     tracehub devices enrol ID [--csr FILE]   issue a device certificate and record it on the ledger
     tracehub devices revoke ID --reason R    revoke it, update the CRL, record it, cut the device
                                              off at the broker (disconnected, no rights)
@@ -28,7 +29,13 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs.broker import BrokerEndpoint, admit_gateway, cut_off_device, readmit_device
+from certs.broker import (
+    BrokerEndpoint,
+    admit_gateway,
+    admit_site,
+    cut_off_device,
+    readmit_device,
+)
 from certs.pki import PKI, PKIError
 from certs.registry import LedgerRegistry
 from tracehub.config import PROJECT_DIR, Settings
@@ -97,6 +104,22 @@ def certs_gateway(args: argparse.Namespace, settings: Settings) -> int:
     for name in names:
         print(f"certs: service:{name} in {pki.service_paths(name)[0].parent}")
     print("  admitted by the broker" if not args.no_broker else "  admitted at its next start")
+    return 0
+
+
+def certs_site(args: argparse.Namespace, settings: Settings) -> int:
+    pki = PKI(settings.pki_dir)
+    if args.no_broker:
+        name = pki.ensure_site_certificate(args.name)
+        pki.add_site_devices(args.name, args.device)
+    else:
+        name = admit_site(pki, BrokerEndpoint.of(settings), args.name, args.device)
+    print(f"certs: service:{name} in {pki.service_paths(name)[0].parent}")
+    print("  admitted by the broker" if not args.no_broker else "  admitted at its next start")
+    print("  may publish tracehub/v1/devices/+/readings and .../dropped at the hub")
+    listed = pki.site_devices(args.name)
+    print(f"  and read the acknowledgements of its {len(listed)} device(s): {' '.join(listed)}")
+    print(f"  start it: network/mosquitto/site-broker.sh {args.name}")
     return 0
 
 
@@ -348,6 +371,24 @@ def parser() -> argparse.ArgumentParser:
         "--no-broker", action="store_true", help="only issue; the broker admits them at start"
     )
     gateway.set_defaults(handler=certs_gateway)
+
+    site = certs_commands.add_parser(
+        "site",
+        help="issue (if needed) a site broker's identity, service:site-NAME (its listener and"
+        " its bridge), and admit it at the running hub broker with the role `site`",
+    )
+    site.add_argument("name", help="the site's name, as `network/mosquitto/site-broker.sh NAME`")
+    site.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        help="a device at this site (repeatable; added to those listed before): the bridge"
+        " brings its acknowledgements back; restart the site broker to pick new ones up",
+    )
+    site.add_argument(
+        "--no-broker", action="store_true", help="only issue; the broker admits it at start"
+    )
+    site.set_defaults(handler=certs_site)
 
     devices = groups.add_parser("devices", help="device enrolment, revocation and listing")
     commands = devices.add_subparsers(dest="command", required=True)

@@ -40,6 +40,7 @@ __all__ = [
     "org_username",
     "service_uri",
     "service_username",
+    "site_service",
     "validate_device_id",
     "validate_org_id",
     "validate_service_name",
@@ -153,3 +154,10 @@ def gateway_services(name: str) -> tuple[str, str]:
     certificate of its own, so the two connections of one process never share a client id."""
     consumer = validate_service_name(f"gateway-{name}")
     return consumer, validate_service_name(f"{consumer}.alerts")
+
+
+def site_service(name: str) -> str:
+    """The service name of site broker ``name`` (network/mosquitto/site-broker.sh NAME):
+    ``site-<name>``. One certificate serves its listener (to the site's devices) and its bridge
+    to the hub, where its CN ``service:site-<name>`` may only forward device topics."""
+    return validate_service_name(f"site-{name}")

@@ -9,9 +9,12 @@
 #   org:<org_id>) may read only its own alert topics, tracehub/v1/orgs/org:<org_id>/alerts/#;
 # - the dynamic-security plugin, for names given rights at run time (certs/broker.py): every
 #   gateway process's identities (role gateway: read every device topic, acknowledge, publish
-#   alerts), the administrator service:broker-admin (the plugin's control topic), and revoked
-#   devices (role revoked: nothing; the plugin disconnects them when they are disabled).
-# See docs/decisions/0006-broker-identity.md and 0025-client-id-and-revocation.md.
+#   alerts), the administrator service:broker-admin (the plugin's control topic), site brokers'
+#   bridges (role site: publish device readings and dropped-range reports; a role per site: read
+#   the acknowledgements of its listed devices), and
+#   revoked devices (role revoked: nothing; the plugin disconnects them when they are disabled).
+# See docs/decisions/0006-broker-identity.md, 0025-client-id-and-revocation.md and
+# 0034-site-brokers.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(cd "$here/../.." && pwd)
@@ -66,6 +69,20 @@ admin_acls=$(
   acl subscribePattern '$CONTROL/dynamic-security/#' true; printf ,
   acl publishClientReceive '$CONTROL/dynamic-security/#' true
 )
+# A site broker forwards its devices' readings (network/mosquitto/site-broker.sh): it may publish
+# where devices publish. The gateway checks each envelope's signature and that its signer is the
+# topic's device, so a site can forward, not forge. It may read only the acknowledgements of the
+# devices listed for it (services/site-NAME/devices; a role of its own, below, checked first), so
+# no site learns of another's devices or takes readings from the gateways. The denials are
+# explicit: Mosquitto 2.0.11 grants a plugin client a subscription none of its ACLs matches,
+# whatever defaultACLAccess says (measured), and delivers what it then matches.
+site_acls=$(
+  acl publishClientSend 'tracehub/v1/devices/+/readings' true; printf ,
+  acl publishClientSend 'tracehub/v1/devices/+/dropped' true; printf ,
+  acl subscribePattern '#' false; printf ,
+  acl subscribePattern '$share/#' false; printf ,
+  acl publishClientReceive '#' false
+)
 revoked_acls=$(
   acl publishClientSend '#' false; printf ,
   acl publishClientReceive '#' false; printf ,
@@ -79,6 +96,27 @@ for dir in "$pki"/services/gateway-*/; do
   name=${dir%/}
   clients+=",{\"username\":\"service:${name##*/}\",\"roles\":[{\"rolename\":\"gateway\"}]}"
 done
+site_roles=
+for dir in "$pki"/services/site-*/; do
+  [[ -f $dir/cert.pem ]] || continue
+  name=${dir%/}
+  name=${name##*/}
+  roles='{"rolename":"site"}'
+  if [[ -s $dir/devices ]]; then
+    # Device ids are checked when listed ([A-Za-z0-9._-]): no JSON escaping needed.
+    site_roles+=",{\"rolename\":\"$name\",\"acls\":[$(
+      sep=
+      while read -r device; do
+        [[ -n $device ]] || continue
+        printf '%s' "$sep"; sep=,
+        acl subscribeLiteral "tracehub/v1/acks/$device" true; printf ,
+        acl publishClientReceive "tracehub/v1/acks/$device" true
+      done <"$dir/devices"
+    )]}"
+    roles='{"rolename":"'$name'","priority":1},'$roles
+  fi
+  clients+=",{\"username\":\"service:$name\",\"roles\":[$roles]}"
+done
 cat >"$home/dynamic-security.json" <<JSON
 {
   "defaultACLAccess": {"publishClientSend": false, "publishClientReceive": true,
@@ -86,7 +124,8 @@ cat >"$home/dynamic-security.json" <<JSON
   "roles": [
     {"rolename": "admin", "acls": [$admin_acls]},
     {"rolename": "gateway", "acls": [$gateway_acls]},
-    {"rolename": "revoked", "acls": [$revoked_acls]}
+    {"rolename": "revoked", "acls": [$revoked_acls]},
+    {"rolename": "site", "acls": [$site_acls]}$site_roles
   ],
   "groups": [],
   "clients": [$clients]

@@ -214,6 +214,40 @@ def test_each_gateway_process_has_identities_of_its_own(pki: PKI) -> None:
         pki.ensure_gateway_certificates("x" * 50)  # gateway-<50>.alerts is over 64 characters
 
 
+def test_a_site_broker_has_one_identity_for_its_listener_and_its_bridge(pki: PKI) -> None:
+    name = pki.ensure_site_certificate("dock-3")
+    assert name == "site-dock-3"
+    pem = pki.service_paths(name)[0].read_bytes()
+    cert = x509.load_pem_x509_certificate(pem)
+    assert (
+        cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "service:site-dock-3"
+    )
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(eku) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress)
+    # Idempotent: a restarted site broker keeps its certificate, and so its hub session.
+    assert pki.ensure_site_certificate("dock-3") == name
+    assert pki.service_paths(name)[0].read_bytes() == pem
+    with pytest.raises(PKIError, match="invalid service name"):
+        pki.ensure_site_certificate("dock:3")
+
+
+def test_a_site_lists_its_devices(pki: PKI) -> None:
+    pki.ensure_site_certificate("dock-4")
+    assert pki.site_devices("dock-4") == []
+    assert pki.add_site_devices("dock-4", ["sensor-b", "sensor-a"]) == ["sensor-a", "sensor-b"]
+    assert pki.add_site_devices("dock-4", ["sensor-c", "sensor-a"]) == [
+        "sensor-a",
+        "sensor-b",
+        "sensor-c",
+    ]
+    assert pki.site_devices("dock-4") == ["sensor-a", "sensor-b", "sensor-c"]
+    with pytest.raises(PKIError):
+        pki.add_site_devices("dock-4", ["not/a/device"])  # it would become a topic level
+    assert pki.site_devices("dock-4") == ["sensor-a", "sensor-b", "sensor-c"]
+
+
 def test_issue_extra_service_certificate(pki: PKI) -> None:
     cert = pki.issue_service_certificate(
         "gateway-2", common_name="gateway-2", server=False, client=True, uri="urn:x:y"

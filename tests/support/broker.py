@@ -25,7 +25,7 @@ from tracehub.config import PROJECT_DIR, Settings
 SCRIPT = PROJECT_DIR / "network" / "mosquitto" / "mosquitto.sh"
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -60,7 +60,7 @@ class PrivateBroker:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
-        while not _port_open(self.port):
+        while not port_open(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the private mosquitto did not start; see {self.log}")
             time.sleep(0.05)
