@@ -9,6 +9,7 @@ payload parse and one ECDSA verification. The algorithm is in ``docs/reading-env
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,14 +20,12 @@ from typing import Protocol, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
 
 from tracehub.envelope import (
-    ALG,
     EnvelopeError,
     ParsedEnvelope,
     SignedParts,
@@ -230,7 +229,7 @@ class _Facts:
     key_usage_error: str | None = None
     identity_error: str | None = None
     device_id: str = ""
-    key: ECKey | None = None
+    key: ec.EllipticCurvePublicKey | None = None
 
 
 def _facts(trust: TrustStore, crls: _CrlSet, cert: x509.Certificate) -> _Facts:
@@ -254,7 +253,7 @@ def _facts(trust: TrustStore, crls: _CrlSet, cert: x509.Certificate) -> _Facts:
         key_usage_error=key_usage_error,
         identity_error=identity_error,
         device_id=device_id or "",
-        key=None if key_usage_error else ECKey.import_key(_ec_key(cert)),
+        key=None if key_usage_error else _ec_key(cert),
     )
 
 
@@ -519,21 +518,35 @@ def _check_certificate(
         )
 
 
-def _signature_ok(parts: SignedParts | ParsedEnvelope, envelope: bytes, key: ECKey | None) -> bool:
-    """joserfc's ES256 verification over the exact segments received."""
-    header_b64, payload_b64 = parts.signing_input.split(b".")
-    obj = jws.CompactSignature(dict(parts.header), parts.payload)
-    obj.segments.update(
-        {"header": header_b64, "payload": payload_b64, "signature": envelope.rpartition(b".")[2]}
-    )
-    try:
-        return jws.validate_compact(obj, key, registry=_VERIFY_REGISTRY)
-    except JoseError:
+def _signature_ok(
+    parts: SignedParts | ParsedEnvelope, envelope: bytes, key: ec.EllipticCurvePublicKey | None
+) -> bool:
+    """ES256 (RFC 7518 §3.4) over the exact segments received, by `cryptography` directly.
+
+    The header was already held to exactly alg=ES256, typ and x5t#S256 by the envelope's
+    parser, which is all joserfc's validation added around this call (decision 0036). The
+    signature segment must be the canonical unpadded base64url of 64 bytes, R then S.
+    """
+    if key is None:
         return False
+    segment = envelope.rpartition(b".")[2]
+    if len(segment) != _SIGNATURE_SEGMENT_LENGTH or not _BASE64URL.fullmatch(segment):
+        return False
+    raw = base64.urlsafe_b64decode(segment + b"==")
+    if base64.urlsafe_b64encode(raw)[:-2] != segment:  # unused low bits set: not canonical
+        return False
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    try:
+        key.verify(encode_dss_signature(r, s), parts.signing_input, _ES256)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-_VERIFY_REGISTRY = jws.JWSRegistry(algorithms=[ALG])
+_ES256 = ec.ECDSA(hashes.SHA256())
+_SIGNATURE_SEGMENT_LENGTH = 86  # 64 bytes in unpadded base64url
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]+")
