@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 
 import uvicorn
 
@@ -22,7 +24,18 @@ def main() -> None:
     if port and args.workers == 1:
         # The registry of this process; several workers would each have their own (and only
         # one could bind the port), so with --workers the API serves no metrics.
-        serve_metrics(port, job="api", name="api")
+        try:
+            serve_metrics(port, job="api", name="api")
+        except OSError as taken:
+            if taken.errno != errno.EADDRINUSE:
+                raise
+            # Another API process on this host (the stack's, a second one on another port)
+            # serves there already: this one still serves the API, without metrics.
+            print(
+                f"api: metrics port {port} is in use (another API process?): serving no"
+                " metrics; set TRACEHUB_API_METRICS_PORT to a free port, or 0 for none",
+                file=sys.stderr,
+            )
     uvicorn.run(
         "api.app:create_app",
         factory=True,
