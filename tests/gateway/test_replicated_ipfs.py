@@ -6,7 +6,6 @@ node killed."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,8 +20,8 @@ from tests.support.db import Connect
 from tests.support.gateway import Device, private_database, start_gateway, subscribed
 from tests.support.kubo import KuboPair, kubo_pair
 from tests.support.mqtt import close, connect, device_client
-from tests.support.processes import wait_until
-from tracehub.config import PROJECT_DIR, Settings
+from tests.support.processes import run_cli, wait_until
+from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -105,14 +104,7 @@ def test_a_batch_is_anchored_only_once_both_nodes_pin_it(
     path.write_text(proof.to_json(indent=2))
     for down in (1, 2):  # the proof resolves on either node alone
         pair.kill(down)
-        verified = subprocess.run(
-            [str(PROJECT_DIR / ".venv/bin/python"), "-m", "tracehub.cli", "verify", str(path)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        verified = run_cli("verify", str(path), env=env, timeout=60)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "ok    ipfs" in verified.stdout
         pair.start(down)

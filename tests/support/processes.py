@@ -37,14 +37,18 @@ def http_server(
         server.server_close()
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run `tracehub ARGS` as an operator would, with the project's interpreter."""
+def run_cli(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `tracehub ARGS` as an operator would, with the project's interpreter (and `env`,
+    the whole environment, when given)."""
     return subprocess.run(
         [str(PROJECT_DIR / ".venv/bin/python"), "-m", "tracehub.cli", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=timeout,
+        env=env,
     )
 
 
