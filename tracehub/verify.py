@@ -9,7 +9,6 @@ payload parse and one ECDSA verification. The algorithm is in ``docs/reading-env
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -465,7 +464,7 @@ def verify_signer(
             crls.facts.clear()
         crls.facts[parts.x5t] = facts
     _check_certificate(facts, ts, device, trust.allow_stale_crls, topic_device_id, what)
-    if not _signature_ok(parts, envelope, facts.key):
+    if not _signature_ok(parts, facts.key):
         raise VerificationError(Reason.BAD_SIGNATURE, "the ES256 signature does not verify")
 
 
@@ -519,23 +518,18 @@ def _check_certificate(
 
 
 def _signature_ok(
-    parts: SignedParts | ParsedEnvelope, envelope: bytes, key: ec.EllipticCurvePublicKey | None
+    parts: SignedParts | ParsedEnvelope, key: ec.EllipticCurvePublicKey | None
 ) -> bool:
     """ES256 (RFC 7518 §3.4) over the exact segments received, by `cryptography` directly.
 
-    The header was already held to exactly alg=ES256, typ and x5t#S256 by the envelope's
-    parser, which is all joserfc's validation added around this call (decision 0036). The
-    signature segment must be the canonical unpadded base64url of 64 bytes, R then S.
+    The envelope's parser already held the header to exactly alg=ES256, typ and x5t#S256 and
+    decoded the signature strictly (canonical base64url, 64 bytes), which is all joserfc's
+    validation added around this call (decision 0036).
     """
     if key is None:
         return False
-    segment = envelope.rpartition(b".")[2]
-    if len(segment) != _SIGNATURE_SEGMENT_LENGTH or not _BASE64URL.fullmatch(segment):
-        return False
-    raw = base64.urlsafe_b64decode(segment + b"==")
-    if base64.urlsafe_b64encode(raw)[:-2] != segment:  # unused low bits set: not canonical
-        return False
-    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    r = int.from_bytes(parts.signature[:32], "big")
+    s = int.from_bytes(parts.signature[32:], "big")
     try:
         key.verify(encode_dss_signature(r, s), parts.signing_input, _ES256)
     except InvalidSignature:
@@ -548,5 +542,3 @@ def _now() -> datetime:
 
 
 _ES256 = ec.ECDSA(hashes.SHA256())
-_SIGNATURE_SEGMENT_LENGTH = 86  # 64 bytes in unpadded base64url
-_BASE64URL = re.compile(rb"[A-Za-z0-9_-]+")
