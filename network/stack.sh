@@ -305,9 +305,10 @@ case ${1:-} in
     stop "$2" ;;
   start)
     # One component again, e.g. an orderer or peer the HA tests killed (it catches up by itself),
-    # or a Kubo node, which is then given what it missed (the re-pin pass, ingest/repin.py).
-    restartable=("${fabric_components[@]}")
-    [[ $TOPOLOGY == ha ]] && restartable+=("${kubo_components[@]}")
+    # a Kubo node, which is then given what it missed (the re-pin pass, ingest/repin.py), or a
+    # broker stopped for an outage (the hub's or the site's; they keep sessions on disk).
+    restartable=("${fabric_components[@]}" mosquitto)
+    [[ $TOPOLOGY == ha ]] && restartable+=("${kubo_components[@]}" "${site_components[@]}")
     [[ " ${restartable[*]} " == *" ${2:-} "* ]] || { echo "start: one of: ${restartable[*]}" >&2; exit 2; }
     start "$2" 90
     if [[ $2 == kubo* ]]; then

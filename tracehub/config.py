@@ -51,6 +51,9 @@ DATABASE_ROLES = {
 #: port=True)``), so a second stack runs beside the everyday one (network/fabric/env.sh reads it
 #: too). Read before the tree, since the other defaults depend on it.
 PORT_OFFSET_VARIABLE = "TRACEHUB_PORT_OFFSET"
+#: The stack's PostgreSQL primary and, in the ha topology, its standby (network/stack.sh), before
+#: the port offset.
+STACK_PRIMARY_PORT, STACK_STANDBY_PORT = 15432, 15433
 
 
 def _env(
@@ -426,8 +429,9 @@ class Settings:
         default="",
         metadata=_env(
             "TRACEHUB_POSTGRES_STANDBYS",
-            "Comma-separated `host:port` of PostgreSQL hot standbys (HA topology: "
-            "`127.0.0.1:15433`); set, connections go through a libpq multi-host string, writers "
+            "Comma-separated `host:port` of PostgreSQL hot standbys (the ha topology's own, "
+            "`127.0.0.1:15433` moved by the port offset, when the DSN names its primary); set, "
+            "connections go through a libpq multi-host string, writers "
             "to whichever server is the primary (`target_session_attrs=read-write`), so they "
             "follow a failover, and the API's lot pages read on a standby; empty: the DSN alone",
             readers="gateway, ingest, alerts, commerce, api, demo",
@@ -501,11 +505,24 @@ class Settings:
         # Passwords come from the run dir's password file unless the DSN names a password or a
         # password file itself: every part that connects gets them without handling them.
         params = conninfo_to_dict(self.postgres_dsn)
+        if not self.postgres_standbys.strip() and self._is_stack_primary(params):
+            # The ha stack's standby (network/stack.sh): without it a failover would leave every
+            # part writing to the fenced primary's port, where the old node rejoins read-only.
+            standby = f"127.0.0.1:{STACK_STANDBY_PORT + self.port_offset}"
+            object.__setattr__(self, "postgres_standbys", standby)
         changes = _with_standbys(params, self.postgres_standbys)
         if "password" not in params and "passfile" not in params:
             changes["passfile"] = str(self.postgres_passfile)
         if changes:
             object.__setattr__(self, "postgres_dsn", make_conninfo("", **(params | changes)))
+
+    def _is_stack_primary(self, params: dict[str, Any]) -> bool:
+        """The DSN names the ha stack's own primary (its default host and port)."""
+        return (
+            self.fabric_topology == "ha"
+            and str(params.get("host", "")) == "127.0.0.1"
+            and str(params.get("port", "")) == str(STACK_PRIMARY_PORT + self.port_offset)
+        )
 
     def postgres_dsn_for(self, component: str) -> str:
         """The connection string of ``component``'s own role (`DATABASE_ROLES`, least privilege).

@@ -187,7 +187,14 @@ def test_one_port_offset_moves_every_default_port() -> None:
     """TRACEHUB_PORT_OFFSET: a second stack beside the everyday one, as network/stack.sh runs
     it; what is set explicitly stays as given."""
     moved = Settings.from_env({"TRACEHUB_PORT_OFFSET": "13000", "TRACEHUB_TOPOLOGY": "ha"})
-    assert conninfo_to_dict(moved.postgres_dsn)["port"] == "28432"
+    # The ha stack's primary, then its standby: writers follow a failover (decision 0033).
+    dsn = conninfo_to_dict(moved.postgres_dsn)
+    assert (dsn["port"], dsn["target_session_attrs"]) == ("28432,28433", "read-write")
+    assert moved.postgres_standbys == "127.0.0.1:28433"
+    elsewhere = Settings.from_env(
+        {"TRACEHUB_TOPOLOGY": "ha", "TRACEHUB_POSTGRES_DSN": "postgresql://x@127.0.0.1:5555/t"}
+    )
+    assert conninfo_to_dict(elsewhere.postgres_dsn)["port"] == "5555"  # not the stack's: as given
     assert moved.ipfs_endpoints == ("http://127.0.0.1:28001", "http://127.0.0.1:28002")
     assert moved.mqtt_tls_port == 31883
     assert moved.api.public_url == "http://127.0.0.1:31000"

@@ -26,6 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.support.gateway import Device, start_gateway, subscribed
 from tests.support.mqtt import device_client
@@ -41,6 +42,9 @@ from tracehub.reading import GENESIS_PREV, Reading
 
 #: The agent's `resend_after_s` (30 s by default), shortened so a run ends in seconds.
 RESEND_AFTER_S = 5.0
+#: The agent's `max_resend_after_s` (600 s): each resend of a reading waits twice as long as the
+#: one before, up to this, so a hub that is away for a minute is not sent the backlog ten times.
+MAX_RESEND_AFTER_S = 30.0
 #: The agent's `missing_grace_s`: a hole is often another gateway that has not committed yet.
 MISSING_GRACE_S = 2.0
 #: How often the poller counts the run's stored and anchored readings.
@@ -52,6 +56,7 @@ class _Pending:
     envelope: bytes
     first_sent: float
     last_sent: float
+    resend_after: float = RESEND_AFTER_S
 
 
 class Feed:
@@ -129,9 +134,19 @@ class Feed:
         return due
 
     def resend_due(self) -> None:
-        """Resend what the hub has not accounted for after RESEND_AFTER_S."""
+        """Resend what the hub has not accounted for after RESEND_AFTER_S, doubling the wait
+        for each resend up to MAX_RESEND_AFTER_S, as the agent does."""
+        now = time.monotonic()
         with self._lock:
-            due = self._due(time.monotonic(), RESEND_AFTER_S)
+            seqs = {
+                seq
+                for seq, pending in self.unsettled.items()
+                if now - pending.last_sent >= pending.resend_after
+            }
+            for seq in seqs:
+                pending = self.unsettled[seq]
+                pending.resend_after = min(2 * pending.resend_after, MAX_RESEND_AFTER_S)
+            due = self._due(now, 0.0, seqs) if seqs else []
         self._send(due)
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -181,6 +196,7 @@ class Outcome:
     pinned_on_both: int  # batches whose object every Kubo node has pinned
     anchored_once: int  # batches whose one ledger anchor is the store's (root, CID, tx, count)
     anchored_readings: int  # the ledger anchors' counts, summed
+    on_every_server: int  # the run's readings on the PostgreSQL server that holds fewest
     resent: int
     max_ack_wait_s: float
     notes: dict[str, Any] = field(default_factory=dict)
@@ -309,6 +325,37 @@ class SteadyIngest:
         anchored = [(t, a) for t, _, a in self.samples]
         return longest_stall(stored, since), longest_stall(anchored, since)
 
+    def _on_every_server(self, rows: int, patience_s: float = 30.0) -> int:
+        """The run's readings on the PostgreSQL server holding fewest, each server of the
+        multi-host connection string asked directly. A standby that has just rejoined may still
+        be catching up: waited for up to ``patience_s`` to hold ``rows``."""
+        params = conninfo_to_dict(self.settings.postgres_dsn)
+        servers = list(
+            zip(str(params["host"]).split(","), str(params["port"]).split(","), strict=True)
+        )
+        deadline = time.monotonic() + patience_s
+        while True:
+            counts = []
+            for host, port in servers:
+                dsn = make_conninfo(
+                    self.settings.postgres_dsn,
+                    host=host,
+                    port=port,
+                    target_session_attrs="any",
+                    connect_timeout=3,
+                )
+                try:
+                    with db.connect(dsn) as conn:
+                        row = conn.execute(
+                            "SELECT count(*) FROM readings WHERE device_id = ANY(%s)", (self.ids,)
+                        ).fetchone()
+                    counts.append(int(row[0]) if row else 0)
+                except psycopg.OperationalError:
+                    counts.append(0)  # a server that is not there holds nothing
+            if min(counts) >= rows or time.monotonic() > deadline:
+                return min(counts)
+            time.sleep(1)
+
     def verify(self, fault: str, since: float) -> Outcome:
         """Check what the run left in PostgreSQL, on every Kubo node and on the ledger."""
         settings = self.settings
@@ -361,6 +408,7 @@ class SteadyIngest:
             pinned_on_both=pinned_on_both,
             anchored_once=anchored_once,
             anchored_readings=anchored_readings,
+            on_every_server=self._on_every_server(len(rows)),
             resent=sum(f.resent for f in self.feeds),
             max_ack_wait_s=round(
                 max((w for f in self.feeds for w in f.acked.values()), default=0), 1
@@ -371,16 +419,17 @@ class SteadyIngest:
 def table(outcomes: list[Outcome]) -> str:
     """The results table printed at the end of the kill tests."""
     head = (
-        f"{'fault':<28} {'pause s':>8} {'(store':>7} {'anchor)':>8} {'acked':>7} {'stored':>7} "
+        f"{'fault':<32} {'pause s':>8} {'(store':>7} {'anchor)':>8} {'acked':>7} {'stored':>7} "
         f"{'dupl.':>6} {'lost':>5} {'batches':>8} {'pinned on both':>15} {'anchored once':>14} "
-        f"{'resent':>7} {'max ack wait s':>15}"
+        f"{'on all PG':>10} {'resent':>7} {'max ack wait s':>15}"
     )
     lines = [head, "-" * len(head)]
     for o in outcomes:
         lines.append(
-            f"{o.fault:<28} {o.pause_s:>8.1f} {o.store_pause_s:>7.1f} {o.anchor_pause_s:>8.1f} "
+            f"{o.fault:<32} {o.pause_s:>8.1f} {o.store_pause_s:>7.1f} {o.anchor_pause_s:>8.1f} "
             f"{o.acked:>7} {o.stored:>7} {o.duplicates:>6} {o.lost:>5} {o.batches:>8} "
-            f"{o.pinned_on_both:>15} {o.anchored_once:>14} {o.resent:>7} {o.max_ack_wait_s:>15.1f}"
+            f"{o.pinned_on_both:>15} {o.anchored_once:>14} {o.on_every_server:>10} {o.resent:>7} "
+            f"{o.max_ack_wait_s:>15.1f}"
         )
     return "\n".join(lines)
 
