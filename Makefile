@@ -76,7 +76,7 @@ down-ha:  ## stop the replicated stack; its data stays in .run-ha/
 	@$(HA_ENV) bash $(STACK) down
 
 # Fresh each time, stopped afterwards, whatever the tests say.
-test-ha: python-deps  ## kill tests on a fresh replicated stack: Raft leader, a Kubo node, a gateway killed during a steady ingest; a PostgreSQL primary failed over
+test-ha: python-deps  ## kill tests on a fresh replicated stack during a steady ingest: Raft leader, a Kubo node, a gateway, the hub broker (60 s), the PostgreSQL primary (failed over)
 	@$(HA_ENV) bash $(STACK) down >/dev/null
 	@rm -rf "$(HA_RUN)"
 	@$(HA_ENV) bash $(STACK) up && $(HA_ENV) $(PY) -m pytest tests/ha -s -p no:cacheprovider; rc=$$?; \

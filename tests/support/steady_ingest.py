@@ -6,8 +6,9 @@ each device keeps a reading until the hub's end-to-end acknowledgement accounts 
 resends what the hub has not accounted for after `RESEND_AFTER_S`, what it lists as missing after
 `MISSING_GRACE_S`, and everything unsettled on a new broker connection. A poller samples how many
 of the run's readings are stored and how many anchored, so the pause a fault causes can be read
-off (`SteadyIngest.pauses`); `verify` then checks every acknowledged reading in PostgreSQL, its
-batch object on every Kubo node and its anchor on the ledger.
+off (`SteadyIngest.pauses`); `verify` then checks every acknowledged reading in PostgreSQL (on
+every server of the connection string), its batch object on every Kubo node and its anchor on
+the ledger.
 """
 
 from __future__ import annotations
