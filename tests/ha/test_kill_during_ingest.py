@@ -43,7 +43,9 @@ def _enrolled(ha: Settings, patience_s: float = 90.0) -> list[Device]:
     """The run's devices, enrolled once the network endorses again. The earlier HA tests kill
     and restart peer0.org1: until gossip has told it of Org2's peer again, its Fabric Gateway
     answers "no combination of peers can be derived which satisfy the endorsement policy" (seen
-    on a clean CI run, not locally). An operator retries; so does this, for a bounded time."""
+    on a clean CI run, not locally). The ledger client passes such a refusal to Org1's other
+    peer and retries for its `Failover.retry_for`; should both be in that state for longer, an
+    operator retries, and so does this, for a bounded time."""
     deadline = time.monotonic() + patience_s
     while True:
         try:

@@ -114,6 +114,26 @@ def test_a_chaincode_refusal_is_not_retried(keys: tuple[Identity, Signer]) -> No
     assert _calls(second) == []
 
 
+def test_a_peer_that_cannot_plan_an_endorsement_yet_is_passed_over(
+    keys: tuple[Identity, Signer],
+) -> None:
+    """A just-restarted peer that has not heard of the other organisation's peers from gossip
+    answers FAILED_PRECONDITION; the org's next peer endorses (seen on a clean CI run, where
+    the caller otherwise failed)."""
+    first, second = _peers(keys, 2)
+    unplanned = FakeRpcError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "no combination of peers can be derived which satisfy the endorsement policy: "
+        "required chaincodes are not installed on sufficient peers",
+    )
+    first.fail = {"Endorse": unplanned}
+    with _gateway(keys, [first, second]) as gateway:
+        contract = gateway.get_network("trace").get_contract("tracehub")
+        assert contract.submit("EnrolDevice", "d1").block_number == 42
+    assert _calls(first) == ["Endorse"]
+    assert _calls(second) == ["Endorse", "Submit", "CommitStatus"]
+
+
 def test_a_missing_commit_re_sends_the_same_envelope(keys: tuple[Identity, Signer]) -> None:
     """The first commit-status wait times out (the orderer lost the transaction); the same
     signed envelope is submitted again and its commit then reported."""
@@ -154,6 +174,11 @@ def test_which_failures_are_retried() -> None:
     assert retriable(grpc.StatusCode.DEADLINE_EXCEEDED, "submit")
     assert not retriable(grpc.StatusCode.DEADLINE_EXCEEDED, "commit_status")
     assert not retriable(grpc.StatusCode.ABORTED, "endorse")
+    # A restarted peer that cannot plan an endorsement yet: another peer can, or it later.
+    unplanned = "no combination of peers can be derived which satisfy the endorsement policy"
+    assert retriable(grpc.StatusCode.FAILED_PRECONDITION, "endorse", unplanned)
+    assert not retriable(grpc.StatusCode.FAILED_PRECONDITION, "endorse", "no endorsers found")
+    assert not retriable(grpc.StatusCode.FAILED_PRECONDITION, "evaluate", unplanned)
     with pytest.raises(ValueError, match="retry_for"):
         Failover(retry_for=0)
 

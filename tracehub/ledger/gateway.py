@@ -120,7 +120,9 @@ class GatewayClient:
                     timeout=deadline,
                 )
                 failover = self.failover
-                if failover is None or not retriable(error.grpc_code, operation):
+                if failover is None or not retriable(
+                    error.grpc_code, operation, error.grpc_message
+                ):
                     raise error from exc
                 give_up_at = give_up_at or time.monotonic() + failover.retry_for
             tried += 1
