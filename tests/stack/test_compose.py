@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 from tracehub.config import PROJECT_DIR, Settings
 
@@ -65,8 +66,11 @@ def test_ports_are_loopback_unique_and_the_native_stacks(compose: dict[str, Any]
             owners[host] = name
     # What TraceHub's processes (host networking) reach: the defaults of the ha settings.
     ha = Settings.from_env({"TRACEHUB_TOPOLOGY": "ha"})
+    # The primary, then its standby: the ha settings' multi-host connection string.
+    primary, standby = conninfo_to_dict(ha.postgres_dsn)["port"].split(",")
     expected = {
-        int(ha.postgres_dsn.split("port=")[1].split()[0]): "postgres",
+        int(primary): "postgres",
+        int(standby): "postgres-standby",
         ha.mqtt_tls_port: "mosquitto",
     }
     for node, url in zip(("kubo", "kubo2"), ha.ipfs_endpoints, strict=True):
