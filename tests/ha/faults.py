@@ -17,15 +17,13 @@ from tests.support.broker import port_open
 from tests.support.fabric_nodes import kill, orderer_height, orderer_names, raft_leader, restart
 from tests.support.processes import wait_until
 from tests.support.steady_ingest import GatewayGroup
-from tracehub.config import PROJECT_DIR, Settings
+from tracehub.config import PROJECT_DIR, STACK_PRIMARY_PORT, STACK_STANDBY_PORT, Settings
 
 NETWORK = PROJECT_DIR / "network"
 #: The replicated stack's site (network/stack.sh: TRACEHUB_SITE, site-1 by default) and its
 #: broker's port before the stack's port offset.
 SITE = os.environ.get("TRACEHUB_SITE", "site-1")
 SITE_BROKER_PORT = 18893
-#: The stack's PostgreSQL servers before the port offset (network/stack.sh).
-PGPORT, PGSTANDBYPORT = 15432, 15433
 
 
 @dataclass
@@ -147,24 +145,26 @@ def _fail_postgres_over(ctx: FaultContext) -> None:
     _failover(settings, "rejoin", "postgres")
     # The old node's slot in the stack, so `make down-ha` stops it like any component.
     run = settings.run_dir
-    log = (run / "logs" / "postgres.log").open("ab")
-    standby = subprocess.Popen(
-        ["bash", str(NETWORK / "postgres" / "standby.sh")],
-        env={
-            **os.environ,
-            "TRACEHUB_RUN": str(run),
-            "TRACEHUB_TOPOLOGY": "ha",
-            "TRACEHUB_POSTGRES_NODE": "postgres",
-            "PGPORT": str(PGPORT + offset),
-            "TRACEHUB_POSTGRES_PRIMARY_PORT": str(PGSTANDBYPORT + offset),
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, as network/stack.sh starts components
-    )
+    with (run / "logs" / "postgres.log").open("ab") as log:
+        standby = subprocess.Popen(
+            ["bash", str(NETWORK / "postgres" / "standby.sh")],
+            env={
+                **os.environ,
+                "TRACEHUB_RUN": str(run),
+                "TRACEHUB_TOPOLOGY": "ha",
+                "TRACEHUB_POSTGRES_NODE": "postgres",
+                "PGPORT": str(STACK_PRIMARY_PORT + offset),
+                "TRACEHUB_POSTGRES_PRIMARY_PORT": str(STACK_STANDBY_PORT + offset),
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as network/stack.sh starts components
+        )
     (run / "pids" / "postgres.pid").write_text(f"{standby.pid}\n")
-    wait_until(lambda: port_open(PGPORT + offset), 120, "the old primary back as a standby")
-    _failover(settings, "sync", str(PGSTANDBYPORT + offset))
+    wait_until(
+        lambda: port_open(STACK_PRIMARY_PORT + offset), 120, "the old primary back as a standby"
+    )
+    _failover(settings, "sync", str(STACK_STANDBY_PORT + offset))
     ctx.notes["rejoined_s"] = round(time.monotonic() - started, 1)
 
 
