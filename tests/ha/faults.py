@@ -14,7 +14,14 @@ from typing import Any
 from certs.broker import BrokerEndpoint, admit_site
 from certs.pki import PKI
 from tests.support.broker import port_open
-from tests.support.fabric_nodes import kill, orderer_height, orderer_names, raft_leader, restart
+from tests.support.fabric_nodes import (
+    kill,
+    orderer_height,
+    orderer_names,
+    raft_leader,
+    restart,
+    stop,
+)
 from tests.support.processes import wait_until
 from tests.support.steady_ingest import GatewayGroup
 from tracehub.config import PROJECT_DIR, STACK_PRIMARY_PORT, STACK_STANDBY_PORT, Settings
@@ -97,16 +104,9 @@ def through_site(settings: Settings, device_ids: Sequence[str]) -> Settings:
     acknowledgements), restart the site broker so its bridge carries them (Mosquitto does not
     reload bridges), and return the settings devices publish with: the site broker's port."""
     admit_site(PKI(settings.pki_dir), BrokerEndpoint.of(settings), SITE, device_ids)
-    _stack("stop", "site-broker")
+    stop("site-broker")
     restart("site-broker")
     return replace(settings, mqtt_tls_port=SITE_BROKER_PORT + settings.port_offset)
-
-
-def _stack(*args: str) -> None:
-    done = subprocess.run(
-        ["bash", str(NETWORK / "stack.sh"), *args], capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def _kill_hub_broker(ctx: FaultContext) -> None:

@@ -26,7 +26,6 @@ from tests.support.gateway import Device
 from tests.support.processes import wait_until
 from tests.support.steady_ingest import GatewayGroup, Outcome, SteadyIngest
 from tracehub.config import Settings
-from tracehub.ledger.errors import EndorseError
 
 pytestmark = pytest.mark.integration
 
@@ -39,28 +38,11 @@ WARMUP_S, AFTER_S = 5.0, 8.0
 MAX_EXTRA_PAUSE_S = 50.0
 
 
-def _enrolled(ha: Settings, patience_s: float = 90.0) -> list[Device]:
-    """The run's devices, enrolled once the network endorses again. The earlier HA tests kill
-    and restart peer0.org1: until gossip has told it of Org2's peer again, its Fabric Gateway
-    answers "no combination of peers can be derived which satisfy the endorsement policy" (seen
-    on a clean CI run, not locally). The ledger client passes such a refusal to Org1's other
-    peer and retries for its `Failover.retry_for`; should both be in that state for longer, an
-    operator retries, and so does this, for a bounded time."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            return Device.many(ha, PKI(ha.pki_dir), DEVICES)
-        except EndorseError as refused:
-            if "no combination of peers" not in str(refused) or time.monotonic() > deadline:
-                raise
-            time.sleep(2)
-
-
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_fault_during_steady_ingest(
     ha: Settings, gateways: GatewayGroup, fault: Fault, fault_results: list[Outcome]
 ) -> None:
-    devices = _enrolled(ha)
+    devices = Device.many(ha, PKI(ha.pki_dir), DEVICES)
     publish_to = through_site(ha, [d.id for d in devices]) if fault.via_site else ha
     time.sleep(3.1)  # certificates are valid from a whole second
     rate = fault.rate or RATE

@@ -74,12 +74,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def restart(component: str) -> None:
-    """Start a killed component again through network/stack.sh (same run dir and topology)."""
+def _stack(command: str, component: str) -> None:
+    """``network/stack.sh COMMAND COMPONENT`` (same run dir and topology as this process)."""
     done = subprocess.run(
-        ["bash", STACK, "start", component], capture_output=True, text=True, timeout=180
+        ["bash", STACK, command, component], capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def restart(component: str) -> None:
+    """Start a killed or stopped component again through network/stack.sh."""
+    _stack("start", component)
+
+
+def stop(component: str) -> None:
+    """Stop a component cleanly through network/stack.sh."""
+    _stack("stop", component)
 
 
 @dataclass
