@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := network/stack.sh
 
-.PHONY: help deps system-deps python-deps web-deps binaries up down up-ha down-ha status demo test test-ha test-security unit lint bench bench-ha bench-web-compare bench-trace bench-telegraf bench-flat clean
+.PHONY: help deps system-deps python-deps web-deps binaries up down up-ha down-ha status demo test test-ha test-security unit lint bench bench-ha bench-web-compare bench-compare bench-trace bench-telegraf bench-flat clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -104,6 +104,10 @@ bench-ha: up up-ha  ## the ingest bench on the everyday stack, then the replicat
 bench-web-compare: up  ## web bench A/B against BASELINE=<checkout>, alternating rounds in one run
 	@test -n "$(BASELINE)" || { echo "usage: make bench-web-compare BASELINE=<checkout>"; exit 2; }
 	@$(PY) -m bench.web_compare --baseline "$(BASELINE)"
+
+bench-compare:  ## orders or ingest bench A/B against BASELINE=<checkout>, alternating runs: BENCH=orders (needs make up) or BENCH=ingest (needs make down: each side on its own stack)
+	@test -n "$(BASELINE)" -a -n "$(BENCH)" || { echo "usage: make bench-compare BENCH=orders|ingest BASELINE=<checkout>"; exit 2; }
+	@$(PY) -m bench.baseline_compare "$(BENCH)" --baseline "$(BASELINE)"
 
 bench-trace: up  ## trace, recall and FSMA export over a 1,000,000-event generated chain (own database)
 	@$(PY) -m bench.trace_bench
