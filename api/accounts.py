@@ -11,17 +11,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 
 from api import token_versions
 from api.auth import AuthError
 from api.db import Connection
 from api.policy import Access, guard
+from api.routing import Router
 from tracehub.db import AsyncConnection
 from tracehub.errors import NotFoundError
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = Router(prefix="/auth", tags=["auth"])
 Admin = Annotated[Access, Depends(guard("user.manage"))]
 
 

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
@@ -33,6 +33,7 @@ from api.auth import Principal
 from api.config import ApiConfig
 from api.db import Connection
 from api.policy import Access, NotPartyError, PolicyError, authorize, guard, scope, scope_of
+from api.routing import Router
 from ingest.parties import ahold, aparties, target
 from tracehub.db import AsyncConnection
 from tracehub.errors import UnavailableError
@@ -151,7 +152,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.alert_broadcaster.close()
 
 
-router = APIRouter(prefix="/alerts", tags=["alerts"], lifespan=lifespan)
+router = Router(prefix="/alerts", tags=["alerts"], lifespan=lifespan)
 
 
 @router.get(

@@ -31,7 +31,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +39,7 @@ from api.config import ApiConfig
 from api.db import sync_connection
 from api.ledger import AUDIT_ORG, Ledger
 from api.policy import Access, NotPartyError, PolicyError, authorize, guard
+from api.routing import Router
 from api.staff_page import render
 from ingest import auditing
 from ingest.epcis.store import event_by_id
@@ -49,7 +50,7 @@ from tracehub import db
 from tracehub.audit import AuditResult, verify_event_proof
 from tracehub.ipfs_replicated import content_store
 
-router = APIRouter(prefix="/auditor", tags=["auditor"])
+router = Router(prefix="/auditor", tags=["auditor"])
 Auditor = Annotated[Access, Depends(guard("auditor.read"))]
 Verifier = Annotated[Access, Depends(guard("auditor.verify"))]
 

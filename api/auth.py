@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from api import throttle, token_versions
 from api.db import Connection
+from api.routing import Router
 from tracehub import db
 from tracehub.errors import (
     ConflictError,
@@ -228,7 +229,7 @@ def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return dependency
 
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = Router(prefix="/auth", tags=["auth"])
 
 
 @router.post(

@@ -24,16 +24,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from alerts.store import unresolved_alerts, unresolved_counts
 from api.db import Connection
 from api.policy import Access, guard, scope
+from api.routing import Router
 from api.staff_page import render
 from ingest import monitoring
 
-router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+router = Router(prefix="/dashboard", tags=["dashboard"])
 Logistics = Annotated[Access, Depends(guard("dashboard.read"))]
 
 

@@ -25,12 +25,13 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import psycopg
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import Depends, Request, status
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.db import sync_connection
 from api.policy import Access, PolicyError, authorize, guard
+from api.routing import Router
 from ingest.epcis import (
     CaptureNotFoundError,
     CaptureTooLargeError,
@@ -51,7 +52,7 @@ from tracehub.epcis.hashing import ignore_declaration
 from tracehub.epcis.schema import DEFAULT_CONTEXT, validate_document
 from tracehub.epcis.xml_output import query_document_xml
 
-router = APIRouter(prefix="/epcis", tags=["epcis"])
+router = Router(prefix="/epcis", tags=["epcis"])
 _MAX_BODY = 16 * 1024 * 1024
 _JSONLD = "application/ld+json"
 

@@ -25,7 +25,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, WebSocket, status
+from fastapi import Depends, Request, WebSocket, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,7 @@ from api.auth import AuthError, Principal, read_token
 from api.db import sync_connection
 from api.epcis import query_response, scope_of_caller
 from api.policy import Access, authorize, guard
+from api.routing import Router
 from ingest.epcis.query_text import parse_pairs
 from ingest.epcis.store import EPCISQueryError, query_rows
 from ingest.epcis.subscriptions import (
@@ -55,7 +56,7 @@ from ingest.epcis.subscriptions import (
 from ingest.epcis.subscriptions import query_document as subscription_document
 from tracehub.errors import TraceHubError
 
-router = APIRouter(prefix="/epcis/queries", tags=["epcis"])
+router = Router(prefix="/epcis/queries", tags=["epcis"])
 NAME = r"^[A-Za-z0-9._~-]{1,128}$"
 #: the reader's paging, the one part of a named query's parameters a request may add
 _PAGING = ("perPage", "nextPageToken")

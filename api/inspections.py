@@ -17,19 +17,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
+from fastapi import Depends, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.db import Connection, sync_connection
 from api.policy import Access, NotPartyError, authorize, guard, scope
+from api.routing import Router
 from ingest import inspections as core
 from ingest.parties import aparties
 from tracehub.gs1 import normalise_gtin
 from tracehub.ipfs_replicated import StackStore, content_store
 
-router = APIRouter(prefix="/inspections", tags=["inspections"])
+router = Router(prefix="/inspections", tags=["inspections"])
 
 
 class InspectionOut(BaseModel):

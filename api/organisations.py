@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import Depends, Path
 from pydantic import BaseModel, Field
 
 from api.db import Connection
 from api.policy import Access, guard
+from api.routing import Router
 from ingest import organisations as core
 
-router = APIRouter(tags=["organisations"])
+router = Router(tags=["organisations"])
 OrgId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 OrgPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Admin = Annotated[Access, Depends(guard("org.manage"))]

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.ledger import AUDIT_ORG, HUB_ORG, AppLedger, Ledger
+from api.routing import Router
 from certs.published import device_ca_crl_der, device_ca_record, device_certificate
 from certs.registry import LedgerRegistry
 
-router = APIRouter(tags=["proofs"])
+router = Router(tags=["proofs"])
 
 
 def _registry(ledger: AppLedger) -> LedgerRegistry:

@@ -17,11 +17,12 @@ import json
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi import FastAPI, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.db import Connection, sync_connection
 from api.ledger import AUDIT_ORG, HUB_ORG, Ledger
+from api.routing import Router
 from ingest.proofs import (
     TreeCache,
     anchored_event_proof,
@@ -31,7 +32,7 @@ from ingest.proofs import (
     ledger_anchor,
 )
 
-router = APIRouter(tags=["proofs"])
+router = Router(tags=["proofs"])
 _lock = threading.Lock()
 
 

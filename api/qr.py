@@ -10,13 +10,14 @@ from __future__ import annotations
 import io
 
 import segno
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from api.resolver import raw_path
+from api.routing import Router
 from tracehub.gs1 import parse_path
 
-router = APIRouter(tags=["resolver"])
+router = Router(tags=["resolver"])
 _TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 

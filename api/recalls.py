@@ -15,13 +15,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import Depends, Request, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from alerts.recalls import alert_recall
 from api.db import sync_connection
 from api.policy import Access, authorize, guard
+from api.routing import Router
 from ingest.genealogy.ids import parse_query_id
 from ingest.genealogy.recalls import (
     RecallInvalidError,
@@ -32,7 +33,7 @@ from ingest.genealogy.recalls import (
 )
 from ingest.parties import parties
 
-router = APIRouter(prefix="/recalls", tags=["recalls"])
+router = Router(prefix="/recalls", tags=["recalls"])
 
 
 class RecallRequest(BaseModel):

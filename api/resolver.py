@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -28,11 +28,12 @@ from api.chart import line_chart
 from api.config import ApiConfig
 from api.db import read_pool_of
 from api.lot_view import LotView, load_lot_view
+from api.routing import Router
 from ingest.inspections import ReportIntegrityError
 from tracehub.gs1 import DigitalLink, DigitalLinkError, parse_path
 from tracehub.ipfs_replicated import content_store
 
-router = APIRouter(tags=["resolver"])
+router = Router(tags=["resolver"])
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.db import sync_connection
 from api.policy import Access, guard
+from api.routing import Router
 from api.staff_page import render
 from ingest.genealogy import TraceScope, parse_query_id, sync, trace
 from ingest.genealogy.fsma import epcis_document, fsma_csv, fsma_rows, fsma_xlsx, trace_events
@@ -32,7 +33,7 @@ from ingest.genealogy.trace import Trace, TraceQueryError
 from ingest.parties import scope_orgs, subject_keys_of
 from tracehub import db
 
-router = APIRouter(prefix="/trace", tags=["trace"])
+router = Router(prefix="/trace", tags=["trace"])
 Reader = Annotated[Access, Depends(guard("trace.read"))]
 Exporter = Annotated[Access, Depends(guard("trace.export"))]
 Id = Annotated[

@@ -11,7 +11,7 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import Depends, Header, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.auth import Principal
@@ -19,11 +19,12 @@ from api.commerce import customs, documents, logistics, payments, scores
 from api.commerce.deps import own_org
 from api.db import Connection
 from api.policy import Access, authorize, guard
+from api.routing import Router
 from commerce import fx, money, orders
 from commerce.errors import CommerceInvalidError, CommerceNotFoundError
 from commerce.states import atransition
 
-router = APIRouter(prefix="/commerce", tags=["commerce"])
+router = Router(prefix="/commerce", tags=["commerce"])
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
 Gtin = Annotated[str, Field(pattern=r"^[0-9]{14}$")]
