@@ -36,6 +36,7 @@ def test_segments_come_from_the_prefix_or_fixed_first_segments() -> None:
     prefixed = Router(prefix="/things")
     prefixed.add_api_route("/{thing_id}", lambda thing_id: thing_id)
     assert prefixed.segments() == frozenset({"things"})
+    assert Router(prefix="/{tenant}/things").segments() is None
 
     fixed = Router()
     fixed.add_api_route("/proofs/{x}", lambda x: x)
