@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracehub.config import PROJECT_DIR
+from tracehub.config import PROJECT_DIR, Settings
 
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
 
@@ -77,18 +77,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     return result
 
 
-def _env(tree: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["TRACEHUB_RUN"] = str(tree / ".run")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
 def _orders_run(tree: Path, seconds: float) -> dict[str, Any]:
-    env = dict(os.environ)
-    run_dir = Path(env.get("TRACEHUB_RUN", PROJECT_DIR / ".run"))
-    env["TRACEHUB_RUN"] = str(run_dir)  # both sides use this checkout's stack
-    env["PGPASSFILE"] = str(run_dir / "postgres-secrets" / "pgpass")
+    stack = Settings.from_env()  # both sides use this checkout's stack
+    env = {
+        **os.environ,
+        "TRACEHUB_RUN": str(stack.run_dir),
+        "PGPASSFILE": str(stack.postgres_passfile),
+    }
     subprocess.run(
         [sys.executable, "-m", "bench.orders_bench", "--runs", "1", "--seconds", str(seconds)],
         cwd=tree,
@@ -101,7 +96,7 @@ def _orders_run(tree: Path, seconds: float) -> dict[str, Any]:
 
 
 def _ingest_run(tree: Path, args: list[str]) -> dict[str, Any]:
-    env = _env(tree)
+    env = {**os.environ, "TRACEHUB_RUN": str(tree / ".run")}
     stack = ["bash", "network/stack.sh"]
     subprocess.run([*stack, "up"], cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
     try:
@@ -119,10 +114,6 @@ def _ingest_run(tree: Path, args: list[str]) -> dict[str, Any]:
         subprocess.run([*stack, "down"], cwd=tree, env=env, stdout=subprocess.DEVNULL)
 
 
-def _load_average() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
 def compare(
     rounds: int,
     sides: dict[str, Path],
@@ -135,7 +126,7 @@ def compare(
     for i in range(rounds):
         for name in names if i % 2 == 0 else names[::-1]:
             started = time.strftime("%H:%M:%S")
-            load = _load_average()
+            load = os.getloadavg()[0]
             measured = figures(run(sides[name]))
             runs.append(
                 {"side": name, "round": i + 1, "started": started, "load": load, **measured}
