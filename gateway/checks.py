@@ -14,11 +14,12 @@ is acknowledged: the device keeps them and resends them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from certs.registry_cache import Enrolment
 from tracehub.dropped import VerifiedDropped, verify_dropped
@@ -49,6 +50,13 @@ class LedgerDirectory(CertificateDirectory, Protocol):
     def enrolment(self, sha256: bytes) -> Enrolment | None: ...
 
 
+@functools.cache
+def _is_ledger_directory(kind: type) -> bool:
+    # Once per directory class: isinstance() against a runtime-checkable Protocol walks the
+    # protocol's members on every call, about 45 µs, as much as a third of a reading's checks.
+    return issubclass(kind, LedgerDirectory)
+
+
 @dataclass(frozen=True)
 class _Refusal:
     reason: str
@@ -64,7 +72,7 @@ def _verified_on_ledger(
 ) -> _Verified | _Refusal:
     """Run ``verify``; with a ledger directory also refuse what the ledger does not vouch for
     at the message's time."""
-    ledger = directory if isinstance(directory, LedgerDirectory) else None
+    ledger = cast(LedgerDirectory, directory) if _is_ledger_directory(type(directory)) else None
     try:
         verified = verify()
         # A cache hit: the look-up inside verify() has just loaded it.
