@@ -74,9 +74,46 @@ class _GatewayClient(mqtt.Client):
       2,000 wake-ups of the loop and 2,000 TLS records. ``ack_many`` queues the group's PUBACKs
       as one write: the same packets (MQTT control packets may share a TCP segment), in order.
 
-    Both lean on paho's internals (``_packet_read``, ``_packet_queue``), which
-    tests/gateway/test_consumer_client.py pins against the installed paho.
+    - Handing over: for each PUBLISH paho builds a message object and its MQTT 5 properties,
+      logs it and walks its topic-filter tree for callbacks, all in Python: about as much CPU
+      as verifying the reading's signature. A QoS 0 or 1 PUBLISH without properties (what
+      devices send) goes straight to ``on_delivery`` instead; anything else (QoS 2,
+      properties, a malformed or non-UTF-8 topic, no ``on_delivery``) takes paho's way.
+
+    All three lean on paho's internals (``_packet_read``, ``_packet_queue``, ``_in_packet``,
+    ``_handle_publish``), which tests/gateway/test_consumer_client.py pins against the
+    installed paho.
     """
+
+    #: Called with (topic, payload, mid, qos) for each PUBLISH taken the short way.
+    on_delivery: Callable[[str, bytes, int, int], None] | None = None
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        deliver = self.on_delivery
+        header: int = self._in_packet["command"]
+        packet: bytes | bytearray = self._in_packet["packet"]  # paho reads into a bytearray
+        qos = (header & 0x06) >> 1
+        if deliver is None or qos == 2 or self._protocol != mqtt.MQTTv5:
+            return super()._handle_publish()
+        topic_end = 2 + int.from_bytes(packet[:2], "big")
+        mid, properties_at = 0, topic_end
+        if qos:
+            mid, properties_at = (
+                int.from_bytes(packet[topic_end : topic_end + 2], "big"),
+                topic_end + 2,
+            )
+        # One zero byte: an empty property list. Anything else (properties, a topic alias, a
+        # packet too short) is paho's to parse and, if malformed, to refuse.
+        if topic_end == 2 or packet[properties_at : properties_at + 1] != b"\x00":
+            return super()._handle_publish()
+        try:
+            topic = packet[2:topic_end].decode("utf-8")
+        except UnicodeDecodeError:
+            return super()._handle_publish()
+        deliver(topic, bytes(memoryview(packet)[properties_at + 1 :]), mid, qos)
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         for _ in range(max(max_packets, READ_BURST)):
@@ -121,6 +158,7 @@ class Consumer:
         self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_delivery = self._on_delivery
 
     def start(self) -> None:
         # A persistent session: the subscription and every unacknowledged message outlive a
@@ -198,6 +236,9 @@ class Consumer:
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         payload = bytes(message.payload)
         self.deliveries.put(Delivery(message.topic, payload, message.mid, message.qos))
+
+    def _on_delivery(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        self.deliveries.put(Delivery(topic, payload, mid, qos))
 
 
 def leave(settings: ConsumerSettings, timeout: float = 10) -> bool:

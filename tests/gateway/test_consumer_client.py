@@ -1,13 +1,16 @@
-"""The gateway's paho client: its burst reads and grouped PUBACKs lean on paho's internals, so
-these pin them against the installed paho (the broker side is covered by test_pipeline and the
-crash drill)."""
+"""The gateway's paho client: its burst reads, grouped PUBACKs and short way for PUBLISH lean on
+paho's internals, so these pin them against the installed paho (the broker side is covered by
+test_pipeline and the crash drill)."""
 
 from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.consumer import READ_BURST, _GatewayClient
@@ -71,3 +74,104 @@ def test_one_read_takes_every_packet_waiting_then_stops() -> None:
         ours.close()
         theirs.close()
     assert len(sent) < READ_BURST
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _publish(
+    topic: bytes, payload: bytes, mid: int, qos: int = 1, properties: bytes = b"\x00"
+) -> bytes:
+    """A PUBLISH of any size; ``properties`` is the MQTT 5 property section, length included."""
+    body = struct.pack("!H", len(topic)) + topic
+    body += struct.pack("!H", mid) if qos else b""
+    body += properties + payload
+    return bytes([0x30 | qos << 1]) + _varint(len(body)) + body
+
+
+@contextmanager
+def _fed(client: _GatewayClient, data: bytes) -> Iterator[None]:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    client._sock = ours  # type: ignore[assignment]
+    theirs.sendall(data)
+    try:
+        yield
+    finally:
+        client._sock = None
+        ours.close()
+        theirs.close()
+
+
+Seen = list[tuple[str, str, bytes, int, int]]
+
+
+def _read(data: bytes, *, short: bool) -> tuple[object, Seen]:
+    """What one burst read of ``data`` returns and hands over, with or without the short way."""
+    client = _client()
+    seen: Seen = []
+    # The raw topic: paho's ``topic`` property raises on one that is not UTF-8.
+    client.on_message = lambda c, u, m: seen.append(
+        ("paho", m._topic.decode(errors="replace"), bytes(m.payload), m.mid, m.qos)
+    )
+    if short:
+        client.on_delivery = lambda t, p, mid, qos: seen.append(("short", t, p, mid, qos))
+    with _fed(client, data):
+        rc = client.loop_read()
+    return rc, seen
+
+
+COMMON = [
+    (b"tracehub/v1/devices/d-1/readings", b'{"a":1}' * 40, 7, 1),  # two bytes of length
+    (b"tracehub/v1/devices/d-1/readings", b"", 65535, 1),
+    (b"tracehub/v1/devices/\xc3\xa9t\xc3\xa9/dropped", b"x" * 20_000, 1, 1),  # 3-byte length
+    (b"tracehub/v1/devices/d-2/readings", b"qos 0", 0, 0),
+]
+
+
+def test_the_short_way_hands_over_what_paho_would() -> None:
+    data = b"".join(_publish(*packet) for packet in COMMON)
+    rc_short, short = _read(data, short=True)
+    rc_paho, paho = _read(data, short=False)
+    assert rc_short == rc_paho == mqtt.MQTT_ERR_SUCCESS
+    assert [s[0] for s in short] == ["short"] * len(COMMON)
+    assert [s[1:] for s in short] == [p[1:] for p in paho]
+    assert all(type(s[2]) is bytes for s in short)
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        # A property (payload format indicator = 1): paho parses properties.
+        _publish(b"tracehub/v1/devices/d/readings", b"p", 3, properties=b"\x02\x01\x01"),
+        # A topic alias with an empty topic name.
+        _publish(b"", b"p", 3, properties=b"\x03\x23\x00\x01"),
+        # QoS 2: paho's own exchange (PUBREC, PUBREL, PUBCOMP).
+        _publish(b"tracehub/v1/devices/d/readings", b"p", 3, qos=2),
+        # A topic that is not UTF-8.
+        _publish(b"tracehub/v1/devices/\xff/readings", b"p", 3),
+    ],
+    ids=["properties", "topic-alias", "qos2", "not-utf8"],
+)
+def test_anything_else_takes_paho_s_way(packet: bytes) -> None:
+    rc_short, short = _read(packet, short=True)
+    rc_paho, paho = _read(packet, short=False)
+    assert rc_short == rc_paho
+    assert short == paho
+    assert all(s[0] == "paho" for s in short)
+
+
+def test_a_truncated_publish_is_refused_as_paho_refuses_it() -> None:
+    topic = b"tracehub/v1/devices/d/readings"
+    body = struct.pack("!H", len(topic) + 10) + topic  # topic length beyond the packet
+    packet = bytes([0x32]) + _varint(len(body)) + body
+    rc_short, short = _read(packet, short=True)
+    rc_paho, paho = _read(packet, short=False)
+    assert rc_short == rc_paho == mqtt.MQTT_ERR_PROTOCOL
+    assert short == paho == []
