@@ -581,10 +581,14 @@ def _strip_nul(value: Any) -> Any:
     return value
 
 
+# Built once, as json.dumps would build it on every call with these options.
+_JSONB = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _jsonb_dumps(obj: Any) -> str:
     """JSON for ``data``. PostgreSQL's jsonb cannot hold U+0000, which a valid ``event`` reading
     may contain; it becomes U+FFFD in the queryable copy (the envelope keeps the exact bytes)."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = _JSONB.encode(obj)
     if "\\u0000" in text:
         text = json.dumps(_strip_nul(obj), ensure_ascii=False, separators=(",", ":"))
     return text
