@@ -40,3 +40,9 @@ def cpu_and_rss(pid: int) -> tuple[float, float]:
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system, reaped children included) of a process and its descendants."""
     return cpu_and_rss(pid)[0]
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of one process alone, without its descendants."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
