@@ -449,7 +449,7 @@ class Gateway:
         return time.monotonic() - self._last_seal >= self.settings.batch_max_age_s
 
     def _put_on_ipfs(self, store: ReadingStore, record: BatchRecord) -> BatchRecord:
-        envelopes = [r.envelope for r in store.readings_in_batch(record.batch_id)]
+        envelopes = store.batch_envelopes(record.batch_id)
         data = encode_batch(record.batch_id, envelopes)  # checks the root against the leaves
         cid = self.ipfs.add(data)
         return store.mark_stored(record.batch_id, cid)

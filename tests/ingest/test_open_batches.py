@@ -81,6 +81,8 @@ def test_appended_readings_are_sealed_without_rewriting_them(
     )
     members = store.readings_in_batch(batch_id)
     assert [m.key for m in members] == keys
+    # What the gateway puts on IPFS: the same envelopes, in the same leaf order.
+    assert store.batch_envelopes(batch_id) == [m.envelope for m in members]
     assert [m.batch_index for m in members] == list(range(8))
     # Queued for anchoring, closed to appends, and no reading row was rewritten.
     assert batch_id in [i.batch.batch_id for i in store.outbox_due(limit=1000)]

@@ -584,6 +584,7 @@ def test_batch_and_outbox_transitions_are_idempotent(store: ReadingStore) -> Non
         lambda: store.mark_stored("b-nope", cid),
         lambda: store.mark_anchored("b-nope", "tx", 1),
         lambda: store.readings_in_batch("b-nope"),
+        lambda: store.batch_envelopes("b-nope"),
     ):
         with pytest.raises(UnknownBatchError):
             call()
