@@ -47,7 +47,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
-from bench._proc import cpu_and_rss, own_cpu_seconds
+from bench._proc import cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
@@ -283,6 +283,8 @@ def bench_gateway(
         time.sleep(3)  # subscribed
         unwatch = watch([p.pid for p in processes]) if watch else None
         cpu0 = {name: cpu_and_rss(pid)[0] for name, pid in components.items()}
+        threads0 = [thread_cpu_seconds(p.pid) for p in processes]
+        backends0 = _gateway_backends_cpu(settings, names)
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         started = time.monotonic()
@@ -291,6 +293,8 @@ def bench_gateway(
         stop.set()
         wall = time.monotonic() - started
         usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
+        threads = [thread_cpu_seconds(p.pid) for p in processes]
+        backends = _gateway_backends_cpu(settings, names)
         if poll_cpu:
             cpu, rss = usage["postgres"]
             usage["postgres"] = (cpu - poll_cpu[0], rss)
@@ -344,11 +348,49 @@ def bench_gateway(
         # there is, so 2e6 / (sum of these) bounds readings/s whatever the parallelism.
         "cpu_us_per_reading": {n: round((usage[n][0] - cpu0[n]) / total * 1e6) for n in usage},
         "bench_poll_us_per_reading": round(poll_cpu[0] / total * 1e6) if poll_cpu else None,
+        # Both gateways together, by thread (gateway.service names them for the OS).
+        "gateway_threads_us_per_reading": _by_thread(threads0, threads, total),
+        # PostgreSQL's server processes working for each gateway loop (by application_name),
+        # both gateways together; the rest of PostgreSQL's figure is its own background work
+        # (WAL writer, checkpointer, autovacuum) and other clients.
+        "postgres_by_gateway_loop_us_per_reading": _by_thread([backends0], [backends], total),
         "two_core_ceiling_per_s": round(
             2e6 / (sum(usage[n][0] - cpu0[n] for n in usage) / total * 1e6)
         ),
         "rss_mib": {n: round(usage[n][1], 1) for n in usage},
     }
+
+
+def _gateway_backends_cpu(settings: Settings, gateways: list[str]) -> dict[str, float]:
+    """CPU seconds of the server processes of these gateways, by the loop they work for (the
+    gateway names its connections "gateway <name> <loop>")."""
+    with db.connect(settings.postgres_dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid, application_name FROM pg_stat_activity"
+            " WHERE split_part(application_name, ' ', 1) = 'gateway'"
+            " AND split_part(application_name, ' ', 2) = ANY(%s)",
+            (gateways,),
+        ).fetchall()
+    by_loop: dict[str, float] = {}
+    for pid, name in rows:
+        loop = name.rsplit(" ", 1)[-1]
+        try:
+            by_loop[loop] = by_loop.get(loop, 0.0) + own_cpu_seconds(pid)
+        except OSError:
+            continue  # disconnected meanwhile
+    return by_loop
+
+
+def _by_thread(
+    before: list[dict[str, float]], after: list[dict[str, float]], total: int
+) -> dict[str, int]:
+    """µs of CPU per reading of each named thread, summed over the processes, largest first."""
+    spent: dict[str, float] = {}
+    for start, end in zip(before, after, strict=True):
+        for name, cpu in end.items():
+            spent[name] = spent.get(name, 0.0) + cpu - start.get(name, 0.0)
+    ordered = sorted(spent.items(), key=lambda item: -item[1])
+    return {name: round(cpu / total * 1e6) for name, cpu in ordered}
 
 
 def bench_baseline(settings: Settings, count: int) -> dict[str, Any]:

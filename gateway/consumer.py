@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import setproctitle
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as _Properties
@@ -198,6 +199,7 @@ class Consumer:
         reason: object,
         properties: object,
     ) -> None:
+        setproctitle.setthreadtitle("mqtt")  # paho's network thread, for the OS (top -H)
         if getattr(reason, "is_failure", True):
             log.error("gateway: broker refused the connection: %s", reason)
             return

@@ -32,6 +32,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import setproctitle
+
 from certs.registry_cache import RegistryCache
 from gateway import metrics
 from gateway.acks import AckPublisher
@@ -160,13 +162,15 @@ class Gateway:
             ("acks", lambda: self.acks.run(self._stop)),
             ("metrics", self._metrics_loop),
         ):
-            thread = threading.Thread(target=loop, name=name, daemon=True)
+            thread = threading.Thread(target=_titled(name, loop), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         if self.registry is not None:
             registry = self.registry
             thread = threading.Thread(
-                target=lambda: registry.run(self._stop, warm=self._recent_certificates),
+                target=_titled(
+                    "registry", lambda: registry.run(self._stop, warm=self._recent_certificates)
+                ),
                 name="registry",
                 daemon=True,
             )
@@ -532,6 +536,17 @@ class Gateway:
         return submit_anchor(
             self.ledger, anchor, block_lookup=self.block_lookup, channel=self.channel
         )
+
+
+def _titled(name: str, loop: Callable[[], None]) -> Callable[[], None]:
+    """``loop``, in a thread the OS knows by ``name`` too (top -H, /proc/<pid>/task/*/comm:
+    bench.ingest_bench charges each thread's CPU to it)."""
+
+    def run() -> None:
+        setproctitle.setthreadtitle(name)
+        loop()
+
+    return run
 
 
 @dataclass(frozen=True)
