@@ -3,12 +3,16 @@
     .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 1500] [--gateways 2]
                                            [--rates 5000,1500] [--baseline 200]
                                            [--limits-rows 20000] [--skip a,l,c2,c3,d]
+                                           [--publisher c|paho]
                                            [--output bench/results/ingest.json]
 
 Readings are signed beforehand (signing is the devices' cost, measured in envelope_bench), then
-published with QoS 1 by `--devices` MQTT clients from two publisher processes, as fast as the
-broker takes them, or at a steady offered rate. Each client subscribes to its device's
-acknowledgement topic, as an edge agent does, so the broker delivers what the gateways send.
+published with QoS 1 by `--devices` MQTT clients, as fast as the broker takes them, or at a
+steady offered rate: by default one Mosquitto C client per device (`mosquitto_pub -l`, fed line
+by line), whose CPU per message is a fraction of a Python client's and is reported beside the
+pipeline's, since the simulated devices share the two cores; `--publisher paho` publishes from
+two processes of paho clients instead, each subscribed to its device's acknowledgement topic as
+an edge agent is (the figures before 2026-12-04 were measured that way).
 (a) broker pass-through: a trivial subscriber counts the messages;
 (b) the verify ceiling of one process (verify_envelope, warm cache);
 (c) `--gateways` gateway processes on one shared subscription (c1 flat out, c2 at each of `--rates`,
@@ -32,6 +36,7 @@ import argparse
 import json
 import multiprocessing
 import queue
+import resource
 import signal
 import statistics
 import subprocess
@@ -135,14 +140,25 @@ def _publish_part(job: tuple[dict[str, list[bytes]], float | None]) -> list[floa
     return times
 
 
+PUBLISHERS = ("c", "paho")
+
+
 def _publish(
     settings: Settings,
     signed: dict[str, list[bytes]],
     processes: int = 2,
     rate: float | None = None,
+    publisher: str = "c",
 ) -> list[float]:
-    """Publish from `processes` publisher processes (one Python process tops out near 2,000/s),
-    as fast as possible or at `rate` messages/s in all."""
+    """Publish every envelope, the devices round-robin, as fast as possible or at `rate`
+    messages/s in all; the time each message was published (or handed to its client), in order.
+
+    ``c``: one Mosquitto C client per device (:func:`_publish_c`). ``paho``: the devices'
+    Python clients, from `processes` processes (one tops out near 2,000/s), which cost more CPU
+    per message than a gateway's broker does, on the cores the pipeline runs on.
+    """
+    if publisher == "c":
+        return _publish_c(settings, signed, rate)
     devices = list(signed)
     parts = [{d: signed[d] for d in devices[i::processes]} for i in range(processes)]
     context = multiprocessing.get_context("spawn")
@@ -150,6 +166,53 @@ def _publish(
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         results = list(pool.map(_publish_part, [(p, share) for p in parts if p]))
     return sorted(t for part in results for t in part)
+
+
+def _publish_c(
+    settings: Settings, signed: dict[str, list[bytes]], rate: float | None
+) -> list[float]:
+    """One ``mosquitto_pub -l`` per device (QoS 1, mutual TLS with the device's certificate, as
+    the limits' broker pass-through), fed its envelopes line by line from here (a compact JWS
+    has no newline). A message's time is when its line went down the client's pipe: at a steady
+    rate the pipes stay empty, so that is when it is published; flat out a full pipe (64 KiB,
+    some 90 envelopes) makes the time up to that many messages early, which can only make a
+    latency look longer. The devices' acknowledgements then go to no subscriber."""
+    clients: dict[str, subprocess.Popen[bytes]] = {}
+    for device_id in signed:
+        tls = ingest_limits._tls_args(settings, settings.pki_dir / "devices" / device_id)
+        topic = f"tracehub/v1/devices/{device_id}/readings"
+        clients[device_id] = subprocess.Popen(
+            ["mosquitto_pub", *tls, "-t", topic, "-l", "-M", "1000"],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    time.sleep(1)  # connected: the first lines are not held up by the TLS handshakes
+    pipes = {d: c.stdin for d, c in clients.items() if c.stdin is not None}
+    times: list[float] = []
+    first = time.monotonic()
+    try:
+        for i in range(max(len(v) for v in signed.values())):
+            for device_id, envelopes in signed.items():
+                if i >= len(envelopes):
+                    continue
+                if rate:
+                    # Ahead of the rate by a millisecond or more: wait (sleeping per message would
+                    # cost more than the message).
+                    ahead = first + len(times) / rate - time.monotonic()
+                    if ahead >= 0.001:
+                        time.sleep(ahead)
+                pipes[device_id].write(envelopes[i] + b"\n")
+                pipes[device_id].flush()
+                times.append(time.monotonic())
+    finally:
+        for pipe in pipes.values():
+            pipe.close()  # end of input: each client sends what it holds, then disconnects
+        for client in clients.values():
+            client.wait(120)
+    failed = [c.stderr.read().decode() for c in clients.values() if c.returncode and c.stderr]
+    if failed:
+        raise RuntimeError(f"mosquitto_pub failed: {failed}")
+    return times
 
 
 def bench_broker(settings: Settings, devices: int, readings: int) -> dict[str, Any]:
@@ -200,10 +263,12 @@ def bench_gateway(
     gateways: int = 2,
     rate: float | None = None,
     watch: Callable[[list[int]], Callable[[], None]] | None = None,
+    publisher: str = "c",
 ) -> dict[str, Any]:
     """`gateways` gateway processes on one shared subscription; publishing flat out, or at
-    `rate` readings/s. `watch` is given the gateways' pids once they are subscribed and returns
-    what to call when every reading is anchored (a profiler's start and stop)."""
+    `rate` readings/s, with `publisher` (:func:`_publish`). `watch` is given the gateways' pids
+    once they are subscribed and returns what to call when every reading is anchored (a
+    profiler's start and stop)."""
     total = sum(len(v) for v in signed.values())
     devices = list(signed)
     group = f"bench{uuid.uuid4().hex[:6]}"
@@ -288,7 +353,9 @@ def bench_gateway(
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         started = time.monotonic()
-        publish_times = _publish(settings, signed, rate=rate)
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        publish_times = _publish(settings, signed, rate=rate, publisher=publisher)
+        publishers_cpu = _cpu_since(children0)  # they have all exited; the gateways have not
         poller.join(300)
         stop.set()
         wall = time.monotonic() - started
@@ -348,6 +415,9 @@ def bench_gateway(
         # there is, so 2e6 / (sum of these) bounds readings/s whatever the parallelism.
         "cpu_us_per_reading": {n: round((usage[n][0] - cpu0[n]) / total * 1e6) for n in usage},
         "bench_poll_us_per_reading": round(poll_cpu[0] / total * 1e6) if poll_cpu else None,
+        # The simulated devices share the two cores too (not in the ceiling below).
+        "publisher": publisher,
+        "publishers_us_per_reading": round(publishers_cpu / total * 1e6),
         # Both gateways together, by thread (gateway.service names them for the OS).
         "gateway_threads_us_per_reading": _by_thread(threads0, threads, total),
         # PostgreSQL's server processes working for each gateway loop (by application_name),
@@ -359,6 +429,12 @@ def bench_gateway(
         ),
         "rss_mib": {n: round(usage[n][1], 1) for n in usage},
     }
+
+
+def _cpu_since(before: resource.struct_rusage) -> float:
+    """CPU seconds of the child processes waited for since ``before``."""
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def _gateway_backends_cpu(settings: Settings, gateways: list[str]) -> dict[str, float]:
@@ -436,6 +512,12 @@ def main() -> None:
     parser.add_argument(
         "--skip", default="", help="comma-separated parts to skip: a,l,c2,c3,d (b and c1 run)"
     )
+    parser.add_argument(
+        "--publisher",
+        choices=PUBLISHERS,
+        default="c",
+        help="the devices: Mosquitto's C client per device, or paho from two processes",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -457,7 +539,10 @@ def main() -> None:
             settings, limit_signed, rows=args.limits_rows, broker_pid=broker_pid
         )
     print(f"ingest bench: (c1) {args.gateways} gateway(s), publishing flat out ...", flush=True)
-    results["gateway"] = bench_gateway(settings, signed, gateways=args.gateways)
+    publisher = args.publisher
+    results["gateway"] = bench_gateway(
+        settings, signed, gateways=args.gateways, publisher=publisher
+    )
     print(f"  {json.dumps(results['gateway'])}", flush=True)
     if results["gateway"]["stored_per_s"] and "limits" in results:
         results["gateway_vs_limits"] = ingest_limits.ratios(
@@ -468,13 +553,15 @@ def main() -> None:
     for rate in (float(r) for r in args.rates.split(",") if "c2" not in skip):
         print(f"ingest bench: (c2) the same at a steady {rate:.0f} readings/s ...", flush=True)
         signed = _sign_all(settings, args.devices, args.readings)
-        steady = bench_gateway(settings, signed, gateways=args.gateways, rate=rate)
+        steady = bench_gateway(
+            settings, signed, gateways=args.gateways, rate=rate, publisher=publisher
+        )
         results["gateway_steady"].append(steady)
         print(f"  {json.dumps(steady)}", flush=True)
     if "c3" not in skip:
         print("ingest bench: (c3) one gateway, flat out ...", flush=True)
         signed = _sign_all(settings, args.devices, args.readings)
-        results["gateway_single"] = bench_gateway(settings, signed, gateways=1)
+        results["gateway_single"] = bench_gateway(settings, signed, gateways=1, publisher=publisher)
         print(f"  {json.dumps(results['gateway_single'])}", flush=True)
     if "d" not in skip:
         print("ingest bench: (d) one Fabric transaction per reading ...", flush=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import secrets
 import signal
 import subprocess
@@ -42,7 +43,7 @@ from psycopg import sql
 
 from bench import gateway_profile
 from bench._proc import cpu_and_rss, own_cpu_seconds
-from bench.ingest_bench import _publish, _sign_all, bench_gateway
+from bench.ingest_bench import PUBLISHERS, _cpu_since, _publish, _sign_all, bench_gateway
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.pki import PKI
 from gateway.consumer import ConsumerSettings, leave
@@ -115,7 +116,9 @@ def _config(settings: Settings, client_id: str, cert: Path, key: Path, table: st
 """
 
 
-def bench_telegraf(settings: Settings, signed: dict[str, list[bytes]]) -> dict[str, Any]:
+def bench_telegraf(
+    settings: Settings, signed: dict[str, list[bytes]], publisher: str = "c"
+) -> dict[str, Any]:
     """One Telegraf process subscribed to every device topic; the same envelopes published."""
     total = sum(len(v) for v in signed.values())
     run_id = uuid.uuid4().hex[:8]
@@ -171,7 +174,9 @@ def bench_telegraf(settings: Settings, signed: dict[str, list[bytes]]) -> dict[s
             cpu0 = {name: cpu_and_rss(pid)[0] for name, pid in components.items()}
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
-            publish_times = _publish(settings, signed)
+            children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            publish_times = _publish(settings, signed, publisher=publisher)
+            publishers_cpu = _cpu_since(children0)
             poller.join(150)
             stop.set()
             usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
@@ -204,6 +209,7 @@ def bench_telegraf(settings: Settings, signed: dict[str, list[bytes]]) -> dict[s
         "stored_per_s": round(total / (all_stored - first)) if all_stored else None,
         "cpu_us_per_message": {n: round((usage[n][0] - cpu0[n]) / total * 1e6) for n in usage},
         "bench_poll_us_per_message": round(poll_cpu[0] / total * 1e6) if poll_cpu else None,
+        "publishers_us_per_message": round(publishers_cpu / total * 1e6),
         "rss_mib": {n: round(usage[n][1], 1) for n in usage},
     }
 
@@ -230,6 +236,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy on the gateways")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--no-telegraf", action="store_true", help="the gateways only")
+    parser.add_argument(
+        "--publisher", choices=PUBLISHERS, default="c", help="see bench.ingest_bench"
+    )
     args = parser.parse_args()
     settings = Settings.from_env()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -242,14 +251,16 @@ def main() -> None:
     profile: dict[str, Any] = {}
     watch = _profiler(args.rate, profile) if args.profile else None
     print(f"telegraf bench: {args.gateways} TraceHub gateway(s), flat out ...", flush=True)
-    results["tracehub"] = bench_gateway(settings, signed, gateways=args.gateways, watch=watch)
+    results["tracehub"] = bench_gateway(
+        settings, signed, gateways=args.gateways, watch=watch, publisher=args.publisher
+    )
     print(f"  {json.dumps(results['tracehub'])}", flush=True)
     if profile:
         results["gateway_profile"] = gateway_profile.summarise(profile["samples"], args.rate, total)
         print(f"  profile: {json.dumps(results['gateway_profile'])}", flush=True)
     if not args.no_telegraf:
         print("telegraf bench: Telegraf, the same messages, flat out ...", flush=True)
-        results["telegraf"] = bench_telegraf(settings, signed)
+        results["telegraf"] = bench_telegraf(settings, signed, args.publisher)
         print(f"  {json.dumps(results['telegraf'])}", flush=True)
         ours, theirs = results["tracehub"]["stored_per_s"], results["telegraf"]["stored_per_s"]
         if ours and theirs:
