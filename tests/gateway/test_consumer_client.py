@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.consumer import READ_BURST, _GatewayClient
+from gateway.consumer import READ_AHEAD, READ_BURST, _GatewayClient
 
 
 def _client() -> _GatewayClient:
@@ -175,3 +175,42 @@ def test_a_truncated_publish_is_refused_as_paho_refuses_it() -> None:
     rc_paho, paho = _read(packet, short=False)
     assert rc_short == rc_paho == mqtt.MQTT_ERR_PROTOCOL
     assert short == paho == []
+
+
+def test_a_packet_split_across_reads_is_delivered_once_whole() -> None:
+    client = _client()
+    got: list[tuple[str, bytes, int, int]] = []
+    client.on_delivery = lambda t, p, mid, qos: got.append((t, p, mid, qos))
+    packet = _publish(b"tracehub/v1/devices/d/readings", b"p" * 3000, 9)
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    client._sock = ours  # type: ignore[assignment]
+    try:
+        theirs.sendall(packet[:1500])
+        assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+        assert got == []
+        theirs.sendall(packet[1500:])
+        assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+        assert got == [("tracehub/v1/devices/d/readings", b"p" * 3000, 9, 1)]
+    finally:
+        client._sock = None
+        ours.close()
+        theirs.close()
+
+
+def test_one_read_leaves_nothing_in_the_read_ahead_that_select_cannot_see() -> None:
+    # More packets than a burst, all in one read from the socket: the loop must not stop at
+    # READ_BURST with the rest in memory, where select() would never wake it for them.
+    count = READ_BURST + 50
+    data = b"".join(_publish(b"t/d", b"x", i + 1) for i in range(count))
+    assert len(data) < READ_AHEAD
+    rc, seen = _read(data, short=True)
+    assert rc == mqtt.MQTT_ERR_SUCCESS
+    assert [s[3] for s in seen] == list(range(1, count + 1))
+
+
+def test_a_closed_connection_forgets_what_it_had_read_ahead() -> None:
+    client = _client()
+    client._read_ahead, client._read_at = b"stale bytes of the old connection", 3
+    client._sock_close()
+    assert (client._read_ahead, client._read_at) == (b"", 0)
