@@ -315,6 +315,7 @@ def bench_gateway(
     stop = threading.Event()
 
     poll_cpu: list[float] = []
+    polled, measured = threading.Event(), threading.Event()
 
     def poll() -> None:
         with db.connect(settings.postgres_dsn, autocommit=True) as conn:
@@ -325,6 +326,11 @@ def bench_gateway(
                 # The counting is the bench's, not the pipeline's: its backend's CPU is taken
                 # out of PostgreSQL's figure (it grows with the rows counted).
                 poll_cpu.append(own_cpu_seconds(backend))
+                polled.set()
+                # Connected until the CPU is read: a server process that has just exited
+                # shows its CPU neither in its own /proc entry nor in the postmaster's until
+                # the postmaster reaps it, and the figure came out short by it now and then.
+                measured.wait(30)
 
     def poll_until_anchored(conn: Any) -> None:
         while not stop.is_set():
@@ -356,12 +362,14 @@ def bench_gateway(
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         publish_times = _publish(settings, signed, rate=rate, publisher=publisher)
         publishers_cpu = _cpu_since(children0)  # they have all exited; the gateways have not
-        poller.join(300)
+        polled.wait(300)
         stop.set()
         wall = time.monotonic() - started
         usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
         threads = [thread_cpu_seconds(p.pid) for p in processes]
         backends = _gateway_backends_cpu(settings, names)
+        measured.set()
+        poller.join(30)
         if poll_cpu:
             cpu, rss = usage["postgres"]
             usage["postgres"] = (cpu - poll_cpu[0], rss)

@@ -134,6 +134,7 @@ def bench_telegraf(
     count = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, table))
 
     poll_cpu: list[float] = []
+    polled, measured = threading.Event(), threading.Event()
 
     def poll() -> None:
         with db.connect(settings.postgres_dsn, autocommit=True) as conn:
@@ -141,6 +142,8 @@ def bench_telegraf(
                 poll_until_stored(conn)
             finally:  # the bench's counting, taken out of PostgreSQL's figure (as for TraceHub)
                 poll_cpu.append(own_cpu_seconds(conn.info.backend_pid))
+                polled.set()
+                measured.wait(30)  # connected until the CPU is read (see bench.ingest_bench)
 
     def poll_until_stored(conn: Any) -> None:
         deadline = time.monotonic() + 120
@@ -177,9 +180,11 @@ def bench_telegraf(
             children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             publish_times = _publish(settings, signed, publisher=publisher)
             publishers_cpu = _cpu_since(children0)
-            poller.join(150)
+            polled.wait(150)
             stop.set()
             usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
+            measured.set()
+            poller.join(30)
             if poll_cpu:
                 usage["postgres"] = (usage["postgres"][0] - poll_cpu[0], usage["postgres"][1])
         finally:
