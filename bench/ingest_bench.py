@@ -280,8 +280,9 @@ def bench_gateway(
         name: int((run / f"{name}.pid").read_text())
         for name in ("mosquitto", "postgres", "peer0.org1", "peer0.org2", "orderer")
     }
-    # The ha topology's other nodes (network/stack.sh), and Kubo: what replication costs.
-    for name in ("orderer2", "orderer3", "peer1.org1", "kubo", "kubo2"):
+    # The ha topology's other nodes (network/stack.sh), Kubo (what replication costs) and the
+    # chaincode service (what the registry look-ups and anchors cost).
+    for name in ("orderer2", "orderer3", "peer1.org1", "kubo", "kubo2", "chaincode"):
         if (run / f"{name}.pid").exists():
             components[name] = int((run / f"{name}.pid").read_text())
     names = [f"bench-{uuid.uuid4().hex[:6]}" for _ in range(gateways)]

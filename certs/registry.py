@@ -8,12 +8,17 @@ fingerprint without the hub's database.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 
 from tracehub.ledger import Contract, EvaluateError, SubmitResult
+
+# The most GetDeviceCertificates answers in one query
+# (chaincode.devices.MAX_CERTIFICATES_PER_QUERY).
+CERTIFICATES_PER_QUERY = 500
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -69,6 +74,16 @@ class LedgerRegistry:
             raise
         result: dict[str, Any] = json.loads(raw)
         return result
+
+    def certificates(self, fingerprints: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Many certificate records by fingerprint (hex) in as few queries as the chaincode
+        allows (``GetDeviceCertificates``); None for one never enrolled."""
+        records: dict[str, dict[str, Any] | None] = {}
+        for start in range(0, len(fingerprints), CERTIFICATES_PER_QUERY):
+            chunk = list(fingerprints[start : start + CERTIFICATES_PER_QUERY])
+            raw = self._contract.evaluate("GetDeviceCertificates", json.dumps(chunk))
+            records.update(json.loads(raw))
+        return records
 
     def valid_at(self, device_id: str, moment: datetime) -> list[str]:
         """Fingerprints of the device's certificates that were valid at ``moment``."""

@@ -24,15 +24,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 
-from certs.registry import LedgerRegistry
-from tracehub.ledger import LedgerError
+from certs.registry import CERTIFICATES_PER_QUERY, LedgerRegistry
+from tracehub.ledger import EvaluateError, LedgerError
 
 log = logging.getLogger(__name__)
 
-REFRESH_WORKERS = 8
+REFRESH_WORKERS = 8  # look-ups at once, with a chaincode that answers one at a time
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class RegistryCache:
         self._entries: dict[bytes, _Entry] = {}
         self._lock = threading.Lock()
         self.ledger_queries = 0
+        self._batched = True  # until the chaincode says it has no GetDeviceCertificates
 
     def enrolment(self, sha256: bytes) -> Enrolment | None:
         """The ledger's record of this certificate, or None if it is not enrolled. Raises
@@ -103,14 +105,12 @@ class RegistryCache:
 
     def warm(self, fingerprints: Iterable[str]) -> int:
         """Load these certificates (hex fingerprints) now; returns how many are enrolled."""
-        enrolled = 0
-        for fingerprint in fingerprints:
-            try:
-                enrolled += self._fetch(bytes.fromhex(fingerprint), self._clock()) is not None
-            except LedgerError as exc:
-                log.warning("registry cache: warming stopped, the ledger is unavailable: %s", exc)
-                break
-        return enrolled
+        try:
+            found = self._fetch_many([bytes.fromhex(f) for f in dict.fromkeys(fingerprints)])
+        except LedgerError as exc:
+            log.warning("registry cache: warming stopped, the ledger is unavailable: %s", exc)
+            return 0
+        return sum(enrolment is not None for enrolment in found)
 
     def refresh(self) -> int:
         """Re-read every cached certificate used recently; forget the others. Returns how many
@@ -121,11 +121,31 @@ class RegistryCache:
             for key in stale:
                 del self._entries[key]
             due = [k for k, e in self._entries.items() if e.enrolment is not None]
-        # Concurrent queries (the gRPC channel is shared): a pass over many devices stays short
-        # next to refresh_s, which is what bounds how late a revocation takes effect.
-        with ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="registry") as pool:
-            list(pool.map(lambda key: self._fetch(key, self._clock()), due))
+        self._fetch_many(due)
         return len(due)
+
+    def _fetch_many(self, keys: list[bytes]) -> list[Enrolment | None]:
+        """Ask the ledger for many certificates in as few queries as it takes (one per 500);
+        a chaincode from before ``GetDeviceCertificates`` is asked one certificate at a time,
+        several queries at once (the gRPC channel is shared). Either way a pass over many
+        devices stays short next to refresh_s, which bounds how late a revocation takes effect.
+        """
+        if not keys:
+            return []
+        if self._batched:
+            try:
+                records = self._registry.certificates([key.hex() for key in keys])
+            except EvaluateError as exc:
+                if "unknown function" not in str(exc):
+                    raise
+                log.warning("registry cache: the chaincode cannot look up many at once: %s", exc)
+                self._batched = False
+            else:
+                self.ledger_queries += -(-len(keys) // CERTIFICATES_PER_QUERY)
+                now = self._clock()
+                return [self._store(key, records.get(key.hex()), now) for key in keys]
+        with ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="registry") as pool:
+            return list(pool.map(lambda key: self._fetch(key, self._clock()), keys))
 
     def run(self, stop: threading.Event, warm: Callable[[], Iterable[str]] = tuple) -> None:
         """Warm the cache, then refresh it every ``refresh_s`` until ``stop``."""
@@ -142,6 +162,9 @@ class RegistryCache:
     def _fetch(self, sha256: bytes, now: float) -> Enrolment | None:
         record = self._registry.certificate(sha256.hex())
         self.ledger_queries += 1
+        return self._store(sha256, record, now)
+
+    def _store(self, sha256: bytes, record: dict[str, Any] | None, now: float) -> Enrolment | None:
         found = None if record is None else _enrolment(record)
         with self._lock:
             previous = self._entries.get(sha256)

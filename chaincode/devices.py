@@ -243,6 +243,40 @@ async def get_device_certificate(stub: Any, args: list[str]) -> bytes:
     return dumps(await _load(stub, key(stub, CERTIFICATE, args[0]), f"certificate {args[0]}"))
 
 
+MAX_CERTIFICATES_PER_QUERY = 500
+_FINGERPRINT_HEX = frozenset("0123456789abcdef")
+
+
+def _fingerprints(raw: str) -> list[str]:
+    try:
+        fingerprints = json.loads(raw)
+    except ValueError:
+        raise ChaincodeError("fingerprints must be a JSON array") from None
+    if not isinstance(fingerprints, list) or not fingerprints:
+        raise ChaincodeError("fingerprints must be a non-empty JSON array")
+    if len(fingerprints) > MAX_CERTIFICATES_PER_QUERY:
+        raise ChaincodeError(
+            f"at most {MAX_CERTIFICATES_PER_QUERY} fingerprints a query, got {len(fingerprints)}"
+        )
+    for fp in fingerprints:
+        if not (isinstance(fp, str) and len(fp) == 64 and _FINGERPRINT_HEX.issuperset(fp)):
+            raise ChaincodeError(f"not a SHA-256 fingerprint in lowercase hex: {fp!r}")
+    return list(dict.fromkeys(fingerprints))
+
+
+async def get_device_certificates(stub: Any, args: list[str]) -> bytes:
+    """GetDeviceCertificates(fingerprints): the records of up to 500 certificates at once (a
+    JSON array of hex fingerprints), as an object by fingerprint, null for one never enrolled.
+    A gateway re-reads the certificates of its active devices every few seconds: one query for
+    them all instead of one each (each costs the peer and this service a few ms)."""
+    expect_args(args, ("fingerprints",))
+    records: dict[str, Any] = {}
+    for fp in _fingerprints(args[0]):
+        data = await stub.get_state(key(stub, CERTIFICATE, fp))
+        records[fp] = json.loads(data) if data else None
+    return dumps(records)
+
+
 async def device_certificates_valid_at(stub: Any, args: list[str]) -> bytes:
     """DeviceCertificatesValidAt(device_id, time): fingerprints that could sign at that moment."""
     expect_args(args, ("device_id", "time"))
@@ -277,6 +311,7 @@ FUNCTIONS: dict[str, Function] = {
     "RevokeDevice": revoke_device,
     "GetDevice": get_device,
     "GetDeviceCertificate": get_device_certificate,
+    "GetDeviceCertificates": get_device_certificates,
     "DeviceCertificatesValidAt": device_certificates_valid_at,
     "GetDeviceHistory": get_device_history,
 }

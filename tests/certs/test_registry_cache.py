@@ -4,8 +4,11 @@ after its re-check interval, and sees a revocation on its next refresh."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,7 @@ from certs.pki import PKI
 from certs.registry import LedgerRegistry
 from certs.registry_cache import RegistryCache
 from tracehub.config import Settings
+from tracehub.ledger import EvaluateError
 from tracehub.ledger.local import connect_org, connect_registrar
 
 pytestmark = pytest.mark.integration
@@ -82,3 +86,44 @@ def test_the_cache_follows_the_ledger_not_the_pki(stack: Settings) -> None:
         queries = warmed.ledger_queries
         assert warmed.by_fingerprint(on_ledger) == enrolled.certificate
         assert warmed.ledger_queries == queries
+
+
+def test_many_certificates_in_one_query(stack: Settings) -> None:
+    pki = PKI(stack.pki_dir)
+    tag = uuid.uuid4().hex[:8]
+    enrolled = enrol_simulated_devices(pki, stack.fabric, [f"rc-many-{tag}-{i}" for i in range(3)])
+    unknown = "cd" * 32
+    with connect_org(stack.fabric, 1) as gateway:
+        contract = gateway.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
+        registry = LedgerRegistry(contract)
+        fingerprints = [c.fingerprint_sha256 for c in enrolled]
+
+        records = registry.certificates([*fingerprints, unknown])
+        assert records[unknown] is None
+        for certificate in enrolled:
+            record = records[certificate.fingerprint_sha256]
+            assert record == registry.certificate(certificate.fingerprint_sha256)
+            assert record is not None and record["device_id"] == certificate.device_id
+
+        # The chaincode takes only what it can answer cheaply and exactly.
+        for bad in ("[]", "{}", "not json", '["ABC"]', json.dumps(["ab" * 32] * 501)):
+            with pytest.raises(EvaluateError):
+                contract.evaluate("GetDeviceCertificates", bad)
+
+        # A refresh of many devices is one query, warming too.
+        cache = RegistryCache(registry, clock=Clock())
+        assert cache.warm([*fingerprints, unknown]) == 3
+        assert cache.ledger_queries == 1
+        assert cache.refresh() == 3
+        assert cache.ledger_queries == 2
+
+        # A chaincode from before GetDeviceCertificates: one query per certificate instead.
+        class OldChaincode(LedgerRegistry):
+            def certificates(self, fingerprints: Sequence[str]) -> dict[str, Any]:
+                raise EvaluateError("unknown function 'GetDeviceCertificates'; known: ...")
+
+        old = RegistryCache(OldChaincode(contract), clock=Clock())
+        assert old.warm(fingerprints) == 3
+        assert old.ledger_queries == 3
+        assert old.refresh() == 3
+        assert old.ledger_queries == 6
