@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import queue
 import resource
 import signal
@@ -264,11 +265,13 @@ def bench_gateway(
     rate: float | None = None,
     watch: Callable[[list[int]], Callable[[], None]] | None = None,
     publisher: str = "c",
+    gateway_tree: Path = PROJECT_DIR,
 ) -> dict[str, Any]:
     """`gateways` gateway processes on one shared subscription; publishing flat out, or at
     `rate` readings/s, with `publisher` (:func:`_publish`). `watch` is given the gateways' pids
     once they are subscribed and returns what to call when every reading is anchored (a
-    profiler's start and stop)."""
+    profiler's start and stop). `gateway_tree`: the checkout whose gateway runs (another
+    commit's, against this stack, for a before/after in one sitting)."""
     total = sum(len(v) for v in signed.values())
     devices = list(signed)
     group = f"bench{uuid.uuid4().hex[:6]}"
@@ -291,7 +294,7 @@ def bench_gateway(
     processes = [
         subprocess.Popen(
             [
-                str(PROJECT_DIR / ".venv/bin/python"),
+                str(gateway_tree / ".venv/bin/python"),
                 "-m",
                 "gateway",
                 "--name",
@@ -303,7 +306,9 @@ def bench_gateway(
                 "--log-level",
                 "WARNING",
             ],
-            cwd=PROJECT_DIR,
+            cwd=gateway_tree,
+            # This stack, whichever checkout's code runs against it.
+            env={**os.environ, "TRACEHUB_RUN": str(settings.run_dir)},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -527,6 +532,12 @@ def main() -> None:
         default="c",
         help="the devices: Mosquitto's C client per device, or paho from two processes",
     )
+    parser.add_argument(
+        "--gateway-tree",
+        type=Path,
+        default=PROJECT_DIR,
+        help="the checkout whose gateway runs against this stack (a before/after)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -549,8 +560,10 @@ def main() -> None:
         )
     print(f"ingest bench: (c1) {args.gateways} gateway(s), publishing flat out ...", flush=True)
     publisher = args.publisher
+    tree = args.gateway_tree.resolve()
+    results["gateway_tree"] = str(tree)
     results["gateway"] = bench_gateway(
-        settings, signed, gateways=args.gateways, publisher=publisher
+        settings, signed, gateways=args.gateways, publisher=publisher, gateway_tree=tree
     )
     print(f"  {json.dumps(results['gateway'])}", flush=True)
     if results["gateway"]["stored_per_s"] and "limits" in results:
@@ -563,7 +576,12 @@ def main() -> None:
         print(f"ingest bench: (c2) the same at a steady {rate:.0f} readings/s ...", flush=True)
         signed = _sign_all(settings, args.devices, args.readings)
         steady = bench_gateway(
-            settings, signed, gateways=args.gateways, rate=rate, publisher=publisher
+            settings,
+            signed,
+            gateways=args.gateways,
+            rate=rate,
+            publisher=publisher,
+            gateway_tree=tree,
         )
         results["gateway_steady"].append(steady)
         print(f"  {json.dumps(steady)}", flush=True)
