@@ -92,6 +92,9 @@ class _GatewayClient(mqtt.Client):
 
     #: Called with (topic, payload, mid, qos) for each PUBLISH taken the short way.
     on_delivery: Callable[[str, bytes, int, int], None] | None = None
+    # What the last read from the socket brought that paho's reader has not taken yet.
+    _read_ahead: bytes = b""
+    _read_at: int = 0
 
     def _handle_publish(self) -> MQTTErrorCode:
         deliver = self.on_delivery
@@ -119,10 +122,6 @@ class _GatewayClient(mqtt.Client):
         if qos == 1 and not self._manual_ack:
             return self._send_puback(mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    # What the last read from the socket brought that paho's reader has not taken yet.
-    _read_ahead: bytes = b""
-    _read_at: int = 0
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         packets = 0
