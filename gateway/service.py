@@ -58,7 +58,7 @@ from ingest.store import (
     VerifiedRow,
 )
 from tracehub.anchoring import submit_anchor
-from tracehub.batch import encode_batch
+from tracehub.batch import encode_batch, read_header
 from tracehub.ipfs import ContentStore, IPFSError
 from tracehub.ledger import Contract, LedgerError
 from tracehub.merkle import MerkleTree
@@ -97,6 +97,10 @@ class GatewayStats:
     batches_sealed: int = 0
     batches_anchored: int = 0
     anchor_failures: int = 0
+
+
+class BatchRootMismatchError(RuntimeError):
+    """A sealed batch's stored envelopes no longer give the root its seal recorded."""
 
 
 def new_batch_id() -> str:
@@ -453,8 +457,15 @@ class Gateway:
         return time.monotonic() - self._last_seal >= self.settings.batch_max_age_s
 
     def _put_on_ipfs(self, store: ReadingStore, record: BatchRecord) -> BatchRecord:
-        envelopes = store.batch_envelopes(record.batch_id)
-        data = encode_batch(record.batch_id, envelopes)  # checks the root against the leaves
+        data = encode_batch(record.batch_id, store.batch_envelopes(record.batch_id))
+        # The object's root comes from the envelopes as stored now; the ledger gets the root the
+        # seal recorded. Two different roots would anchor a batch no verifier can match.
+        root = read_header(data).root.hex()
+        if root != record.root:
+            raise BatchRootMismatchError(
+                f"batch {record.batch_id}: its envelopes give root {root}, "
+                f"the seal recorded {record.root}; not put on IPFS"
+            )
         cid = self.ipfs.add(data)
         return store.mark_stored(record.batch_id, cid)
 
