@@ -59,6 +59,7 @@ from ingest.store import (
 )
 from tracehub.anchoring import submit_anchor
 from tracehub.batch import encode_batch, read_header
+from tracehub.errors import ConflictError
 from tracehub.ipfs import ContentStore, IPFSError
 from tracehub.ledger import Contract, LedgerError
 from tracehub.merkle import MerkleTree
@@ -99,7 +100,7 @@ class GatewayStats:
     anchor_failures: int = 0
 
 
-class BatchRootMismatchError(RuntimeError):
+class BatchRootMismatchError(ConflictError):
     """A sealed batch's stored envelopes no longer give the root its seal recorded."""
 
 
