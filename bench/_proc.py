@@ -19,7 +19,7 @@ def cpu_and_rss(pid: int) -> tuple[float, float]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                stats[int(proc.name)] = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(proc.name)] = _fields((proc / "stat").read_text())
             except (OSError, IndexError):
                 continue
     tree, frontier = {pid}, [pid]
@@ -44,8 +44,7 @@ def cpu_seconds(pid: int) -> float:
 
 def own_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of one process alone, without its descendants."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return _own_cpu(_fields(Path(f"/proc/{pid}/stat").read_text()))
 
 
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
@@ -58,6 +57,15 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
         except OSError:
             continue  # the thread ended meanwhile
         name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+        by_name[name] = by_name.get(name, 0.0) + _own_cpu(_fields(text))
     return by_name
+
+
+def _fields(stat: str) -> list[str]:
+    """A /proc stat line's fields after the command name (which may hold spaces): [0] is the
+    state, [1] the parent pid, [11] and [12] user and system time in ticks."""
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _own_cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / TICKS

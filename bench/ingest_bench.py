@@ -492,11 +492,13 @@ def bench_gateway(
         "publisher": publisher,
         "publishers_us_per_reading": round(publishers_cpu / total * 1e6),
         # Both gateways together, by thread (gateway.service names them for the OS).
-        "gateway_threads_us_per_reading": _by_thread(threads0, threads, total),
+        "gateway_threads_us_per_reading": _per_reading_by_name(threads0, threads, total),
         # PostgreSQL's server processes working for each gateway loop (by application_name),
         # both gateways together; the rest of PostgreSQL's figure is its own background work
         # (WAL writer, checkpointer, autovacuum) and other clients.
-        "postgres_by_gateway_loop_us_per_reading": _by_thread([backends0], [backends], total),
+        "postgres_by_gateway_loop_us_per_reading": _per_reading_by_name(
+            [backends0], [backends], total
+        ),
         "two_core_ceiling_per_s": round(
             2e6 / (sum(usage[n][0] - cpu0[n] for n in usage) / total * 1e6)
         ),
@@ -530,10 +532,11 @@ def _gateway_backends_cpu(settings: Settings, gateways: list[str]) -> dict[str, 
     return by_loop
 
 
-def _by_thread(
+def _per_reading_by_name(
     before: list[dict[str, float]], after: list[dict[str, float]], total: int
 ) -> dict[str, int]:
-    """µs of CPU per reading of each named thread, summed over the processes, largest first."""
+    """µs of CPU per reading of each name (a thread's, a loop's), summed over the snapshots'
+    processes, largest first."""
     spent: dict[str, float] = {}
     for start, end in zip(before, after, strict=True):
         for name, cpu in end.items():

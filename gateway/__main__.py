@@ -112,11 +112,11 @@ def main() -> int:
         require_migrated(conn)
     consumer = Consumer(consumer_settings)
 
-    def connect_as(name: str) -> db.Connection:
+    def connect() -> db.Connection:
         # Named for pg_stat_activity by the gateway and the loop that connects (each loop has a
         # connection of its own): which part of the hub a server process works for.
         loop = threading.current_thread().name
-        return db.connect(settings.postgres_dsn, application_name=f"gateway {name} {loop}")
+        return db.connect(settings.postgres_dsn, application_name=f"gateway {args.name} {loop}")
 
     # The alert rules over the readings stored.
     alerts = gateway_alert_worker(settings, pki, service=alerts_service)
@@ -137,7 +137,7 @@ def main() -> int:
         trust=TrustStore.from_pem_files(pki.ca_bundle_path, pki.crl_path),
         directory=registry,
         registry=registry,
-        store_factory=lambda: ReadingStore(lambda: connect_as(args.name)),
+        store_factory=lambda: ReadingStore(connect),
         ipfs=content_store(settings),
         ledger=chaincode,
         block_lookup=qscc,
