@@ -12,6 +12,12 @@ from api.config import DEFAULT_HOST, DEFAULT_PORT
 from tracehub.config import Settings
 from tracehub.metrics import serve_metrics
 
+#: A dashboard's alert stream (/alerts/stream) is a request that never finishes by itself, and
+#: uvicorn waits for every request in flight before it exits: with one dashboard open, SIGTERM
+#: would never stop the server. After this long the streams are cancelled (their clients
+#: reconnect, to this server's successor) and the server exits.
+SHUTDOWN_GRACE_S = 5
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
@@ -19,6 +25,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--shutdown-grace",
+        type=int,
+        default=SHUTDOWN_GRACE_S,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may finish before they are cancelled"
+        f" (default {SHUTDOWN_GRACE_S})",
+    )
     args = parser.parse_args()
     port = Settings.from_env().metrics.api_port
     if port and args.workers == 1:
@@ -44,6 +58,7 @@ def main() -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        timeout_graceful_shutdown=args.shutdown_grace,
     )
 
 
