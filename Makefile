@@ -85,7 +85,9 @@ test-ha: python-deps  ## kill tests on a fresh replicated stack during a steady 
 test-security: up  ## the red-team suite alone (tests/security/): each finding replayed as an attack
 	@$(PY) -m pytest tests/security
 
+# The ingest bench runs Telegraf beside the pipeline (its part t): built first (a few minutes cold).
 bench: up  ## benchmarks (bench/) against the real stack; results in bench/results/
+	@network/build-telegraf.sh
 	@$(PY) -m bench.envelope_bench
 	@$(PY) -m bench.edge_bench
 	@$(PY) -m bench.store_bench
@@ -96,7 +98,7 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 	@$(PY) -m bench.epcis_subscription_bench
 
 # The ha stack is left running, as `make bench` leaves the everyday one (`make down-ha`).
-BENCH_HA_ARGS ?= --devices 20 --readings 1500 --rates 1500
+BENCH_HA_ARGS ?= --devices 20 --readings 1500 --rates 1500 --skip t
 bench-ha: up up-ha  ## the ingest bench on the everyday stack, then the replicated one (same arguments): the ratio
 	@$(PY) -m bench.ha_compare --ha-run "$(HA_RUN)" --ha-port-offset $(HA_PORT_OFFSET) -- $(BENCH_HA_ARGS)
 
@@ -112,7 +114,8 @@ bench-compare:  ## orders or ingest bench A/B against BASELINE=<checkout>, alter
 bench-trace: up  ## trace, recall and FSMA export over a 1,000,000-event generated chain (own database)
 	@$(PY) -m bench.trace_bench
 
-# Builds Telegraf first (network/build-telegraf.sh, a few minutes cold): not part of `make bench`.
+# The gateways and Telegraf only (make bench's ingest bench has both, with the limits);
+# `python -m bench.telegraf_bench --profile` adds py-spy on the gateways.
 bench-telegraf: up  ## TraceHub's gateways and Telegraf on the same signed messages, one run
 	@network/build-telegraf.sh
 	@$(PY) -m bench.telegraf_bench

@@ -162,7 +162,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--this-extra",
-        default="--skip l",
+        default="--skip l,t",
         help="ingest: more arguments for this checkout's bench (the limits are not compared)",
     )
     args = parser.parse_args()

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 1500] [--gateways 2]
                                            [--rates 5000,1500] [--baseline 200]
-                                           [--limits-rows 20000] [--skip a,l,c2,c3,d]
+                                           [--limits-rows 20000] [--skip a,l,t,c2,c3,d]
                                            [--publisher c|paho]
                                            [--output bench/results/ingest.json]
 
@@ -26,7 +26,11 @@ an edge agent is (the figures before 2026-12-04 were measured that way).
 (d) the naive baseline: one Fabric transaction per reading (8 concurrent submitters);
 (l) the machine's limits in the same run (bench/ingest_limits.py: OpenSSL and `cryptography`
     P-256 verify rates, Mosquitto pass-through with its own C clients, PostgreSQL COPY into the
-    real schema) and run (c1)'s readings/s as a fraction of each.
+    real schema) and run (c1)'s readings/s as a fraction of each;
+(t) Telegraf, the user's obvious alternative (bench/telegraf_peer.py), storing run (c1)'s messages
+    again, published the same way, without checking or anchoring them: its messages/s and CPU per
+    message beside (c1)'s, and their ratio. Needs `.bin/telegraf` (network/build-telegraf.sh;
+    `make bench` builds it); `--skip t` runs without it.
 Bounded in count and time; writes bench/results/ingest.json (or `--output`).
 """
 
@@ -54,6 +58,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
 from bench._proc import cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
+from bench.telegraf_peer import TELEGRAF, bench_telegraf
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
@@ -573,6 +578,23 @@ def bench_baseline(settings: Settings, count: int) -> dict[str, Any]:
     return {"transactions": count, "readings_per_s": round(count / elapsed, 1)}
 
 
+def telegraf_ratios(gateway: dict[str, Any], telegraf: dict[str, Any]) -> dict[str, Any]:
+    """TraceHub's run beside Telegraf's on the same messages: the throughput ratio, and CPU per
+    message of the consumer (every gateway process together), PostgreSQL and the broker."""
+    ours, theirs = gateway["stored_per_s"], telegraf["stored_per_s"]
+    cpu, peer_cpu = gateway["cpu_us_per_reading"], telegraf["cpu_us_per_message"]
+    gateways = sum(v for k, v in cpu.items() if k.startswith("gateway-"))
+    return {
+        "stored_per_s": round(ours / theirs, 3) if ours and theirs else None,
+        "consumer_us_per_message": {"tracehub": gateways, "telegraf": peer_cpu["telegraf"]},
+        "postgres_us_per_message": {"tracehub": cpu["postgres"], "telegraf": peer_cpu["postgres"]},
+        "mosquitto_us_per_message": {
+            "tracehub": cpu["mosquitto"],
+            "telegraf": peer_cpu["mosquitto"],
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=20)
@@ -586,7 +608,7 @@ def main() -> None:
         "--limits-rows", type=int, default=20_000, help="rows COPYed for the PostgreSQL limit"
     )
     parser.add_argument(
-        "--skip", default="", help="comma-separated parts to skip: a,l,c2,c3,d (b and c1 run)"
+        "--skip", default="", help="comma-separated parts to skip: a,l,t,c2,c3,d (b and c1 run)"
     )
     parser.add_argument(
         "--publisher",
@@ -604,6 +626,8 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     settings = Settings.from_env()
+    if "t" not in skip and not TELEGRAF.exists():
+        raise SystemExit(f"{TELEGRAF} missing: run network/build-telegraf.sh, or --skip t")
     results: dict[str, Any] = {"devices": args.devices, "readings_per_device": args.readings}
     if "a" not in skip:
         print("ingest bench: (a) broker pass-through ...", flush=True)
@@ -633,6 +657,17 @@ def main() -> None:
             results["gateway"]["stored_per_s"], results["limits"]
         )
         print(f"  (c1) as a fraction of each limit: {results['gateway_vs_limits']}", flush=True)
+    if "t" not in skip:
+        print("ingest bench: (t) Telegraf, run (c1)'s messages again, flat out ...", flush=True)
+        results["telegraf"] = bench_telegraf(
+            settings,
+            args.devices * args.readings,
+            lambda: _publish(settings, signed, publisher=publisher),
+            args.output.parent / "telegraf.log",
+        )
+        print(f"  {json.dumps(results['telegraf'])}", flush=True)
+        results["gateway_vs_telegraf"] = telegraf_ratios(results["gateway"], results["telegraf"])
+        print(f"  (c1) beside Telegraf: {results['gateway_vs_telegraf']}", flush=True)
     results["gateway_steady"] = []
     for rate in (float(r) for r in args.rates.split(",") if "c2" not in skip):
         print(f"ingest bench: (c2) the same at a steady {rate:.0f} readings/s ...", flush=True)
