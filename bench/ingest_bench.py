@@ -57,6 +57,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
+from bench._broker import end_session
 from bench._proc import cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
 from bench.telegraf_peer import TELEGRAF, bench_telegraf
 from certs.broker import BrokerEndpoint, admit_gateway
@@ -346,8 +347,10 @@ def bench_gateway(
         if (run / f"{name}.pid").exists():
             components[name] = int((run / f"{name}.pid").read_text())
     names = [f"bench-{uuid.uuid4().hex[:6]}" for _ in range(gateways)]
-    for name in names:  # each process has broker identities of its own
-        admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), name)
+    # Each process has broker identities of its own.
+    consumers = [
+        admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), n)[0] for n in names
+    ]
     processes = [
         subprocess.Popen(
             [
@@ -437,6 +440,8 @@ def bench_gateway(
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(60)
+        for consumer in consumers:
+            end_session(settings, consumer)
         log.close()
 
     def latencies(series: list[tuple[float, int]]) -> dict[str, float | None]:

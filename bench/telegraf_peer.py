@@ -26,10 +26,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench._broker import end_session
 from bench._proc import cpu_and_rss, own_cpu_seconds
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.pki import PKI
-from gateway.consumer import ConsumerSettings, leave
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.pki_names import service_username
@@ -112,7 +112,10 @@ def bench_telegraf(
     table = f"readings_{run_id}"
     password = _prepare_database(settings, table)
     pki = PKI(settings.pki_dir)
-    service = admit_gateway(pki, BrokerEndpoint.of(settings), f"telegraf-{run_id}")[0]
+    # One identity for every run: a run killed before its clean-up left a session that never
+    # expires (MQTT 3.1.1), which this run ends before it starts.
+    service = admit_gateway(pki, BrokerEndpoint.of(settings), "telegraf")[0]
+    end_session(settings, service)
     cert, key, _ = pki.service_paths(service)
     pids = settings.run_dir / "pids"
     components = {n: int((pids / f"{n}.pid").read_text()) for n in ("mosquitto", "postgres")}
@@ -178,17 +181,7 @@ def bench_telegraf(
             process.send_signal(signal.SIGTERM)
             process.wait(30)
             log.close()
-            # End the persistent session, or the broker would queue every reading for it.
-            leave(
-                ConsumerSettings(
-                    settings.mqtt_host,
-                    settings.mqtt_tls_port,
-                    pki.ca_bundle_path,
-                    cert,
-                    key,
-                    service_username(service),
-                )
-            )
+            end_session(settings, service)
     stored = stored_at[-1][1] if stored_at else 0
     all_stored = next((t for t, n in stored_at if n >= total), None)
     with db.connect(settings.postgres_dsn, autocommit=True) as conn:

@@ -160,6 +160,12 @@ max_packet_size 65536
 max_inflight_messages 5000
 max_queued_messages ${MQTT_MAX_QUEUED_MESSAGES:-400000}
 max_queued_bytes ${MQTT_MAX_QUEUED_BYTES:-268435456}
+# A persistent session that never expires by the standard (MQTT 3.1.1, clean session off: a
+# Telegraf, a bridge) and whose client never returns would have the broker copy every reading it
+# subscribed to into its queue for good (to the bounds above), at a CPU cost on every message
+# (docs/acknowledgement.md). After a day away it is removed; what it held is resent by the devices.
+# MQTT 5 clients set their own expiry (the gateways 300 s). Units: h d w m(onth) y.
+persistent_client_expiration ${MQTT_PERSISTENT_CLIENT_EXPIRATION:-1d}
 
 listener $PORT 127.0.0.1
 protocol mqtt
