@@ -27,7 +27,7 @@ from tracehub.config import PROJECT_DIR, Settings
 
 pytestmark = pytest.mark.integration
 
-GRACE_S = 2
+GRACE_S = 3
 
 
 class Stream:
@@ -55,7 +55,7 @@ class Stream:
 
 @contextlib.contextmanager
 def api_server(stack: Settings, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
-    """`python -m api --shutdown-grace 2` on a schema of its own; (process, base URL, token)."""
+    """`python -m api --shutdown-grace 3` on a schema of its own; (process, base URL, token)."""
     with migrated_schema(stack.postgres_dsn) as schema:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -136,7 +136,8 @@ def test_sigterm_after_a_dashboard_left_does_not_wait_for_the_keepalive(
             assert received.startswith(b"HTTP/1.1 200 "), received
         took = _seconds_to_exit(server)
         assert server.returncode in (0, -signal.SIGTERM), (tmp_path / "api.log").read_text()
-        assert took < GRACE_S + 5, took
+        # The departed client's stream ended when it closed: nothing left to wait the grace for.
+        assert took < GRACE_S, took
 
 
 def test_idle_server_exits_at_once(stack: Settings, tmp_path: Path) -> None:
