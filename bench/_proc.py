@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -69,3 +70,10 @@ def _fields(stat: str) -> list[str]:
 
 def _own_cpu(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def children_cpu_since(before: resource.struct_rusage) -> float:
+    """CPU seconds of the child processes waited for since ``before`` (a RUSAGE_CHILDREN
+    reading): the benches' publishers."""
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime

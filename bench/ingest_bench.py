@@ -58,7 +58,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
 from bench._broker import end_session
-from bench._proc import cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
+from bench._proc import children_cpu_since, cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
 from bench.telegraf_peer import TELEGRAF, bench_telegraf
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
@@ -421,7 +421,8 @@ def bench_gateway(
         started = time.monotonic()
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         publish_times = _publish(settings, signed, rate=rate, publisher=publisher)
-        publishers_cpu = _cpu_since(children0)  # they have all exited; the gateways have not
+        # The publishers have all exited; the gateways have not.
+        publishers_cpu = children_cpu_since(children0)
         polled.wait(300)
         stop.set()
         wall = time.monotonic() - started
@@ -514,12 +515,6 @@ def bench_gateway(
         ),
         "rss_mib": {n: round(usage[n][1], 1) for n in usage},
     }
-
-
-def _cpu_since(before: resource.struct_rusage) -> float:
-    """CPU seconds of the child processes waited for since ``before``."""
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def _gateway_backends_cpu(settings: Settings, gateways: list[str]) -> dict[str, float]:

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from bench._broker import end_session
-from bench._proc import cpu_and_rss, own_cpu_seconds
+from bench._proc import children_cpu_since, cpu_and_rss, own_cpu_seconds
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.pki import PKI
 from tracehub import db
@@ -37,11 +37,6 @@ from tracehub.pki_names import service_username
 TELEGRAF = PROJECT_DIR / ".bin" / "telegraf"
 ROLE = "tracehub_bench_telegraf"
 SCHEMA = "bench_telegraf"
-
-
-def _cpu_between(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
-    """CPU seconds of the child processes (the publishers) waited for between two readings."""
-    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def _prepare_database(settings: Settings, table: str) -> str:
@@ -169,7 +164,7 @@ def bench_telegraf(
             poller.start()
             children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             publish_times = publish()
-            children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            publishers_cpu = children_cpu_since(children0)
             polled.wait(150)
             stop.set()
             usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
@@ -194,6 +189,6 @@ def bench_telegraf(
         "stored_per_s": round(total / (all_stored - first)) if all_stored else None,
         "cpu_us_per_message": {n: round((usage[n][0] - cpu0[n]) / total * 1e6) for n in usage},
         "bench_poll_us_per_message": round(poll_cpu[0] / total * 1e6) if poll_cpu else None,
-        "publishers_us_per_message": round(_cpu_between(children0, children1) / total * 1e6),
+        "publishers_us_per_message": round(publishers_cpu / total * 1e6),
         "rss_mib": {n: round(usage[n][1], 1) for n in usage},
     }

@@ -11,8 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,36 +19,14 @@ import httpx
 import pytest
 
 from api.auth import create_user
+from tests.support.alert_peers import sse_reader
 from tests.support.db import connector, migrated_schema
-from tests.support.processes import free_port
-from tracehub.config import PROJECT_DIR, Settings
+from tests.support.processes import free_port, serve_process
+from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
 
 GRACE_S = 3
-
-
-class Stream:
-    """/alerts/stream read on a thread, as the dashboard does."""
-
-    def __init__(self, base: str, token: str) -> None:
-        self.ready, self.ended = threading.Event(), threading.Event()
-        self.client = httpx.Client(timeout=httpx.Timeout(10, read=None))
-        self._args = (f"{base}/alerts/stream", {"Authorization": f"Bearer {token}"})
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        url, headers = self._args
-        try:
-            with (
-                contextlib.suppress(httpx.HTTPError, RuntimeError),
-                self.client.stream("GET", url, headers=headers) as reply,
-            ):
-                for line in reply.iter_lines():
-                    if line.startswith("event: ready"):
-                        self.ready.set()
-        finally:
-            self.ended.set()
 
 
 @contextlib.contextmanager
@@ -60,23 +36,13 @@ def api_server(stack: Settings, log: Path) -> Iterator[tuple[subprocess.Popen[by
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "TRACEHUB_API_SEARCH_PATH": schema, "TRACEHUB_API_METRICS_PORT": "0"}
-        command = [sys.executable, "-m", "api", "--port", str(port)]
-        server = subprocess.Popen(
-            [*command, "--shutdown-grace", str(GRACE_S)],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+        server = serve_process(
+            ["-m", "api", "--port", str(port), "--shutdown-grace", str(GRACE_S)],
+            env,
+            log,
+            f"{base}/healthz",
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "API server did not start"
-                time.sleep(0.2)
             with connector(stack.postgres_dsn, schema)() as conn:
                 conn.execute(
                     "INSERT INTO organisations (org_id, name, kind, country)"
@@ -107,14 +73,16 @@ def _seconds_to_exit(server: subprocess.Popen[bytes]) -> float:
 
 def test_sigterm_ends_open_streams_after_the_grace(stack: Settings, tmp_path: Path) -> None:
     with api_server(stack, tmp_path / "api.log") as (server, base, token):
-        streams = [Stream(base, token) for _ in range(2)]
-        assert all(stream.ready.wait(15) for stream in streams), "the alert stream did not open"
-        took = _seconds_to_exit(server)
-        assert server.returncode in (0, -signal.SIGTERM), (tmp_path / "api.log").read_text()
-        # The grace is waited out (streams never finish by themselves), then no more than the
-        # cancellation and the lifespan's shutdown.
-        assert GRACE_S <= took < GRACE_S + 5, took
-        assert all(stream.ended.wait(5) for stream in streams), "a client's stream stayed open"
+        headers = {"Authorization": f"Bearer {token}"}
+        # sse_reader returns once each stream is ready (the alert stream did open).
+        with sse_reader(base, headers) as first, sse_reader(base, headers) as second:
+            took = _seconds_to_exit(server)
+            assert server.returncode in (0, -signal.SIGTERM), (tmp_path / "api.log").read_text()
+            # The grace is waited out (streams never finish by themselves), then no more than
+            # the cancellation and the lifespan's shutdown.
+            assert GRACE_S <= took < GRACE_S + 5, took
+            streams = (first, second)
+            assert all(s.ended.wait(5) for s in streams), "a client's stream stayed open"
 
 
 def test_sigterm_after_a_dashboard_left_does_not_wait_for_the_keepalive(

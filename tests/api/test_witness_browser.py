@@ -13,15 +13,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
@@ -30,30 +26,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from demo.scenario import ScenarioResult, build_scenario
 from tests.support.browser import chromium
 from tests.support.db import migrated_schema
-from tests.support.processes import free_port
-from tracehub.config import PROJECT_DIR, Settings
+from tests.support.processes import free_port, serve_process
+from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
-
-
-def _serve(argv: list[str], env: dict[str, str], log: Path, health: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, *argv],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(health, timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"{argv} did not start"
-        time.sleep(0.2)
 
 
 class _LyingWitness(BaseHTTPRequestHandler):
@@ -86,7 +62,7 @@ def pages(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         try:
             witness_port = free_port()
             processes.append(
-                _serve(
+                serve_process(
                     ["-m", "tracehub.ledger.witness", "--org", "2", "--port", str(witness_port)],
                     dict(os.environ),
                     logs / "witness.log",
@@ -115,7 +91,7 @@ def pages(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                     "TRACEHUB_LEDGER_WITNESSES": witness,
                 }
                 processes.append(
-                    _serve(
+                    serve_process(
                         ["-m", "api", "--port", str(ports[name])],
                         env,
                         logs / f"api-{name}.log",

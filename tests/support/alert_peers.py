@@ -120,6 +120,9 @@ class SseReader:
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Set when the stream has ended, whoever ended it; ``error`` is why, if the connection broke.
+    ended: threading.Event = field(default_factory=threading.Event)
+    error: httpx.HTTPError | None = None
 
     def of(self, alert_id: str) -> list[str]:
         return [e["change"] for _, e in self.events if e["alert"]["alert_id"] == alert_id]
@@ -130,6 +133,14 @@ def sse_reader(base_url: str, headers: dict[str, str]) -> Iterator[SseReader]:
     reader = SseReader()
 
     def run() -> None:
+        try:
+            read()
+        except httpx.HTTPError as exc:
+            reader.error = exc
+        finally:
+            reader.ended.set()
+
+    def read() -> None:
         with (
             httpx.Client(timeout=httpx.Timeout(5, read=None)) as client,
             client.stream("GET", f"{base_url}/alerts/stream", headers=headers) as reply,

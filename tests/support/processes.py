@@ -1,14 +1,19 @@
-"""Small helpers several integration tests share: the operator CLI, waiting for a condition."""
+"""Small helpers several integration tests share: the operator CLI, a project process serving
+HTTP, waiting for a condition."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
 
 from tracehub.config import PROJECT_DIR
 
@@ -50,6 +55,30 @@ def run_cli(
         timeout=timeout,
         env=env,
     )
+
+
+def serve_process(
+    argv: list[str], env: dict[str, str], log: Path, health: str
+) -> subprocess.Popen[bytes]:
+    """``python ARGV`` from the project (e.g. ``["-m", "api", "--port", ...]``), its output in
+    ``log``; returned once ``health`` answers 200 (30 s at most; its log if it exits first)."""
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(health, timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"{argv} did not start"
+        time.sleep(0.2)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
