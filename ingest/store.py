@@ -25,6 +25,7 @@ Schema: ``ingest/migrations``; why it is shaped so: ``docs/decisions/0007-readin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -165,6 +166,10 @@ class VerifiedRow:
                 raise ValueError(f"{name} must be 64 lowercase hex digits")
         if not isinstance(self.envelope, bytes) or not self.envelope:
             raise ValueError("envelope must be non-empty bytes")
+        # The key table does not refuse a hash stored under another key (decision 0039): one
+        # hash is one envelope, and so one key, only if the hash is the envelope's.
+        if hashlib.sha256(self.envelope).hexdigest() != self.reading_hash:
+            raise ValueError("reading_hash is not the SHA-256 of the envelope")
 
     @property
     def key(self) -> ReadingKey:
@@ -227,13 +232,12 @@ _VERIFIED_ROW_SLOTS = tuple(getattr(VerifiedRow, f.name).__set__ for f in fields
 class ReadingConflict:
     """An incoming row whose (device_id, seq) is stored with another hash: replay or forgery.
 
-    ``stored_hash`` is the hash on record for that (device_id, seq) -- or ``None`` when instead
-    the row's own ``reading_hash`` is already on record under another key (the caller's hash is
-    wrong). Conflicts are not stored; the caller quarantines ``row.envelope``.
+    ``stored_hash`` is the hash on record for that (device_id, seq). Conflicts are not stored;
+    the caller quarantines ``row.envelope``.
     """
 
     row: VerifiedRow
-    stored_hash: str | None
+    stored_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -868,10 +872,13 @@ class ReadingStore:
         conflicts: list[ReadingConflict] = []
         for key, rows in groups.items():
             if key in new_keys:
-                stored_hash: str | None = rows[0].reading_hash
+                stored_hash = rows[0].reading_hash
                 rest = rows[1:]
             else:
-                stored_hash = on_record.get(key)  # None: its hash is on record under another key
+                # Not inserted: the primary key (the only unique key) is taken, so its row is on
+                # record, committed (ON CONFLICT waited for any other transaction to end), and
+                # keys are never deleted.
+                stored_hash = on_record[key]
                 rest = rows
             for row in rest:
                 if row.reading_hash == stored_hash:

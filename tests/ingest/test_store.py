@@ -343,11 +343,10 @@ def test_a_different_hash_for_a_stored_key_is_a_conflict(store: ReadingStore) ->
     result = store.store_verified([rows2[1], twin])
     assert (result.duplicates, [c.row for c in result.conflicts]) == (1, [rows2[1]])
 
-    # A hash already on record under another key (a caller bug): refused, not stored.
-    wrong = replace(chain(device_id(), 1)[0], reading_hash=rows[0].reading_hash)
-    result = store.store_verified([wrong])
-    assert result.stored == []
-    assert [(c.row, c.stored_hash) for c in result.conflicts] == [(wrong, None)]
+    # A hash that is not its envelope's (a caller bug; here one stored under another key) is
+    # refused when the row is built: the key table keeps no unique index on hashes (decision 0039).
+    with pytest.raises(ValueError, match="not the SHA-256 of the envelope"):
+        replace(chain(device_id(), 1)[0], reading_hash=rows[0].reading_hash)
 
 
 def test_gaps_and_chain_breaks_are_recorded_not_fatal(store: ReadingStore) -> None:
@@ -456,6 +455,10 @@ def test_rows_are_checked_on_construction() -> None:
     good = chain("dev-x", 1)[0]
     with pytest.raises(ValueError, match="reading_hash"):
         replace(good, reading_hash="A" * 64)
+    with pytest.raises(ValueError, match="not the SHA-256 of the envelope"):
+        replace(good, reading_hash="a" * 64)
+    with pytest.raises(ValueError, match="not the SHA-256 of the envelope"):
+        replace(good, envelope=good.envelope + b"x")
     with pytest.raises(ValueError, match="timezone"):
         replace(good, ts=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="device id"):

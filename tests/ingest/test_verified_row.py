@@ -13,6 +13,8 @@ from ingest.store import VerifiedRow
 from tracehub.reading import Reading
 from tracehub.verify import VerifiedReading
 
+ENVELOPE = b"header.payload.signature"
+
 
 def _verified(loc: str | None) -> VerifiedReading:
     reading = Reading(
@@ -25,14 +27,14 @@ def _verified(loc: str | None) -> VerifiedReading:
         loc=loc,
     )
     return VerifiedReading(
-        reading, hashlib.sha256(b"env").hexdigest(), hashlib.sha256(b"cert").hexdigest()
+        reading, hashlib.sha256(ENVELOPE).hexdigest(), hashlib.sha256(b"cert").hexdigest()
     )
 
 
 @pytest.mark.parametrize("loc", [None, "urn:epc:id:sgln:0614141.00777.0"])
 def test_from_verified_builds_the_row_the_checking_constructor_builds(loc: str | None) -> None:
     verified, now = _verified(loc), datetime.now(UTC)
-    row = VerifiedRow.from_verified(verified, b"header.payload.signature", now)
+    row = VerifiedRow.from_verified(verified, ENVELOPE, now)
     checked = VerifiedRow(**{f.name: getattr(row, f.name) for f in fields(VerifiedRow)})
     assert row == checked
     assert (row.device_id, row.seq, row.prev_hash, row.loc) == (
@@ -42,7 +44,7 @@ def test_from_verified_builds_the_row_the_checking_constructor_builds(loc: str |
         loc,
     )
     assert row.reading_hash == verified.hash and row.certificate_sha256 == verified.fingerprint
-    assert row.received_at == now and row.envelope == b"header.payload.signature"
+    assert row.received_at == now and row.envelope == ENVELOPE
 
 
 def test_from_verified_still_refuses_a_naive_received_at() -> None:

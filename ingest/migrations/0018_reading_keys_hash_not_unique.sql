@@ -1,0 +1,16 @@
+-- 0018_reading_keys_hash_not_unique: reading_keys keeps its primary key (device_id, seq) as the
+-- global uniqueness of readings; the second unique index, on reading_hash, goes
+-- (docs/decisions/0039-reading-hash-not-a-unique-key.md).
+--
+-- Nothing looks a reading up by its hash in this table; the index only refused a row whose hash
+-- was already stored under another key. For a row built from a verified envelope that cannot
+-- happen: the hash is the SHA-256 of the envelope, whose signed payload names the device and
+-- seq, so one hash means one key (short of a SHA-256 collision). For rows built any other way,
+-- VerifiedRow now refuses a reading_hash that is not the SHA-256 of its envelope.
+--
+-- Its cost grew with the data: its keys are random, so every insert landed on a different leaf
+-- of an index as large as shared_buffers (252 MB at 2.7 million readings), and after each
+-- checkpoint wrote a full page image of it to the WAL. Measured on that store, 2,000-row
+-- inserts into the key table: 40 us and 3.6 KB of WAL a row with the index, 23 us and 0.3 KB
+-- without (bench/store_bench.py --keys).
+ALTER TABLE reading_keys DROP CONSTRAINT IF EXISTS reading_keys_reading_hash_key;
