@@ -90,7 +90,7 @@ bench: up  ## benchmarks (bench/) against the real stack; results in bench/resul
 	@network/build-telegraf.sh
 	@$(PY) -m bench.envelope_bench
 	@$(PY) -m bench.edge_bench
-	@$(PY) -m bench.store_bench
+	@$(PY) -m bench.store_bench --keys 2000000
 	@$(PY) -m bench.ingest_bench
 	@$(PY) -m bench.orders_bench
 	@$(PY) -m bench.alert_bench

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.store_bench [--rows 50000] [--batch 1000] [--devices 100]
                                           [--envelope-bytes 600] [--compare] [--keep]
+                                          [--keys N [--key-rounds 30]]
 
 Stores ``--rows`` verified readings (synthetic ~600-byte envelopes, correctly chained, from
 ``--devices`` devices interleaved as a gateway sees them) with ``ReadingStore.store_verified`` in
@@ -10,8 +11,11 @@ batches of the same size (``seal_batch``) and prints that rate too. ``--compare`
 bare write path (keys and readings only) three ways -- one binary COPY into a temp table, then
 INSERT ... SELECT ... ON CONFLICT (what the store does); the keys as unnest() arrays, then a
 binary COPY of the new rows straight into readings; pipelined executemany -- each into a fresh
-schema. Everything runs in schemas named ``bench_<random>``,
-dropped at the end unless ``--keep``. Writes ``bench/results/store.json``.
+schema. ``--keys N`` times inserts of new keys (rounds of twice ``--batch``) into two key
+tables that already hold N keys, one as ``reading_keys`` is, one with the unique index on
+``reading_hash`` that decision 0039 dropped: µs and WAL bytes a row each. Everything runs in
+schemas named ``bench_<random>``, dropped at the end unless ``--keep``. Writes
+``bench/results/store.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -251,6 +256,99 @@ def bench_writer(
         return rate(len(rows), time.perf_counter() - start, times)
 
 
+# ---------------------------------------------------------------------- the key table's indexes
+
+_KEY_TABLES = {
+    # Today's key table (decision 0039), and the same with migration 0001's unique hash index.
+    "primary_key_only": "CREATE TABLE {t} (LIKE reading_keys INCLUDING ALL)",
+    "with_unique_hash": "CREATE TABLE {t} (LIKE reading_keys INCLUDING ALL, UNIQUE (reading_hash))",
+}
+_FILL_KEYS = """
+INSERT INTO {t} (device_id, seq, ts, reading_hash)
+SELECT 'fill-' || (i %% 1000), i, now(), encode(sha256(int8send(i)), 'hex')
+FROM generate_series(1, %s) AS i
+"""
+_INSERT_KEYS = """
+INSERT INTO {t} (device_id, seq, ts, reading_hash)
+SELECT * FROM unnest(%s::text[], %s::int8[], %s::timestamptz[], %s::text[])
+ON CONFLICT DO NOTHING
+"""
+
+
+def bench_key_index(
+    factory: Callable[[], db.Connection], existing: int, rounds: int, batch: int, devices: int
+) -> dict[str, Any]:
+    """Inserts into two key tables that already hold ``existing`` keys, one with the unique
+    index on reading_hash, one without, in alternating rounds of ``batch`` new keys (sequential
+    per device, random hashes, as a gateway writes them): µs a row and WAL bytes a row each.
+
+    The rounds start after a checkpoint, so the first write to each index page carries a full
+    page image: random keys touch a new page nearly every row until the cycle has touched them
+    all, sequential keys a few pages in all.
+    """
+    with factory() as conn:
+        conn.autocommit = True
+        for name, create in _KEY_TABLES.items():
+            table = sql.Identifier(f"keys_{name}")
+            conn.execute(sql.SQL(create).format(t=table))
+            print(f"  filling keys_{name} with {existing:,} keys ...", flush=True)
+            conn.execute(sql.SQL(_FILL_KEYS).format(t=table), (existing,))
+            conn.execute(sql.SQL("VACUUM ANALYZE {t}").format(t=table))
+        sizes: dict[str, int] = {}
+        for name in _KEY_TABLES:
+            size = conn.execute(
+                "SELECT pg_indexes_size(%s::regclass)", (f"keys_{name}",)
+            ).fetchone()
+            sizes[name] = int(size[0]) if size else 0
+        try:
+            conn.execute("CHECKPOINT")
+            checkpoint = True
+        except psycopg.errors.InsufficientPrivilege:
+            checkpoint = False
+        per_row: dict[str, list[float]] = {name: [] for name in _KEY_TABLES}
+        wal: dict[str, int] = dict.fromkeys(_KEY_TABLES, 0)
+        names = [f"key-{d:04d}" for d in range(devices)]
+        for round_ in range(rounds):
+            order = list(_KEY_TABLES) if round_ % 2 == 0 else list(reversed(_KEY_TABLES))
+            for name in order:
+                keys = [
+                    (names[i % devices], existing + round_ * batch + i, secrets.token_hex(32))
+                    for i in range(batch)
+                ]
+                stamp = datetime.now(UTC)
+                lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+                start = time.perf_counter()
+                conn.execute(
+                    sql.SQL(_INSERT_KEYS).format(t=sql.Identifier(f"keys_{name}")),
+                    (
+                        [k[0] for k in keys],
+                        [k[1] for k in keys],
+                        [stamp] * batch,
+                        [k[2] for k in keys],
+                    ),
+                )
+                per_row[name].append((time.perf_counter() - start) / batch * 1e6)
+                written = conn.execute(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (lsn[0] if lsn else None,)
+                ).fetchone()
+                wal[name] += int(written[0]) if written else 0
+    rows = rounds * batch
+    return {
+        "existing_keys": existing,
+        "rows_per_table": rows,
+        "batch": batch,
+        "after_checkpoint": checkpoint,
+        "tables": {
+            name: {
+                "us_per_row_median": round(statistics.median(per_row[name]), 1),
+                "wal_bytes_per_row": round(wal[name] / rows),
+                "index_mb": round(sizes[name] / 2**20),
+            }
+            for name in _KEY_TABLES
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=50_000)
@@ -259,6 +357,14 @@ def main() -> None:
     parser.add_argument("--envelope-bytes", type=int, default=600)
     parser.add_argument("--compare", action="store_true", help="also time the bare write paths")
     parser.add_argument("--keep", action="store_true", help="keep the bench schemas")
+    parser.add_argument(
+        "--keys",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time inserts into a key table of N keys with and without a unique hash index",
+    )
+    parser.add_argument("--key-rounds", type=int, default=30)
     args = parser.parse_args()
     dsn = Settings.from_env().postgres_dsn
 
@@ -301,6 +407,22 @@ def main() -> None:
             f"  {r['batch_ms_median']:>10.1f}, {r['batch_ms_max']:>9.1f}"
         )
     print(f"a batch of {args.batch:,} duplicates: {report['duplicate_batch_ms']:.1f} ms")
+    if args.keys:
+        with bench_schema(dsn, args.keep) as factory:
+            keys = bench_key_index(
+                factory, args.keys, args.key_rounds, 2 * args.batch, args.devices
+            )
+        report["key_index"] = keys
+        print(
+            f"key table of {args.keys:,} keys, {keys['rows_per_table']:,} more in rounds of"
+            f" {keys['batch']:,}{' after a checkpoint' if keys['after_checkpoint'] else ''}:"
+        )
+        for name, figures in keys["tables"].items():
+            print(
+                f"  {name:<17} {figures['us_per_row_median']:>6.1f} µs/row (median)"
+                f"  {figures['wal_bytes_per_row']:>6,} B of WAL/row"
+                f"  indexes {figures['index_mb']} MB"
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS}")
