@@ -410,8 +410,19 @@ def bench_gateway(
                 return
             time.sleep(0.1)
 
+    def require_running() -> None:
+        # A gateway that cannot start (a migration not applied, a refused identity) stores
+        # nothing: say so at once rather than after the wait for the anchors times out.
+        gone = [
+            (n, p.returncode) for n, p in zip(names, processes, strict=True) if p.poll() is not None
+        ]
+        if gone:
+            stop.set()
+            raise RuntimeError(f"gateway(s) exited during the run: {gone}; see {log.name}")
+
     try:
         time.sleep(3)  # subscribed
+        require_running()
         unwatch = watch([p.pid for p in processes]) if watch else None
         cpu0 = {name: cpu_and_rss(pid)[0] for name, pid in components.items()}
         threads0 = [thread_cpu_seconds(p.pid) for p in processes]
@@ -423,7 +434,9 @@ def bench_gateway(
         publish_times = _publish(settings, signed, rate=rate, publisher=publisher)
         # The publishers have all exited; the gateways have not.
         publishers_cpu = children_cpu_since(children0)
-        polled.wait(300)
+        deadline = time.monotonic() + 300
+        while not polled.wait(1) and time.monotonic() < deadline:
+            require_running()
         stop.set()
         wall = time.monotonic() - started
         usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
