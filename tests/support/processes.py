@@ -17,12 +17,23 @@ import httpx
 
 from tracehub.config import PROJECT_DIR
 
+_HANDED_OUT: set[int] = set()
+_HANDED_OUT_LOCK = threading.Lock()
+
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on loopback that nothing listens on right now, and that no earlier call in
+    this process returned: the kernel may give the same free port to two calls in a row (two
+    API servers of one test were once given one port, and the second's page was the first's)."""
+    with _HANDED_OUT_LOCK:
+        for _ in range(1000):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
+    raise RuntimeError("no loopback port this process has not handed out already")
 
 
 @contextmanager
@@ -61,7 +72,14 @@ def serve_process(
     argv: list[str], env: dict[str, str], log: Path, health: str
 ) -> subprocess.Popen[bytes]:
     """``python ARGV`` from the project (e.g. ``["-m", "api", "--port", ...]``), its output in
-    ``log``; returned once ``health`` answers 200 (30 s at most; its log if it exits first)."""
+    ``log``; returned once ``health`` answers 200 (30 s at most; its log if it exits first).
+    Something already answering at ``health`` is an error: its answer would pass for ours."""
+    try:
+        httpx.get(health, timeout=1)
+    except httpx.TransportError:
+        pass
+    else:
+        raise AssertionError(f"something already answers at {health}")
     process = subprocess.Popen(
         [sys.executable, *argv],
         cwd=PROJECT_DIR,
