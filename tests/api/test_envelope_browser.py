@@ -16,10 +16,7 @@ import base64
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,7 +35,7 @@ from demo.scenario import ScenarioResult, build_scenario
 from tests.support.browser import chromium, csp_violations
 from tests.support.db import migrated_schema
 from tests.support.pki import make_certificate, new_key
-from tests.support.processes import free_port
+from tests.support.processes import free_port, serve_process
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.ledger.local import connect_registrar
 
@@ -150,27 +147,16 @@ def site(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             # tampered with here (test_witness_browser.py covers reading them from Org2's peer).
             "TRACEHUB_LEDGER_WITNESSES": "none",
         }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api", "--port", str(port)],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=(logs / "api.log").open("wb"),
-            stderr=subprocess.STDOUT,
+        server = serve_process(
+            ["-m", "api", "--port", str(port)],
+            env,
+            logs / "api.log",
+            f"http://127.0.0.1:{port}/healthz",
         )
         Proxy.upstream = f"http://127.0.0.1:{port}"
         proxy = ThreadingHTTPServer(("127.0.0.1", proxy_port), Proxy)
         threading.Thread(target=proxy.serve_forever, daemon=True).start()
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, (logs / "api.log").read_text()
-                assert time.monotonic() < deadline, "API server did not start"
-                time.sleep(0.2)
             yield Site(stack, scenario, base)
         finally:
             Proxy.rewrite = None

@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,9 +36,9 @@ from demo.voyage import INTERVAL, MIN_VOYAGE
 from tests.support.alert_peers import smtp_server
 from tests.support.browser import chromium, csp_violations
 from tests.support.db import connector, migrated_schema
-from tests.support.processes import free_port
+from tests.support.processes import free_port, serve_process
 from tracehub.cli import main as tracehub
-from tracehub.config import PROJECT_DIR, Settings
+from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -102,23 +101,7 @@ def _start_api(base: str, port: int, schema: str, log: Path) -> subprocess.Popen
         # Every load renders afresh, so a tampered row shows on the next load.
         "TRACEHUB_PAGE_CACHE_S": "0",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        assert server.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "API server did not start"
-        time.sleep(0.2)
+    return serve_process(["-m", "api", "--port", str(port)], env, log, f"{base}/healthz")
 
 
 @pytest.fixture(scope="module")
