@@ -9,8 +9,9 @@
 -- VerifiedRow now refuses a reading_hash that is not the SHA-256 of its envelope.
 --
 -- Its cost grew with the data: its keys are random, so every insert landed on a different leaf
--- of an index as large as shared_buffers (252 MB at 2.7 million readings), and after each
--- checkpoint wrote a full page image of it to the WAL. Measured on that store, 2,000-row
--- inserts into the key table: 40 us and 3.6 KB of WAL a row with the index, 23 us and 0.3 KB
--- without (bench/store_bench.py --keys).
+-- of an index as large as shared_buffers (252 MB at 2.1 million readings), and after each
+-- checkpoint wrote a full page image of it to the WAL. Measured on a copy of a store's 2.8
+-- million keys, 2,000-row inserts into the key table right after a checkpoint: 40 us and
+-- 3.6 KB of WAL a row with the index, 23 us and 0.3 KB without (bench/store_bench.py --keys
+-- measures the same on generated keys).
 ALTER TABLE reading_keys DROP CONSTRAINT IF EXISTS reading_keys_reading_hash_key;
