@@ -95,7 +95,11 @@ def serve_process(
         except httpx.TransportError:
             pass
         assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"{argv} did not start"
+        if time.monotonic() >= deadline:
+            # Not handed to the caller, so no fixture's teardown would stop it.
+            process.kill()
+            process.wait(10)
+            raise AssertionError(f"{argv} did not answer at {health} in 30 s")
         time.sleep(0.2)
 
 
