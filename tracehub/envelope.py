@@ -8,6 +8,7 @@ reading, key and certificate always give the same envelope bytes.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import re
@@ -23,7 +24,7 @@ from joserfc.jwk import ECKey
 from joserfc.jws import JWSRegistry
 
 from tracehub.errors import InvalidError
-from tracehub.reading import Reading, ReadingError
+from tracehub.reading import NonCanonicalError, Reading, ReadingError
 
 __all__ = [
     "ALG",
@@ -48,6 +49,12 @@ TYP = "tracehub-reading+jws"
 MAX_ENVELOPE_BYTES = 16 * 1024
 _HEADER_KEYS = frozenset({"alg", "typ", "x5t#S256"})
 _B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_URL_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64URL_VALUE = {char: value for value, char in enumerate(_B64URL_ALPHABET)}
+# A segment of 4k+2 characters ends in one that carries 2 bits of data and 4 unused ones; of
+# 4k+3, in one that carries 4 and 2 unused (RFC 4648 §3.5: canonical encoders set them to zero).
+_UNUSED_BITS = {0: 0, 2: 0b1111, 3: 0b11}
 _HEADER_CACHE: dict[bytes, tuple[dict[str, str], bytes]] = {}
 _HEADER_CACHE_SIZE = 4096
 
@@ -97,12 +104,14 @@ def b64url_decode(segment: bytes, what: str = "value") -> bytes:
     """Strict inverse of :func:`b64url_encode`: no padding, no other characters, no spare bits."""
     if not _B64URL.fullmatch(segment):
         raise EnvelopeError(f"{what} is not base64url without padding")
-    if len(segment) % 4 == 1:
+    tail = len(segment) % 4
+    if tail == 1:
         raise EnvelopeError(f"{what} has an impossible base64url length ({len(segment)})")
-    data = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
-    if b64url_encode(data) != segment:
+    # The unused bits are all in the last character: checking it is the same test as
+    # re-encoding the data and comparing, without the second pass over the segment.
+    if tail and _B64URL_VALUE[segment[-1]] & _UNUSED_BITS[tail]:
         raise EnvelopeError(f"{what} is not canonical base64url (unused bits are set)")
-    return data
+    return binascii.a2b_base64(segment.translate(_URL_TO_STANDARD) + b"=" * (-tail % 4))
 
 
 def certificate_thumbprint(certificate: Certificate) -> bytes:
@@ -152,29 +161,31 @@ def sign_payload(
 
 def parse_envelope(envelope: bytes) -> ParsedEnvelope:
     """Check an envelope's structure, header and payload; the signature is not verified."""
-    parts = split_envelope(envelope, TYP)
+    header, signing_input, signature, x5t, payload = _split(envelope, TYP)
     try:
-        reading = Reading.from_json_bytes(parts.payload)
-    except ReadingError as exc:
-        raise EnvelopeError(f"payload: {exc}") from None
-    if reading.to_json_bytes() != parts.payload:
+        reading = Reading.from_canonical_json_bytes(payload)
+    except NonCanonicalError:
         raise EnvelopeError(
             "payload is not canonical JSON (sorted keys, no whitespace, unescaped UTF-8, "
             "shortest numbers)"
-        )
-    return ParsedEnvelope(
-        header=parts.header,
-        reading=reading,
-        signing_input=parts.signing_input,
-        signature=parts.signature,
-        x5t=parts.x5t,
-        payload=parts.payload,
-    )
+        ) from None
+    except ReadingError as exc:
+        raise EnvelopeError(f"payload: {exc}") from None
+    return ParsedEnvelope(header, reading, signing_input, signature, x5t, payload)
 
 
 def split_envelope(envelope: bytes, typ: str) -> SignedParts:
     """Check a compact JWS's size, parts, header (of type ``typ``) and signature length; the
     payload is returned as bytes for the caller to parse, and the signature is not verified."""
+    return SignedParts(*_split(envelope, typ))
+
+
+# ---------------------------------------------------------------------- internals
+
+
+def _split(envelope: bytes, typ: str) -> tuple[dict[str, str], bytes, bytes, bytes, bytes]:
+    """:func:`split_envelope`'s checks; its fields as a tuple (a reading's envelope is parsed
+    straight into a :class:`ParsedEnvelope`, without a :class:`SignedParts` on the way)."""
     if len(envelope) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(f"envelope is {len(envelope)} bytes, over {MAX_ENVELOPE_BYTES}")
     parts = envelope.split(b".")
@@ -186,16 +197,7 @@ def split_envelope(envelope: bytes, typ: str) -> SignedParts:
     signature = b64url_decode(signature_b64, "signature")
     if len(signature) != 64:
         raise EnvelopeError(f"ES256 signature must be 64 bytes (r || s), got {len(signature)}")
-    return SignedParts(
-        header=header,
-        signing_input=header_b64 + b"." + payload_b64,
-        signature=signature,
-        x5t=x5t,
-        payload=payload,
-    )
-
-
-# ---------------------------------------------------------------------- internals
+    return header, header_b64 + b"." + payload_b64, signature, x5t, payload
 
 
 def _header_for(certificate: Certificate, typ: str) -> dict[str, str]:

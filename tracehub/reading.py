@@ -24,6 +24,7 @@ __all__ = [
     "MAX_READING_BYTES",
     "SCHEMA_VERSION",
     "Kind",
+    "NonCanonicalError",
     "Reading",
     "ReadingError",
     "format_ts",
@@ -69,6 +70,10 @@ _OPTIONAL = frozenset({"loc"})
 
 class ReadingError(InvalidError):
     """A reading (or its JSON) does not follow the schema; the message says where and why."""
+
+
+class NonCanonicalError(ReadingError):
+    """A valid reading whose JSON is not its canonical form (:meth:`Reading.to_json_bytes`)."""
 
 
 @dataclass(frozen=True)
@@ -155,21 +160,24 @@ class Reading:
     @classmethod
     def from_json_bytes(cls, raw: bytes) -> Reading:
         """Parse and validate JSON bytes (strict: no duplicate keys, NaN or Infinity)."""
-        if len(raw) > MAX_READING_BYTES:
-            raise ReadingError(f"reading is {len(raw)} bytes, more than {MAX_READING_BYTES}")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ReadingError(f"reading is not valid UTF-8: {exc.reason}") from None
-        try:
-            obj = _STRICT.decode(text)
-        except ReadingError:
-            raise
-        except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
-            raise ReadingError(f"reading is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise ReadingError("reading is nested too deeply") from None
-        return cls.from_json(obj)
+        return cls.from_json(_decode(raw)[1])
+
+    @classmethod
+    def from_canonical_json_bytes(cls, raw: bytes) -> Reading:
+        """:meth:`from_json_bytes`, refusing with :class:`NonCanonicalError` JSON that is valid
+        but not the reading's canonical form (``to_json_bytes() == raw`` for what it returns)."""
+        text, obj = _decode(raw)
+        reading = cls.from_json(obj)
+        # The decoded object is the reading's to_json() already: from_json keeps every value as
+        # decoded, and a ts that parse_ts accepts is the fixed-width text format_ts gives back.
+        # The one difference: "loc": null reads as no loc, which to_json leaves out. Encoding it
+        # spares building the dict again and formatting ts (a few µs a reading at the gateway).
+        if obj.get("loc", "") is None or _CANONICAL.encode(obj) != text:
+            raise NonCanonicalError(
+                "reading is not canonical JSON (sorted keys, no whitespace, unescaped UTF-8, "
+                "shortest numbers)"
+            )
+        return reading
 
 
 def format_ts(ts: datetime) -> str:
@@ -191,6 +199,25 @@ def parse_ts(text: str, field: str = "ts") -> datetime:
         return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
     except ValueError as exc:
         raise ReadingError(f"{field}: {text!r} is not a valid date and time: {exc}") from None
+
+
+def _decode(raw: bytes) -> tuple[str, Any]:
+    """The text of JSON bytes and the value it holds (strict: no duplicate keys, NaN or
+    Infinity)."""
+    if len(raw) > MAX_READING_BYTES:
+        raise ReadingError(f"reading is {len(raw)} bytes, more than {MAX_READING_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReadingError(f"reading is not valid UTF-8: {exc.reason}") from None
+    try:
+        return text, _STRICT.decode(text)
+    except ReadingError:
+        raise
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise ReadingError(f"reading is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ReadingError("reading is nested too deeply") from None
 
 
 # ---------------------------------------------------------------------- field checks
@@ -233,6 +260,8 @@ def _check_text(field: str, value: object, max_len: int) -> str:
 
 
 def _check_datetime(field: str, ts: object) -> datetime:
+    if type(ts) is datetime and ts.tzinfo is UTC and not ts.microsecond % 1000:
+        return ts  # what parse_ts gives: every reading parsed from JSON takes this path
     if not isinstance(ts, datetime) or ts.utcoffset() is None:
         raise ReadingError(f"{field}: expected a timezone-aware datetime")
     if ts.utcoffset():

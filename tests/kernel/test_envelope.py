@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import importlib.util
@@ -26,13 +27,21 @@ from tests.support.pki import T0, TestPKI, new_key
 from tracehub.envelope import (
     MAX_ENVELOPE_BYTES,
     EnvelopeError,
+    b64url_decode,
     b64url_encode,
     parse_envelope,
     protected_header,
     reading_hash,
     sign_reading,
 )
-from tracehub.reading import GENESIS_PREV, Reading, ReadingError, format_ts, parse_ts
+from tracehub.reading import (
+    GENESIS_PREV,
+    NonCanonicalError,
+    Reading,
+    ReadingError,
+    format_ts,
+    parse_ts,
+)
 from tracehub.verify import InMemoryDirectory, TrustStore, VerificationError, verify_envelope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -392,6 +401,11 @@ MALFORMED: list[tuple[str, Callable[[], bytes], str]] = [
         ),
         "payload is not canonical",
     ),
+    (
+        "payload loc null",
+        lambda: envelope_from(good_header(), canonical(reading_json() | {"loc": None})),
+        "payload is not canonical",
+    ),
     ("oversize", lambda: b"A" * (MAX_ENVELOPE_BYTES + 1), "over 16384"),
 ]
 
@@ -405,6 +419,68 @@ def test_parse_rejects_each_malformed_case(make: Callable[[], bytes], message: s
 
 
 # ---------------------------------------------------------------------- properties
+
+
+_B64URL_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=_B64URL_CHARS, max_size=64).filter(lambda t: len(t) % 4 != 1))
+def test_b64url_decode_accepts_exactly_what_encoding_gives_back(segment: str) -> None:
+    """The last-character test of unused bits is the definition's re-encoding, in one step."""
+    raw = segment.encode()
+    try:
+        data = b64url_decode(raw)
+    except EnvelopeError as exc:
+        assert "unused bits" in str(exc)
+        padded = raw + b"=" * (-len(raw) % 4)
+        assert b64url_encode(base64.urlsafe_b64decode(padded)) != raw
+    else:
+        assert b64url_encode(data) == raw
+
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
+_JSON = st.recursive(
+    _JSON_SCALARS | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.dictionaries(st.text(max_size=6), _JSON, max_size=5),
+    loc=st.sampled_from([(), (None,), ("4006381333931",), ("urn:epc:id:sgln:1.2.3",)]),
+    sort_keys=st.booleans(),
+    separators=st.sampled_from([(",", ":"), (", ", ": "), (",", ": ")]),
+    ensure_ascii=st.booleans(),
+)
+def test_canonical_check_agrees_with_re_encoding_the_reading(
+    data: dict[str, Any],
+    loc: tuple[str | None, ...],
+    sort_keys: bool,
+    separators: tuple[str, str],
+    ensure_ascii: bool,
+) -> None:
+    """from_canonical_json_bytes accepts exactly the JSON that is to_json_bytes() of what it
+    parses to (the check it replaced), however the JSON is written."""
+    obj = reading_json(kind="event", data=data, seq=2, prev="ab" * 32)
+    if loc:
+        obj["loc"] = loc[0]
+    raw = json.dumps(
+        obj, sort_keys=sort_keys, separators=separators, ensure_ascii=ensure_ascii
+    ).encode()
+    try:
+        parsed = Reading.from_json_bytes(raw)
+    except ReadingError:
+        with pytest.raises(ReadingError):
+            Reading.from_canonical_json_bytes(raw)
+        return
+    if parsed.to_json_bytes() == raw:
+        assert Reading.from_canonical_json_bytes(raw) == parsed
+    else:
+        with pytest.raises(NonCanonicalError):
+            Reading.from_canonical_json_bytes(raw)
 
 
 TRUST = TrustStore(PKI.roots, PKI.intermediates, [PKI.crl()])
