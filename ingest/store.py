@@ -853,7 +853,10 @@ class ReadingStore:
             cur.execute(_INSERT_NEW)
         else:
             cur.execute(_INSERT_NEW_INTO_BATCH, {"batch": batch_into, "base": base})
-        new_keys = {(d, s) for d, s in cur.fetchall()}
+        stored = cur.fetchall()
+        new_keys = {(d, s) for d, s in stored}
+        if len(new_keys) != len(stored):  # what readings' own primary key refused (0019)
+            raise StoreError("the insert stored a reading key twice; nothing was stored")
         new = [r for r in firsts if (r.device_id, r.seq) in new_keys]
         if base is not None and new:
             stamps = [r.ts for r in new]

@@ -35,8 +35,10 @@ from ingest.store import (
     QuarantineRow,
     ReadingKey,
     ReadingStore,
+    StoreError,
     UnknownBatchError,
     VerifiedRow,
+    _Device,
 )
 from tests.support.db import Connect, connector, drop_schema, new_schema
 from tests.support.pki import T0, TestPKI
@@ -241,12 +243,12 @@ def test_partitions_are_created_on_demand_and_catch_early_rows(connect: Connect)
             ("readings_default", 9),
             ("readings_y2019m04", 21),
         ]
-        # The partition got the parent's indexes and primary key.
+        # The partition got the parent's indexes (device and ts, batch, unbatched: no key, 0019).
         indexes = conn.execute(
             "SELECT count(*) FROM pg_indexes WHERE tablename = 'readings_y2019m04'"
             " AND schemaname = current_schema()"
         ).fetchone()
-        assert indexes is not None and indexes[0] == 4
+        assert indexes is not None and indexes[0] == 3
 
     # A store with the default window makes the partition of each month it writes to.
     dev2 = device_id()
@@ -319,6 +321,23 @@ def test_duplicates_are_counted_and_not_stored_twice(store: ReadingStore, connec
     assert store.store_verified(rows).duplicates == 50
     assert count(connect, "SELECT count(*) FROM readings WHERE device_id = %s", dev) == 50
     assert count(connect, "SELECT count(*) FROM reading_keys WHERE device_id = %s", dev) == 50
+
+
+def test_a_key_the_insert_returns_twice_stores_nothing(
+    store: ReadingStore, connect: Connect
+) -> None:
+    """readings has no primary key of its own (migration 0019): if a caller bug ever put one key
+    into the statement twice, the store refuses the group rather than store the reading twice."""
+    dev = device_id()
+    row = chain(dev, 1)[0]
+    devices = {dev: _Device(row.received_at, row.received_at, row)}
+    store._prepare_partitions([row.ts])
+    with pytest.raises(StoreError, match="stored a reading key twice"):
+        store._transaction(lambda conn: store._store(conn, {(dev, 1): [row]}, [row, row], devices))
+    assert count(connect, "SELECT count(*) FROM readings WHERE device_id = %s", dev) == 0
+    assert count(connect, "SELECT count(*) FROM reading_keys WHERE device_id = %s", dev) == 0
+    store.store_verified([row])  # the same reading, passed once, is stored
+    assert count(connect, "SELECT count(*) FROM readings WHERE device_id = %s", dev) == 1
 
 
 def test_a_different_hash_for_a_stored_key_is_a_conflict(store: ReadingStore) -> None:
