@@ -27,11 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from psycopg import sql
 
 from demo.scenario import ScenarioResult, build_scenario
-from tests.support.processes import free_port
+from tests.support.processes import free_port, serve_process
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 
@@ -101,23 +100,8 @@ def _serve(
         "TRACEHUB_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TRACEHUB_PAGE_CACHE_S": cache_s,
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api", "--port", str(port), "--workers", str(workers)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"API server did not start; see {log}")
-        time.sleep(0.2)
+    argv = ["-m", "api", "--port", str(port), "--workers", str(workers)]
+    return serve_process(argv, env, log, f"http://127.0.0.1:{port}/healthz", append_log=True)
 
 
 def _proof_script(scenario: ScenarioResult, seqs: int) -> str:

@@ -69,11 +69,12 @@ def run_cli(
 
 
 def serve_process(
-    argv: list[str], env: dict[str, str], log: Path, health: str
+    argv: list[str], env: dict[str, str], log: Path, health: str, *, append_log: bool = False
 ) -> subprocess.Popen[bytes]:
     """``python ARGV`` from the project (e.g. ``["-m", "api", "--port", ...]``), its output in
-    ``log``; returned once ``health`` answers 200 (30 s at most; its log if it exits first).
-    Something already answering at ``health`` is an error: its answer would pass for ours."""
+    ``log`` (added to its end with ``append_log``, as a bench does over rounds); returned once
+    ``health`` answers 200 (30 s at most; its log if it exits first). Something already
+    answering at ``health`` is an error: its answer would pass for ours."""
     try:
         httpx.get(health, timeout=1)
     except httpx.TransportError:
@@ -84,7 +85,7 @@ def serve_process(
         [sys.executable, *argv],
         cwd=PROJECT_DIR,
         env=env,
-        stdout=log.open("wb"),
+        stdout=log.open("ab" if append_log else "wb"),
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
