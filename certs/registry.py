@@ -85,6 +85,12 @@ class LedgerRegistry:
             records.update(json.loads(raw))
         return records
 
+    def revocations_after(self, after: int) -> tuple[int, list[dict[str, Any]]]:
+        """The revocation log's count and its entries after the ``after``-th (at most 500, oldest
+        first; none for ``after`` = -1), each naming a revoked certificate's fingerprint."""
+        raw = json.loads(self._contract.evaluate("GetRevocationsAfter", str(after)))
+        return int(raw["count"]), list(raw["revocations"])
+
     def valid_at(self, device_id: str, moment: datetime) -> list[str]:
         """Fingerprints of the device's certificates that were valid at ``moment``."""
         raw = self._contract.evaluate("DeviceCertificatesValidAt", device_id, _rfc3339(moment))

@@ -5,8 +5,12 @@ the reading's time (decision 0024). Asking the ledger per reading would cost a r
 message, so enrolments are cached; the chaincode emits no events, so the cache is kept fresh by
 polling:
 
-- every ``refresh_s`` a background thread re-reads each cached certificate (``run``), so a
-  revocation on the ledger reaches the gateway within that bound;
+- every ``refresh_s`` a background thread asks the ledger's revocation log for what was revoked
+  since it last asked (``run``): one small query, however many devices the cache holds, and a
+  re-read of each cached certificate the log names, so a revocation on the ledger reaches the
+  gateway within that bound. Every ``full_refresh_every``-th refresh re-reads every cached
+  certificate instead (one query per 500), the backstop should the log and a record ever come
+  from peers at different heights; a chaincode without the log gets that full pass every time;
 - a fingerprint the cache does not know is asked of the ledger at once, and the answer "not
   enrolled" is kept for ``miss_recheck_s``, so a device enrolled a moment ago is accepted on its
   next resend while a flood from an unknown device costs one query per fingerprint per interval;
@@ -75,10 +79,12 @@ class RegistryCache:
         refresh_s: float = 5.0,
         miss_recheck_s: float = 1.0,
         forget_after_s: float = 3600.0,
+        full_refresh_every: int = 12,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._registry = registry
         self.refresh_s = refresh_s
+        self.full_refresh_every = full_refresh_every
         self.miss_recheck_s = miss_recheck_s
         self.forget_after_s = forget_after_s
         self._clock = clock
@@ -86,6 +92,12 @@ class RegistryCache:
         self._lock = threading.Lock()
         self.ledger_queries = 0
         self._batched = True  # until the chaincode says it has no GetDeviceCertificates
+        # How many revocation log entries the cache has taken in; None until the first ledger
+        # read, and for good once the chaincode says it has no log (GetRevocationsAfter).
+        self._log_seen: int | None = None
+        self._has_log = True
+        self._log_lock = threading.Lock()
+        self._refreshes = 0
 
     def enrolment(self, sha256: bytes) -> Enrolment | None:
         """The ledger's record of this certificate, or None if it is not enrolled. Raises
@@ -112,17 +124,73 @@ class RegistryCache:
             return 0
         return sum(enrolment is not None for enrolment in found)
 
-    def refresh(self) -> int:
-        """Re-read every cached certificate used recently; forget the others. Returns how many
+    def refresh(self, *, full: bool = False) -> int:
+        """Forget certificates unused for ``forget_after_s``; re-read those of the others the
+        revocation log names since the last refresh, or all of them on a full pass (``full``,
+        every ``full_refresh_every``-th call, or a chaincode without the log). Returns how many
         were re-read."""
         now = self._clock()
         with self._lock:
             stale = [k for k, e in self._entries.items() if now - e.used > self.forget_after_s]
             for key in stale:
                 del self._entries[key]
-            due = [k for k, e in self._entries.items() if e.enrolment is not None]
+            held = {k for k, e in self._entries.items() if e.enrolment is not None}
+        self._refreshes += 1
+        seen = self._start_log()
+        full = full or seen is None or self._refreshes % self.full_refresh_every == 0
+        if not full:
+            assert seen is not None
+            revoked = self._revoked_after(seen)
+            if revoked is not None:
+                due = [k for k in revoked if k in held]
+                self._fetch_many(due)
+                return len(due)
+        # The log's count first: a revocation after it is an entry after it, seen next time.
+        count = self._log_count()
+        due = list(held)
         self._fetch_many(due)
+        if count is not None:
+            self._log_seen = count
         return len(due)
+
+    def _start_log(self) -> int | None:
+        """The log entries taken in so far, read as the count the first time: before any
+        record is fetched, so every revocation after a fetched record is an entry after it.
+        None for a chaincode without the log."""
+        with self._log_lock:
+            if self._log_seen is None and self._has_log:
+                self._log_seen = self._log_count()
+            return self._log_seen
+
+    def _log_count(self) -> int | None:
+        if not self._has_log:
+            return None
+        try:
+            count, _ = self._registry.revocations_after(-1)
+        except EvaluateError as exc:
+            if "unknown function" not in str(exc):
+                raise
+            log.warning("registry cache: the chaincode has no revocation log: %s", exc)
+            self._has_log = False
+            return None
+        self.ledger_queries += 1
+        return count
+
+    def _revoked_after(self, seen: int) -> set[bytes] | None:
+        """Fingerprints the log names after its ``seen``-th entry, taken in; None if the log
+        is shorter than what was seen (another ledger's): a full pass is due."""
+        revoked: set[bytes] = set()
+        while True:
+            count, entries = self._registry.revocations_after(seen)
+            self.ledger_queries += 1
+            if count < seen:
+                return None
+            for entry in entries:
+                revoked.add(bytes.fromhex(entry["fingerprint_sha256"]))
+                seen = int(entry["n"])
+            self._log_seen = seen
+            if seen >= count or not entries:
+                return revoked
 
     def _fetch_many(self, keys: list[bytes]) -> list[Enrolment | None]:
         """Ask the ledger for many certificates in as few queries as it takes (one per 500);
@@ -132,6 +200,7 @@ class RegistryCache:
         """
         if not keys:
             return []
+        self._start_log()
         if self._batched:
             try:
                 records = self._registry.certificates([key.hex() for key in keys])
@@ -160,6 +229,7 @@ class RegistryCache:
                 log.warning("registry cache: refresh failed, retried: %s", exc)
 
     def _fetch(self, sha256: bytes, now: float) -> Enrolment | None:
+        self._start_log()
         record = self._registry.certificate(sha256.hex())
         self.ledger_queries += 1
         return self._store(sha256, record, now)

@@ -39,6 +39,11 @@ from chaincode.base import (
 DEVICE = "device"
 CERTIFICATE = "devicecert"
 DEVICE_CA = "deviceca"
+# The revocation log: entry n (1, 2, ...) names the n-th certificate revoked, and the count key
+# holds how many there are, so a reader asks for what came after the last entry it read.
+REVOCATION = "revocation"
+REVOCATION_COUNT = "revocationcount"
+MAX_REVOCATIONS_PER_QUERY = 500
 REGISTRAR_MSP = HUB_MSP
 DEVICE_URI_PREFIX = "urn:tracehub:device:"
 
@@ -219,7 +224,47 @@ async def revoke_device(stub: Any, args: list[str]) -> bytes:
         )
         await stub.put_state(cert_key, dumps(record))
         changed.append(record)
+    if changed:
+        await _log_revocations(stub, changed)
     return dumps({"device_id": device_id, "revoked": [r["fingerprint_sha256"] for r in changed]})
+
+
+async def _log_revocations(stub: Any, records: list[dict[str, Any]]) -> None:
+    """Append each revoked certificate to the revocation log. The count is read and written
+    by every revocation, so two in one block conflict (MVCC) and the second is refused: the
+    registrar submits it again (revoking is idempotent). Revocations are rare; readers of the
+    log then need no scan of the registry."""
+    count_key = key(stub, REVOCATION_COUNT, "all")
+    count = int(await stub.get_state(count_key) or b"0")
+    for record in records:
+        count += 1
+        entry = {
+            "n": count,
+            "fingerprint_sha256": record["fingerprint_sha256"],
+            "device_id": record["device_id"],
+            "revoked_at": record["revoked_at"],
+        }
+        await stub.put_state(key(stub, REVOCATION, f"{count:012d}"), dumps(entry))
+    await stub.put_state(count_key, str(count).encode())
+
+
+async def get_revocations_after(stub: Any, args: list[str]) -> bytes:
+    """GetRevocationsAfter(n): the revocation log's entries after the n-th (n = -1: none, only
+    the count), at most 500, oldest first, and the log's count. A gateway's registry cache asks
+    this every few seconds instead of re-reading every certificate it holds."""
+    expect_args(args, ("after",))
+    try:
+        after = int(args[0])
+    except ValueError:
+        raise ChaincodeError(f"after must be an integer, got {args[0]!r}") from None
+    if after < -1:
+        raise ChaincodeError(f"after must be -1 or more, got {after}")
+    count = int(await stub.get_state(key(stub, REVOCATION_COUNT, "all")) or b"0")
+    entries = []
+    if after >= 0:
+        for n in range(after + 1, min(count, after + MAX_REVOCATIONS_PER_QUERY) + 1):
+            entries.append(json.loads(await stub.get_state(key(stub, REVOCATION, f"{n:012d}"))))
+    return dumps({"count": count, "revocations": entries})
 
 
 async def _certificates(stub: Any, device: dict[str, Any]) -> list[dict[str, Any]]:
@@ -312,6 +357,7 @@ FUNCTIONS: dict[str, Function] = {
     "GetDevice": get_device,
     "GetDeviceCertificate": get_device_certificate,
     "GetDeviceCertificates": get_device_certificates,
+    "GetRevocationsAfter": get_revocations_after,
     "DeviceCertificatesValidAt": device_certificates_valid_at,
     "GetDeviceHistory": get_device_history,
 }

@@ -68,11 +68,12 @@ def test_the_cache_follows_the_ledger_not_the_pki(stack: Settings) -> None:
         revoke_registry.revoke(enrolled.device_id, reason="keyCompromise")
         before = cache.enrolment(on_ledger)
         assert before is not None and before.revoked_at is None
-        assert cache.refresh() == 2
+        assert cache.refresh() == 1, "the revocation log names it; the other is not re-read"
         after = cache.enrolment(on_ledger)
         assert after is not None and after.revoked_at is not None
         assert abs(after.revoked_at - datetime.now(UTC)) < timedelta(minutes=2)
         assert after.revocation_reason == "keyCompromise"
+        assert cache.refresh(full=True) == 2
 
         # Entries unused for forget_after_s are dropped, so refreshes cover active devices only.
         clock.now += cache.forget_after_s + 1
@@ -110,20 +111,74 @@ def test_many_certificates_in_one_query(stack: Settings) -> None:
             with pytest.raises(EvaluateError):
                 contract.evaluate("GetDeviceCertificates", bad)
 
-        # A refresh of many devices is one query, warming too.
+        # Warming many devices is one query (after one for the revocation log's count), a full
+        # refresh one more pair.
         cache = RegistryCache(registry, clock=Clock())
         assert cache.warm([*fingerprints, unknown]) == 3
-        assert cache.ledger_queries == 1
-        assert cache.refresh() == 3
         assert cache.ledger_queries == 2
+        assert cache.refresh(full=True) == 3
+        assert cache.ledger_queries == 4
 
-        # A chaincode from before GetDeviceCertificates: one query per certificate instead.
+        # A chaincode from before GetDeviceCertificates (and the revocation log): one query per
+        # certificate instead, and every refresh a full pass.
         class OldChaincode(LedgerRegistry):
             def certificates(self, fingerprints: Sequence[str]) -> dict[str, Any]:
                 raise EvaluateError("unknown function 'GetDeviceCertificates'; known: ...")
+
+            def revocations_after(self, after: int) -> tuple[int, list[dict[str, Any]]]:
+                raise EvaluateError("unknown function 'GetRevocationsAfter'; known: ...")
 
         old = RegistryCache(OldChaincode(contract), clock=Clock())
         assert old.warm(fingerprints) == 3
         assert old.ledger_queries == 3
         assert old.refresh() == 3
         assert old.ledger_queries == 6
+
+
+def test_a_refresh_asks_the_revocation_log_not_every_certificate(stack: Settings) -> None:
+    pki = PKI(stack.pki_dir)
+    tag = uuid.uuid4().hex[:8]
+    held = enrol_simulated_devices(pki, stack.fabric, [f"rc-log-{tag}-{i}" for i in range(3)])
+    [elsewhere] = enrol_simulated_devices(pki, stack.fabric, [f"rc-log-{tag}-x"])
+    with connect_org(stack.fabric, 1) as gateway, connect_registrar(stack.fabric) as registrar:
+        contract = gateway.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
+        registry = LedgerRegistry(contract)
+        revoker = LedgerRegistry(
+            registrar.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
+        )
+        cache = RegistryCache(registry, clock=Clock())
+        assert cache.warm([c.fingerprint_sha256 for c in held]) == 3
+
+        # Nothing revoked: one small query, however many certificates the cache holds.
+        queries = cache.ledger_queries
+        assert cache.refresh() == 0
+        assert cache.ledger_queries == queries + 1
+
+        # A revoked certificate the cache does not hold is named by the log and not re-read...
+        revoker.revoke(elsewhere.device_id, reason="superseded")
+        assert cache.refresh() == 0
+        # ...one it holds is re-read, and its revocation is seen; the others are unchanged.
+        revoker.revoke(held[1].device_id, reason="keyCompromise")
+        assert cache.refresh() == 1
+        for index, certificate in enumerate(held):
+            found = cache.enrolment(bytes.fromhex(certificate.fingerprint_sha256))
+            assert found is not None
+            assert (found.revoked_at is not None) == (index == 1)
+            assert found.revocation_reason == ("keyCompromise" if index == 1 else None)
+
+        # The log: the count alone for -1, then the entries after a given one, oldest first.
+        count, none = registry.revocations_after(-1)
+        assert none == []
+        _, tail = registry.revocations_after(count - 2)
+        assert [(e["n"], e["fingerprint_sha256"]) for e in tail] == [
+            (count - 1, elsewhere.fingerprint_sha256),
+            (count, held[1].fingerprint_sha256),
+        ]
+        assert registry.revocations_after(count) == (count, [])
+        for bad in ("-2", "x", ""):
+            with pytest.raises(EvaluateError):
+                contract.evaluate("GetRevocationsAfter", bad)
+
+        # Every full_refresh_every-th refresh re-reads them all: the backstop.
+        cache.full_refresh_every = 4
+        assert cache.refresh() == 3
