@@ -134,20 +134,18 @@ class RegistryCache:
             stale = [k for k, e in self._entries.items() if now - e.used > self.forget_after_s]
             for key in stale:
                 del self._entries[key]
-            held = {k for k, e in self._entries.items() if e.enrolment is not None}
         self._refreshes += 1
         seen = self._start_log()
-        full = full or seen is None or self._refreshes % self.full_refresh_every == 0
-        if not full:
-            assert seen is not None
-            revoked = self._revoked_after(seen)
-            if revoked is not None:
-                due = [k for k in revoked if k in held]
-                self._fetch_many(due)
-                return len(due)
-        # The log's count first: a revocation after it is an entry after it, seen next time.
-        count = self._log_count()
-        due = list(held)
+        full = full or self._refreshes % self.full_refresh_every == 0
+        revoked = None if full or seen is None else self._revoked_after(seen)
+        # On a full pass, the log's count before the records: what is revoked after it is a
+        # later entry, for the next refresh.
+        count = self._log_count() if revoked is None else None
+        # What the cache holds is read after the log: a certificate fetched before this is
+        # re-read if the log names it, one fetched after it has every revocation the log had.
+        with self._lock:
+            held = [k for k, e in self._entries.items() if e.enrolment is not None]
+        due = held if revoked is None else [k for k in held if k in revoked]
         self._fetch_many(due)
         if count is not None:
             self._log_seen = count

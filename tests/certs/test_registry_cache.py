@@ -182,3 +182,33 @@ def test_a_refresh_asks_the_revocation_log_not_every_certificate(stack: Settings
         # Every full_refresh_every-th refresh re-reads them all: the backstop.
         cache.full_refresh_every = 4
         assert cache.refresh() == 3
+
+
+def test_a_certificate_fetched_while_the_log_is_read_is_not_missed(stack: Settings) -> None:
+    """The cache reads what it holds after the log: a certificate looked up (active) just before
+    its revocation, both while a refresh asks the log, is re-read by that refresh."""
+    pki = PKI(stack.pki_dir)
+    tag = uuid.uuid4().hex[:8]
+    early, late = enrol_simulated_devices(pki, stack.fabric, [f"rc-race-{tag}-{i}" for i in (1, 2)])
+    with connect_org(stack.fabric, 1) as gateway, connect_registrar(stack.fabric) as registrar:
+        contract = gateway.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
+        revoker = LedgerRegistry(
+            registrar.get_network(stack.fabric.channel).get_contract(stack.fabric.chaincode)
+        )
+        late_key = bytes.fromhex(late.fingerprint_sha256)
+        caches: list[RegistryCache] = []
+
+        class Interleaved(LedgerRegistry):
+            def revocations_after(self, after: int) -> tuple[int, list[dict[str, Any]]]:
+                if after >= 0 and caches and late_key not in caches[0]._entries:
+                    found = caches[0].enrolment(late_key)  # the ingest thread meets the device
+                    assert found is not None and found.revoked_at is None
+                    revoker.revoke(late.device_id, reason="keyCompromise")
+                return super().revocations_after(after)
+
+        cache = RegistryCache(Interleaved(contract), clock=Clock())
+        caches.append(cache)
+        assert cache.warm([early.fingerprint_sha256]) == 1
+        assert cache.refresh() == 1
+        found = cache.enrolment(late_key)
+        assert found is not None and found.revoked_at is not None
