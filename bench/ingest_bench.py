@@ -83,6 +83,16 @@ def _count(conn: Any, sql: str, *params: object) -> int:
     return int(row[0]) if row else 0
 
 
+def _anchored(conn: Any, devices: list[str]) -> int:
+    """How many readings of these devices are in anchored batches, counted in full."""
+    return _count(
+        conn,
+        "select count(*) from readings r join batches b using (batch_id)"
+        " where r.device_id = any(%s) and b.state = 'anchored'",
+        devices,
+    )
+
+
 def _sign_all(settings: Settings, devices: int, readings: int) -> dict[str, list[bytes]]:
     pki = PKI(settings.pki_dir)
     signed: dict[str, list[bytes]] = {}
@@ -500,12 +510,7 @@ def bench_gateway(
         if anchored_at and anchored_at[-1][1] >= total:
             exact = (
                 _count(conn, "select count(*) from readings where device_id = any(%s)", devices),
-                _count(
-                    conn,
-                    "select count(*) from readings r join batches b using (batch_id)"
-                    " where r.device_id = any(%s) and b.state = 'anchored'",
-                    devices,
-                ),
+                _anchored(conn, devices),
             )
             if exact != (total + warm, total + warm) or anchored_at[-1][1] != total:
                 raise RuntimeError(f"counters saw {anchored_at[-1][1]} of {total}, exact {exact}")
@@ -561,15 +566,7 @@ def _warm_up(
     _publish(settings, firsts, publisher=publisher)
     devices, expected = list(firsts), sum(len(v) for v in firsts.values())
     with db.connect(settings.postgres_dsn, autocommit=True) as conn:
-        while (
-            _count(
-                conn,
-                "select count(*) from readings r join batches b using (batch_id)"
-                " where r.device_id = any(%s) and b.state = 'anchored'",
-                devices,
-            )
-            < expected
-        ):
+        while _anchored(conn, devices) < expected:
             require_running()
             if time.monotonic() - started > 120:
                 raise RuntimeError(f"the warm-up's {expected} readings not anchored in 120 s")

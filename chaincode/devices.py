@@ -234,8 +234,7 @@ async def _log_revocations(stub: Any, records: list[dict[str, Any]]) -> None:
     by every revocation, so two in one block conflict (MVCC) and the second is refused: the
     registrar submits it again (revoking is idempotent). Revocations are rare; readers of the
     log then need no scan of the registry."""
-    count_key = key(stub, REVOCATION_COUNT, "all")
-    count = int(await stub.get_state(count_key) or b"0")
+    count = await _revocation_count(stub)
     for record in records:
         count += 1
         entry = {
@@ -244,8 +243,16 @@ async def _log_revocations(stub: Any, records: list[dict[str, Any]]) -> None:
             "device_id": record["device_id"],
             "revoked_at": record["revoked_at"],
         }
-        await stub.put_state(key(stub, REVOCATION, f"{count:012d}"), dumps(entry))
-    await stub.put_state(count_key, str(count).encode())
+        await stub.put_state(_revocation_key(stub, count), dumps(entry))
+    await stub.put_state(key(stub, REVOCATION_COUNT, "all"), str(count).encode())
+
+
+async def _revocation_count(stub: Any) -> int:
+    return int(await stub.get_state(key(stub, REVOCATION_COUNT, "all")) or b"0")
+
+
+def _revocation_key(stub: Any, n: int) -> str:
+    return key(stub, REVOCATION, f"{n:012d}")
 
 
 async def get_revocations_after(stub: Any, args: list[str]) -> bytes:
@@ -259,11 +266,11 @@ async def get_revocations_after(stub: Any, args: list[str]) -> bytes:
         raise ChaincodeError(f"after must be an integer, got {args[0]!r}") from None
     if after < -1:
         raise ChaincodeError(f"after must be -1 or more, got {after}")
-    count = int(await stub.get_state(key(stub, REVOCATION_COUNT, "all")) or b"0")
+    count = await _revocation_count(stub)
     entries = []
     if after >= 0:
         for n in range(after + 1, min(count, after + MAX_REVOCATIONS_PER_QUERY) + 1):
-            entries.append(json.loads(await stub.get_state(key(stub, REVOCATION, f"{n:012d}"))))
+            entries.append(json.loads(await stub.get_state(_revocation_key(stub, n))))
     return dumps({"count": count, "revocations": entries})
 
 

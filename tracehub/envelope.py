@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey
 from joserfc.jws import JWSRegistry
 
 from tracehub.errors import InvalidError
-from tracehub.reading import NonCanonicalError, Reading, ReadingError
+from tracehub.reading import CANONICAL_RULES, NonCanonicalError, Reading, ReadingError
 
 __all__ = [
     "ALG",
@@ -165,10 +165,7 @@ def parse_envelope(envelope: bytes) -> ParsedEnvelope:
     try:
         reading = Reading.from_canonical_json_bytes(payload)
     except NonCanonicalError:
-        raise EnvelopeError(
-            "payload is not canonical JSON (sorted keys, no whitespace, unescaped UTF-8, "
-            "shortest numbers)"
-        ) from None
+        raise EnvelopeError(f"payload is not canonical JSON ({CANONICAL_RULES})") from None
     except ReadingError as exc:
         raise EnvelopeError(f"payload: {exc}") from None
     return ParsedEnvelope(header, reading, signing_input, signature, x5t, payload)

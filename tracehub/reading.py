@@ -18,6 +18,7 @@ from tracehub.errors import InvalidError
 from tracehub.strictjson import refuse_duplicate_members
 
 __all__ = [
+    "CANONICAL_RULES",
     "DEVICE_ID_PATTERN",
     "GENESIS_PREV",
     "HEALTH_FAULTS",
@@ -70,6 +71,10 @@ _OPTIONAL = frozenset({"loc"})
 
 class ReadingError(InvalidError):
     """A reading (or its JSON) does not follow the schema; the message says where and why."""
+
+
+#: What the canonical JSON of a reading is; error messages name it.
+CANONICAL_RULES = "sorted keys, no whitespace, unescaped UTF-8, shortest numbers"
 
 
 class NonCanonicalError(ReadingError):
@@ -173,10 +178,7 @@ class Reading:
         # The one difference: "loc": null reads as no loc, which to_json leaves out. Encoding it
         # spares building the dict again and formatting ts (a few µs a reading at the gateway).
         if obj.get("loc", "") is None or _CANONICAL.encode(obj) != text:
-            raise NonCanonicalError(
-                "reading is not canonical JSON (sorted keys, no whitespace, unescaped UTF-8, "
-                "shortest numbers)"
-            )
+            raise NonCanonicalError(f"reading is not canonical JSON ({CANONICAL_RULES})")
         return reading
 
 
