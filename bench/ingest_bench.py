@@ -402,11 +402,13 @@ def bench_gateway(
     stop = threading.Event()
 
     poll_cpu: list[float] = []
+    poll_backend: set[int] = set()
     polled, measured = threading.Event(), threading.Event()
 
     def poll() -> None:
         with db.connect(settings.postgres_dsn, autocommit=True) as conn:
             backend = conn.info.backend_pid
+            poll_backend.add(backend)
             try:
                 poll_until_anchored(conn)
             finally:
@@ -448,7 +450,7 @@ def bench_gateway(
         unwatch = watch([p.pid for p in processes]) if watch else None
         cpu0 = {name: cpu_and_rss(pid)[0] for name, pid in components.items()}
         threads0 = [thread_cpu_seconds(p.pid) for p in processes]
-        backends0 = _gateway_backends_cpu(settings, names)
+        backends0 = _postgres_processes_cpu(settings, names)
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         started = time.monotonic()
@@ -463,7 +465,7 @@ def bench_gateway(
         wall = time.monotonic() - started
         usage = {name: cpu_and_rss(pid) for name, pid in components.items()}
         threads = [thread_cpu_seconds(p.pid) for p in processes]
-        backends = _gateway_backends_cpu(settings, names)
+        backends = _postgres_processes_cpu(settings, names)
         measured.set()
         poller.join(30)
         if poll_cpu:
@@ -498,6 +500,9 @@ def bench_gateway(
     # Throughput counts from the first publish (not from starting the publisher processes)
     # to the poll that saw every reading stored.
     first_publish = publish_times[0]
+    postgres_loops, postgres_others = _postgres_by_role(
+        backends0, backends, usage["postgres"][0] - cpu0["postgres"], total, poll_backend
+    )
     all_stored = next((t for t, n in stored_at if n >= total), None)
     with db.connect(settings.postgres_dsn) as conn:
         transactions = _count(
@@ -537,11 +542,10 @@ def bench_gateway(
         # Both gateways together, by thread (gateway.service names them for the OS).
         "gateway_threads_us_per_reading": _per_reading_by_name(threads0, threads, total),
         # PostgreSQL's server processes working for each gateway loop (by application_name),
-        # both gateways together; the rest of PostgreSQL's figure is its own background work
-        # (WAL writer, checkpointer, autovacuum) and other clients.
-        "postgres_by_gateway_loop_us_per_reading": _per_reading_by_name(
-            [backends0], [backends], total
-        ),
+        # both gateways together; then the rest of PostgreSQL's figure, by what it works for:
+        # its own background work (WAL writer, checkpointer, autovacuum) and other clients.
+        "postgres_by_gateway_loop_us_per_reading": postgres_loops,
+        "postgres_others_us_per_reading": postgres_others,
         "two_core_ceiling_per_s": round(
             2e6 / (sum(usage[n][0] - cpu0[n] for n in usage) / total * 1e6)
         ),
@@ -574,24 +578,58 @@ def _warm_up(
     return time.monotonic() - started
 
 
-def _gateway_backends_cpu(settings: Settings, gateways: list[str]) -> dict[str, float]:
-    """CPU seconds of the server processes of these gateways, by the loop they work for (the
-    gateway names its connections "gateway <name> <loop>")."""
+def _postgres_processes_cpu(
+    settings: Settings, gateways: list[str]
+) -> dict[int, tuple[str, float]]:
+    """PostgreSQL's server processes now: pid → (what it works for, CPU seconds). A gateway's
+    connection is named by its loop (the gateway names its connections "gateway <name> <loop>"),
+    a client's by its application (or user) name, a background process by its type (WAL writer,
+    checkpointer, autovacuum worker ...)."""
     with db.connect(settings.postgres_dsn, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT pid, application_name FROM pg_stat_activity"
-            " WHERE split_part(application_name, ' ', 1) = 'gateway'"
-            " AND split_part(application_name, ' ', 2) = ANY(%s)",
-            (gateways,),
+            "SELECT pid, backend_type, application_name, usename FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid()"
         ).fetchall()
-    by_loop: dict[str, float] = {}
-    for pid, name in rows:
-        loop = name.rsplit(" ", 1)[-1]
+    processes: dict[int, tuple[str, float]] = {}
+    for pid, kind, name, user in rows:
+        words = (name or "").split(" ")
+        if len(words) == 3 and words[0] == "gateway" and words[1] in gateways:
+            role = f"gateway {words[2]}"
+        elif kind == "client backend":
+            role = f"client {name or user}"
+        else:
+            role = kind
         try:
-            by_loop[loop] = by_loop.get(loop, 0.0) + own_cpu_seconds(pid)
+            processes[pid] = (role, own_cpu_seconds(pid))
         except OSError:
-            continue  # disconnected meanwhile
-    return by_loop
+            continue  # exited meanwhile
+    return processes
+
+
+def _postgres_by_role(
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    total_cpu: float,
+    readings: int,
+    leave_out: set[int],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """µs of PostgreSQL CPU per reading, (by gateway loop, by everything else), between two
+    snapshots. A process that ended between them (an autovacuum worker, mostly) is not in the
+    second: what `total_cpu` (the whole server's, from its process tree) has beyond the
+    processes seen is put under "ended in the window". `leave_out`: the bench's own backends."""
+    spent: dict[str, float] = {}
+    for pid, (role, cpu) in after.items():
+        if pid not in leave_out:
+            spent[role] = spent.get(role, 0.0) + cpu - before.get(pid, (role, 0.0))[1]
+    spent["ended in the window"] = max(0.0, total_cpu - sum(spent.values()))
+    ordered = sorted(spent.items(), key=lambda item: -item[1])
+    loops = {
+        r.removeprefix("gateway "): round(c / readings * 1e6)
+        for r, c in ordered
+        if r.startswith("gateway ")
+    }
+    others = {r: round(c / readings * 1e6) for r, c in ordered if not r.startswith("gateway ")}
+    return loops, others
 
 
 def _per_reading_by_name(
