@@ -78,6 +78,9 @@ class GatewaySettings:
     max_future_skew_s: float = 300.0
     anchor_retry_s: tuple[float, float] = (1.0, 60.0)
     anchor_lease: timedelta = timedelta(seconds=30)
+    # The anchor loop is woken by this gateway's seals; between them it looks at the outbox
+    # this often, for other gateways' batches, retries come due and leases run out.
+    anchor_poll_s: float = 1.0
     crl_path: Path | None = None
     crl_check_s: float = 10.0
     ack_interval_s: float = 0.2  # end-to-end acknowledgements: at most one per device per this
@@ -153,6 +156,7 @@ class Gateway:
         self._open_batch = new_batch_id()
         self._opened = time.monotonic()
         self._closed: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._sealed = threading.Event()  # the batch loop sealed something: wakes the anchor loop
         # Checked groups on their way to the store thread: one is verified while the previous
         # one is written (bounded, so verification cannot run far ahead of the database).
         self._checked: queue.Queue[_Checked] = queue.Queue(maxsize=2)
@@ -189,6 +193,7 @@ class Gateway:
 
     def stop(self) -> None:
         self._stop.set()
+        self._sealed.set()
         for thread in self._threads:
             thread.join(30)
         self._seal_on_stop()
@@ -398,7 +403,8 @@ class Gateway:
         store = self.store_factory()
         while not self._stop.wait(self.settings.batch_max_age_s / 4):
             try:
-                self.seal_due(store)
+                if self.seal_due(store):
+                    self._sealed.set()
             except Exception:
                 log.exception("sealing failed; retried")
 
@@ -474,7 +480,12 @@ class Gateway:
 
     def _anchor_loop(self) -> None:
         store = self.store_factory()
-        while not self._stop.wait(0.2):
+        while not self._stop.is_set():
+            # Cleared before the pass: a seal during it wakes the next wait at once.
+            self._sealed.wait(self.settings.anchor_poll_s)
+            self._sealed.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.anchor_due(store)
             except Exception:
