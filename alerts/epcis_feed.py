@@ -1,20 +1,24 @@
 """The EPCIS subscription feed: moves subscriptions over captured events and delivers them.
 
 One thread (the gateway process runs it next to the alert worker; several may run, the rows
-are claimed with SKIP LOCKED). Every ``poll_s`` it looks at the last captured seq; when it has
-moved, stream subscriptions queue their new matching events (ingest/epcis/subscriptions.py).
-Once a second, scheduled subscriptions whose schedule names that second run. Then due outbox
-rows are sent: one signed EPCISQueryDocument per subscription and pass, through the same
-outbound policy and signature as alert webhooks, retried with exponential backoff until
+are claimed with SKIP LOCKED). A pass looks at the last captured seq; when it has moved, stream
+subscriptions queue their new matching events (ingest/epcis/subscriptions.py). A pass runs
+when a capture commits (its NOTIFY on ``epcis_captured``, migration 0020), at each whole second
+(scheduled subscriptions whose schedule names that second run) and at least every ``poll_s``.
+Then due outbox rows are sent: one signed EPCISQueryDocument per subscription and pass, through
+the same outbound policy and signature as alert webhooks, retried with exponential backoff until
 ``max_attempts`` (at-least-once; one row per event and subscription, so never twice queued).
-Decision 0018 says why the worker polls rather than the API pushing after its commit.
+Decision 0018 says why the worker looks for itself rather than the API pushing after its
+commit; decision 0041 why it is woken rather than polling ten times a second.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,19 +36,22 @@ from ingest.epcis.subscriptions import (
 from tracehub import db
 from tracehub.config import Settings
 
-__all__ = ["FeedSettings", "FeedWorker", "feed_worker"]
+__all__ = ["CAPTURED_CHANNEL", "FeedSettings", "FeedWorker", "feed_worker"]
 
 log = logging.getLogger(__name__)
 Connect = Callable[[], db.Connection]
+# What a capture NOTIFYs at commit (migration 0020's trigger on epcis_events).
+CAPTURED_CHANNEL = "epcis_captured"
 
 
 @dataclass(frozen=True)
 class FeedSettings:
-    """Where proofs are linked from, how often to look, and the delivery (retry) settings."""
+    """Where proofs are linked from, the longest wait between passes without a capture's
+    notification (passes also run at each whole second), and the delivery (retry) settings."""
 
     base_url: str
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
-    poll_s: float = 0.1
+    poll_s: float = 1.0
 
 
 class FeedWorker:
@@ -76,13 +83,24 @@ class FeedWorker:
             try:
                 if conn is None or conn.closed or conn.broken:
                     conn = self._connect()
+                    conn.execute(f"LISTEN {CAPTURED_CHANNEL}")
+                    conn.commit()
                 self.run_once(conn)
+                conn.commit()  # a session in a transaction gets its notifications only after it
+                self._wait(conn)
             except Exception:
                 log.exception("EPCIS feed pass failed; retried")
                 self._stop.wait(1)
-            self._stop.wait(self.settings.poll_s)
         if conn is not None:
             conn.close()
+
+    def _wait(self, conn: db.Connection) -> None:
+        """Until a capture commits, the next whole second (schedules fire by the second; a
+        pass just after each one sees every second) or ``poll_s``, whichever comes first."""
+        now = time.time()
+        to_next_second = math.floor(now) + 1 - now + 0.001
+        for _ in conn.notifies(timeout=min(self.settings.poll_s, to_next_second), stop_after=1):
+            pass
 
     def run_once(self, conn: db.Connection, now: datetime | None = None) -> int:
         """Queue what is new, run due schedules, send what is due; returns deliveries sent."""

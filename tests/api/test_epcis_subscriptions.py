@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from alerts.delivery import DeliverySettings
-from alerts.epcis_feed import FeedSettings, FeedWorker
+from alerts.epcis_feed import CAPTURED_CHANNEL, FeedSettings, FeedWorker
 from alerts.outbound import OutboundPolicy
 from ingest.epcis import capture_events
 from tests.support.alert_peers import RECEIVERS_ALLOW, WebhookReceiver, webhook_receiver
@@ -49,8 +50,7 @@ def feed(h: ApiHarness, allowed: Settings) -> Iterator[FeedWorker]:
             delivery=DeliverySettings(
                 webhook_policy=OutboundPolicy.from_settings(allowed), backoff_base_s=0.2
             ),
-            poll_s=0.05,
-        ),
+        ),  # the default poll_s: a capture is delivered because its commit wakes the feed
     )
     worker.start()
     yield worker
@@ -176,6 +176,38 @@ def test_webhook_gets_a_matching_capture_within_a_second_and_nothing_else(
         assert h.client.get(path, headers=member(h, "supplier", "buy")).status_code == 404
         assert h.client.delete(path, headers=sup).status_code == 204
         assert h.client.get(path, headers=sup).status_code == 404
+
+
+def test_a_capture_wakes_the_feed_at_commit_and_a_rolled_back_one_does_not(
+    h: ApiHarness,
+) -> None:
+    def capture(commit: bool) -> None:
+        event = storing_event(f"W{secrets.token_hex(4)}", datetime.now(UTC))
+        event["eventID"] = f"urn:uuid:{uuid.uuid4()}"
+        with h.connect() as conn:
+            capture_events(conn, [event], source="test:wake", org="rival")
+            if commit:
+                conn.commit()
+            else:
+                conn.rollback()
+
+    worker = FeedWorker(h.connect, FeedSettings(base_url="http://127.0.0.1:18000", poll_s=30))
+    try:
+        with h.connect() as listening:
+            listening.execute(f"LISTEN {CAPTURED_CHANNEL}")
+            listening.commit()
+            capture(commit=False)
+            assert list(listening.notifies(timeout=0.5, stop_after=1)) == []
+            # Just after a whole second, the feed would sleep until the next one (poll_s is
+            # 30 s): a capture committed 0.1 s in wakes it long before.
+            time.sleep(1 - time.time() % 1 + 0.02)
+            started = time.monotonic()
+            threading.Timer(0.1, capture, kwargs={"commit": True}).start()
+            worker._wait(listening)
+            waited = time.monotonic() - started
+            assert 0.05 < waited < 0.6, f"woke {waited:.3f} s after it began to wait"
+    finally:
+        worker.stop()
 
 
 def test_scheduled_subscription_reports_on_its_schedule(h: ApiHarness, feed: FeedWorker) -> None:
