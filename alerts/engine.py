@@ -362,13 +362,15 @@ class AlertEngine:
                 if st.alert_id is not None and (st.breach_since is None or ts > st.breach_since):
                     self._clear(conn, run, st, ts, f"reading from {device} at {ts.isoformat()}")
         latest: dict[str, tuple[int, datetime]] = {}
-        for row in fresh:
+        for row in fresh:  # by device and seq: the last of each device is its highest
             latest[str(row["device_id"])] = (int(row["seq"]), row["ts"])
-        for device, (seq, ts) in latest.items():
+        if latest:  # one statement for all the devices, not a round trip each
             conn.execute(
-                "UPDATE alert_device_cursor SET last_seq = %s, last_ts = greatest(last_ts, %s),"
-                " updated_at = now() WHERE device_id = %s",
-                (seq, ts, device),
+                "UPDATE alert_device_cursor c SET last_seq = u.seq,"
+                " last_ts = greatest(c.last_ts, u.ts), updated_at = now()"
+                " FROM unnest(%s::text[], %s::int8[], %s::timestamptz[]) AS u (device_id, seq, ts)"
+                " WHERE c.device_id = u.device_id",
+                (list(latest), [s for s, _ in latest.values()], [t for _, t in latest.values()]),
             )
 
     def _value(
