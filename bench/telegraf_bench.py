@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import gateway_profile
-from bench.ingest_bench import PUBLISHERS, _publish, _sign_all, bench_gateway
+from bench.ingest_bench import PUBLISHERS, _publish, _sign_all, bench_gateway, telegraf_ratios
 from bench.telegraf_peer import TELEGRAF, bench_telegraf
 from tracehub.config import Settings
 
@@ -89,9 +89,8 @@ def main() -> None:
             RESULTS.parent / "telegraf.log",
         )
         print(f"  {json.dumps(results['telegraf'])}", flush=True)
-        ours, theirs = results["tracehub"]["stored_per_s"], results["telegraf"]["stored_per_s"]
-        if ours and theirs:
-            results["tracehub_vs_telegraf"] = round(ours / theirs, 3)
+        results["tracehub_vs_telegraf"] = telegraf_ratios(results["tracehub"], results["telegraf"])
+        print(f"  beside Telegraf: {results['tracehub_vs_telegraf']}", flush=True)
     results["measured_at"] = datetime.now(UTC).isoformat()
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"telegraf bench: results in {RESULTS}")
