@@ -164,7 +164,9 @@ max_queued_bytes ${MQTT_MAX_QUEUED_BYTES:-268435456}
 # Telegraf, a bridge) and whose client never returns would have the broker copy every reading it
 # subscribed to into its queue for good (to the bounds above), at a CPU cost on every message
 # (docs/acknowledgement.md). After a day away it is removed; what it held is resent by the devices.
-# MQTT 5 clients set their own expiry (the gateways 300 s). Units: h d w m(onth) y.
+# MQTT 5 clients set their own expiry (the gateways 300 s). Units: h d w m(onth) y. Neither expiry
+# survives a broker restart in Mosquitto 2.0 (a session disconnected then is kept for good): a
+# consumer gone for good must end its session (python -m gateway --name NAME --leave).
 persistent_client_expiration ${MQTT_PERSISTENT_CLIENT_EXPIRATION:-1d}
 
 listener $PORT 127.0.0.1
