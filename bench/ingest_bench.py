@@ -60,13 +60,12 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
-from bench._broker import end_session
 from bench._proc import children_cpu_since, cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
 from bench.telegraf_peer import TELEGRAF, bench_telegraf
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
 from certs.pki import PKI
-from tests.support.mqtt import close, connect, device_client, gateway_client
+from tests.support.mqtt import close, connect, device_client, end_session, gateway_client
 from tracehub import db
 from tracehub.acks import ack_topic
 from tracehub.config import PROJECT_DIR, Settings

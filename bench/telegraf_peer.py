@@ -26,10 +26,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench._broker import end_session
 from bench._proc import children_cpu_since, cpu_and_rss, own_cpu_seconds
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.pki import PKI
+from tests.support.mqtt import end_session
 from tracehub import db
 from tracehub.config import PROJECT_DIR, Settings
 from tracehub.pki_names import service_username

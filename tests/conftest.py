@@ -32,6 +32,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """End the broker sessions of the gateway consumers the tests admitted
+    (tests/support/mqtt.py ``ADMITTED``): stopped, they would keep a share of the readings."""
+    from tests.support.mqtt import ADMITTED, end_session
+
+    for settings, service in ADMITTED:
+        try:
+            end_session(settings, service, timeout=3)
+        except OSError:
+            continue  # its broker is gone (a test's own), and its sessions with it
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings.from_env()

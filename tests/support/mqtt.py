@@ -12,8 +12,15 @@ import paho.mqtt.client as mqtt
 from certs import broker
 from certs.broker import BrokerEndpoint
 from certs.pki import PKI
+from gateway.consumer import ConsumerSettings, leave
 from tracehub import mqtt as tracehub_mqtt
 from tracehub.config import Settings
+from tracehub.pki_names import service_username
+
+# The gateway consumers admitted in this test run, with their broker's settings: their sessions
+# are ended when the run finishes (tests/conftest.py), because Mosquitto 2.0 keeps a disconnected
+# session for good if the broker restarts before it expires (docs/acknowledgement.md).
+ADMITTED: list[tuple[Settings, str]] = []
 
 
 def tls_client(settings: Settings, cert: Path | None, key: Path | None) -> mqtt.Client:
@@ -35,7 +42,31 @@ def admit_gateway(settings: Settings, name: str | None = None) -> tuple[str, str
     """Issue and admit the broker identities of gateway process ``name`` (default: a fresh
     test name) at the settings' broker; their service names (consumer, alert publisher)."""
     name = name or f"t{uuid.uuid4().hex[:10]}"
-    return broker.admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), name)
+    services = broker.admit_gateway(PKI(settings.pki_dir), BrokerEndpoint.of(settings), name)
+    ADMITTED.append((settings, services[0]))
+    return services
+
+
+def end_session(settings: Settings, service: str, timeout: float = 10) -> bool:
+    """Connect as ``service`` with a clean start and leave: its persistent session ends now.
+
+    A test's or a bench's consumer is used once. Left to expire (a test gateway's 120 s, a bench
+    gateway's), or never (a Telegraf's MQTT 3.1.1 session, or any session the broker restored
+    after a restart), its session would have the broker queue a copy of every reading published
+    after it. True if the broker accepted."""
+    pki = PKI(settings.pki_dir)
+    cert, key, _ = pki.service_paths(service)
+    return leave(
+        ConsumerSettings(
+            settings.mqtt_host,
+            settings.mqtt_tls_port,
+            pki.ca_bundle_path,
+            cert,
+            key,
+            service_username(service),
+        ),
+        timeout,
+    )
 
 
 def service_files(settings: Settings, service: str) -> tuple[Path, Path]:
