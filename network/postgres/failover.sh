@@ -73,6 +73,12 @@ wait_for_standby() {  # PORT: once a standby streams from the primary there, com
   done
   "${psql[@]}" -c "alter system set synchronous_standby_names = 'FIRST 1 (\"postgres-standby\", postgres)'" \
     -c "alter system set synchronous_commit = remote_apply" -c "select pg_reload_conf()" >/dev/null
+  # pg_reload_conf() only signals the server: the walsender takes the new setting a moment later.
+  # Return once it has, so a commit made after this script is waited for.
+  until [[ -n $("${psql[@]}" -c "select 1 from pg_stat_replication where sync_state = 'sync'") ]]; do
+    ((SECONDS < deadline)) || { echo "failover: the standby on :$port never became synchronous" >&2; exit 1; }
+    sleep 0.1
+  done
   echo "failover: the primary on :$port waits for its standby again"
 }
 
