@@ -1091,11 +1091,13 @@ class ReadingStore:
         """A batch's envelopes in Merkle leaf order: its IPFS object's lines, without building
         a reading per row as :meth:`readings_in_batch` does (which cost the gateway about 17 µs
         a reading); raises UnknownBatchError."""
-        return [bytes(e) for e in self._batch_column(_BATCH_ENVELOPES, batch_id)]
+        # Binary results: as text, the server hex-encodes every envelope and the client decodes
+        # it again (about 2 µs a reading together, decision 0042).
+        return [bytes(e) for e in self._batch_column(_BATCH_ENVELOPES, batch_id, binary=True)]
 
-    def _batch_column(self, query: str, batch_id: str) -> list[Any]:
+    def _batch_column(self, query: str, batch_id: str, *, binary: bool = False) -> list[Any]:
         """One column of a batch's readings, in leaf order (``query`` takes the batch id and its
-        time span, which prunes the partitions read)."""
+        time span, which prunes the partitions read); ``binary``: in PostgreSQL's binary format."""
 
         def work(conn: db.Connection) -> list[Any]:
             span = conn.execute(
@@ -1103,7 +1105,7 @@ class ReadingStore:
             ).fetchone()
             if span is None:
                 raise UnknownBatchError(f"no batch {batch_id!r}")
-            rows = conn.execute(query, (batch_id, *span)).fetchall()
+            rows = conn.execute(query, (batch_id, *span), binary=binary).fetchall()
             return [row[0] for row in rows]
 
         return self._transaction(work)
