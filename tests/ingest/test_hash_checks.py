@@ -1,6 +1,7 @@
-"""The SHA-256 hex checks of migration 0021 accept exactly what the regex they replaced accepted.
+"""The SHA-256 hex checks of migration 0021 accept exactly what the regex they replaced accepted,
+and validating them (0022) does not stop the store.
 
-Against the stack's PostgreSQL, in a migrated schema of this module's own. Each check is taken
+Against the stack's PostgreSQL, in migrated schemas of this module's own. Each check is taken
 from the catalogue as the server stores it and evaluated by the server on candidate strings,
 beside the old `~ '^[0-9a-f]{64}$'`: the two must agree on every one.
 """
@@ -8,14 +9,17 @@ beside the old `~ '^[0-9a-f]{64}$'`: the two must agree on every one.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.db import connector, migrated_schema
+from ingest.schema import MIGRATIONS_DIR, load_migrations, migrate
+from tests.support.db import connector, drop_schema, migrated_schema, new_schema
 from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -123,3 +127,55 @@ def test_a_reading_key_with_an_upper_case_hash_is_refused(conn: psycopg.Connecti
         " VALUES ('hash-check', 1, now(), %s)",
         (HEX * 4,),
     )
+
+
+def test_validating_the_checks_lets_the_store_write_meanwhile(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """0022 runs while gateways store: its lock must not queue their inserts. Shown against an
+    ADD CONSTRAINT that validates as it adds (what 0021 would be without NOT VALID), which does."""
+    upto_0021 = tmp_path / "migrations"
+    upto_0021.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.name[:4] <= "0021":
+            shutil.copy(path, upto_0021)
+    validate = next(m for m in load_migrations() if m.version.startswith("0022"))
+    dsn = stack.postgres_dsn
+    schema = new_schema(dsn)
+    try:
+        connect = connector(dsn, schema)
+        with connect() as conn:
+            migrate(conn, upto_0021)
+        insert = (
+            "INSERT INTO reading_keys (device_id, seq, ts, reading_hash)"
+            " VALUES ('validate-meanwhile', %s, now(), %s)"
+        )
+
+        def write_while(statements: str, seq: int) -> None:
+            with connect() as migrator, connect() as store:
+                migrator.autocommit = store.autocommit = True
+                store.execute("SET lock_timeout = '2s'")
+                with migrator.transaction():  # held open while the store writes
+                    migrator.execute(statements.encode(), prepare=False)
+                    store.execute(insert, (seq, HEX * 4))
+
+        write_while(validate.sql(timescaledb=False), 1)
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            write_while(
+                "ALTER TABLE reading_keys ADD CONSTRAINT validated_as_added"
+                " CHECK (length(reading_hash) = 64)",
+                2,
+            )
+        with connect() as conn:
+            stored = conn.execute(
+                "SELECT seq FROM reading_keys WHERE device_id = 'validate-meanwhile'"
+            ).fetchall()
+            validated = conn.execute(
+                "SELECT bool_and(convalidated) FROM pg_constraint"
+                " WHERE connamespace = current_schema()::regnamespace AND conname = ANY(%s)",
+                ([name for _, name, _ in REWRITTEN],),
+            ).fetchone()
+        assert stored == [(1,)]
+        assert validated == (True,)
+    finally:
+        drop_schema(dsn, schema)
