@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.store_bench [--rows 50000] [--batch 1000] [--devices 100]
                                           [--envelope-bytes 600] [--compare] [--keep]
-                                          [--keys N [--key-rounds 30]]
+                                          [--keys N [--key-rounds 30]] [--by-statement]
 
 Stores ``--rows`` verified readings (synthetic ~600-byte envelopes, correctly chained, from
 ``--devices`` devices interleaved as a gateway sees them) with ``ReadingStore.store_verified`` in
@@ -13,7 +13,11 @@ INSERT ... SELECT ... ON CONFLICT (what the store does); the keys as unnest() ar
 binary COPY of the new rows straight into readings; pipelined executemany -- each into a fresh
 schema. ``--keys N`` times inserts of new keys (rounds of twice ``--batch``) into two key
 tables that already hold N keys, one as ``reading_keys`` is, one with the unique index on
-``reading_hash`` that decision 0039 dropped: µs and WAL bytes a row each. Everything runs in
+``reading_hash`` that decision 0039 dropped: µs and WAL bytes a row each. ``--by-statement``
+stores the rows again, appended to open batches of 4,000 as a gateway does, and charges the
+server process's own CPU (``/proc/<pid>/schedstat``: the stack's PostgreSQL runs on this
+machine) to each statement of the store's transaction: µs a reading by statement, the commit
+and the rest of the transaction under "commit and the rest" (decision 0042). Everything runs in
 schemas named ``bench_<random>``, dropped at the end unless ``--keep``. Writes
 ``bench/results/store.json``.
 """
@@ -142,6 +146,81 @@ def bench_store(
         out["duplicate_batch_ms"] = round((time.perf_counter() - t) * 1000, 2)
         assert again.duplicates == min(batch, len(rows))
     return out
+
+
+# ---------------------------------------------------------------------- by statement
+
+
+def _server_cpu_ns(pid: int) -> int:
+    """CPU time of server process ``pid`` so far (the first field of its schedstat)."""
+    with open(f"/proc/{pid}/schedstat", encoding="ascii") as f:
+        return int(f.read().split()[0])
+
+
+class _TimedCursor(psycopg.Cursor[Any]):
+    """Charges the server process's CPU during each execute and COPY to the statement's first
+    words, in ``spent`` (ns) and ``calls``."""
+
+    spent: dict[str, int] = {}  # noqa: RUF012 -- one table for the run, shared on purpose
+    calls: dict[str, int] = {}  # noqa: RUF012
+
+    def _charge(self, statement: object, started: int) -> None:
+        name = " ".join(str(statement).split())[:48]
+        spent = _server_cpu_ns(self.connection.info.backend_pid) - started
+        self.spent[name] = self.spent.get(name, 0) + spent
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _TimedCursor:
+        started = _server_cpu_ns(self.connection.info.backend_pid)
+        super().execute(query, params, **kwargs)
+        self._charge(query, started)
+        return self
+
+    @contextmanager
+    def copy(self, statement: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        started = _server_cpu_ns(self.connection.info.backend_pid)
+        with super().copy(statement, *args, **kwargs) as copy:
+            yield copy
+        self._charge(statement, started)
+
+
+def bench_by_statement(
+    factory: Callable[[], db.Connection], rows: list[VerifiedRow], batch: int
+) -> dict[str, Any]:
+    """Server CPU of the store's transaction by statement, in µs a reading."""
+
+    pids: list[int] = []
+
+    def timed() -> db.Connection:
+        conn = factory()
+        conn.cursor_factory = _TimedCursor
+        pids.append(conn.info.backend_pid)
+        return conn
+
+    per_batch = 4000  # readings per open Merkle batch, as the gateway's default batch size
+    with ReadingStore(timed) as store:
+        store.store_verified(rows[:batch], batch_into="by-statement-warm-up")
+        _TimedCursor.spent.clear()
+        _TimedCursor.calls.clear()
+        rest = rows[batch:]
+        pid = pids[-1]  # the store's one connection
+        started = _server_cpu_ns(pid)
+        for i in range(0, len(rest), batch):
+            store.store_verified(rest[i : i + batch], batch_into=f"by-statement-{i // per_batch}")
+        total = _server_cpu_ns(pid) - started
+        assert pids == [pid], "the store reconnected: its figures would mix two processes"
+    statements = dict(_TimedCursor.spent)
+    statements["commit and the rest"] = total - sum(statements.values())
+    return {
+        "rows": len(rest),
+        "batch": batch,
+        "server_us_per_reading": round(total / len(rest) / 1e3, 2),
+        "by_statement_us_per_reading": {
+            name: round(ns / len(rest) / 1e3, 2)
+            for name, ns in sorted(statements.items(), key=lambda item: -item[1])
+        },
+        "calls": dict(_TimedCursor.calls),
+    }
 
 
 # ---------------------------------------------------------------------- bare write paths
@@ -365,6 +444,11 @@ def main() -> None:
         help="also time inserts into a key table of N keys with and without a unique hash index",
     )
     parser.add_argument("--key-rounds", type=int, default=30)
+    parser.add_argument(
+        "--by-statement",
+        action="store_true",
+        help="also charge the server's CPU to each statement of the store's transaction",
+    )
     args = parser.parse_args()
     dsn = Settings.from_env().postgres_dsn
 
@@ -423,6 +507,16 @@ def main() -> None:
                 f"  {figures['wal_bytes_per_row']:>6,} B of WAL/row"
                 f"  indexes {figures['index_mb']} MB"
             )
+    if args.by_statement:
+        with bench_schema(dsn, args.keep) as factory:
+            timed = bench_by_statement(factory, rows, args.batch)
+        report["by_statement"] = timed
+        print(
+            f"server CPU of the store's transaction, appending to open batches:"
+            f" {timed['server_us_per_reading']} µs a reading"
+        )
+        for name, us in timed["by_statement_us_per_reading"].items():
+            print(f"  {us:>7.2f} µs  {name}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS}")
