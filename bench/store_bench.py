@@ -14,7 +14,7 @@ binary COPY of the new rows straight into readings; pipelined executemany -- eac
 schema. ``--keys N`` times inserts of new keys (rounds of twice ``--batch``) into two key
 tables that already hold N keys, one as ``reading_keys`` is, one with the unique index on
 ``reading_hash`` that decision 0039 dropped: µs and WAL bytes a row each. ``--by-statement``
-stores the rows again, appended to open batches of 4,000 as a gateway does, and charges the
+stores the rows again, appended to open batches of 4,000 as a gateway appends, and charges the
 server process's own CPU (``/proc/<pid>/schedstat``: the stack's PostgreSQL runs on this
 machine) to each statement of the store's transaction: µs a reading by statement, the commit
 and the rest of the transaction under "commit and the rest" (decision 0042). Everything runs in
@@ -197,7 +197,7 @@ def bench_by_statement(
         pids.append(conn.info.backend_pid)
         return conn
 
-    per_batch = 4000  # readings per open Merkle batch, as the gateway's default batch size
+    per_batch = 4000  # readings per open Merkle batch (a gateway seals at 5,000 or after 2 s)
     with ReadingStore(timed) as store:
         store.store_verified(rows[:batch], batch_into="by-statement-warm-up")
         _TimedCursor.spent.clear()
