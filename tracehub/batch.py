@@ -43,7 +43,9 @@ _MAX_HEADER_BYTES = 1024
 _HEX_256 = re.compile(r"[0-9a-f]{64}")
 # Printable ASCII without space: JWS compact serializations are base64url and dots, so this
 # excludes nothing valid while guaranteeing no newline, CR or other separator in a line.
-_ENVELOPE = re.compile(rb"[\x21-\x7e]+")
+# Checked by deleting these bytes and finding nothing left: bytes.translate runs in C, about a
+# fifth of a regular expression's time on an envelope (decision 0042).
+_ENVELOPE_BYTES = bytes(range(0x21, 0x7F))
 
 
 class ReadingBatchFormatError(InvalidError):
@@ -198,7 +200,7 @@ def _check_envelope(envelope: bytes, index: int) -> None:
         raise ReadingBatchFormatError(f"envelope {index} is empty")
     if len(envelope) > MAX_ENVELOPE_BYTES:
         raise ReadingBatchFormatError(f"envelope {index} exceeds {MAX_ENVELOPE_BYTES} bytes")
-    if not _ENVELOPE.fullmatch(envelope):
+    if envelope.translate(None, _ENVELOPE_BYTES):
         raise ReadingBatchFormatError(
             f"envelope {index} has a byte outside printable ASCII (newline, space, control, 8-bit)"
         )

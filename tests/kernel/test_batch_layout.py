@@ -248,6 +248,24 @@ def test_encode_refuses_what_decode_would(
         encode_batch(batch_id, envelopes)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    envelope=st.binary(min_size=1, max_size=80)
+    # ASCII around the range's edges (0x1f, space, 0x7f), where a wrong bound would show
+    | st.text(st.characters(min_codepoint=0x1F, max_codepoint=0x7F), min_size=1, max_size=80).map(
+        str.encode
+    )
+)
+def test_an_envelope_line_is_exactly_printable_ascii_without_space(envelope: bytes) -> None:
+    """The line check accepts an envelope iff every byte is in 0x21..0x7e (the format's rule)."""
+    printable = all(0x21 <= byte <= 0x7E for byte in envelope)
+    if printable:
+        assert encode_batch("b1", [envelope]).endswith(b"\n" + envelope + b"\n")
+    else:
+        with pytest.raises(ReadingBatchFormatError, match="envelope 0 has a byte outside"):
+            encode_batch("b1", [envelope])
+
+
 # --- proofs ---
 
 
