@@ -34,7 +34,7 @@ from tracehub.ipfs_replicated import content_store
 from tracehub.ledger.local import connect_org
 from tracehub.logjson import configure_logging
 from tracehub.metrics import serve_metrics
-from tracehub.pki_names import gateway_services, service_username
+from tracehub.pki_names import gateway_services
 from tracehub.verify import TrustStore
 
 
@@ -81,21 +81,15 @@ def main() -> int:
     # Each process has certificates of its own: the broker takes the CN as the client id, so
     # two processes sharing one would end each other's sessions.
     consumer_service, alerts_service = gateway_services(args.name)
-    cert, key, _ = pki.service_paths(consumer_service)
-    if not (cert.exists() and pki.service_paths(alerts_service)[0].exists()):
+    if not all(pki.service_paths(s)[0].exists() for s in (consumer_service, alerts_service)):
         logging.error(
             "gateway %s: no broker identity; run `tracehub certs gateway %s` first",
             args.name,
             args.name,
         )
         return 1
-    consumer_settings = ConsumerSettings(
-        host=settings.mqtt_host,
-        port=settings.mqtt_tls_port,
-        ca_file=pki.ca_bundle_path,
-        cert_file=cert,
-        key_file=key,
-        client_id=service_username(consumer_service),
+    consumer_settings = replace(
+        ConsumerSettings.for_service(settings, consumer_service),
         group=args.group,
         session_expiry_s=args.session_expiry,
     )

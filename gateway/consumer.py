@@ -26,7 +26,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as _Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from certs.pki import PKI
+from tracehub.config import Settings
 from tracehub.mqtt import tls_client
+from tracehub.pki_names import service_username
 
 log = logging.getLogger(__name__)
 # paho declares no types for its MQTT 5 properties class.
@@ -54,6 +57,21 @@ class ConsumerSettings:
     # a share soon (docs/acknowledgement.md, "Scaling a gateway group down").
     session_expiry_s: int = 300
     receive_maximum: int = 4000
+
+    @classmethod
+    def for_service(cls, settings: Settings, service: str) -> ConsumerSettings:
+        """Broker identity ``service`` of the PKI at ``settings``, on the settings' broker; the
+        other fields at their defaults (``dataclasses.replace`` them)."""
+        pki = PKI(settings.pki_dir)
+        cert, key, _ = pki.service_paths(service)
+        return cls(
+            settings.mqtt_host,
+            settings.mqtt_tls_port,
+            pki.ca_bundle_path,
+            cert,
+            key,
+            service_username(service),
+        )
 
 
 @dataclass(frozen=True)

@@ -67,18 +67,18 @@ wait_for_standby() {  # PORT: once a standby streams from the primary there, com
   local port=$1 deadline=$((SECONDS + 60))
   local psql=(psql -h 127.0.0.1 -p "$port" -U tracehub -d postgres -tAq)
   export PGPASSFILE=$run/postgres-secrets/pgpass
-  until [[ -n $("${psql[@]}" -c "select 1 from pg_stat_replication where state = 'streaming'") ]]; do
-    ((SECONDS < deadline)) || { echo "failover: no standby streams from :$port" >&2; exit 1; }
-    sleep 0.5
-  done
+  until_replication() {  # CONDITION MESSAGE: poll pg_stat_replication until a row meets it
+    until [[ -n $("${psql[@]}" -c "select 1 from pg_stat_replication where $1") ]]; do
+      ((SECONDS < deadline)) || { echo "failover: $2" >&2; exit 1; }
+      sleep 0.2
+    done
+  }
+  until_replication "state = 'streaming'" "no standby streams from :$port"
   "${psql[@]}" -c "alter system set synchronous_standby_names = 'FIRST 1 (\"postgres-standby\", postgres)'" \
     -c "alter system set synchronous_commit = remote_apply" -c "select pg_reload_conf()" >/dev/null
   # pg_reload_conf() only signals the server: the walsender takes the new setting a moment later.
   # Return once it has, so a commit made after this script is waited for.
-  until [[ -n $("${psql[@]}" -c "select 1 from pg_stat_replication where sync_state = 'sync'") ]]; do
-    ((SECONDS < deadline)) || { echo "failover: the standby on :$port never became synchronous" >&2; exit 1; }
-    sleep 0.1
-  done
+  until_replication "sync_state = 'sync'" "the standby on :$port never became synchronous"
   echo "failover: the primary on :$port waits for its standby again"
 }
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.schema import MIGRATIONS_DIR, load_migrations, migrate
-from tests.support.db import connector, drop_schema, migrated_schema, new_schema
+from ingest.schema import MIGRATIONS_DIR, load_migrations
+from tests.support.db import connector, migrated_schema
 from tracehub.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -141,11 +141,8 @@ def test_validating_the_checks_lets_the_store_write_meanwhile(
             shutil.copy(path, upto_0021)
     validate = next(m for m in load_migrations() if m.version.startswith("0022"))
     dsn = stack.postgres_dsn
-    schema = new_schema(dsn)
-    try:
+    with migrated_schema(dsn, upto_0021) as schema:
         connect = connector(dsn, schema)
-        with connect() as conn:
-            migrate(conn, upto_0021)
         insert = (
             "INSERT INTO reading_keys (device_id, seq, ts, reading_hash)"
             " VALUES ('validate-meanwhile', %s, now(), %s)"
@@ -175,7 +172,5 @@ def test_validating_the_checks_lets_the_store_write_meanwhile(
                 " WHERE connamespace = current_schema()::regnamespace AND conname = ANY(%s)",
                 ([name for _, name, _ in REWRITTEN],),
             ).fetchone()
-        assert stored == [(1,)]
-        assert validated == (True,)
-    finally:
-        drop_schema(dsn, schema)
+    assert stored == [(1,)]
+    assert validated == (True,)

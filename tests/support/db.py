@@ -5,11 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from ingest.schema import migrate
+from ingest.schema import MIGRATIONS_DIR, migrate
 from tracehub import db
 
 Connect = Callable[[], psycopg.Connection]
@@ -33,12 +34,12 @@ def connector(dsn: str, schema: str) -> Connect:
 
 
 @contextmanager
-def migrated_schema(dsn: str) -> Iterator[str]:
-    """A fresh schema with every migration applied; dropped afterwards."""
+def migrated_schema(dsn: str, directory: Path = MIGRATIONS_DIR) -> Iterator[str]:
+    """A fresh schema with every migration (of ``directory``) applied; dropped afterwards."""
     schema = new_schema(dsn)
     try:
         with connector(dsn, schema)() as conn:
-            migrate(conn)
+            migrate(conn, directory)
         yield schema
     finally:
         drop_schema(dsn, schema)

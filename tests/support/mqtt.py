@@ -15,7 +15,6 @@ from certs.pki import PKI
 from gateway.consumer import ConsumerSettings, leave
 from tracehub import mqtt as tracehub_mqtt
 from tracehub.config import Settings
-from tracehub.pki_names import service_username
 
 # The gateway consumers admitted in this test run, with their broker's settings: their sessions
 # are ended when the run finishes (tests/conftest.py), because Mosquitto 2.0 keeps a disconnected
@@ -55,19 +54,7 @@ def end_session(settings: Settings, service: str, timeout: float = 10) -> bool:
     gateway's), or never (a Telegraf's MQTT 3.1.1 session, or any session the broker restored
     after a restart), its session would have the broker queue a copy of every reading published
     after it. True if the broker accepted."""
-    pki = PKI(settings.pki_dir)
-    cert, key, _ = pki.service_paths(service)
-    return leave(
-        ConsumerSettings(
-            settings.mqtt_host,
-            settings.mqtt_tls_port,
-            pki.ca_bundle_path,
-            cert,
-            key,
-            service_username(service),
-        ),
-        timeout,
-    )
+    return leave(ConsumerSettings.for_service(settings, service), timeout)
 
 
 def service_files(settings: Settings, service: str) -> tuple[Path, Path]:
