@@ -3,16 +3,19 @@
     .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 1500] [--gateways 2]
                                            [--rates 5000,1500] [--baseline 200]
                                            [--limits-rows 20000] [--skip a,l,t,c2,c3,d]
-                                           [--publisher c|paho] [--no-warm-up]
+                                           [--publisher bulk|c|paho] [--no-warm-up]
                                            [--output bench/results/ingest.json]
 
 Readings are signed beforehand (signing is the devices' cost, measured in envelope_bench), then
-published with QoS 1 by `--devices` MQTT clients, as fast as the broker takes them, or at a
-steady offered rate: by default one Mosquitto C client per device (`mosquitto_pub -l`, fed line
-by line), whose CPU per message is a fraction of a Python client's and is reported beside the
-pipeline's, since the simulated devices share the two cores; `--publisher paho` publishes from
-two processes of paho clients instead, each subscribed to its device's acknowledgement topic as
-an edge agent is (the figures before 2026-12-04 were measured that way).
+published with QoS 1 by `--devices` MQTT clients, each over its own mutually authenticated TLS
+connection, as fast as the broker takes them, or at a steady offered rate. The simulated devices
+share the two cores with the pipeline, so their CPU per message is reported beside it and kept
+small: by default (`bulk`, bench/bulk_publisher.py) every device's PUBLISH packets are encoded
+beforehand and written a slice at a time from this process, about 2 µs a message;
+`--publisher c` runs one Mosquitto C client per device (`mosquitto_pub -l`, fed line by line,
+16-37 µs a message; the figures of 2026-12-04 and 12-05 before 04:30 were measured that way);
+`--publisher paho` publishes from two processes of paho clients, each subscribed to its
+device's acknowledgement topic as an edge agent is (the figures before 2026-12-04).
 (a) broker pass-through: a trivial subscriber counts the messages;
 (b) the verify ceiling of one process (verify_envelope, warm cache);
 (c) `--gateways` gateway processes on one shared subscription (c1 flat out, c2 at each of `--rates`,
@@ -61,6 +64,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
 from bench._proc import children_cpu_since, cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
+from bench.bulk_publisher import publish_bulk
 from bench.telegraf_peer import TELEGRAF, bench_telegraf
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
@@ -159,7 +163,7 @@ def _publish_part(job: tuple[dict[str, list[bytes]], float | None]) -> list[floa
     return times
 
 
-PUBLISHERS = ("c", "paho")
+PUBLISHERS = ("bulk", "c", "paho")
 
 
 def _publish(
@@ -167,7 +171,7 @@ def _publish(
     signed: dict[str, list[bytes]],
     processes: int = 2,
     rate: float | None = None,
-    publisher: str = "c",
+    publisher: str = "bulk",
 ) -> list[float]:
     """Publish every envelope, the devices round-robin, as fast as possible or at `rate`
     messages/s in all; the time each message was published (or handed to its client), in order.
@@ -176,6 +180,8 @@ def _publish(
     Python clients, from `processes` processes (one tops out near 2,000/s), which cost more CPU
     per message than a gateway's broker does, on the cores the pipeline runs on.
     """
+    if publisher == "bulk":
+        return publish_bulk(settings, signed, rate)
     if publisher == "c":
         return _publish_c(settings, signed, rate)
     devices = list(signed)
@@ -334,7 +340,7 @@ def bench_gateway(
     gateways: int = 2,
     rate: float | None = None,
     watch: Callable[[list[int]], Callable[[], None]] | None = None,
-    publisher: str = "c",
+    publisher: str = "bulk",
     gateway_tree: Path = PROJECT_DIR,
     warm_up: bool = True,
 ) -> dict[str, Any]:
@@ -454,9 +460,11 @@ def bench_gateway(
         poller.start()
         started = time.monotonic()
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        publishing0 = time.thread_time()
         publish_times = _publish(settings, window, rate=rate, publisher=publisher)
-        # The publishers have all exited; the gateways have not.
-        publishers_cpu = children_cpu_since(children0)
+        # The publishers have all exited; the gateways have not. This thread's part: the
+        # bulk publisher's work, or the lines written down the C clients' pipes.
+        publishers_cpu = children_cpu_since(children0) + time.thread_time() - publishing0
         deadline = time.monotonic() + 300
         while not polled.wait(1) and time.monotonic() < deadline:
             require_running()
@@ -707,8 +715,9 @@ def main() -> None:
     parser.add_argument(
         "--publisher",
         choices=PUBLISHERS,
-        default="c",
-        help="the devices: Mosquitto's C client per device, or paho from two processes",
+        default="bulk",
+        help="the devices: pre-encoded packets written in bulk (bench/bulk_publisher.py), "
+        "Mosquitto's C client per device, or paho from two processes",
     )
     parser.add_argument(
         "--gateway-tree",

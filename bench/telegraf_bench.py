@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--no-telegraf", action="store_true", help="the gateways only")
     parser.add_argument(
-        "--publisher", choices=PUBLISHERS, default="c", help="see bench.ingest_bench"
+        "--publisher", choices=PUBLISHERS, default="bulk", help="see bench.ingest_bench"
     )
     args = parser.parse_args()
     settings = Settings.from_env()

@@ -1,0 +1,116 @@
+"""The benches' simulated devices (bench/bulk_publisher.py): their hand-written MQTT 5 packets
+against the spec's figures, and against the real broker: every message arrives as it was
+given, in each device's order, and a message the broker refuses fails the run."""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.bulk_publisher import (
+    BulkDevice,
+    _parse_packet,
+    _publish_packet,
+    _string,
+    _varint,
+    publish_bulk,
+)
+from certs.pki import PKI
+from tests.support.mqtt import close, connect, gateway_client
+from tracehub.config import Settings
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [  # the boundaries of OASIS MQTT Version 5.0 §1.5.5, Table 1-1
+        (0, b"\x00"),
+        (127, b"\x7f"),
+        (128, b"\x80\x01"),
+        (16_383, b"\xff\x7f"),
+        (16_384, b"\x80\x80\x01"),
+        (2_097_151, b"\xff\xff\x7f"),
+        (2_097_152, b"\x80\x80\x80\x01"),
+        (268_435_455, b"\xff\xff\xff\x7f"),
+    ],
+)
+def test_remaining_lengths_are_encoded_as_the_spec_gives_them(value: int, encoded: bytes) -> None:
+    assert _varint(value) == encoded
+
+
+@given(
+    topic=st.text(min_size=1, max_size=80),
+    packet_id=st.integers(1, 65535),
+    payload=st.binary(max_size=20_000),
+    cut=st.integers(0, 40),
+)
+def test_a_publish_packet_parses_back_and_not_before_it_is_whole(
+    topic: str, packet_id: int, payload: bytes, cut: int
+) -> None:
+    packet = _publish_packet(_string(topic), packet_id, payload)
+    following = b"\x40\x02\x00\x01"
+    parsed = _parse_packet(packet + following, 0)
+    assert parsed is not None
+    first, body, end = parsed
+    assert first == 0x32 and end == len(packet)
+    name = _string(topic)
+    assert body == name + packet_id.to_bytes(2, "big") + b"\x00" + payload
+    assert _parse_packet(packet + following, end) == (0x40, b"\x00\x01", len(packet) + 4)
+    assert _parse_packet(packet[: max(0, len(packet) - 1 - cut)], 0) is None
+
+
+def _listening(settings: Settings) -> tuple[mqtt.Client, queue.Queue[mqtt.MQTTMessage]]:
+    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    subscribed: queue.Queue[object] = queue.Queue()
+    gateway = gateway_client(settings)
+    gateway.on_message = lambda c, u, message: received.put(message)
+    gateway.on_subscribe = lambda *args: subscribed.put(args)
+    assert connect(gateway, settings), "gateway could not connect"
+    gateway.subscribe(f"$share/bulk{uuid.uuid4().hex[:6]}/tracehub/v1/devices/+/readings", qos=1)
+    subscribed.get(timeout=5)
+    return gateway, received
+
+
+@pytest.mark.integration
+def test_every_message_arrives_as_given_in_each_devices_order(stack: Settings) -> None:
+    pki = PKI(stack.pki_dir)
+    devices = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(3)]
+    for device_id in devices:
+        pki.enrol_simulated_device(device_id)
+    signed = {d: [f"{d}.{i}.".encode() + bytes(range(256)) * 2 for i in range(40)] for d in devices}
+    gateway, received = _listening(stack)
+    try:
+        times = publish_bulk(stack, signed)
+        got: dict[str, list[bytes]] = {d: [] for d in devices}
+        deadline = time.monotonic() + 20
+        while sum(map(len, got.values())) < 120 and time.monotonic() < deadline:
+            message = received.get(timeout=max(0.1, deadline - time.monotonic()))
+            got[message.topic.split("/")[3]].append(message.payload)
+    finally:
+        close(gateway)
+    assert got == signed
+    assert len(times) == 120 and times == sorted(times)
+
+
+@pytest.mark.integration
+def test_a_message_the_broker_refuses_fails_the_run(stack: Settings) -> None:
+    pki = PKI(stack.pki_dir)
+    device_id, other_id = (f"test-{uuid.uuid4().hex[:12]}" for _ in range(2))
+    pki.enrol_simulated_device(device_id)
+    device = BulkDevice.connect(stack, device_id, [])
+    try:
+        elsewhere = _string(f"tracehub/v1/devices/{other_id}/readings")
+        device.sock.sendall(_publish_packet(elsewhere, 1, b"not mine"))
+        deadline = time.monotonic() + 5
+        with pytest.raises(ConnectionError, match=r"refused a message \(0x87\)"):
+            while time.monotonic() < deadline:
+                device.read_acks()
+                time.sleep(0.05)
+    finally:
+        device.close()
+    assert device.acked == 0
