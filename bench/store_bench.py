@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import secrets
 import statistics
 import time
@@ -185,9 +186,12 @@ class _TimedCursor(psycopg.Cursor[Any]):
 
 
 def bench_by_statement(
-    factory: Callable[[], db.Connection], rows: list[VerifiedRow], batch: int
+    factory: Callable[[], db.Connection], rows: list[VerifiedRow], batch: int, gateways: int = 1
 ) -> dict[str, Any]:
-    """Server CPU of the store's transaction by statement, in µs a reading."""
+    """Server CPU of the store's transaction by statement, in µs a reading. With ``gateways``
+    above 1, each reading is dealt at random (seeded) to one of that many stores, as a shared
+    subscription deals a backlog, and the stores take turns storing a batch each: a device's
+    consecutive readings land in different stores, and its chain links cross between them."""
 
     pids: list[int] = []
 
@@ -198,25 +202,40 @@ def bench_by_statement(
         return conn
 
     per_batch = 4000  # readings per open Merkle batch (a gateway seals at 5,000 or after 2 s)
-    with ReadingStore(timed) as store:
-        store.store_verified(rows[:batch], batch_into="by-statement-warm-up")
+    dealer = random.Random(7)
+    dealt: list[list[VerifiedRow]] = [[] for _ in range(gateways)]
+    for row in rows[batch:]:
+        dealt[dealer.randrange(gateways)].append(row)
+    stores = [ReadingStore(timed) for _ in range(gateways)]
+    try:
+        stores[0].store_verified(rows[:batch], batch_into="by-statement-warm-up")
+        for store in stores[1:]:
+            store.device(rows[0].device_id)  # connected before the clock starts
         _TimedCursor.spent.clear()
         _TimedCursor.calls.clear()
-        rest = rows[batch:]
-        pid = pids[-1]  # the store's one connection
-        started = _server_cpu_ns(pid)
-        for i in range(0, len(rest), batch):
-            store.store_verified(rest[i : i + batch], batch_into=f"by-statement-{i // per_batch}")
-        total = _server_cpu_ns(pid) - started
-        assert pids == [pid], "the store reconnected: its figures would mix two processes"
+        connected = list(pids)
+        started = [_server_cpu_ns(pid) for pid in connected]
+        for i in range(0, max(map(len, dealt)), batch):
+            for number, (store, share) in enumerate(zip(stores, dealt, strict=True)):
+                if share[i : i + batch]:
+                    store.store_verified(
+                        share[i : i + batch], batch_into=f"by-statement-{number}-{i // per_batch}"
+                    )
+        total = sum(_server_cpu_ns(pid) - t for pid, t in zip(connected, started, strict=True))
+        assert pids == connected, "a store reconnected: its figures would mix processes"
+    finally:
+        for store in stores:
+            store.close()
+    stored = len(rows) - batch
     statements = dict(_TimedCursor.spent)
     statements["commit and the rest"] = total - sum(statements.values())
     return {
-        "rows": len(rest),
+        "rows": stored,
         "batch": batch,
-        "server_us_per_reading": round(total / len(rest) / 1e3, 2),
+        "gateways": gateways,
+        "server_us_per_reading": round(total / stored / 1e3, 2),
         "by_statement_us_per_reading": {
-            name: round(ns / len(rest) / 1e3, 2)
+            name: round(ns / stored / 1e3, 2)
             for name, ns in sorted(statements.items(), key=lambda item: -item[1])
         },
         "calls": dict(_TimedCursor.calls),
@@ -449,6 +468,12 @@ def main() -> None:
         action="store_true",
         help="also charge the server's CPU to each statement of the store's transaction",
     )
+    parser.add_argument(
+        "--gateways",
+        type=int,
+        default=1,
+        help="with --by-statement: deal the readings at random to this many stores",
+    )
     args = parser.parse_args()
     dsn = Settings.from_env().postgres_dsn
 
@@ -509,10 +534,11 @@ def main() -> None:
             )
     if args.by_statement:
         with bench_schema(dsn, args.keep) as factory:
-            timed = bench_by_statement(factory, rows, args.batch)
+            timed = bench_by_statement(factory, rows, args.batch, args.gateways)
         report["by_statement"] = timed
         print(
-            f"server CPU of the store's transaction, appending to open batches:"
+            f"server CPU of the store's transaction, appending to open batches"
+            f" ({args.gateways} store(s)):"
             f" {timed['server_us_per_reading']} µs a reading"
         )
         for name, us in timed["by_statement_us_per_reading"].items():
