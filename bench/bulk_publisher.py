@@ -189,8 +189,9 @@ def publish_bulk(
         while sent < total:
             if rate:
                 due = min(total, int((time.monotonic() - first) * rate) + 1)
-                if due <= sent:
-                    time.sleep(min(0.001, (sent + 1) / rate - (time.monotonic() - first)))
+                if due <= sent:  # the next one is not due yet: wait for it, a millisecond at most
+                    wait = (sent + 1) / rate - (time.monotonic() - first)
+                    time.sleep(min(0.001, max(0.0, wait)))
                     continue
             else:
                 due = min(total, sent + FLAT_OUT_SLICE * len(devices))

@@ -77,7 +77,10 @@ def _listening(settings: Settings) -> tuple[mqtt.Client, queue.Queue[mqtt.MQTTMe
 
 
 @pytest.mark.integration
-def test_every_message_arrives_as_given_in_each_devices_order(stack: Settings) -> None:
+@pytest.mark.parametrize("rate", [None, 600.0])
+def test_every_message_arrives_as_given_in_each_devices_order(
+    stack: Settings, rate: float | None
+) -> None:
     pki = PKI(stack.pki_dir)
     devices = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(3)]
     for device_id in devices:
@@ -85,7 +88,7 @@ def test_every_message_arrives_as_given_in_each_devices_order(stack: Settings) -
     signed = {d: [f"{d}.{i}.".encode() + bytes(range(256)) * 2 for i in range(40)] for d in devices}
     gateway, received = _listening(stack)
     try:
-        times = publish_bulk(stack, signed)
+        times = publish_bulk(stack, signed, rate)
         got: dict[str, list[bytes]] = {d: [] for d in devices}
         deadline = time.monotonic() + 20
         while sum(map(len, got.values())) < 120 and time.monotonic() < deadline:
@@ -95,6 +98,9 @@ def test_every_message_arrives_as_given_in_each_devices_order(stack: Settings) -
         close(gateway)
     assert got == signed
     assert len(times) == 120 and times == sorted(times)
+    if rate:  # the k-th message is not written before k / rate
+        assert all(t - times[0] >= k / rate - 0.005 for k, t in enumerate(times))
+        assert times[-1] - times[0] < 119 / rate + 1.0
 
 
 @pytest.mark.integration
