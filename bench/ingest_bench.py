@@ -11,9 +11,9 @@ published with QoS 1 by `--devices` MQTT clients, each over its own mutually aut
 connection, as fast as the broker takes them, or at a steady offered rate. The simulated devices
 share the two cores with the pipeline, so their CPU per message is reported beside it and kept
 small: by default (`bulk`, bench/bulk_publisher.py) every device's PUBLISH packets are encoded
-beforehand and written a slice at a time from this process, about 2 µs a message;
+beforehand and written from this process, 9-13 µs a message flat out;
 `--publisher c` runs one Mosquitto C client per device (`mosquitto_pub -l`, fed line by line,
-16-37 µs a message; the figures of 2026-12-04 and 12-05 before 04:30 were measured that way);
+16-46 µs a message; the figures of 2026-12-04 and 12-05 before 04:30 were measured that way);
 `--publisher paho` publishes from two processes of paho clients, each subscribed to its
 device's acknowledgement topic as an edge agent is (the figures before 2026-12-04).
 (a) broker pass-through: a trivial subscriber counts the messages;
