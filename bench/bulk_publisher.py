@@ -29,11 +29,14 @@ from tracehub.config import Settings
 
 __all__ = ["BulkDevice", "publish_bulk"]
 
-#: Messages each device writes in one go when flat out. One: Mosquitto reads all that a
-#: connection holds before the next, and deals a shared subscription's messages in turn, so a
-#: device's consecutive messages written together would alternate between the gateways every
-#: time, where real devices, each writing its own, land on one or the other at random.
+#: Messages each device writes in one go when flat out, by default: one, as a device publishing
+#: its readings as they come does.
 FLAT_OUT_SLICE = 1
+#: ... and as an edge agent flushing its spool after an outage does: Mosquitto handles the
+#: messages one connection's write holds one after another and deals a shared subscription's
+#: messages to its members in turn, so such a burst alternates between two gateways, and every
+#: chain link crosses from one to the other (the dearest case for the store).
+BURST_SLICE = 50
 #: At a steady rate, the shortest wait between writes: what falls due meanwhile goes out
 #: together. A wake-up per message would cost tens of µs of CPU on a virtual machine; a message
 #: is stamped when it is written, so the wait changes when it goes out (a few ms late at most),
@@ -179,13 +182,18 @@ def _parse_packet(data: bytes, at: int) -> tuple[int, bytes, int] | None:
 
 
 def publish_bulk(
-    settings: Settings, signed: dict[str, list[bytes]], rate: float | None = None
+    settings: Settings,
+    signed: dict[str, list[bytes]],
+    rate: float | None = None,
+    *,
+    burst: int = FLAT_OUT_SLICE,
 ) -> list[float]:
     """Publish every envelope, the devices taking turns (:func:`_rounds`), flat out or at
     ``rate`` messages/s in all; the time each message was written to its connection, in order.
-    Returns once the broker has acknowledged every one."""
+    Flat out, each device writes ``burst`` messages at a time (its turn comes round after each
+    write). Returns once the broker has acknowledged every one."""
     devices = [BulkDevice.connect(settings, d, envelopes) for d, envelopes in signed.items()]
-    order = _rounds(devices)
+    order = _rounds(devices, burst)
     total = len(order)
     times: list[float] = []
     watcher = selectors.DefaultSelector()
@@ -202,7 +210,7 @@ def publish_bulk(
                     time.sleep(max(RATE_WAKE_S, wait))
                     continue
             else:
-                due = min(total, sent + FLAT_OUT_SLICE * len(devices))
+                due = min(total, sent + burst * len(devices))
             # Stamped before the write: a message's time can only be early by the slice's
             # write, which can only make a latency look longer.
             times.extend([time.monotonic()] * (due - sent))
@@ -226,17 +234,17 @@ def publish_bulk(
     return times
 
 
-def _rounds(devices: list[BulkDevice]) -> list[tuple[BulkDevice, bytes]]:
-    """Each device's i-th message in round i, the devices in a fresh (seeded) order each round:
-    independent devices keep no fixed turn, and the broker deals a shared subscription's
-    messages in turn, so a fixed turn could pin each device to one gateway."""
+def _rounds(devices: list[BulkDevice], burst: int) -> list[tuple[BulkDevice, bytes]]:
+    """Each device's messages ``burst`` at a time in rounds, the devices in a fresh (seeded)
+    order each round: independent devices keep no fixed turn, and the broker deals a shared
+    subscription's messages in turn, so a fixed turn could pin each device to one gateway."""
     shuffler = random.Random(1)
     longest = max((len(d.packets) for d in devices), default=0)
     order: list[tuple[BulkDevice, bytes]] = []
-    for i in range(longest):
-        turn = [d for d in devices if i < len(d.packets)]
+    for start in range(0, longest, burst):
+        turn = [d for d in devices if start < len(d.packets)]
         shuffler.shuffle(turn)
-        order.extend((d, d.packets[i]) for d in turn)
+        order.extend((d, packet) for d in turn for packet in d.packets[start : start + burst])
     return order
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.ingest_bench [--devices 20] [--readings 1500] [--gateways 2]
                                            [--rates 5000,1500] [--baseline 200]
                                            [--limits-rows 20000] [--skip a,l,t,c2,c3,d]
-                                           [--publisher bulk|c|paho] [--no-warm-up]
+                                           [--publisher bulk|burst|c|paho] [--no-warm-up]
                                            [--output bench/results/ingest.json]
 
 Readings are signed beforehand (signing is the devices' cost, measured in envelope_bench), then
@@ -11,7 +11,9 @@ published with QoS 1 by `--devices` MQTT clients, each over its own mutually aut
 connection, as fast as the broker takes them, or at a steady offered rate. The simulated devices
 share the two cores with the pipeline, so their CPU per message is reported beside it and kept
 small: by default (`bulk`, bench/bulk_publisher.py) every device's PUBLISH packets are encoded
-beforehand and written from this process, 9-13 µs a message flat out;
+beforehand and written from this process, 9-13 µs a message flat out; `--publisher burst` has
+each device write 50 at a time, as an edge agent flushing its spool does, which the broker deals
+alternately to two gateways (every chain link crosses between them: the store's dearest case);
 `--publisher c` runs one Mosquitto C client per device (`mosquitto_pub -l`, fed line by line,
 16-46 µs a message; the figures of 2026-12-04 and 12-05 before 04:30 were measured that way);
 `--publisher paho` publishes from two processes of paho clients, each subscribed to its
@@ -64,7 +66,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
 from bench._proc import children_cpu_since, cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
-from bench.bulk_publisher import publish_bulk
+from bench.bulk_publisher import BURST_SLICE, publish_bulk
 from bench.telegraf_peer import TELEGRAF, bench_telegraf
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
@@ -163,7 +165,7 @@ def _publish_part(job: tuple[dict[str, list[bytes]], float | None]) -> list[floa
     return times
 
 
-PUBLISHERS = ("bulk", "c", "paho")
+PUBLISHERS = ("bulk", "burst", "c", "paho")
 
 
 def _publish(
@@ -180,8 +182,8 @@ def _publish(
     Python clients, from `processes` processes (one tops out near 2,000/s), which cost more CPU
     per message than a gateway's broker does, on the cores the pipeline runs on.
     """
-    if publisher == "bulk":
-        return publish_bulk(settings, signed, rate)
+    if publisher in ("bulk", "burst"):
+        return publish_bulk(settings, signed, rate, burst=1 if publisher == "bulk" else BURST_SLICE)
     if publisher == "c":
         return _publish_c(settings, signed, rate)
     devices = list(signed)
@@ -518,6 +520,11 @@ def bench_gateway(
             devices,
             1 if firsts else 0,
         )
+        # How often a device's next reading reached the store before the one before it (mostly:
+        # the two went to different gateways): each such jump logs a gap, filled a moment later.
+        gaps_logged = _count(
+            conn, "select count(*) from chain_gaps where device_id = any(%s)", devices
+        )
         # The incremental counters, checked once against plain counts.
         if anchored_at and anchored_at[-1][1] >= total:
             exact = (
@@ -537,6 +544,7 @@ def bench_gateway(
         "publish_to_queryable": latencies(stored_at),
         "publish_to_anchored": latencies(anchored_at),
         "ledger_transactions": transactions,
+        "chain_gaps_logged": gaps_logged,
         "readings_per_transaction": round(total / transactions) if transactions else None,
         "cpu_percent": {n: round((usage[n][0] - cpu0[n]) / wall * 100, 1) for n in usage},
         # CPU each component spends per reading: on 2 cores, 2 s of CPU per second is all
@@ -716,8 +724,8 @@ def main() -> None:
         "--publisher",
         choices=PUBLISHERS,
         default="bulk",
-        help="the devices: pre-encoded packets written in bulk (bench/bulk_publisher.py), "
-        "Mosquitto's C client per device, or paho from two processes",
+        help="the devices: pre-encoded packets written one at a time (bench/bulk_publisher.py) "
+        "or 50 at a time, Mosquitto's C client per device, or paho from two processes",
     )
     parser.add_argument(
         "--gateway-tree",

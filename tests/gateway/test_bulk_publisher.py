@@ -4,9 +4,11 @@ given, in each device's order, and a message the broker refuses fails the run.""
 
 from __future__ import annotations
 
+import itertools
 import queue
 import time
 import uuid
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -17,6 +19,7 @@ from bench.bulk_publisher import (
     BulkDevice,
     _parse_packet,
     _publish_packet,
+    _rounds,
     _string,
     _varint,
     publish_bulk,
@@ -64,6 +67,27 @@ def test_a_publish_packet_parses_back_and_not_before_it_is_whole(
     assert _parse_packet(packet[: max(0, len(packet) - 1 - cut)], 0) is None
 
 
+@given(lengths=st.lists(st.integers(0, 30), min_size=1, max_size=6), burst=st.integers(1, 8))
+def test_rounds_keep_each_devices_order_and_write_at_most_a_burst_in_a_turn(
+    lengths: list[int], burst: int
+) -> None:
+    devices = [
+        BulkDevice(f"d{i}", cast(Any, None), [f"d{i}.{n}".encode() for n in range(length)])
+        for i, length in enumerate(lengths)
+    ]
+    order = _rounds(devices, burst)
+    for device in devices:
+        assert [p for d, p in order if d is device] == device.packets
+    # Round r holds each device's messages r*burst .. (r+1)*burst - 1, the rounds in turn,
+    # and in a round each device's messages together (one write).
+    position = {p: n for device in devices for n, p in enumerate(device.packets)}
+    rounds = [position[p] // burst for _, p in order]
+    assert rounds == sorted(rounds)
+    for _, in_round in itertools.groupby(order, key=lambda item: position[item[1]] // burst):
+        turns = [d for d, _ in itertools.groupby(in_round, key=lambda item: item[0])]
+        assert len(turns) == len(set(map(id, turns)))
+
+
 def _listening(settings: Settings) -> tuple[mqtt.Client, queue.Queue[mqtt.MQTTMessage]]:
     received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     subscribed: queue.Queue[object] = queue.Queue()
@@ -77,9 +101,9 @@ def _listening(settings: Settings) -> tuple[mqtt.Client, queue.Queue[mqtt.MQTTMe
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("rate", [None, 600.0])
+@pytest.mark.parametrize(("rate", "burst"), [(None, 1), (None, 7), (600.0, 1)])
 def test_every_message_arrives_as_given_in_each_devices_order(
-    stack: Settings, rate: float | None
+    stack: Settings, rate: float | None, burst: int
 ) -> None:
     pki = PKI(stack.pki_dir)
     devices = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(3)]
@@ -88,7 +112,7 @@ def test_every_message_arrives_as_given_in_each_devices_order(
     signed = {d: [f"{d}.{i}.".encode() + bytes(range(256)) * 2 for i in range(40)] for d in devices}
     gateway, received = _listening(stack)
     try:
-        times = publish_bulk(stack, signed, rate)
+        times = publish_bulk(stack, signed, rate, burst=burst)
         got: dict[str, list[bytes]] = {d: [] for d in devices}
         deadline = time.monotonic() + 20
         while sum(map(len, got.values())) < 120 and time.monotonic() < deadline:
