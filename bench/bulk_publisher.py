@@ -8,8 +8,8 @@ taken from it. Here every device's PUBLISH packets are encoded before the clock 
 written over the device's own mutually authenticated TLS connection from one thread: 9-13 µs a
 message in the same runs, TLS, the writes and the acknowledgements read included.
 
-The packets are written by hand (a few lines of MQTT 5, OASIS MQTT Version 5.0 §3.1-3.4)
-because a client library's per-message work is exactly what this avoids. Every PUBLISH is
+The packets are written by hand (a few lines of MQTT 5, tests/support/mqtt_packets.py) because
+a client library's per-message work is exactly what this avoids (decision 0043). Every PUBLISH is
 QoS 1 and every PUBACK is read and its reason code checked: a message the broker refused (not
 authorised, quota exceeded) fails the run instead of going missing from it.
 """
@@ -25,6 +25,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from tests.support.mqtt_packets import (
+    CONNACK,
+    CONNECT,
+    DISCONNECT,
+    PUBACK,
+    packet,
+    parse,
+    publish,
+    utf8_string,
+)
 from tracehub.config import Settings
 
 __all__ = ["BulkDevice", "publish_bulk"]
@@ -45,32 +55,9 @@ RATE_WAKE_S = 0.004
 #: How often the acknowledgements are read while writing: each look costs a system call per
 #: connection, and they wait in the socket's buffer meanwhile.
 ACK_READ_INTERVAL_S = 0.02
-_CONNECT, _CONNACK, _PUBLISH_QOS1, _PUBACK, _DISCONNECT = 0x10, 0x20, 0x32, 0x40, 0xE0
+#: A write or read that waits longer than this fails the run instead of hanging it.
+IO_TIMEOUT_S = 30.0
 _MAX_PACKET_ID = 65535
-
-
-def _varint(value: int) -> bytes:
-    """MQTT's Variable Byte Integer (§1.5.5)."""
-    out = bytearray()
-    while True:
-        value, digit = divmod(value, 128)
-        out.append(digit | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _string(text: str) -> bytes:
-    raw = text.encode("utf-8")
-    return struct.pack("!H", len(raw)) + raw
-
-
-def _packet(first_byte: int, body: bytes) -> bytes:
-    return bytes([first_byte]) + _varint(len(body)) + body
-
-
-def _publish_packet(topic: bytes, packet_id: int, payload: bytes) -> bytes:
-    # Topic, packet identifier, no properties (§3.3.2), then the payload as it is.
-    return _packet(_PUBLISH_QOS1, topic + struct.pack("!HB", packet_id, 0) + payload)
 
 
 @dataclass
@@ -89,27 +76,30 @@ class BulkDevice:
         device_dir = settings.pki_dir / "devices" / device_id
         context = ssl.create_default_context(cafile=str(settings.pki_dir / "ca-bundle.pem"))
         context.load_cert_chain(device_dir / "cert.pem", device_dir / "key.pem")
-        raw = socket.create_connection((settings.mqtt_host, settings.mqtt_tls_port), timeout=30)
+        raw = socket.create_connection(
+            (settings.mqtt_host, settings.mqtt_tls_port), timeout=IO_TIMEOUT_S
+        )
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock = context.wrap_socket(raw, server_hostname=settings.mqtt_host)
         # Protocol "MQTT" level 5, clean start, keep-alive 60 s, no properties, client id.
-        connect = _string("MQTT") + struct.pack("!BBHB", 5, 0x02, 60, 0) + _string(device_id)
-        sock.sendall(_packet(_CONNECT, connect))
+        connect = utf8_string("MQTT") + struct.pack("!BBHB", 5, 0x02, 60, 0)
+        sock.sendall(packet(CONNECT, connect + utf8_string(device_id)))
         device = cls(device_id, sock)
         first, body = device._read_packet()
-        if first != _CONNACK or len(body) < 2 or body[1] != 0:
+        if first != CONNACK or len(body) < 2 or body[1] != 0:
             sock.close()
             raise ConnectionError(f"{device_id}: the broker refused the connection: {body!r}")
-        topic = _string(f"tracehub/v1/devices/{device_id}/readings")
+        topic = f"tracehub/v1/devices/{device_id}/readings".encode()
+        # Identifiers 1-65535 in turn: one is reused only after 65,534 others were sent, and
+        # the broker acknowledges a QoS 1 message as soon as it has it.
         device.packets = [
-            _publish_packet(topic, i % _MAX_PACKET_ID + 1, envelope)
-            for i, envelope in enumerate(envelopes)
+            publish(topic, envelope, i % _MAX_PACKET_ID + 1) for i, envelope in enumerate(envelopes)
         ]
         return device
 
     def read_acks(self) -> None:
         """Read the acknowledgements that have arrived, without waiting for more."""
-        self.sock.setblocking(False)
+        self.sock.settimeout(0)
         try:
             while True:
                 try:
@@ -120,18 +110,21 @@ class BulkDevice:
                     raise ConnectionError(f"{self.device_id}: the broker closed the connection")
                 self._unread += chunk
         finally:
-            self.sock.setblocking(True)
+            self.sock.settimeout(IO_TIMEOUT_S)
         for first, body in self._complete_packets():
             self._count_ack(first, body)
 
     def close(self) -> None:
+        """Say goodbye (a courtesy: the session is clean either way) and close."""
         try:
-            self.sock.sendall(_packet(_DISCONNECT, b""))
+            self.sock.sendall(packet(DISCONNECT, b""))
+        except OSError:
+            pass  # the connection is already gone
         finally:
             self.sock.close()
 
     def _count_ack(self, first: int, body: bytes) -> None:
-        if first != _PUBACK:
+        if first != PUBACK:
             raise ConnectionError(f"{self.device_id}: expected a PUBACK, got packet {first:#x}")
         # Two bytes: success with the reason code left out (§3.4.2.1).
         if len(body) > 2 and body[2] >= 0x80:
@@ -141,7 +134,7 @@ class BulkDevice:
     def _complete_packets(self) -> Iterator[tuple[int, bytes]]:
         data, at = self._unread, 0
         while True:
-            parsed = _parse_packet(data, at)
+            parsed = parse(data, at)
             if parsed is None:
                 break
             first, body, at = parsed
@@ -150,7 +143,7 @@ class BulkDevice:
 
     def _read_packet(self) -> tuple[int, bytes]:
         while True:
-            parsed = _parse_packet(self._unread, 0)
+            parsed = parse(self._unread)
             if parsed is not None:
                 first, body, end = parsed
                 self._unread = self._unread[end:]
@@ -159,26 +152,6 @@ class BulkDevice:
             if not chunk:
                 raise ConnectionError(f"{self.device_id}: the broker closed the connection")
             self._unread += chunk
-
-
-def _parse_packet(data: bytes, at: int) -> tuple[int, bytes, int] | None:
-    """The packet at ``data[at:]``: first byte, body and where the next one starts; None if it
-    has not all arrived."""
-    if len(data) - at < 2:
-        return None
-    length, multiplier, i = 0, 1, at + 1
-    while True:
-        if i >= len(data):
-            return None
-        digit = data[i]
-        length += (digit & 0x7F) * multiplier
-        multiplier *= 128
-        i += 1
-        if not digit & 0x80:
-            break
-    if len(data) - i < length:
-        return None
-    return data[at], data[i : i + length], i + length
 
 
 def publish_bulk(
@@ -244,14 +217,14 @@ def _rounds(devices: list[BulkDevice], burst: int) -> list[tuple[BulkDevice, byt
     for start in range(0, longest, burst):
         turn = [d for d in devices if start < len(d.packets)]
         shuffler.shuffle(turn)
-        order.extend((d, packet) for d in turn for packet in d.packets[start : start + burst])
+        order.extend((d, p) for d in turn for p in d.packets[start : start + burst])
     return order
 
 
 def _write(messages: list[tuple[BulkDevice, bytes]]) -> None:
     """Each device's messages of this slice in one write, in the order the slice holds them."""
     by_device: dict[str, tuple[BulkDevice, list[bytes]]] = {}
-    for device, packet in messages:
-        by_device.setdefault(device.device_id, (device, []))[1].append(packet)
+    for device, encoded in messages:
+        by_device.setdefault(device.device_id, (device, []))[1].append(encoded)
     for device, packets in by_device.values():
         device.sock.sendall(b"".join(packets))

@@ -1,6 +1,7 @@
-"""The benches' simulated devices (bench/bulk_publisher.py): their hand-written MQTT 5 packets
-against the spec's figures, and against the real broker: every message arrives as it was
-given, in each device's order, and a message the broker refuses fails the run."""
+"""The benches' simulated devices (bench/bulk_publisher.py): the hand-written MQTT 5 packets
+they write (tests/support/mqtt_packets.py) against the spec's figures, and the devices against
+the real broker: every message arrives as it was given, in each device's order, and a message
+the broker refuses fails the run."""
 
 from __future__ import annotations
 
@@ -15,17 +16,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.bulk_publisher import (
-    BulkDevice,
-    _parse_packet,
-    _publish_packet,
-    _rounds,
-    _string,
-    _varint,
-    publish_bulk,
-)
+from bench.bulk_publisher import BulkDevice, _rounds, publish_bulk
 from certs.pki import PKI
 from tests.support.mqtt import close, connect, gateway_client
+from tests.support.mqtt_packets import parse, publish, utf8_string, varint
 from tracehub.config import Settings
 
 
@@ -43,7 +37,7 @@ from tracehub.config import Settings
     ],
 )
 def test_remaining_lengths_are_encoded_as_the_spec_gives_them(value: int, encoded: bytes) -> None:
-    assert _varint(value) == encoded
+    assert varint(value) == encoded
 
 
 @given(
@@ -55,16 +49,16 @@ def test_remaining_lengths_are_encoded_as_the_spec_gives_them(value: int, encode
 def test_a_publish_packet_parses_back_and_not_before_it_is_whole(
     topic: str, packet_id: int, payload: bytes, cut: int
 ) -> None:
-    packet = _publish_packet(_string(topic), packet_id, payload)
+    name = topic.encode()
+    packet = publish(name, payload, packet_id)
     following = b"\x40\x02\x00\x01"
-    parsed = _parse_packet(packet + following, 0)
+    parsed = parse(packet + following)
     assert parsed is not None
     first, body, end = parsed
     assert first == 0x32 and end == len(packet)
-    name = _string(topic)
-    assert body == name + packet_id.to_bytes(2, "big") + b"\x00" + payload
-    assert _parse_packet(packet + following, end) == (0x40, b"\x00\x01", len(packet) + 4)
-    assert _parse_packet(packet[: max(0, len(packet) - 1 - cut)], 0) is None
+    assert body == utf8_string(topic) + packet_id.to_bytes(2, "big") + b"\x00" + payload
+    assert parse(packet + following, end) == (0x40, b"\x00\x01", len(packet) + 4)
+    assert parse(packet[: max(0, len(packet) - 1 - cut)]) is None
 
 
 @given(lengths=st.lists(st.integers(0, 30), min_size=1, max_size=6), burst=st.integers(1, 8))
@@ -134,8 +128,8 @@ def test_a_message_the_broker_refuses_fails_the_run(stack: Settings) -> None:
     pki.enrol_simulated_device(device_id)
     device = BulkDevice.connect(stack, device_id, [])
     try:
-        elsewhere = _string(f"tracehub/v1/devices/{other_id}/readings")
-        device.sock.sendall(_publish_packet(elsewhere, 1, b"not mine"))
+        elsewhere = f"tracehub/v1/devices/{other_id}/readings".encode()
+        device.sock.sendall(publish(elsewhere, b"not mine", 1))
         deadline = time.monotonic() + 5
         with pytest.raises(ConnectionError, match=r"refused a message \(0x87\)"):
             while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.consumer import READ_AHEAD, READ_BURST, _GatewayClient
+from tests.support.mqtt_packets import publish, varint
 
 
 def _client() -> _GatewayClient:
@@ -76,25 +77,6 @@ def test_one_read_takes_every_packet_waiting_then_stops() -> None:
     assert len(sent) < READ_BURST
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _publish(
-    topic: bytes, payload: bytes, mid: int, qos: int = 1, properties: bytes = b"\x00"
-) -> bytes:
-    """A PUBLISH of any size; ``properties`` is the MQTT 5 property section, length included."""
-    body = struct.pack("!H", len(topic)) + topic
-    body += struct.pack("!H", mid) if qos else b""
-    body += properties + payload
-    return bytes([0x30 | qos << 1]) + _varint(len(body)) + body
-
-
 @contextmanager
 def _fed(client: _GatewayClient, data: bytes) -> Iterator[None]:
     ours, theirs = socket.socketpair()
@@ -136,7 +118,7 @@ COMMON = [
 
 
 def test_the_short_way_hands_over_what_paho_would() -> None:
-    data = b"".join(_publish(*packet) for packet in COMMON)
+    data = b"".join(publish(*packet) for packet in COMMON)
     rc_short, short = _read(data, short=True)
     rc_paho, paho = _read(data, short=False)
     assert rc_short == rc_paho == mqtt.MQTT_ERR_SUCCESS
@@ -149,13 +131,13 @@ def test_the_short_way_hands_over_what_paho_would() -> None:
     "packet",
     [
         # A property (payload format indicator = 1): paho parses properties.
-        _publish(b"tracehub/v1/devices/d/readings", b"p", 3, properties=b"\x02\x01\x01"),
+        publish(b"tracehub/v1/devices/d/readings", b"p", 3, properties=b"\x02\x01\x01"),
         # A topic alias with an empty topic name.
-        _publish(b"", b"p", 3, properties=b"\x03\x23\x00\x01"),
+        publish(b"", b"p", 3, properties=b"\x03\x23\x00\x01"),
         # QoS 2: paho's own exchange (PUBREC, PUBREL, PUBCOMP).
-        _publish(b"tracehub/v1/devices/d/readings", b"p", 3, qos=2),
+        publish(b"tracehub/v1/devices/d/readings", b"p", 3, qos=2),
         # A topic that is not UTF-8.
-        _publish(b"tracehub/v1/devices/\xff/readings", b"p", 3),
+        publish(b"tracehub/v1/devices/\xff/readings", b"p", 3),
     ],
     ids=["properties", "topic-alias", "qos2", "not-utf8"],
 )
@@ -170,7 +152,7 @@ def test_anything_else_takes_paho_s_way(packet: bytes) -> None:
 def test_a_truncated_publish_is_refused_as_paho_refuses_it() -> None:
     topic = b"tracehub/v1/devices/d/readings"
     body = struct.pack("!H", len(topic) + 10) + topic  # topic length beyond the packet
-    packet = bytes([0x32]) + _varint(len(body)) + body
+    packet = bytes([0x32]) + varint(len(body)) + body
     rc_short, short = _read(packet, short=True)
     rc_paho, paho = _read(packet, short=False)
     assert rc_short == rc_paho == mqtt.MQTT_ERR_PROTOCOL
@@ -181,7 +163,7 @@ def test_a_packet_split_across_reads_is_delivered_once_whole() -> None:
     client = _client()
     got: list[tuple[str, bytes, int, int]] = []
     client.on_delivery = lambda t, p, mid, qos: got.append((t, p, mid, qos))
-    packet = _publish(b"tracehub/v1/devices/d/readings", b"p" * 3000, 9)
+    packet = publish(b"tracehub/v1/devices/d/readings", b"p" * 3000, 9)
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     client._sock = ours  # type: ignore[assignment]
@@ -202,7 +184,7 @@ def test_one_read_leaves_nothing_in_the_read_ahead_that_select_cannot_see() -> N
     # More packets than a burst, all in one read from the socket: the loop must not stop at
     # READ_BURST with the rest in memory, where select() would never wake it for them.
     count = READ_BURST + 50
-    data = b"".join(_publish(b"t/d", b"x", i + 1) for i in range(count))
+    data = b"".join(publish(b"t/d", b"x", i + 1) for i in range(count))
     assert len(data) < READ_AHEAD
     rc, seen = _read(data, short=True)
     assert rc == mqtt.MQTT_ERR_SUCCESS
