@@ -4,7 +4,8 @@
                                              [--profile] [--no-telegraf]
 
 The readings are signed once. They are published flat out by the same publisher
-(bench.ingest_bench: one MQTT client per device, QoS 1, two processes), first to `--gateways`
+(bench.ingest_bench's `--publisher`: by default bench/bulk_publisher.py, one mutually
+authenticated MQTT connection per device, QoS 1), first to `--gateways`
 TraceHub gateways (checks, PostgreSQL, IPFS, Fabric: run (c1) of bench.ingest_bench), then, the
 same envelopes again, to one Telegraf process (`mqtt_consumer` input, `postgresql` output), which
 stores each payload as a string in a table of the schema `bench_telegraf` without checking or
