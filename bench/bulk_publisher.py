@@ -165,7 +165,14 @@ def publish_bulk(
     ``rate`` messages/s in all; the time each message was written to its connection, in order.
     Flat out, each device writes ``burst`` messages at a time (its turn comes round after each
     write). Returns once the broker has acknowledged every one."""
-    devices = [BulkDevice.connect(settings, d, envelopes) for d, envelopes in signed.items()]
+    devices: list[BulkDevice] = []
+    try:
+        for device_id, envelopes in signed.items():
+            devices.append(BulkDevice.connect(settings, device_id, envelopes))
+    except BaseException:
+        for device in devices:  # those connected before one was refused
+            device.close()
+        raise
     order = _rounds(devices, burst)
     total = len(order)
     times: list[float] = []
