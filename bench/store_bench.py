@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.store_bench [--rows 50000] [--batch 1000] [--devices 100]
                                           [--envelope-bytes 600] [--compare] [--keep]
-                                          [--keys N [--key-rounds 30]] [--by-statement]
+                                          [--keys N [--key-rounds 30]]
+                                          [--by-statement [--gateways N]]
 
 Stores ``--rows`` verified readings (synthetic ~600-byte envelopes, correctly chained, from
 ``--devices`` devices interleaved as a gateway sees them) with ``ReadingStore.store_verified`` in
@@ -17,7 +18,9 @@ tables that already hold N keys, one as ``reading_keys`` is, one with the unique
 stores the rows again, appended to open batches of 4,000 as a gateway appends, and charges the
 server process's own CPU (``/proc/<pid>/schedstat``: the stack's PostgreSQL runs on this
 machine) to each statement of the store's transaction: µs a reading by statement, the commit
-and the rest of the transaction under "commit and the rest" (decision 0042). Everything runs in
+and the rest of the transaction under "commit and the rest" (decision 0042); with ``--gateways
+N`` the readings are dealt at random to N stores taking turns, so a device's chain links cross
+between them as when a shared subscription deals a backlog to N gateways. Everything runs in
 schemas named ``bench_<random>``, dropped at the end unless ``--keep``. Writes
 ``bench/results/store.json``.
 """
