@@ -22,9 +22,9 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from certs.pki import PKI
 from tests.support.mqtt_packets import (
     CONNACK,
     CONNECT,
@@ -73,9 +73,9 @@ class BulkDevice:
     @classmethod
     def connect(cls, settings: Settings, device_id: str, envelopes: list[bytes]) -> BulkDevice:
         """Connect and have the broker accept the device; its readings encoded, unsent."""
-        device_dir = settings.pki_dir / "devices" / device_id
-        context = ssl.create_default_context(cafile=str(settings.pki_dir / "ca-bundle.pem"))
-        context.load_cert_chain(device_dir / "cert.pem", device_dir / "key.pem")
+        pki = PKI(settings.pki_dir)
+        context = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
+        context.load_cert_chain(*pki.device_paths(device_id))
         raw = socket.create_connection(
             (settings.mqtt_host, settings.mqtt_tls_port), timeout=IO_TIMEOUT_S
         )
@@ -103,16 +103,13 @@ class BulkDevice:
         try:
             while True:
                 try:
-                    chunk = self.sock.recv(65536)
+                    self._receive()
                 except (ssl.SSLWantReadError, BlockingIOError):
                     break
-                if not chunk:
-                    raise ConnectionError(f"{self.device_id}: the broker closed the connection")
-                self._unread += chunk
         finally:
             self.sock.settimeout(IO_TIMEOUT_S)
-        for first, body in self._complete_packets():
-            self._count_ack(first, body)
+        while (taken := self._take_packet()) is not None:
+            self._count_ack(*taken)
 
     def close(self) -> None:
         """Say goodbye (a courtesy: the session is clean either way) and close."""
@@ -131,27 +128,25 @@ class BulkDevice:
             raise ConnectionError(f"{self.device_id}: the broker refused a message ({body[2]:#x})")
         self.acked += 1
 
-    def _complete_packets(self) -> Iterator[tuple[int, bytes]]:
-        data, at = self._unread, 0
-        while True:
-            parsed = parse(data, at)
-            if parsed is None:
-                break
-            first, body, at = parsed
-            yield first, body
-        self._unread = data[at:]
+    def _take_packet(self) -> tuple[int, bytes] | None:
+        """The first whole packet read so far (first byte, body), taken off what is unread."""
+        parsed = parse(self._unread)
+        if parsed is None:
+            return None
+        first, body, end = parsed
+        self._unread = self._unread[end:]
+        return first, body
 
     def _read_packet(self) -> tuple[int, bytes]:
-        while True:
-            parsed = parse(self._unread)
-            if parsed is not None:
-                first, body, end = parsed
-                self._unread = self._unread[end:]
-                return first, body
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"{self.device_id}: the broker closed the connection")
-            self._unread += chunk
+        while (taken := self._take_packet()) is None:
+            self._receive()
+        return taken
+
+    def _receive(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"{self.device_id}: the broker closed the connection")
+        self._unread += chunk
 
 
 def publish_bulk(

@@ -66,7 +66,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bench import ingest_limits
 from bench._proc import children_cpu_since, cpu_and_rss, own_cpu_seconds, thread_cpu_seconds
-from bench.bulk_publisher import BURST_SLICE, publish_bulk
+from bench.bulk_publisher import BURST_SLICE, FLAT_OUT_SLICE, publish_bulk
 from bench.telegraf_peer import TELEGRAF, bench_telegraf
 from certs.broker import BrokerEndpoint, admit_gateway
 from certs.enrolment import enrol_simulated_devices
@@ -183,7 +183,8 @@ def _publish(
     per message than a gateway's broker does, on the cores the pipeline runs on.
     """
     if publisher in ("bulk", "burst"):
-        return publish_bulk(settings, signed, rate, burst=1 if publisher == "bulk" else BURST_SLICE)
+        burst = FLAT_OUT_SLICE if publisher == "bulk" else BURST_SLICE
+        return publish_bulk(settings, signed, rate, burst=burst)
     if publisher == "c":
         return _publish_c(settings, signed, rate)
     devices = list(signed)
